@@ -1,0 +1,22 @@
+//! The agent service: review, describe and fix tasks over Ollama.
+//!
+//! `Application::build` binds, prepares the database (migrations under a lock) and returns; the
+//! caller reads the bound address and then calls `run_until_stopped`.
+
+#![forbid(unsafe_code)]
+
+mod grpc;
+pub mod ollama;
+pub mod settings;
+mod startup;
+pub mod tasks;
+
+pub use settings::{AgentSettings, Settings};
+pub use startup::{Application, StartupError};
+
+/// The embedded migrations of the `agent` schema.
+pub const MIGRATIONS: &[prfix_runtime::migrate::Migration] = &[prfix_runtime::migrate::Migration {
+    version: 1,
+    name: "0001_tasks.sql",
+    sql: include_str!("../../../migrations/agent/0001_tasks.sql"),
+}];

@@ -1,0 +1,99 @@
+//! Building and running the agent: bind first, prepare the database, then serve.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use prfix_proto::agent::v1::agent_service_server::AgentServiceServer;
+use prfix_proto::service_names;
+use prfix_runtime::db::{self, PrepareError};
+use prfix_runtime::grpc::{self, Health};
+use prfix_runtime::migrate::MigrationReport;
+use prfix_runtime::shutdown::CancellationToken;
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+
+use crate::grpc::AgentApi;
+use crate::ollama::Ollama;
+use crate::settings::Settings;
+
+/// Why the service could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The database could not be prepared.
+    #[error("agent database: {0}")]
+    Database(#[from] PrepareError),
+    /// Reflection could not be built from the descriptor set.
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The HTTP client for Ollama could not be built.
+    #[error("HTTP client: {0}")]
+    Http(#[source] reqwest::Error),
+    /// The server failed while serving.
+    #[error("agent server: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// A bound, ready-to-serve agent.
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    pool: Pool,
+    report: MigrationReport,
+    drain_delay: Duration,
+    ollama: Ollama,
+}
+
+impl Application {
+    /// Binds the listener, then prepares the database (creating it and applying migrations).
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let listen = settings.agent.listen;
+        let listener = TcpListener::bind(listen).await.map_err(|source| StartupError::Bind { addr: listen, source })?;
+        let addr = listener.local_addr().map_err(|source| StartupError::Bind { addr: listen, source })?;
+        let ollama = Ollama::new(
+            settings.ollama_endpoints(),
+            Duration::from_millis(settings.agent.ollama_connect_timeout_ms),
+            Duration::from_millis(settings.agent.ollama_request_timeout_ms),
+        )
+        .map_err(StartupError::Http)?;
+        let (pool, report) = db::prepare(&settings.database(), crate::MIGRATIONS).await?;
+        let drain_delay = Duration::from_millis(settings.agent.drain_delay_ms);
+        Ok(Self { listener, addr, pool, report, drain_delay, ollama })
+    }
+
+    /// The address actually bound (tests bind port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// What the start-up migration run did.
+    pub fn migration_report(&self) -> &MigrationReport {
+        &self.report
+    }
+
+    /// The database pool (tests inspect tasks through it).
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Serves until `shutdown` is cancelled, then drains.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), StartupError> {
+        let (health, health_service) = Health::new(&[service_names::AGENT]).await;
+        let routes = grpc::with_reflection(
+            Routes::new(health_service).add_service(AgentServiceServer::new(AgentApi::new(self.pool.clone(), self.ollama.clone()))),
+        )?;
+        tracing::info!(addr = %self.addr, "agent listening");
+        grpc::serve(routes, self.listener, health, shutdown, self.drain_delay).await?;
+        tracing::info!("agent stopped");
+        Ok(())
+    }
+}

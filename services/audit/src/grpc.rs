@@ -1,0 +1,267 @@
+//! The gRPC face of the audit log: converts messages, calls the store, maps errors.
+
+use std::pin::Pin;
+
+use base64::Engine;
+use deadpool_postgres::Pool;
+use futures::Stream;
+use prfix_proto::audit::v1 as pb;
+use prfix_proto::audit::v1::audit_service_server::AuditService;
+use prfix_runtime::error::to_status;
+use prfix_runtime::time::{from_timestamp, to_timestamp};
+use tokio::sync::mpsc;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::json::{json_to_struct, struct_to_json};
+use crate::store::{self, AuditError, Filter, NewEvent, Outcome, StoredEvent};
+
+/// Events fetched per page when exporting.
+const EXPORT_PAGE: i64 = 500;
+/// Default and largest ListEvents page.
+const DEFAULT_PAGE: i32 = 100;
+const MAX_PAGE: i32 = 1_000;
+
+/// The AuditService implementation.
+pub struct AuditApi {
+    pool: Pool,
+}
+
+impl AuditApi {
+    /// Serves the log in `pool`.
+    pub fn new(pool: Pool) -> Self {
+        Self { pool }
+    }
+}
+
+fn invalid(msg: impl Into<String>) -> Status {
+    to_status(AuditError::Invalid(msg.into()))
+}
+
+/// The domain event of a submitted message; `index` names it in errors.
+fn to_new_event(event: pb::AuditEvent, index: usize) -> Result<NewEvent, Status> {
+    let pb::AuditEvent {
+        event_id,
+        sequence: _,
+        time,
+        actor,
+        actor_ip,
+        action,
+        resource,
+        result,
+        request_id,
+        trace_id,
+        metadata,
+        record_time: _,
+        leaf_hash: _,
+        chain_hash: _,
+    } = event;
+    let field = |name: &str| format!("events[{index}].{name}");
+    let event_id = Uuid::parse_str(&event_id).map_err(|_| invalid(format!("{} must be a UUID, got `{event_id}`", field("event_id"))))?;
+    let occurred_at = time
+        .as_ref()
+        .ok_or_else(|| invalid(format!("{} is required", field("time"))))
+        .and_then(|t| from_timestamp(t).ok_or_else(|| invalid(format!("{} is out of range", field("time")))))?;
+    let pb::Actor { subject, roles } = actor.unwrap_or_default();
+    let outcome = Outcome::from_i32(result)
+        .ok_or_else(|| invalid(format!("{} must be SUCCESS, FAILURE or DENIED", field("result"))))?;
+    Ok(NewEvent {
+        event_id,
+        occurred_at,
+        actor_subject: subject,
+        actor_roles: roles,
+        actor_ip,
+        action,
+        resource,
+        outcome,
+        request_id,
+        trace_id,
+        metadata: metadata.as_ref().map_or_else(|| serde_json::json!({}), struct_to_json),
+    })
+}
+
+fn to_proto(stored: StoredEvent) -> pb::AuditEvent {
+    let StoredEvent { sequence, recorded_at, event } = stored;
+    pb::AuditEvent {
+        event_id: event.event_id.to_string(),
+        sequence,
+        time: Some(to_timestamp(event.occurred_at)),
+        actor: Some(pb::Actor { subject: event.actor_subject, roles: event.actor_roles }),
+        actor_ip: event.actor_ip,
+        action: event.action,
+        resource: event.resource,
+        result: event.outcome as i32,
+        request_id: event.request_id,
+        trace_id: event.trace_id,
+        metadata: Some(json_to_struct(&event.metadata)),
+        record_time: Some(to_timestamp(recorded_at)),
+        leaf_hash: Vec::new(),
+        chain_hash: Vec::new(),
+    }
+}
+
+fn encode_page_token(after: i64) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("after:{after}"))
+}
+
+fn decode_page_token(token: &str) -> Result<i64, Status> {
+    if token.is_empty() {
+        return Ok(0);
+    }
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.strip_prefix("after:").and_then(|n| n.parse().ok()))
+        .ok_or_else(|| invalid("page_token is not a token this service issued"))
+}
+
+fn non_empty(s: String) -> Option<String> {
+    Some(s).filter(|s| !s.is_empty())
+}
+
+type ExportStream = Pin<Box<dyn Stream<Item = Result<pb::ExportEventsResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl AuditService for AuditApi {
+    async fn append(&self, request: Request<pb::AppendRequest>) -> Result<Response<pb::AppendResponse>, Status> {
+        let pb::AppendRequest { event } = request.into_inner();
+        let event = to_new_event(event.ok_or_else(|| invalid("event is required"))?, 0)?;
+        let appended = store::append(&self.pool, &[event]).await.map_err(to_status)?;
+        let first = appended.first().ok_or_else(|| Status::internal("append returned no result"))?;
+        Ok(Response::new(pb::AppendResponse { sequence: first.sequence, duplicate: first.duplicate }))
+    }
+
+    async fn append_batch(
+        &self,
+        request: Request<pb::AppendBatchRequest>,
+    ) -> Result<Response<pb::AppendBatchResponse>, Status> {
+        let pb::AppendBatchRequest { events } = request.into_inner();
+        let events = events.into_iter().enumerate().map(|(i, e)| to_new_event(e, i)).collect::<Result<Vec<_>, _>>()?;
+        let appended = store::append(&self.pool, &events).await.map_err(to_status)?;
+        let results = events
+            .iter()
+            .zip(appended)
+            .map(|(e, a)| pb::AppendResult { event_id: e.event_id.to_string(), sequence: a.sequence, duplicate: a.duplicate })
+            .collect();
+        Ok(Response::new(pb::AppendBatchResponse { results }))
+    }
+
+    async fn list_events(
+        &self,
+        request: Request<pb::ListEventsRequest>,
+    ) -> Result<Response<pb::ListEventsResponse>, Status> {
+        let pb::ListEventsRequest { start_time, end_time, actor, action, resource, result, page_size, page_token } =
+            request.into_inner();
+        let time = |t: Option<prost_types::Timestamp>, name: &str| -> Result<_, Status> {
+            t.map(|t| from_timestamp(&t).ok_or_else(|| invalid(format!("{name} is out of range")))).transpose()
+        };
+        let outcome = match result {
+            0 => None,
+            n => Some(Outcome::from_i32(n).ok_or_else(|| invalid(format!("result {n} is not a known AuditResult")))?),
+        };
+        if page_size < 0 {
+            return Err(invalid("page_size must not be negative"));
+        }
+        let page_size = if page_size == 0 { DEFAULT_PAGE } else { page_size.min(MAX_PAGE) };
+        let filter = Filter {
+            start: time(start_time, "start_time")?,
+            end: time(end_time, "end_time")?,
+            actor: non_empty(actor),
+            action: non_empty(action),
+            resource: non_empty(resource),
+            outcome,
+        };
+        let after = decode_page_token(&page_token)?;
+        // One more than asked tells whether there is a next page.
+        let mut events = store::list(&self.pool, &filter, after, i64::from(page_size) + 1).await.map_err(to_status)?;
+        let next_page_token = if events.len() > page_size as usize {
+            events.truncate(page_size as usize);
+            events.last().map(|e| encode_page_token(e.sequence)).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListEventsResponse { events: events.into_iter().map(to_proto).collect(), next_page_token }))
+    }
+
+    async fn get_checkpoint(
+        &self,
+        _request: Request<pb::GetCheckpointRequest>,
+    ) -> Result<Response<pb::GetCheckpointResponse>, Status> {
+        Err(Status::unimplemented("signed checkpoints are not built yet (issue 4)"))
+    }
+
+    async fn get_inclusion_proof(
+        &self,
+        _request: Request<pb::GetInclusionProofRequest>,
+    ) -> Result<Response<pb::GetInclusionProofResponse>, Status> {
+        Err(Status::unimplemented("inclusion proofs are not built yet (issue 4)"))
+    }
+
+    async fn get_consistency_proof(
+        &self,
+        _request: Request<pb::GetConsistencyProofRequest>,
+    ) -> Result<Response<pb::GetConsistencyProofResponse>, Status> {
+        Err(Status::unimplemented("consistency proofs are not built yet (issue 4)"))
+    }
+
+    type ExportEventsStream = ExportStream;
+
+    async fn export_events(
+        &self,
+        request: Request<pb::ExportEventsRequest>,
+    ) -> Result<Response<Self::ExportEventsStream>, Status> {
+        let pb::ExportEventsRequest { start_sequence, end_sequence } = request.into_inner();
+        if start_sequence < 0 || end_sequence < 0 {
+            return Err(invalid("start_sequence and end_sequence must not be negative"));
+        }
+        // The end is fixed when the call starts, so an export is a consistent prefix of the log.
+        let end = if end_sequence == 0 { store::head(&self.pool).await.map_err(to_status)? } else { end_sequence };
+        let pool = self.pool.clone();
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(async move {
+            let mut next = start_sequence.max(1);
+            while next <= end {
+                let page = match store::range(&pool, next, end, EXPORT_PAGE).await {
+                    Ok(page) => page,
+                    Err(e) => {
+                        let _ = tx.send(Err(to_status(e))).await;
+                        return;
+                    }
+                };
+                let Some(last) = page.last().map(|e| e.sequence) else { return };
+                for event in page {
+                    let item = pb::ExportEventsResponse { item: Some(pb::export_events_response::Item::Event(to_proto(event))) };
+                    if tx.send(Ok(item)).await.is_err() {
+                        return; // the client went away
+                    }
+                }
+                next = last + 1;
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+
+    async fn verify(&self, _request: Request<pb::VerifyRequest>) -> Result<Response<pb::VerifyResponse>, Status> {
+        Err(Status::unimplemented("verification arrives with the hash chain (issue 4)"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_tokens_round_trip_and_foreign_ones_are_refused() {
+        assert_eq!(decode_page_token(&encode_page_token(42)).expect("decodes"), 42);
+        assert_eq!(decode_page_token("").expect("empty is the start"), 0);
+        assert_eq!(decode_page_token("bm9wZQ").expect_err("refused").code(), tonic::Code::InvalidArgument);
+    }
+
+    #[test]
+    fn a_bad_event_id_is_named() {
+        let event = pb::AuditEvent { event_id: "nope".into(), ..Default::default() };
+        let status = to_new_event(event, 3).expect_err("refused");
+        assert!(status.message().contains("events[3].event_id"), "{}", status.message());
+    }
+}

@@ -1,0 +1,22 @@
+//! The audit service: the only writer of the append-only audit log.
+//!
+//! `Application::build` binds, prepares the database (migrations under a lock) and returns; the
+//! caller reads the bound address and then calls `run_until_stopped`.
+
+#![forbid(unsafe_code)]
+
+mod grpc;
+mod json;
+pub mod settings;
+mod startup;
+pub mod store;
+
+pub use settings::{AuditSettings, Settings};
+pub use startup::{Application, StartupError};
+
+/// The embedded migrations of the `audit` schema.
+pub const MIGRATIONS: &[prfix_runtime::migrate::Migration] = &[prfix_runtime::migrate::Migration {
+    version: 1,
+    name: "0001_events.sql",
+    sql: include_str!("../../../migrations/audit/0001_events.sql"),
+}];

@@ -1,0 +1,81 @@
+//! The audit service's settings: the shared ones and the `[audit]` section.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use prfix_runtime::db::DatabaseSettings;
+use prfix_runtime::settings::{CommonSettings, Layers, SettingsError};
+use serde::Deserialize;
+
+/// Everything the audit service reads.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// Shared settings (database, logs).
+    pub common: CommonSettings,
+    /// The `[audit]` section.
+    pub audit: AuditSettings,
+}
+
+/// The `[audit]` section (`PRFIX_AUDIT__...`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Address the gRPC server listens on.
+    pub listen: SocketAddr,
+    /// Role the pooled sessions run as; empty keeps the login role.
+    pub database_role: String,
+    /// Maximum pooled database connections.
+    pub database_pool_size: usize,
+    /// Time to wait for a database connection, in milliseconds.
+    pub database_connect_timeout_ms: u64,
+    /// Time between NOT_SERVING and closing the listener at shutdown, in milliseconds.
+    pub drain_delay_ms: u64,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50052)),
+            database_role: "prfix_audit".to_owned(),
+            database_pool_size: 16,
+            database_connect_timeout_ms: 5_000,
+            drain_delay_ms: 0,
+        }
+    }
+}
+
+impl Settings {
+    /// Defaults, then `file` (or `PRFIX_CONFIG`), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        let layers = Layers::load(file)?;
+        Self::from_layers(&layers)
+    }
+
+    /// Reads and validates both parts from already loaded layers.
+    pub fn from_layers(layers: &Layers) -> Result<Self, SettingsError> {
+        let settings = Self { common: layers.common()?, audit: layers.section("audit")? };
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what parsing cannot.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        self.common.validate()?;
+        if self.audit.database_pool_size == 0 {
+            return Err(SettingsError::Invalid { key: "audit.database_pool_size", reason: "must be at least 1".to_owned() });
+        }
+        Ok(())
+    }
+
+    /// How to reach the database.
+    pub fn database(&self) -> DatabaseSettings {
+        DatabaseSettings {
+            url: self.common.database_url.clone(),
+            schema: "audit".to_owned(),
+            role: Some(self.audit.database_role.clone()).filter(|r| !r.is_empty()),
+            pool_size: self.audit.database_pool_size,
+            connect_timeout: Duration::from_millis(self.audit.database_connect_timeout_ms),
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! The audit log in Postgres: appends ordered by one writer at a time, idempotent on event id,
+//! and reads by filter or by sequence range.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
+use prfix_runtime::error::{ErrorCode, ServiceError};
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+/// Most events one AppendBatch may carry.
+pub const MAX_BATCH: usize = 1_000;
+/// Largest metadata object, as JSON text.
+pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+/// Longest text field (action, resource, subject...).
+pub const MAX_FIELD_CHARS: usize = 1_024;
+
+/// Key of the transaction-level advisory lock that makes appends one writer at a time, so that
+/// sequence numbers are gap-free and in commit order.
+const APPEND_LOCK: i64 = 0x7072_6669_7861_7564; // "prfixaud"
+
+/// The outcome of an audited action (values as in the proto enum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The action succeeded.
+    Success = 1,
+    /// It was tried and failed.
+    Failure = 2,
+    /// It was refused.
+    Denied = 3,
+}
+
+impl Outcome {
+    /// From the stored or wire number.
+    pub fn from_i32(v: i32) -> Option<Self> {
+        match v {
+            1 => Some(Self::Success),
+            2 => Some(Self::Failure),
+            3 => Some(Self::Denied),
+            _ => None,
+        }
+    }
+}
+
+/// An event as a client submits it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// The idempotency key.
+    pub event_id: Uuid,
+    /// When the action happened.
+    pub occurred_at: DateTime<Utc>,
+    /// Who acted.
+    pub actor_subject: String,
+    /// The actor's roles.
+    pub actor_roles: Vec<String>,
+    /// Client address.
+    pub actor_ip: String,
+    /// Method or named action.
+    pub action: String,
+    /// What was acted on.
+    pub resource: String,
+    /// The outcome.
+    pub outcome: Outcome,
+    /// Gateway request id.
+    pub request_id: String,
+    /// W3C trace id.
+    pub trace_id: String,
+    /// Further facts (a JSON object).
+    pub metadata: serde_json::Value,
+}
+
+/// An event as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// Position in the log.
+    pub sequence: i64,
+    /// When it was stored.
+    pub recorded_at: DateTime<Utc>,
+    /// What was submitted.
+    pub event: NewEvent,
+}
+
+/// Where an append put an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// Its sequence number.
+    pub sequence: i64,
+    /// True when the event id was already stored.
+    pub duplicate: bool,
+}
+
+/// Filters of a listing; all combine with AND.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// At or after.
+    pub start: Option<DateTime<Utc>>,
+    /// Before.
+    pub end: Option<DateTime<Utc>>,
+    /// Exact subject.
+    pub actor: Option<String>,
+    /// Exact action.
+    pub action: Option<String>,
+    /// Exact resource.
+    pub resource: Option<String>,
+    /// Outcome.
+    pub outcome: Option<Outcome>,
+}
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// The request breaks a rule; the message names the field.
+    #[error("{0}")]
+    Invalid(String),
+    /// No database session could be had.
+    #[error("audit database unavailable: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    /// A statement failed.
+    #[error("audit database query failed: {0}")]
+    Query(#[from] tokio_postgres::Error),
+}
+
+impl ServiceError for AuditError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            AuditError::Invalid(_) => ErrorCode::InvalidArgument,
+            AuditError::Pool(_) => ErrorCode::Unavailable,
+            AuditError::Query(e) if e.is_closed() => ErrorCode::Unavailable,
+            AuditError::Query(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+impl NewEvent {
+    /// Checks sizes and required fields; `index` names the event in a batch.
+    pub fn validate(&self, index: usize) -> Result<(), AuditError> {
+        let field = |name: &str| format!("events[{index}].{name}");
+        if self.actor_subject.is_empty() {
+            return Err(AuditError::Invalid(format!("{} is required", field("actor.subject"))));
+        }
+        if self.action.is_empty() {
+            return Err(AuditError::Invalid(format!("{} is required", field("action"))));
+        }
+        for (name, value) in [
+            ("actor.subject", &self.actor_subject),
+            ("actor_ip", &self.actor_ip),
+            ("action", &self.action),
+            ("resource", &self.resource),
+            ("request_id", &self.request_id),
+            ("trace_id", &self.trace_id),
+        ] {
+            if value.chars().count() > MAX_FIELD_CHARS {
+                return Err(AuditError::Invalid(format!("{} is longer than {MAX_FIELD_CHARS} characters", field(name))));
+            }
+        }
+        if !self.metadata.is_object() {
+            return Err(AuditError::Invalid(format!("{} must be an object", field("metadata"))));
+        }
+        let size = self.metadata.to_string().len();
+        if size > MAX_METADATA_BYTES {
+            return Err(AuditError::Invalid(format!(
+                "{} is {size} bytes of JSON; the limit is {MAX_METADATA_BYTES}",
+                field("metadata")
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Appends `events` in order, in one transaction. An event id already stored (or repeated in the
+/// batch) is not stored again and reports its original sequence.
+pub async fn append(pool: &Pool, events: &[NewEvent]) -> Result<Vec<Appended>, AuditError> {
+    if events.is_empty() {
+        return Err(AuditError::Invalid("events must not be empty".to_owned()));
+    }
+    if events.len() > MAX_BATCH {
+        return Err(AuditError::Invalid(format!("a batch holds at most {MAX_BATCH} events, got {}", events.len())));
+    }
+    for (i, e) in events.iter().enumerate() {
+        e.validate(i)?;
+    }
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&APPEND_LOCK]).await?;
+    let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+    let existing = tx.query("SELECT event_id, sequence FROM events WHERE event_id = ANY($1)", &[&ids]).await?;
+    let mut known: std::collections::HashMap<Uuid, i64> = existing.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let head: i64 = tx.query_one("SELECT coalesce(max(sequence), 0) FROM events", &[]).await?.get(0);
+    let insert = tx
+        .prepare(
+            "INSERT INTO events (sequence, event_id, occurred_at, actor_subject, actor_roles, actor_ip, action,
+                                 resource, result, request_id, trace_id, metadata)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .await?;
+    let mut next = head;
+    let mut out = Vec::with_capacity(events.len());
+    for e in events {
+        if let Some(sequence) = known.get(&e.event_id) {
+            out.push(Appended { sequence: *sequence, duplicate: true });
+            continue;
+        }
+        next += 1;
+        tx.execute(
+            &insert,
+            &[
+                &next,
+                &e.event_id,
+                &e.occurred_at,
+                &e.actor_subject,
+                &e.actor_roles,
+                &e.actor_ip,
+                &e.action,
+                &e.resource,
+                &(e.outcome as i16),
+                &e.request_id,
+                &e.trace_id,
+                &e.metadata,
+            ],
+        )
+        .await?;
+        known.insert(e.event_id, next);
+        out.push(Appended { sequence: next, duplicate: false });
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+const COLUMNS: &str = "sequence, event_id, occurred_at, actor_subject, actor_roles, actor_ip, action, resource, result,
+                       request_id, trace_id, metadata, recorded_at";
+
+fn row_to_event(row: &Row) -> Result<StoredEvent, AuditError> {
+    let result: i16 = row.get(8);
+    let outcome = Outcome::from_i32(i32::from(result))
+        .ok_or_else(|| AuditError::Invalid(format!("stored event has unknown result {result}")))?;
+    Ok(StoredEvent {
+        sequence: row.get(0),
+        recorded_at: row.get(12),
+        event: NewEvent {
+            event_id: row.get(1),
+            occurred_at: row.get(2),
+            actor_subject: row.get(3),
+            actor_roles: row.get(4),
+            actor_ip: row.get(5),
+            action: row.get(6),
+            resource: row.get(7),
+            outcome,
+            request_id: row.get(9),
+            trace_id: row.get(10),
+            metadata: row.get(11),
+        },
+    })
+}
+
+/// Events matching `filter` with a sequence above `after`, oldest first, at most `limit`.
+pub async fn list(pool: &Pool, filter: &Filter, after: i64, limit: i64) -> Result<Vec<StoredEvent>, AuditError> {
+    let client = pool.get().await?;
+    let outcome = filter.outcome.map(|o| o as i16);
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM events
+                 WHERE sequence > $1
+                   AND ($2::timestamptz IS NULL OR occurred_at >= $2)
+                   AND ($3::timestamptz IS NULL OR occurred_at < $3)
+                   AND ($4::text IS NULL OR actor_subject = $4)
+                   AND ($5::text IS NULL OR action = $5)
+                   AND ($6::text IS NULL OR resource = $6)
+                   AND ($7::smallint IS NULL OR result = $7)
+                 ORDER BY sequence
+                 LIMIT $8"
+            ),
+            &[&after, &filter.start, &filter.end, &filter.actor, &filter.action, &filter.resource, &outcome, &limit],
+        )
+        .await?;
+    rows.iter().map(row_to_event).collect()
+}
+
+/// Events with sequence in `from..=to`, oldest first, at most `limit`.
+pub async fn range(pool: &Pool, from: i64, to: i64, limit: i64) -> Result<Vec<StoredEvent>, AuditError> {
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            &format!("SELECT {COLUMNS} FROM events WHERE sequence BETWEEN $1 AND $2 ORDER BY sequence LIMIT $3"),
+            &[&from, &to, &limit],
+        )
+        .await?;
+    rows.iter().map(row_to_event).collect()
+}
+
+/// The highest sequence stored (0 for an empty log).
+pub async fn head(pool: &Pool) -> Result<i64, AuditError> {
+    let client = pool.get().await?;
+    Ok(client.query_one("SELECT coalesce(max(sequence), 0) FROM events", &[]).await?.get(0))
+}

@@ -1,0 +1,107 @@
+//! The pieces every gRPC server of ours has: health that is NOT_SERVING until ready and during
+//! drain, reflection v1 and v1alpha over the whole API, request ids and request spans, and a
+//! serve loop with graceful shutdown.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+/// The health reporter of a server, with the service names it answers for.
+#[derive(Clone)]
+pub struct Health {
+    reporter: HealthReporter,
+    services: Vec<String>,
+}
+
+impl Health {
+    /// A reporter for the overall server ("") and `services`, all NOT_SERVING, and its gRPC service.
+    pub async fn new(
+        services: &[&str],
+    ) -> (Self, tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>) {
+        let (reporter, server) = tonic_health::server::health_reporter();
+        let health = Self { reporter, services: services.iter().map(|s| (*s).to_owned()).collect() };
+        health.set(ServingStatus::NotServing).await;
+        (health, server)
+    }
+
+    /// Marks the server and its services SERVING.
+    pub async fn serving(&self) {
+        self.set(ServingStatus::Serving).await;
+    }
+
+    /// Marks the server and its services NOT_SERVING (start-up, drain).
+    pub async fn not_serving(&self) {
+        self.set(ServingStatus::NotServing).await;
+    }
+
+    async fn set(&self, status: ServingStatus) {
+        self.reporter.set_service_status("", status).await;
+        for service in &self.services {
+            self.reporter.set_service_status(service, status).await;
+        }
+    }
+}
+
+/// Adds reflection services (v1 and v1alpha: grpcurl speaks only v1alpha) over the whole prfix
+/// API and the health service.
+pub fn with_reflection(routes: Routes) -> Result<Routes, tonic_reflection::server::Error> {
+    let v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(prfix_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(prfix_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    Ok(routes.add_service(v1).add_service(v1alpha))
+}
+
+/// The span of one request: method and request id, so every log line of the call carries both.
+pub fn request_span<B>(request: &http::Request<B>) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    tracing::info_span!("request", method = %request.uri().path(), request_id)
+}
+
+/// Serves `routes` on `listener` until `shutdown` is cancelled, then drains: health goes
+/// NOT_SERVING, load balancers get `drain_delay` to notice, in-flight calls finish.
+pub async fn serve(
+    routes: Routes,
+    listener: TcpListener,
+    health: Health,
+    shutdown: CancellationToken,
+    drain_delay: Duration,
+) -> Result<(), tonic::transport::Error> {
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let signal = drain(health.clone(), shutdown, drain_delay);
+    health.serving().await;
+    tonic::transport::Server::builder()
+        // Outermost: every request gets an id (the caller's `x-request-id` or a new UUID) before
+        // anything logs, and the id goes back in the response headers.
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        // Then a span per request carrying method and request id.
+        .layer(TraceLayer::new_for_grpc().make_span_with(request_span))
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(incoming, signal)
+        .await
+}
+
+fn drain(health: Health, shutdown: CancellationToken, delay: Duration) -> impl Future<Output = ()> {
+    async move {
+        shutdown.cancelled().await;
+        health.not_serving().await;
+        tracing::info!(delay_ms = delay.as_millis() as u64, "draining");
+        tokio::time::sleep(delay).await;
+    }
+}

@@ -1,0 +1,14 @@
+//! Runtime pieces every prfix service shares: typed settings, telemetry, the Postgres pool and
+//! migrations, the Redis client, the mapping of domain errors to `tonic::Status`, the pieces of a
+//! gRPC server (health, reflection, request ids) and shutdown.
+
+pub mod db;
+pub mod error;
+pub mod grpc;
+pub mod migrate;
+pub mod redis;
+pub mod settings;
+pub mod shutdown;
+pub mod telemetry;
+pub mod time;
+mod tls;

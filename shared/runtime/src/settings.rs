@@ -1,0 +1,281 @@
+//! Typed settings, layered: built-in defaults, then an optional TOML file, then `PRFIX_...`
+//! environment variables (`__` separates sections: `PRFIX_AUDIT__LISTEN`).
+//!
+//! Each service reads the shared top-level keys into [`CommonSettings`] and its own section
+//! (`[gateway]`, `[agent]`, `[audit]`) into its own type. Tests build settings values directly
+//! instead of touching the process environment.
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+/// The default database: a local Postgres with trust authentication.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/prfix";
+/// The default Ollama endpoint.
+pub const DEFAULT_OLLAMA_URL: &str = "http://127.0.0.1:11434";
+
+/// Why settings could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The file or an environment variable holds a value of the wrong shape; the message names the key.
+    #[error("invalid setting: {0}")]
+    Parse(#[from] Box<figment::Error>),
+    /// The configuration file given does not exist.
+    #[error("configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+    /// A value parsed but is not acceptable.
+    #[error("invalid setting `{key}`: {reason}")]
+    Invalid {
+        /// The setting's key, as written in the file (`audit.listen`).
+        key: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line, for collectors.
+    #[default]
+    Json,
+    /// Human-readable lines, for a terminal.
+    Pretty,
+}
+
+/// Settings shared by every service (top-level keys; `PRFIX_DATABASE_URL` and so on).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CommonSettings {
+    /// Postgres URL. `sslmode` may be `disable`, `prefer`, `require` or `verify-full`
+    /// (with `sslrootcert=<CA file>`).
+    pub database_url: SecretString,
+    /// Redis URL (`redis://` or `rediss://` for TLS); unset means no Redis.
+    pub redis_url: Option<SecretString>,
+    /// CA file for a `rediss://` Redis, when the server's certificate is not from a public CA.
+    pub redis_ca_file: Option<PathBuf>,
+    /// Prefix of every Redis key this deployment writes.
+    pub redis_key_prefix: String,
+    /// Ollama endpoint(s), comma-separated.
+    pub ollama_url: String,
+    /// Log line format.
+    pub log_format: LogFormat,
+    /// Log filter in `tracing_subscriber::EnvFilter` syntax.
+    pub log_level: String,
+    /// The configuration file, when one was given (the key exists so that `PRFIX_CONFIG` is accepted).
+    pub config: Option<PathBuf>,
+}
+
+impl Default for CommonSettings {
+    fn default() -> Self {
+        Self {
+            database_url: SecretString::from(DEFAULT_DATABASE_URL),
+            redis_url: None,
+            redis_ca_file: None,
+            redis_key_prefix: "prfix:".to_owned(),
+            ollama_url: DEFAULT_OLLAMA_URL.to_owned(),
+            log_format: LogFormat::default(),
+            log_level: "info".to_owned(),
+            config: None,
+        }
+    }
+}
+
+impl CommonSettings {
+    /// Checks what parsing cannot.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let url = self.database_url.expose_secret();
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(SettingsError::Invalid {
+                key: "database_url",
+                reason: "must start with postgres:// or postgresql://".to_owned(),
+            });
+        }
+        if let Some(redis) = &self.redis_url {
+            let redis = redis.expose_secret();
+            if !(redis.starts_with("redis://") || redis.starts_with("rediss://")) {
+                return Err(SettingsError::Invalid {
+                    key: "redis_url",
+                    reason: "must start with redis:// or rediss://".to_owned(),
+                });
+            }
+        }
+        for url in self.ollama_url.split(',') {
+            let url = url.trim();
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(SettingsError::Invalid {
+                    key: "ollama_url",
+                    reason: format!("`{url}` must start with http:// or https://"),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The layered sources, read once; sections are extracted from it.
+pub struct Layers {
+    figment: Figment,
+}
+
+impl Layers {
+    /// Reads the optional file (`file`, else `PRFIX_CONFIG`) and the `PRFIX_` environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        let env_file = std::env::var_os("PRFIX_CONFIG").map(PathBuf::from);
+        let file = file.map(Path::to_path_buf).or(env_file);
+        Self::from_sources(file.as_deref(), Env::prefixed("PRFIX_").split("__"))
+    }
+
+    /// Reads the given file and environment provider (tests pass a provider of their own).
+    pub fn from_sources(file: Option<&Path>, env: Env) -> Result<Self, SettingsError> {
+        let mut figment = Figment::new();
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(SettingsError::MissingFile(file.to_path_buf()));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        // Secrets may come from files mounted by the orchestrator: `PRFIX_X_FILE` is read by
+        // the code that needs `X`; the environment layer ignores those keys' suffix.
+        Ok(Self {
+            figment: figment.merge(env),
+        })
+    }
+
+    /// The shared top-level settings. Section tables and `*_file` secret indirections are skipped.
+    pub fn common(&self) -> Result<CommonSettings, SettingsError> {
+        let known = [
+            "database_url",
+            "redis_url",
+            "redis_ca_file",
+            "redis_key_prefix",
+            "ollama_url",
+            "log_format",
+            "log_level",
+            "config",
+        ];
+        let top = Figment::from(self.figment.clone())
+            .focus("")
+            .extract::<figment::value::Dict>()
+            .map_err(Box::new)?;
+        let mut picked = Figment::new();
+        for (key, value) in top {
+            if known.contains(&key.as_str()) {
+                picked = picked.merge((key, value));
+            }
+        }
+        let common: CommonSettings = picked.extract().map_err(Box::new)?;
+        common.validate()?;
+        Ok(common)
+    }
+
+    /// A service's own section (`[audit]` in the file, `PRFIX_AUDIT__...` in the environment);
+    /// defaults when absent. Unknown keys in the section are errors that name them.
+    pub fn section<T: DeserializeOwned + Default>(&self, name: &str) -> Result<T, SettingsError> {
+        if self.figment.find_value(name).is_err() {
+            return Ok(T::default());
+        }
+        self.figment.extract_inner::<T>(name).map_err(|e| SettingsError::Parse(Box::new(e)))
+    }
+}
+
+/// A secret given either directly (`PRFIX_X`) or as a file path (`PRFIX_X_FILE`), as mounted
+/// secrets are. Returns `None` when neither is set.
+pub fn secret_from_env(name: &str) -> Result<Option<SecretString>, SettingsError> {
+    if let Ok(value) = std::env::var(name) {
+        return Ok(Some(SecretString::from(value)));
+    }
+    let file_var = format!("{name}_FILE");
+    match std::env::var_os(&file_var) {
+        None => Ok(None),
+        Some(path) => match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(Some(SecretString::from(text.trim_end_matches(['\r', '\n']).to_owned()))),
+            Err(e) => Err(SettingsError::Invalid {
+                key: "secret file",
+                reason: format!("{file_var}={}: {e}", PathBuf::from(path).display()),
+            }),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[derive(Debug, Deserialize, Default, PartialEq)]
+    #[serde(default, deny_unknown_fields)]
+    struct Section {
+        listen: String,
+        workers: u16,
+    }
+
+    /// Layers from a file's text and environment pairs, mapped the way `Env::split("__")` maps them.
+    fn layers(toml: &str, env: &[(&str, &str)]) -> Result<Layers, SettingsError> {
+        let mut file = tempfile();
+        file.1.write_all(toml.as_bytes()).expect("temp file is writable");
+        let mut figment = Figment::new().merge(Toml::file(&file.0));
+        for (k, v) in env {
+            let key = k.trim_start_matches("PRFIX_").to_lowercase().replace("__", ".");
+            figment = figment.merge(figment::providers::Serialized::default(&key, *v));
+        }
+        Ok(Layers { figment })
+    }
+
+    fn tempfile() -> (PathBuf, std::fs::File) {
+        let path = std::env::temp_dir().join(format!("prfix-settings-{}.toml", uuid::Uuid::new_v4()));
+        let file = std::fs::File::create(&path).expect("temp dir is writable");
+        (path, file)
+    }
+
+    #[test]
+    fn file_then_environment_override_defaults() {
+        let layers = layers(
+            "log_level = \"debug\"\n[audit]\nlisten = \"0.0.0.0:1\"\nworkers = 3\n",
+            &[("PRFIX_AUDIT__WORKERS", "7")],
+        )
+        .expect("layers");
+        let common = layers.common().expect("common settings");
+        assert_eq!(common.log_level, "debug");
+        assert_eq!(common.database_url.expose_secret(), DEFAULT_DATABASE_URL);
+        let section: Section = layers.section("audit").expect("section");
+        assert_eq!(section, Section { listen: "0.0.0.0:1".into(), workers: 7 });
+        let missing: Section = layers.section("agent").expect("absent section is default");
+        assert_eq!(missing, Section::default());
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_setting() {
+        let layers = layers("[audit]\nworkers = \"many\"\n", &[]).expect("layers");
+        let err = layers.section::<Section>("audit").expect_err("must fail").to_string();
+        assert!(err.contains("workers"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_named() {
+        let layers = layers("[audit]\nlistne = \"x\"\n", &[]).expect("layers");
+        let err = layers.section::<Section>("audit").expect_err("must fail").to_string();
+        assert!(err.contains("listne"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_database_url_names_the_setting() {
+        let layers = layers("database_url = \"mysql://x\"\n", &[]).expect("layers");
+        let err = layers.common().expect_err("must fail").to_string();
+        assert!(err.contains("database_url"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_file_is_reported_with_its_path() {
+        let err = Layers::from_sources(Some(Path::new("/nonexistent/prfix.toml")), Env::prefixed("PRFIX_"))
+            .err()
+            .expect("must fail")
+            .to_string();
+        assert!(err.contains("/nonexistent/prfix.toml"), "{err}");
+    }
+}
