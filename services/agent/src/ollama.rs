@@ -131,7 +131,7 @@ impl Ollama {
         if e.is_timeout() {
             OllamaError::Timeout { endpoint: endpoint.to_owned(), timeout_ms: self.request_timeout.as_millis() }
         } else {
-            OllamaError::Unreachable { endpoint: endpoint.to_owned(), reason: prfix_runtime::error::chain(&e) }
+            OllamaError::Unreachable { endpoint: endpoint.to_owned(), reason: prfix_runtime::error::root_cause(&e) }
         }
     }
 

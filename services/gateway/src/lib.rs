@@ -1,1 +1,23 @@
-//! placeholder
+//! The gateway: the only public endpoint. It serves health and reflection for the whole API and
+//! forwards gRPC calls to the agent and audit services generically, by service name.
+//!
+//! `Application::build` binds, prepares the database and returns; the caller reads the bound
+//! address and then calls `run_until_stopped`.
+
+#![forbid(unsafe_code)]
+
+pub mod health;
+mod router;
+pub mod settings;
+mod startup;
+pub mod upstream;
+
+pub use settings::{GatewaySettings, Settings};
+pub use startup::{Application, StartupError};
+
+/// The embedded migrations of the `gateway` schema.
+pub const MIGRATIONS: &[prfix_runtime::migrate::Migration] = &[prfix_runtime::migrate::Migration {
+    version: 1,
+    name: "0001_role.sql",
+    sql: include_str!("../../../migrations/gateway/0001_role.sql"),
+}];

@@ -85,6 +85,15 @@ pub fn chain(err: &dyn std::error::Error) -> String {
     out
 }
 
+/// The innermost cause of an error: the part a person can act on ("Connection refused").
+pub fn root_cause(err: &dyn std::error::Error) -> String {
+    let mut current = err;
+    while let Some(next) = current.source() {
+        current = next;
+    }
+    current.to_string()
+}
+
 /// Turns a domain error into a status: the error is logged once here with its cause chain;
 /// internal errors reach the client without details.
 pub fn to_status<E: ServiceError>(err: E) -> Status {

@@ -1,0 +1,83 @@
+//! `prfix up`: the three services in one process, each on its own port, as in production.
+
+use std::path::Path;
+
+use prfix_runtime::settings::{Layers, LogFormat};
+use prfix_runtime::{shutdown, telemetry};
+use secrecy::ExposeSecret;
+use tokio::task::JoinSet;
+
+/// Starts audit, agent and gateway, prints where they listen, and runs until Ctrl-C or SIGTERM.
+pub async fn run(config: Option<&Path>) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let layers = Layers::load(config)?;
+    let audit_settings = prfix_audit::Settings::from_layers(&layers)?;
+    let agent_settings = prfix_agent::Settings::from_layers(&layers)?;
+    let gateway_settings = prfix_gateway::Settings::from_layers(&layers)?;
+    // On a terminal, readable lines unless the operator chose a format.
+    let format = if std::env::var_os("PRFIX_LOG_FORMAT").is_some() { audit_settings.common.log_format } else { LogFormat::Pretty };
+    telemetry::init(format, &audit_settings.common.log_level);
+    let database = redact(audit_settings.common.database_url.expose_secret());
+    let ollama = agent_settings.common.ollama_url.clone();
+
+    let audit = prfix_audit::Application::build(audit_settings).await?;
+    let agent = prfix_agent::Application::build(agent_settings).await?;
+    let gateway = prfix_gateway::Application::build(gateway_settings).await?;
+
+    let gateway_addr = gateway.local_addr();
+    println!("prfix is up:");
+    println!("  gateway   http://{gateway_addr}   (the public endpoint: gRPC, health, reflection)");
+    println!("  agent     http://{}", agent.local_addr());
+    println!("  audit     http://{}", audit.local_addr());
+    println!("  database  {database}");
+    println!("  ollama    {ollama}");
+    println!("Try: buf curl --protocol grpc --http2-prior-knowledge http://{gateway_addr} --list-methods");
+    println!("Press Ctrl-C to stop.");
+
+    let stop = shutdown::on_signal();
+    let mut services = JoinSet::new();
+    let token = stop.clone();
+    services.spawn(async move { audit.run_until_stopped(token).await.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>) });
+    let token = stop.clone();
+    services.spawn(async move { agent.run_until_stopped(token).await.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>) });
+    let token = stop.clone();
+    services.spawn(async move { gateway.run_until_stopped(token).await.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>) });
+
+    // One service failing stops the others: a half-running system would mislead.
+    let mut first_error = None;
+    while let Some(joined) = services.join_next().await {
+        let outcome = joined.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>).and_then(|r| r);
+        if let Err(e) = outcome {
+            stop.cancel();
+            first_error.get_or_insert(e);
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// The URL without its password, for printing.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_not_printed() {
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+    }
+}

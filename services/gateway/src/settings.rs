@@ -1,0 +1,116 @@
+//! The gateway's settings: the shared ones and the `[gateway]` section.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use prfix_runtime::db::DatabaseSettings;
+use prfix_runtime::settings::{CommonSettings, Layers, SettingsError};
+use serde::Deserialize;
+
+/// Everything the gateway reads.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// Shared settings (database, Redis, logs).
+    pub common: CommonSettings,
+    /// The `[gateway]` section.
+    pub gateway: GatewaySettings,
+}
+
+/// The `[gateway]` section (`PRFIX_GATEWAY__...`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewaySettings {
+    /// Address the public endpoint listens on (gRPC, and later REST and gRPC-web, on one port).
+    pub listen: SocketAddr,
+    /// The agent service's address.
+    pub agent_url: String,
+    /// The audit service's address.
+    pub audit_url: String,
+    /// Time to open a connection to an upstream before answering UNAVAILABLE, in milliseconds.
+    pub upstream_connect_timeout_ms: u64,
+    /// Role the pooled sessions run as; empty keeps the login role.
+    pub database_role: String,
+    /// Maximum pooled database connections.
+    pub database_pool_size: usize,
+    /// Time to wait for a database connection, in milliseconds.
+    pub database_connect_timeout_ms: u64,
+    /// Time between NOT_SERVING and closing the listener at shutdown, in milliseconds.
+    pub drain_delay_ms: u64,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            agent_url: "http://127.0.0.1:50051".to_owned(),
+            audit_url: "http://127.0.0.1:50052".to_owned(),
+            upstream_connect_timeout_ms: 1_000,
+            database_role: "prfix_gateway".to_owned(),
+            database_pool_size: 16,
+            database_connect_timeout_ms: 5_000,
+            drain_delay_ms: 0,
+        }
+    }
+}
+
+impl Settings {
+    /// Defaults, then `file` (or `PRFIX_CONFIG`), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        let layers = Layers::load(file)?;
+        Self::from_layers(&layers)
+    }
+
+    /// Reads and validates both parts from already loaded layers.
+    pub fn from_layers(layers: &Layers) -> Result<Self, SettingsError> {
+        let settings = Self { common: layers.common()?, gateway: layers.section("gateway")? };
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what parsing cannot.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        self.common.validate()?;
+        for (key, url) in [("gateway.agent_url", &self.gateway.agent_url), ("gateway.audit_url", &self.gateway.audit_url)] {
+            let parsed: http::Uri =
+                url.parse().map_err(|e| SettingsError::Invalid { key, reason: format!("`{url}` is not a URL: {e}") })?;
+            if parsed.scheme_str() != Some("http") || parsed.authority().is_none() {
+                return Err(SettingsError::Invalid { key, reason: format!("`{url}` must look like http://host:port") });
+            }
+        }
+        if self.gateway.upstream_connect_timeout_ms == 0 {
+            return Err(SettingsError::Invalid {
+                key: "gateway.upstream_connect_timeout_ms",
+                reason: "must be at least 1".to_owned(),
+            });
+        }
+        if self.gateway.database_pool_size == 0 {
+            return Err(SettingsError::Invalid { key: "gateway.database_pool_size", reason: "must be at least 1".to_owned() });
+        }
+        Ok(())
+    }
+
+    /// How to reach the database.
+    pub fn database(&self) -> DatabaseSettings {
+        DatabaseSettings {
+            url: self.common.database_url.clone(),
+            schema: "gateway".to_owned(),
+            role: Some(self.gateway.database_role.clone()).filter(|r| !r.is_empty()),
+            pool_size: self.gateway.database_pool_size,
+            connect_timeout: Duration::from_millis(self.gateway.database_connect_timeout_ms),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_upstream_url_without_a_scheme_is_named() {
+        let mut settings = Settings::default();
+        settings.gateway.agent_url = "127.0.0.1:50051".to_owned();
+        let err = settings.validate().expect_err("refused").to_string();
+        assert!(err.contains("gateway.agent_url"), "{err}");
+    }
+}
