@@ -14,7 +14,11 @@ pub async fn run(config: Option<&Path>) -> Result<(), Box<dyn std::error::Error 
     let agent_settings = prfix_agent::Settings::from_layers(&layers)?;
     let gateway_settings = prfix_gateway::Settings::from_layers(&layers)?;
     // On a terminal, readable lines unless the operator chose a format.
-    let format = if std::env::var_os("PRFIX_LOG_FORMAT").is_some() { audit_settings.common.log_format } else { LogFormat::Pretty };
+    let format = if std::env::var_os("PRFIX_LOG_FORMAT").is_some() {
+        audit_settings.common.log_format
+    } else {
+        LogFormat::Pretty
+    };
     telemetry::init(format, &audit_settings.common.log_level);
     let database = redact(audit_settings.common.database_url.expose_secret());
     let ollama = agent_settings.common.ollama_url.clone();
@@ -36,11 +40,17 @@ pub async fn run(config: Option<&Path>) -> Result<(), Box<dyn std::error::Error 
     let stop = shutdown::on_signal();
     let mut services = JoinSet::new();
     let token = stop.clone();
-    services.spawn(async move { audit.run_until_stopped(token).await.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>) });
+    services.spawn(async move {
+        audit.run_until_stopped(token).await.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+    });
     let token = stop.clone();
-    services.spawn(async move { agent.run_until_stopped(token).await.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>) });
+    services.spawn(async move {
+        agent.run_until_stopped(token).await.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+    });
     let token = stop.clone();
-    services.spawn(async move { gateway.run_until_stopped(token).await.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>) });
+    services.spawn(async move {
+        gateway.run_until_stopped(token).await.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+    });
 
     // One service failing stops the others: a half-running system would mislead.
     let mut first_error = None;

@@ -1,1 +1,16 @@
-//! placeholder
+//! End-to-end test harness: the three services started in process on port 0, against a fresh
+//! database per test and a fresh Redis key prefix per test, with a fake Ollama at the network edge.
+//!
+//! Postgres and Redis are real: `PRFIX_TEST_DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`, a role that may create databases) and
+//! `PRFIX_TEST_REDIS_URL` (default `redis://127.0.0.1:6379`).
+
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod db;
+pub mod fake_ollama;
+
+pub use app::{TestApp, spawn_app};
+pub use db::TestDatabase;
+pub use fake_ollama::{FakeOllama, RecordedRequest, Reply};

@@ -63,8 +63,11 @@ fn to_proto(row: TaskRow) -> Result<pb::Task, Status> {
 }
 
 fn encode_page_token(row: &TaskRow) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(format!("{}|{}", row.created_at.timestamp_micros(), row.task_id))
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
+        "{}|{}",
+        row.created_at.timestamp_micros(),
+        row.task_id
+    ))
 }
 
 fn decode_page_token(token: &str) -> Result<Option<(chrono::DateTime<chrono::Utc>, Uuid)>, Status> {
@@ -102,7 +105,10 @@ impl AgentService for AgentApi {
         Err(not_yet("CreateDescribe"))
     }
 
-    async fn create_fix(&self, _request: Request<pb::CreateFixRequest>) -> Result<Response<pb::CreateFixResponse>, Status> {
+    async fn create_fix(
+        &self,
+        _request: Request<pb::CreateFixRequest>,
+    ) -> Result<Response<pb::CreateFixResponse>, Status> {
         Err(not_yet("CreateFix"))
     }
 
@@ -112,7 +118,10 @@ impl AgentService for AgentApi {
         Ok(Response::new(pb::GetTaskResponse { task: Some(to_proto(row)?) }))
     }
 
-    async fn list_tasks(&self, request: Request<pb::ListTasksRequest>) -> Result<Response<pb::ListTasksResponse>, Status> {
+    async fn list_tasks(
+        &self,
+        request: Request<pb::ListTasksRequest>,
+    ) -> Result<Response<pb::ListTasksResponse>, Status> {
         let pb::ListTasksRequest { page_size, page_token, state, kind, owner } = request.into_inner();
         if page_size < 0 {
             return Err(invalid("page_size must not be negative"));
@@ -143,15 +152,24 @@ impl AgentService for AgentApi {
 
     type WatchTaskStream = WatchStream;
 
-    async fn watch_task(&self, _request: Request<pb::WatchTaskRequest>) -> Result<Response<Self::WatchTaskStream>, Status> {
+    async fn watch_task(
+        &self,
+        _request: Request<pb::WatchTaskRequest>,
+    ) -> Result<Response<Self::WatchTaskStream>, Status> {
         Err(not_yet("WatchTask"))
     }
 
-    async fn cancel_task(&self, _request: Request<pb::CancelTaskRequest>) -> Result<Response<pb::CancelTaskResponse>, Status> {
+    async fn cancel_task(
+        &self,
+        _request: Request<pb::CancelTaskRequest>,
+    ) -> Result<Response<pb::CancelTaskResponse>, Status> {
         Err(not_yet("CancelTask"))
     }
 
-    async fn list_models(&self, _request: Request<pb::ListModelsRequest>) -> Result<Response<pb::ListModelsResponse>, Status> {
+    async fn list_models(
+        &self,
+        _request: Request<pb::ListModelsRequest>,
+    ) -> Result<Response<pb::ListModelsResponse>, Status> {
         let started = Instant::now();
         let models = self.ollama.all_models().await.map_err(to_status)?;
         let latency = prost_types::Duration::try_from(started.elapsed()).ok();

@@ -117,7 +117,11 @@ pub struct Ollama {
 
 impl Ollama {
     /// A client for `endpoints` (base URLs without a trailing slash).
-    pub fn new(endpoints: Vec<String>, connect_timeout: Duration, request_timeout: Duration) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        endpoints: Vec<String>,
+        connect_timeout: Duration,
+        request_timeout: Duration,
+    ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder().connect_timeout(connect_timeout).build()?;
         Ok(Self { http, endpoints, request_timeout })
     }

@@ -69,7 +69,10 @@ impl Settings {
     pub fn validate(&self) -> Result<(), SettingsError> {
         self.common.validate()?;
         if self.agent.database_pool_size == 0 {
-            return Err(SettingsError::Invalid { key: "agent.database_pool_size", reason: "must be at least 1".to_owned() });
+            return Err(SettingsError::Invalid {
+                key: "agent.database_pool_size",
+                reason: "must be at least 1".to_owned(),
+            });
         }
         if self.agent.ollama_request_timeout_ms == 0 {
             return Err(SettingsError::Invalid {
@@ -93,6 +96,11 @@ impl Settings {
 
     /// The Ollama endpoints, in the order given.
     pub fn ollama_endpoints(&self) -> Vec<String> {
-        self.common.ollama_url.split(',').map(|u| u.trim().trim_end_matches('/').to_owned()).filter(|u| !u.is_empty()).collect()
+        self.common
+            .ollama_url
+            .split(',')
+            .map(|u| u.trim().trim_end_matches('/').to_owned())
+            .filter(|u| !u.is_empty())
+            .collect()
     }
 }

@@ -89,7 +89,8 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), StartupError> {
         let (health, health_service) = Health::new(&[service_names::AGENT]).await;
         let routes = grpc::with_reflection(
-            Routes::new(health_service).add_service(AgentServiceServer::new(AgentApi::new(self.pool.clone(), self.ollama.clone()))),
+            Routes::new(health_service)
+                .add_service(AgentServiceServer::new(AgentApi::new(self.pool.clone(), self.ollama.clone()))),
         )?;
         tracing::info!(addr = %self.addr, "agent listening");
         grpc::serve(routes, self.listener, health, shutdown, self.drain_delay).await?;

@@ -57,7 +57,8 @@ fn to_new_event(event: pb::AuditEvent, index: usize) -> Result<NewEvent, Status>
         chain_hash: _,
     } = event;
     let field = |name: &str| format!("events[{index}].{name}");
-    let event_id = Uuid::parse_str(&event_id).map_err(|_| invalid(format!("{} must be a UUID, got `{event_id}`", field("event_id"))))?;
+    let event_id = Uuid::parse_str(&event_id)
+        .map_err(|_| invalid(format!("{} must be a UUID, got `{event_id}`", field("event_id"))))?;
     let occurred_at = time
         .as_ref()
         .ok_or_else(|| invalid(format!("{} is required", field("time"))))
@@ -142,7 +143,11 @@ impl AuditService for AuditApi {
         let results = events
             .iter()
             .zip(appended)
-            .map(|(e, a)| pb::AppendResult { event_id: e.event_id.to_string(), sequence: a.sequence, duplicate: a.duplicate })
+            .map(|(e, a)| pb::AppendResult {
+                event_id: e.event_id.to_string(),
+                sequence: a.sequence,
+                duplicate: a.duplicate,
+            })
             .collect();
         Ok(Response::new(pb::AppendBatchResponse { results }))
     }
@@ -181,7 +186,10 @@ impl AuditService for AuditApi {
         } else {
             String::new()
         };
-        Ok(Response::new(pb::ListEventsResponse { events: events.into_iter().map(to_proto).collect(), next_page_token }))
+        Ok(Response::new(pb::ListEventsResponse {
+            events: events.into_iter().map(to_proto).collect(),
+            next_page_token,
+        }))
     }
 
     async fn get_checkpoint(
@@ -231,7 +239,9 @@ impl AuditService for AuditApi {
                 };
                 let Some(last) = page.last().map(|e| e.sequence) else { return };
                 for event in page {
-                    let item = pb::ExportEventsResponse { item: Some(pb::export_events_response::Item::Event(to_proto(event))) };
+                    let item = pb::ExportEventsResponse {
+                        item: Some(pb::export_events_response::Item::Event(to_proto(event))),
+                    };
                     if tx.send(Ok(item)).await.is_err() {
                         return; // the client went away
                     }

@@ -23,7 +23,9 @@ fn value_to_json(v: &Value) -> serde_json::Value {
 /// The Struct of a JSON value (a non-object becomes an empty Struct).
 pub fn json_to_struct(v: &serde_json::Value) -> Struct {
     match v {
-        serde_json::Value::Object(map) => Struct { fields: map.iter().map(|(k, v)| (k.clone(), json_to_value(v))).collect() },
+        serde_json::Value::Object(map) => {
+            Struct { fields: map.iter().map(|(k, v)| (k.clone(), json_to_value(v))).collect() }
+        }
         _ => Struct::default(),
     }
 }

@@ -63,7 +63,10 @@ impl Settings {
     pub fn validate(&self) -> Result<(), SettingsError> {
         self.common.validate()?;
         if self.audit.database_pool_size == 0 {
-            return Err(SettingsError::Invalid { key: "audit.database_pool_size", reason: "must be at least 1".to_owned() });
+            return Err(SettingsError::Invalid {
+                key: "audit.database_pool_size",
+                reason: "must be at least 1".to_owned(),
+            });
         }
         Ok(())
     }

@@ -149,7 +149,10 @@ impl NewEvent {
             ("trace_id", &self.trace_id),
         ] {
             if value.chars().count() > MAX_FIELD_CHARS {
-                return Err(AuditError::Invalid(format!("{} is longer than {MAX_FIELD_CHARS} characters", field(name))));
+                return Err(AuditError::Invalid(format!(
+                    "{} is longer than {MAX_FIELD_CHARS} characters",
+                    field(name)
+                )));
             }
         }
         if !self.metadata.is_object() {

@@ -80,7 +80,9 @@ impl GatewayHealth {
         let mut client = client.clone();
         let request = HealthCheckRequest { service: service.to_owned() };
         match tokio::time::timeout(UPSTREAM_CHECK_TIMEOUT, client.check(request)).await {
-            Ok(Ok(response)) => Ok(ServingStatus::try_from(response.into_inner().status).unwrap_or(ServingStatus::Unknown)),
+            Ok(Ok(response)) => {
+                Ok(ServingStatus::try_from(response.into_inner().status).unwrap_or(ServingStatus::Unknown))
+            }
             Ok(Err(status)) => {
                 tracing::warn!(service, code = ?status.code(), message = status.message(), "upstream health check failed");
                 Ok(ServingStatus::NotServing)

@@ -71,9 +71,12 @@ impl Settings {
     /// Checks what parsing cannot.
     pub fn validate(&self) -> Result<(), SettingsError> {
         self.common.validate()?;
-        for (key, url) in [("gateway.agent_url", &self.gateway.agent_url), ("gateway.audit_url", &self.gateway.audit_url)] {
-            let parsed: http::Uri =
-                url.parse().map_err(|e| SettingsError::Invalid { key, reason: format!("`{url}` is not a URL: {e}") })?;
+        for (key, url) in
+            [("gateway.agent_url", &self.gateway.agent_url), ("gateway.audit_url", &self.gateway.audit_url)]
+        {
+            let parsed: http::Uri = url
+                .parse()
+                .map_err(|e| SettingsError::Invalid { key, reason: format!("`{url}` is not a URL: {e}") })?;
             if parsed.scheme_str() != Some("http") || parsed.authority().is_none() {
                 return Err(SettingsError::Invalid { key, reason: format!("`{url}` must look like http://host:port") });
             }
@@ -85,7 +88,10 @@ impl Settings {
             });
         }
         if self.gateway.database_pool_size == 0 {
-            return Err(SettingsError::Invalid { key: "gateway.database_pool_size", reason: "must be at least 1".to_owned() });
+            return Err(SettingsError::Invalid {
+                key: "gateway.database_pool_size",
+                reason: "must be at least 1".to_owned(),
+            });
         }
         Ok(())
     }

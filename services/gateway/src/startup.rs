@@ -65,7 +65,11 @@ pub struct Application {
     drain_delay: Duration,
 }
 
-fn upstream(name: &'static str, url: &str, connect_timeout: Duration) -> Result<(Upstream, HealthClient<Channel>), StartupError> {
+fn upstream(
+    name: &'static str,
+    url: &str,
+    connect_timeout: Duration,
+) -> Result<(Upstream, HealthClient<Channel>), StartupError> {
     let invalid = |reason: String| StartupError::Upstream { url: url.to_owned(), reason };
     let base: http::Uri = url.parse().map_err(|e: http::uri::InvalidUri| invalid(e.to_string()))?;
     let channel = Channel::from_shared(url.to_owned())

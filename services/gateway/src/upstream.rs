@@ -54,7 +54,8 @@ impl Upstream {
             Err(error) => {
                 let reason = prfix_runtime::error::chain(&error);
                 tracing::warn!(upstream = self.name, base = %self.base, error = %reason, "upstream call failed");
-                Status::unavailable(format!("upstream {} ({}) is unavailable: {reason}", self.name, self.base)).into_http()
+                Status::unavailable(format!("upstream {} ({}) is unavailable: {reason}", self.name, self.base))
+                    .into_http()
             }
         }
     }

@@ -135,7 +135,8 @@ fn connector(target: &Target) -> Result<Tls, DbError> {
         SslMode::Disable => None,
         SslMode::Prefer | SslMode::Require => Some(tokio_postgres_rustls::MakeRustlsConnect::new(tls::encrypt_only()?)),
         SslMode::VerifyFull => {
-            let ca = target.root_cert.as_deref().ok_or_else(|| DbError::InvalidUrl("sslrootcert missing".to_owned()))?;
+            let ca =
+                target.root_cert.as_deref().ok_or_else(|| DbError::InvalidUrl("sslrootcert missing".to_owned()))?;
             Some(tokio_postgres_rustls::MakeRustlsConnect::new(tls::verifying(ca)?))
         }
     })
@@ -199,7 +200,9 @@ async fn create_database(config: &tokio_postgres::Config, tls: &Tls, database: &
             Ok(())
         }
         // Another replica created it first: that is what we wanted.
-        Err(e) if matches!(e.code(), Some(c) if *c == SqlState::DUPLICATE_DATABASE || *c == SqlState::UNIQUE_VIOLATION) => Ok(()),
+        Err(e) if matches!(e.code(), Some(c) if *c == SqlState::DUPLICATE_DATABASE || *c == SqlState::UNIQUE_VIOLATION) => {
+            Ok(())
+        }
         Err(source) => Err(DbError::Create { database: database.to_owned(), source }),
     }
 }

@@ -2,7 +2,6 @@
 //! drain, reflection v1 and v1alpha over the whole API, request ids and request spans, and a
 //! serve loop with graceful shutdown.
 
-use std::future::Future;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -65,11 +64,7 @@ pub fn with_reflection(routes: Routes) -> Result<Routes, tonic_reflection::serve
 
 /// The span of one request: method and request id, so every log line of the call carries both.
 pub fn request_span<B>(request: &http::Request<B>) -> tracing::Span {
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
     tracing::info_span!("request", method = %request.uri().path(), request_id)
 }
 
@@ -97,11 +92,9 @@ pub async fn serve(
         .await
 }
 
-fn drain(health: Health, shutdown: CancellationToken, delay: Duration) -> impl Future<Output = ()> {
-    async move {
-        shutdown.cancelled().await;
-        health.not_serving().await;
-        tracing::info!(delay_ms = delay.as_millis() as u64, "draining");
-        tokio::time::sleep(delay).await;
-    }
+async fn drain(health: Health, shutdown: CancellationToken, delay: Duration) {
+    shutdown.cancelled().await;
+    health.not_serving().await;
+    tracing::info!(delay_ms = delay.as_millis() as u64, "draining");
+    tokio::time::sleep(delay).await;
 }

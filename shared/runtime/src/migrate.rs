@@ -96,7 +96,11 @@ pub async fn run(client: &mut Client, schema: &str, migrations: &[Migration]) ->
     Ok(report)
 }
 
-async fn run_locked(client: &mut Client, schema: &str, migrations: &[Migration]) -> Result<MigrationReport, MigrateError> {
+async fn run_locked(
+    client: &mut Client,
+    schema: &str,
+    migrations: &[Migration],
+) -> Result<MigrationReport, MigrateError> {
     let ledger_err = |source| MigrateError::Ledger { schema: schema.to_owned(), source };
     let quoted = quote_ident(schema);
     client

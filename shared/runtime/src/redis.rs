@@ -50,7 +50,11 @@ pub async fn connect(common: &CommonSettings) -> Result<Option<Redis>, RedisErro
     if url.starts_with("rediss://") {
         let client_config = match &common.redis_ca_file {
             Some(ca) => tls::verifying(ca)?,
-            None => return Err(RedisError::InvalidUrl("rediss:// needs redis_ca_file (the CA that signed the server's certificate)".to_owned())),
+            None => {
+                return Err(RedisError::InvalidUrl(
+                    "rediss:// needs redis_ca_file (the CA that signed the server's certificate)".to_owned(),
+                ));
+            }
         };
         config.tls = Some(fred::types::config::TlsConnector::from(client_config).into());
     }

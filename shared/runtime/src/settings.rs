@@ -142,9 +142,7 @@ impl Layers {
         }
         // Secrets may come from files mounted by the orchestrator: `PRFIX_X_FILE` is read by
         // the code that needs `X`; the environment layer ignores those keys' suffix.
-        Ok(Self {
-            figment: figment.merge(env),
-        })
+        Ok(Self { figment: figment.merge(env) })
     }
 
     /// The shared top-level settings. Section tables and `*_file` secret indirections are skipped.
@@ -159,10 +157,7 @@ impl Layers {
             "log_level",
             "config",
         ];
-        let top = Figment::from(self.figment.clone())
-            .focus("")
-            .extract::<figment::value::Dict>()
-            .map_err(Box::new)?;
+        let top = Figment::from(self.figment.clone()).focus("").extract::<figment::value::Dict>().map_err(Box::new)?;
         let mut picked = Figment::new();
         for (key, value) in top {
             if known.contains(&key.as_str()) {
@@ -222,7 +217,9 @@ mod tests {
         let mut figment = Figment::new().merge(Toml::file(&file.0));
         for (k, v) in env {
             let key = k.trim_start_matches("PRFIX_").to_lowercase().replace("__", ".");
-            figment = figment.merge(figment::providers::Serialized::default(&key, *v));
+            // Env parses values the same way (numbers and booleans inferred from the text).
+            let value: figment::value::Value = v.parse().expect("any text parses to a value");
+            figment = figment.merge(figment::providers::Serialized::default(&key, value));
         }
         Ok(Layers { figment })
     }

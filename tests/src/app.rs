@@ -1,0 +1,163 @@
+//! `spawn_app()`: audit, agent and gateway in process on port 0, wired to each other, a fresh
+//! database, a fresh Redis key prefix and a fake Ollama; typed clients reach them through the
+//! gateway, as users do.
+
+use std::net::SocketAddr;
+
+use prfix_proto::agent::v1::agent_service_client::AgentServiceClient;
+use prfix_proto::audit::v1::audit_service_client::AuditServiceClient;
+use prfix_runtime::settings::{CommonSettings, LogFormat};
+use prfix_runtime::shutdown::CancellationToken;
+use secrecy::SecretString;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::db::TestDatabase;
+use crate::fake_ollama::FakeOllama;
+
+/// The loopback address on a port the OS picks.
+pub const ANY_PORT: ([u8; 4], u16) = ([127, 0, 0, 1], 0);
+
+/// A service running in the test process.
+pub struct Running {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: CancellationToken,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops the service (drain included) and waits until its listener is closed.
+    pub async fn stop(&mut self) {
+        self.stop.cancel();
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.await;
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+fn run<F, E>(addr: SocketAddr, serve: impl FnOnce(CancellationToken) -> F) -> Running
+where
+    F: std::future::Future<Output = Result<(), E>> + Send + 'static,
+    E: std::error::Error + Send + 'static,
+{
+    let stop = CancellationToken::new();
+    let future = serve(stop.clone());
+    let handle = tokio::spawn(async move {
+        if let Err(e) = future.await {
+            panic!("service at {addr} failed: {}", prfix_runtime::error::chain(&e));
+        }
+    });
+    Running { addr, stop, handle: Some(handle) }
+}
+
+/// Settings shared by the services of one test.
+pub fn common_settings(db: &TestDatabase, redis_prefix: &str, ollama_url: &str) -> CommonSettings {
+    CommonSettings {
+        database_url: db.secret_url(),
+        redis_url: Some(SecretString::from(
+            std::env::var("PRFIX_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned()),
+        )),
+        redis_key_prefix: redis_prefix.to_owned(),
+        ollama_url: ollama_url.to_owned(),
+        log_format: LogFormat::Pretty,
+        log_level: "warn".to_owned(),
+        ..CommonSettings::default()
+    }
+}
+
+/// Audit settings on a free port.
+pub fn audit_settings(common: &CommonSettings) -> prfix_audit::Settings {
+    let mut s = prfix_audit::Settings { common: common.clone(), ..Default::default() };
+    s.audit.listen = ANY_PORT.into();
+    s.audit.database_pool_size = 4;
+    s
+}
+
+/// Agent settings on a free port.
+pub fn agent_settings(common: &CommonSettings) -> prfix_agent::Settings {
+    let mut s = prfix_agent::Settings { common: common.clone(), ..Default::default() };
+    s.agent.listen = ANY_PORT.into();
+    s.agent.database_pool_size = 4;
+    s
+}
+
+/// Gateway settings on a free port, forwarding to the given services.
+pub fn gateway_settings(common: &CommonSettings, agent: SocketAddr, audit: SocketAddr) -> prfix_gateway::Settings {
+    let mut s = prfix_gateway::Settings { common: common.clone(), ..Default::default() };
+    s.gateway.listen = ANY_PORT.into();
+    s.gateway.agent_url = format!("http://{agent}");
+    s.gateway.audit_url = format!("http://{audit}");
+    s.gateway.database_pool_size = 2;
+    s
+}
+
+/// The running system of one test.
+pub struct TestApp {
+    /// The gateway (the public endpoint).
+    pub gateway: Running,
+    /// The agent.
+    pub agent: Running,
+    /// The audit service.
+    pub audit: Running,
+    /// The fake Ollama the agent talks to.
+    pub ollama: FakeOllama,
+    /// The Redis key prefix of this test.
+    pub redis_prefix: String,
+    /// A channel to the gateway.
+    pub channel: Channel,
+    /// This test's database (declared last: dropped after the services stopped).
+    pub db: TestDatabase,
+}
+
+impl TestApp {
+    /// AgentService through the gateway.
+    pub fn agent_client(&self) -> AgentServiceClient<Channel> {
+        AgentServiceClient::new(self.channel.clone())
+    }
+
+    /// AuditService through the gateway.
+    pub fn audit_client(&self) -> AuditServiceClient<Channel> {
+        AuditServiceClient::new(self.channel.clone())
+    }
+
+    /// Health through the gateway.
+    pub fn health_client(&self) -> HealthClient<Channel> {
+        HealthClient::new(self.channel.clone())
+    }
+}
+
+/// A channel to `addr` (connected lazily: the first call connects).
+pub fn channel_to(addr: SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}")).expect("a socket address is a valid URI").connect_lazy()
+}
+
+/// Starts audit, agent and gateway against a fresh database, a fresh Redis prefix and a fake
+/// Ollama.
+pub async fn spawn_app() -> TestApp {
+    if let Ok(level) = std::env::var("PRFIX_TEST_LOG") {
+        prfix_runtime::telemetry::init(LogFormat::Pretty, &level);
+    }
+    let db = TestDatabase::fresh();
+    let ollama = FakeOllama::start().await;
+    let redis_prefix = format!("prfix-test:{}:", uuid::Uuid::new_v4().simple());
+    let common = common_settings(&db, &redis_prefix, &ollama.url());
+
+    let audit = prfix_audit::Application::build(audit_settings(&common)).await.expect("audit service starts");
+    let audit = run(audit.local_addr(), |stop| audit.run_until_stopped(stop));
+    let agent = prfix_agent::Application::build(agent_settings(&common)).await.expect("agent starts");
+    let agent = run(agent.local_addr(), |stop| agent.run_until_stopped(stop));
+    let gateway = prfix_gateway::Application::build(gateway_settings(&common, agent.addr, audit.addr))
+        .await
+        .expect("gateway starts");
+    let gateway = run(gateway.local_addr(), |stop| gateway.run_until_stopped(stop));
+    let channel = channel_to(gateway.addr);
+    TestApp { gateway, agent, audit, ollama, redis_prefix, channel, db }
+}

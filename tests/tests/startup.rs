@@ -1,0 +1,99 @@
+//! Start-up against Postgres: databases created when missing, migrations applied once under a
+//! lock when replicas start together, sessions that run as the service's least-privileged role.
+
+use prfix_runtime::migrate::{self, MigrateError, Migration};
+use prfix_tests::TestDatabase;
+use prfix_tests::app::{agent_settings, audit_settings, common_settings};
+
+#[tokio::test]
+async fn two_audit_instances_started_at_once_on_an_empty_database_both_come_up_and_migrate_once() {
+    let db = TestDatabase::fresh();
+    let common = common_settings(&db, "prfix-test-unused:", "http://127.0.0.1:9");
+    let (a, b) = tokio::join!(
+        prfix_audit::Application::build(audit_settings(&common)),
+        prfix_audit::Application::build(audit_settings(&common)),
+    );
+    let (a, b) = (a.expect("first instance starts"), b.expect("second instance starts"));
+    let mut applied: Vec<i32> =
+        a.migration_report().applied.iter().chain(&b.migration_report().applied).copied().collect();
+    applied.sort_unstable();
+    let all: Vec<i32> = prfix_audit::MIGRATIONS.iter().map(|m| m.version).collect();
+    assert_eq!(applied, all, "each migration applied by exactly one instance");
+    let ledger = db
+        .connect()
+        .await
+        .query("SELECT version FROM audit.schema_migrations ORDER BY version", &[])
+        .await
+        .expect("ledger");
+    assert_eq!(ledger.iter().map(|r| r.get::<_, i32>(0)).collect::<Vec<_>>(), all);
+}
+
+#[tokio::test]
+async fn agent_and_audit_started_together_on_one_new_database_each_get_their_schema() {
+    let db = TestDatabase::fresh();
+    let common = common_settings(&db, "prfix-test-unused:", "http://127.0.0.1:9");
+    let (agent, audit) = tokio::join!(
+        prfix_agent::Application::build(agent_settings(&common)),
+        prfix_audit::Application::build(audit_settings(&common)),
+    );
+    agent.expect("agent starts");
+    audit.expect("audit starts");
+    let schemas = db
+        .connect()
+        .await
+        .query("SELECT nspname FROM pg_namespace WHERE nspname IN ('agent', 'audit') ORDER BY 1", &[])
+        .await
+        .expect("schemas");
+    assert_eq!(schemas.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>(), ["agent", "audit"]);
+}
+
+#[tokio::test]
+async fn the_audit_service_sessions_may_append_and_read_but_not_rewrite_history() {
+    let db = TestDatabase::fresh();
+    let common = common_settings(&db, "prfix-test-unused:", "http://127.0.0.1:9");
+    let app = prfix_audit::Application::build(audit_settings(&common)).await.expect("starts");
+    let session = app.pool().get().await.expect("a pooled session");
+    let role: String = session.query_one("SELECT current_user::text", &[]).await.expect("role").get(0);
+    assert_eq!(role, "prfix_audit");
+    for statement in ["UPDATE audit.events SET action = 'x'", "DELETE FROM audit.events", "TRUNCATE audit.events"] {
+        let err = session.batch_execute(statement).await.expect_err(statement);
+        assert_eq!(err.code(), Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE), "{statement}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn a_migration_edited_after_it_was_applied_stops_start_up_with_its_name() {
+    let db = TestDatabase::fresh();
+    let original = [Migration { version: 1, name: "0001_t.sql", sql: "CREATE TABLE scratch.t (a int);" }];
+    let edited = [Migration { version: 1, name: "0001_t.sql", sql: "CREATE TABLE scratch.t (a bigint);" }];
+    let settings = prfix_runtime::db::DatabaseSettings {
+        url: db.secret_url(),
+        schema: "scratch".into(),
+        role: None,
+        pool_size: 1,
+        connect_timeout: std::time::Duration::from_secs(5),
+    };
+    let mut owner = prfix_runtime::db::connect_owner(&settings).await.expect("creates and connects");
+    let report = migrate::run(&mut owner, "scratch", &original).await.expect("first run");
+    assert_eq!(report.applied, [1]);
+    let again = migrate::run(&mut owner, "scratch", &original).await.expect("second run");
+    assert_eq!((again.applied.len(), again.already_applied), (0, 1));
+    let err = migrate::run(&mut owner, "scratch", &edited).await.expect_err("edited migration refused");
+    assert!(matches!(err, MigrateError::Changed { version: 1, .. }), "{err}");
+    assert!(err.to_string().contains("0001_t.sql"), "{err}");
+    let err = migrate::run(&mut owner, "scratch", &[]).await.expect_err("unknown applied migration refused");
+    assert!(err.to_string().contains("newer release"), "{err}");
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_reported_with_host_and_port_but_no_password() {
+    let db = TestDatabase::fresh();
+    let mut common = common_settings(&db, "prfix-test-unused:", "http://127.0.0.1:9");
+    common.database_url = secrecy::SecretString::from("postgres://postgres:hunter2@127.0.0.1:9/prfix");
+    let mut settings = audit_settings(&common);
+    settings.audit.database_connect_timeout_ms = 1_000;
+    let err = prfix_audit::Application::build(settings).await.err().expect("no database there");
+    let text = prfix_runtime::error::chain(&err);
+    assert!(text.contains("127.0.0.1:9/prfix"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+}
