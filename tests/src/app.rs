@@ -43,7 +43,8 @@ impl Drop for Running {
     }
 }
 
-fn run<F, E>(addr: SocketAddr, serve: impl FnOnce(CancellationToken) -> F) -> Running
+/// Runs a built service in the background: `serve` receives the token that stops it.
+pub fn run<F, E>(addr: SocketAddr, serve: impl FnOnce(CancellationToken) -> F) -> Running
 where
     F: std::future::Future<Output = Result<(), E>> + Send + 'static,
     E: std::error::Error + Send + 'static,

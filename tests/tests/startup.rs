@@ -97,3 +97,37 @@ async fn an_unreachable_database_is_reported_with_host_and_port_but_no_password(
     assert!(text.contains("127.0.0.1:9/prfix"), "{text}");
     assert!(!text.contains("hunter2"), "{text}");
 }
+
+#[tokio::test]
+async fn health_turns_not_serving_at_shutdown_while_calls_are_still_answered_during_the_drain() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+
+    let db = TestDatabase::fresh();
+    let common = common_settings(&db, "prfix-test-unused:", "http://127.0.0.1:9");
+    let mut settings = audit_settings(&common);
+    settings.audit.drain_delay_ms = 3_000;
+    settings.audit.shutdown_grace_ms = 500;
+    let app = prfix_audit::Application::build(settings).await.expect("starts");
+    let mut running = prfix_tests::app::run(app.local_addr(), |stop| app.run_until_stopped(stop));
+    let mut health = HealthClient::new(prfix_tests::app::channel_to(running.addr));
+    let check = |service: &str| HealthCheckRequest { service: service.to_owned() };
+    let status = health.check(check("prfix.audit.v1.AuditService")).await.expect("serving").into_inner().status;
+    assert_eq!(status, ServingStatus::Serving as i32);
+
+    let stopping = tokio::spawn(async move { running.stop().await });
+    // Watch until the status changes: the stream reports NOT_SERVING as soon as the drain starts.
+    let mut watch = health.watch(check("")).await.expect("watch").into_inner();
+    let mut last = None;
+    while let Some(update) = watch.message().await.expect("stream stays healthy during the drain") {
+        last = Some(update.status);
+        if update.status == ServingStatus::NotServing as i32 {
+            break;
+        }
+    }
+    assert_eq!(last, Some(ServingStatus::NotServing as i32));
+    // The watch is a call still in flight: the grace period ends it, so shutdown does not hang.
+    stopping.await.expect("stops after the drain");
+    drop(watch);
+}

@@ -31,6 +31,8 @@ pub struct AgentSettings {
     pub database_connect_timeout_ms: u64,
     /// Time between NOT_SERVING and closing the listener at shutdown, in milliseconds.
     pub drain_delay_ms: u64,
+    /// Time in-flight calls get to finish after the listener closed, in milliseconds.
+    pub shutdown_grace_ms: u64,
     /// Time to connect to an Ollama endpoint, in milliseconds.
     pub ollama_connect_timeout_ms: u64,
     /// Time for a short Ollama call (model list, version), in milliseconds.
@@ -45,6 +47,7 @@ impl Default for AgentSettings {
             database_pool_size: 16,
             database_connect_timeout_ms: 5_000,
             drain_delay_ms: 0,
+            shutdown_grace_ms: 30_000,
             ollama_connect_timeout_ms: 2_000,
             ollama_request_timeout_ms: 10_000,
         }
@@ -81,6 +84,14 @@ impl Settings {
             });
         }
         Ok(())
+    }
+
+    /// How the server stops.
+    pub fn drain(&self) -> prfix_runtime::grpc::Drain {
+        prfix_runtime::grpc::Drain {
+            delay: Duration::from_millis(self.agent.drain_delay_ms),
+            grace: Duration::from_millis(self.agent.shutdown_grace_ms),
+        }
     }
 
     /// How to reach the database.

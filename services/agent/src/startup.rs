@@ -7,7 +7,7 @@ use deadpool_postgres::Pool;
 use prfix_proto::agent::v1::agent_service_server::AgentServiceServer;
 use prfix_proto::service_names;
 use prfix_runtime::db::{self, PrepareError};
-use prfix_runtime::grpc::{self, Health};
+use prfix_runtime::grpc::{self, Drain, Health};
 use prfix_runtime::migrate::MigrationReport;
 use prfix_runtime::shutdown::CancellationToken;
 use tokio::net::TcpListener;
@@ -49,7 +49,7 @@ pub struct Application {
     addr: SocketAddr,
     pool: Pool,
     report: MigrationReport,
-    drain_delay: Duration,
+    drain: Drain,
     ollama: Ollama,
 }
 
@@ -66,8 +66,7 @@ impl Application {
         )
         .map_err(StartupError::Http)?;
         let (pool, report) = db::prepare(&settings.database(), crate::MIGRATIONS).await?;
-        let drain_delay = Duration::from_millis(settings.agent.drain_delay_ms);
-        Ok(Self { listener, addr, pool, report, drain_delay, ollama })
+        Ok(Self { listener, addr, pool, report, drain: settings.drain(), ollama })
     }
 
     /// The address actually bound (tests bind port 0).
@@ -93,7 +92,7 @@ impl Application {
                 .add_service(AgentServiceServer::new(AgentApi::new(self.pool.clone(), self.ollama.clone()))),
         )?;
         tracing::info!(addr = %self.addr, "agent listening");
-        grpc::serve(routes, self.listener, health, shutdown, self.drain_delay).await?;
+        grpc::serve(routes, self.listener, health, shutdown, self.drain).await?;
         tracing::info!("agent stopped");
         Ok(())
     }

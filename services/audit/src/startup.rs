@@ -1,13 +1,12 @@
 //! Building and running the audit service: bind first, prepare the database, then serve.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use deadpool_postgres::Pool;
 use prfix_proto::audit::v1::audit_service_server::AuditServiceServer;
 use prfix_proto::service_names;
 use prfix_runtime::db::{self, PrepareError};
-use prfix_runtime::grpc::{self, Health};
+use prfix_runtime::grpc::{self, Drain, Health};
 use prfix_runtime::migrate::MigrationReport;
 use prfix_runtime::shutdown::CancellationToken;
 use tokio::net::TcpListener;
@@ -45,7 +44,7 @@ pub struct Application {
     addr: SocketAddr,
     pool: Pool,
     report: MigrationReport,
-    drain_delay: Duration,
+    drain: Drain,
 }
 
 impl Application {
@@ -55,7 +54,7 @@ impl Application {
         let listener = TcpListener::bind(listen).await.map_err(|source| StartupError::Bind { addr: listen, source })?;
         let addr = listener.local_addr().map_err(|source| StartupError::Bind { addr: listen, source })?;
         let (pool, report) = db::prepare(&settings.database(), crate::MIGRATIONS).await?;
-        Ok(Self { listener, addr, pool, report, drain_delay: Duration::from_millis(settings.audit.drain_delay_ms) })
+        Ok(Self { listener, addr, pool, report, drain: settings.drain() })
     }
 
     /// The address actually bound (tests bind port 0).
@@ -80,7 +79,7 @@ impl Application {
             Routes::new(health_service).add_service(AuditServiceServer::new(AuditApi::new(self.pool.clone()))),
         )?;
         tracing::info!(addr = %self.addr, "audit service listening");
-        grpc::serve(routes, self.listener, health, shutdown, self.drain_delay).await?;
+        grpc::serve(routes, self.listener, health, shutdown, self.drain).await?;
         tracing::info!("audit service stopped");
         Ok(())
     }

@@ -37,6 +37,8 @@ pub struct GatewaySettings {
     pub database_connect_timeout_ms: u64,
     /// Time between NOT_SERVING and closing the listener at shutdown, in milliseconds.
     pub drain_delay_ms: u64,
+    /// Time in-flight calls get to finish after the listener closed, in milliseconds.
+    pub shutdown_grace_ms: u64,
 }
 
 impl Default for GatewaySettings {
@@ -50,6 +52,7 @@ impl Default for GatewaySettings {
             database_pool_size: 16,
             database_connect_timeout_ms: 5_000,
             drain_delay_ms: 0,
+            shutdown_grace_ms: 30_000,
         }
     }
 }
@@ -94,6 +97,14 @@ impl Settings {
             });
         }
         Ok(())
+    }
+
+    /// How the server stops.
+    pub fn drain(&self) -> prfix_runtime::grpc::Drain {
+        prfix_runtime::grpc::Drain {
+            delay: Duration::from_millis(self.gateway.drain_delay_ms),
+            grace: Duration::from_millis(self.gateway.shutdown_grace_ms),
+        }
     }
 
     /// How to reach the database.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use deadpool_postgres::Pool;
 use prfix_proto::service_names;
 use prfix_runtime::db::{self, PrepareError};
+use prfix_runtime::grpc::Drain;
 use prfix_runtime::migrate::MigrationReport;
 use prfix_runtime::redis::{self, Redis, RedisError};
 use prfix_runtime::shutdown::CancellationToken;
@@ -62,7 +63,7 @@ pub struct Application {
     report: MigrationReport,
     router: axum::Router,
     readiness: Readiness,
-    drain_delay: Duration,
+    drain: Drain,
 }
 
 fn upstream(
@@ -101,8 +102,7 @@ impl Application {
 
         let (pool, report) = db::prepare(&settings.database(), crate::MIGRATIONS).await?;
         let redis = redis::connect(&settings.common).await?;
-        let drain_delay = Duration::from_millis(settings.gateway.drain_delay_ms);
-        Ok(Self { listener, addr, pool, redis, report, router, readiness, drain_delay })
+        Ok(Self { listener, addr, pool, redis, report, router, readiness, drain: settings.drain() })
     }
 
     /// The address actually bound (tests bind port 0).
@@ -129,16 +129,20 @@ impl Application {
     /// calls finish.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), StartupError> {
         let readiness = self.readiness.clone();
-        let drain_delay = self.drain_delay;
+        let drain = self.drain;
+        let stopping = shutdown.clone();
         let signal = async move {
-            shutdown.cancelled().await;
+            stopping.cancelled().await;
             readiness.set(ServingStatus::NotServing);
-            tracing::info!(delay_ms = drain_delay.as_millis() as u64, "draining");
-            tokio::time::sleep(drain_delay).await;
+            tracing::info!(delay_ms = drain.delay.as_millis() as u64, "draining");
+            tokio::time::sleep(drain.delay).await;
         };
         self.readiness.set(ServingStatus::Serving);
         tracing::info!(addr = %self.addr, "gateway listening");
-        axum::serve(self.listener, self.router).with_graceful_shutdown(signal).await.map_err(StartupError::Serve)?;
+        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(signal).into_future();
+        if let Some(result) = prfix_runtime::grpc::with_grace(server, shutdown, drain).await {
+            result.map_err(StartupError::Serve)?;
+        }
         tracing::info!("gateway stopped");
         Ok(())
     }

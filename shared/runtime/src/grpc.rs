@@ -68,19 +68,29 @@ pub fn request_span<B>(request: &http::Request<B>) -> tracing::Span {
     tracing::info_span!("request", method = %request.uri().path(), request_id)
 }
 
+/// How a server stops.
+#[derive(Debug, Clone, Copy)]
+pub struct Drain {
+    /// Time between NOT_SERVING and closing the listener, for load balancers to notice.
+    pub delay: Duration,
+    /// Time in-flight calls then get to finish before their connections are closed (long streams
+    /// such as watches would otherwise hold the process forever).
+    pub grace: Duration,
+}
+
 /// Serves `routes` on `listener` until `shutdown` is cancelled, then drains: health goes
-/// NOT_SERVING, load balancers get `drain_delay` to notice, in-flight calls finish.
+/// NOT_SERVING, load balancers get `drain.delay` to notice, in-flight calls get `drain.grace`.
 pub async fn serve(
     routes: Routes,
     listener: TcpListener,
     health: Health,
     shutdown: CancellationToken,
-    drain_delay: Duration,
+    drain: Drain,
 ) -> Result<(), tonic::transport::Error> {
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    let signal = drain(health.clone(), shutdown, drain_delay);
+    let signal = drain_signal(health.clone(), shutdown.clone(), drain.delay);
     health.serving().await;
-    tonic::transport::Server::builder()
+    let server = tonic::transport::Server::builder()
         // Outermost: every request gets an id (the caller's `x-request-id` or a new UUID) before
         // anything logs, and the id goes back in the response headers.
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
@@ -88,11 +98,31 @@ pub async fn serve(
         // Then a span per request carrying method and request id.
         .layer(TraceLayer::new_for_grpc().make_span_with(request_span))
         .add_routes(routes)
-        .serve_with_incoming_shutdown(incoming, signal)
-        .await
+        .serve_with_incoming_shutdown(incoming, signal);
+    with_grace(server, shutdown, drain).await.unwrap_or(Ok(()))
 }
 
-async fn drain(health: Health, shutdown: CancellationToken, delay: Duration) {
+/// Runs `server` to its end, or until `drain.delay + drain.grace` after `shutdown`, whichever
+/// comes first; `None` when the grace ran out (the remaining connections are dropped).
+pub async fn with_grace<F: std::future::Future>(
+    server: F,
+    shutdown: CancellationToken,
+    drain: Drain,
+) -> Option<F::Output> {
+    let deadline = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(drain.delay + drain.grace).await;
+    };
+    tokio::select! {
+        output = server => Some(output),
+        () = deadline => {
+            tracing::warn!(grace_ms = drain.grace.as_millis() as u64, "in-flight calls did not finish within the grace period; closing them");
+            None
+        }
+    }
+}
+
+async fn drain_signal(health: Health, shutdown: CancellationToken, delay: Duration) {
     shutdown.cancelled().await;
     health.not_serving().await;
     tracing::info!(delay_ms = delay.as_millis() as u64, "draining");
