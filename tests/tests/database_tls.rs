@@ -57,16 +57,14 @@ async fn sslmode_verify_full_checks_the_certificate_and_the_host_name() {
         "{url}?sslmode=verify-full&sslrootcert=/etc/ssl/certs/ca-certificates.crt"
     )))
     .await
-    .err()
-    .expect("an untrusted certificate is refused");
+    .expect_err("an untrusted certificate is refused");
     let text = prfix_runtime::error::chain(&err);
     assert!(text.to_lowercase().contains("certificate"), "{text}");
 
     // The right CA but another host name than the certificate's.
     let err = db::connect_owner(&settings(format!("{}?sslmode=verify-full&sslrootcert={cert}", db.url)))
         .await
-        .err()
-        .expect("a host name mismatch is refused");
+        .expect_err("a host name mismatch is refused");
     let text = prfix_runtime::error::chain(&err);
     assert!(text.to_lowercase().contains("certificate"), "{text}");
 }
@@ -76,7 +74,6 @@ async fn a_missing_ca_file_is_named() {
     let db = TestDatabase::fresh();
     let err = db::connect_owner(&settings(format!("{}?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem", db.url)))
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
 }
