@@ -105,7 +105,8 @@ async fn run_locked(
     let quoted = quote_ident(schema);
     client
         .batch_execute(&format!(
-            "CREATE SCHEMA IF NOT EXISTS {quoted};
+            "SET client_min_messages = warning;
+             CREATE SCHEMA IF NOT EXISTS {quoted};
              CREATE TABLE IF NOT EXISTS {quoted}.schema_migrations (
                  version integer PRIMARY KEY,
                  name text NOT NULL,

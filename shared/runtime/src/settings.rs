@@ -21,9 +21,16 @@ pub const DEFAULT_OLLAMA_URL: &str = "http://127.0.0.1:11434";
 /// Why settings could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
-    /// The file or an environment variable holds a value of the wrong shape; the message names the key.
-    #[error("invalid setting: {0}")]
-    Parse(#[from] Box<figment::Error>),
+    /// The file or an environment variable holds a value of the wrong shape.
+    #[error("invalid setting `{key}` (from {source_name}): {reason}")]
+    Parse {
+        /// The setting's key (`audit.database_pool_size`).
+        key: String,
+        /// Where the value came from (the file, or the `PRFIX_` environment).
+        source_name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The configuration file given does not exist.
     #[error("configuration file {0} does not exist")]
     MissingFile(PathBuf),
@@ -49,8 +56,11 @@ pub enum LogFormat {
 }
 
 /// Settings shared by every service (top-level keys; `PRFIX_DATABASE_URL` and so on).
+///
+/// Unknown keys are not refused here because other `PRFIX_` variables (secrets read elsewhere,
+/// test settings) share the environment; a file's unknown top-level keys are refused on load.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct CommonSettings {
     /// Postgres URL. `sslmode` may be `disable`, `prefer`, `require` or `verify-full`
     /// (with `sslrootcert=<CA file>`).
@@ -118,6 +128,30 @@ impl CommonSettings {
     }
 }
 
+impl SettingsError {
+    /// Our error for figment's, with the key written as in the file (`audit.listen`).
+    fn from_figment(error: figment::Error, section: Option<&str>) -> Self {
+        let mut path: Vec<String> = error.path.iter().map(|p| p.to_lowercase()).collect();
+        // extract_inner reports the section after the field; put it first.
+        if let Some(section) = section {
+            if path.last().map(String::as_str) == Some(section) {
+                path.pop();
+            }
+            if path.first().map(String::as_str) != Some(section) {
+                path.insert(0, section.to_owned());
+            }
+        }
+        let source_name = match error.metadata.as_ref() {
+            Some(m) => match &m.source {
+                Some(figment::Source::File(path)) => format!("file {}", path.display()),
+                _ => m.name.to_string(),
+            },
+            None => "settings".to_owned(),
+        };
+        Self::Parse { key: path.join("."), source_name, reason: error.kind.to_string() }
+    }
+}
+
 /// The layered sources, read once; sections are extracted from it.
 pub struct Layers {
     figment: Figment,
@@ -138,6 +172,7 @@ impl Layers {
             if !file.exists() {
                 return Err(SettingsError::MissingFile(file.to_path_buf()));
             }
+            check_file_keys(file)?;
             figment = figment.merge(Toml::file(file));
         }
         // Secrets may come from files mounted by the orchestrator: `PRFIX_X_FILE` is read by
@@ -145,26 +180,9 @@ impl Layers {
         Ok(Self { figment: figment.merge(env) })
     }
 
-    /// The shared top-level settings. Section tables and `*_file` secret indirections are skipped.
+    /// The shared top-level settings; service sections are read by [`Layers::section`].
     pub fn common(&self) -> Result<CommonSettings, SettingsError> {
-        let known = [
-            "database_url",
-            "redis_url",
-            "redis_ca_file",
-            "redis_key_prefix",
-            "ollama_url",
-            "log_format",
-            "log_level",
-            "config",
-        ];
-        let top = Figment::from(self.figment.clone()).focus("").extract::<figment::value::Dict>().map_err(Box::new)?;
-        let mut picked = Figment::new();
-        for (key, value) in top {
-            if known.contains(&key.as_str()) {
-                picked = picked.merge((key, value));
-            }
-        }
-        let common: CommonSettings = picked.extract().map_err(Box::new)?;
+        let common: CommonSettings = self.figment.extract().map_err(|e| SettingsError::from_figment(e, None))?;
         common.validate()?;
         Ok(common)
     }
@@ -175,7 +193,36 @@ impl Layers {
         if self.figment.find_value(name).is_err() {
             return Ok(T::default());
         }
-        self.figment.extract_inner::<T>(name).map_err(|e| SettingsError::Parse(Box::new(e)))
+        self.figment.extract_inner::<T>(name).map_err(|e| SettingsError::from_figment(e, Some(name)))
+    }
+}
+
+/// Top-level keys a file may have: the shared settings and the sections.
+const FILE_KEYS: &[&str] = &[
+    "database_url",
+    "redis_url",
+    "redis_ca_file",
+    "redis_key_prefix",
+    "ollama_url",
+    "log_format",
+    "log_level",
+    "gateway",
+    "agent",
+    "audit",
+    "cli",
+];
+
+/// Refuses a file whose top level has a key nobody reads (a typo would otherwise pass silently).
+fn check_file_keys(file: &Path) -> Result<(), SettingsError> {
+    let top: figment::value::Dict =
+        Figment::from(Toml::file(file)).extract().map_err(|e| SettingsError::from_figment(e, None))?;
+    match top.keys().find(|k| !FILE_KEYS.contains(&k.as_str())) {
+        Some(unknown) => Err(SettingsError::Parse {
+            key: unknown.clone(),
+            source_name: format!("file {}", file.display()),
+            reason: format!("unknown setting; expected one of {}", FILE_KEYS.join(", ")),
+        }),
+        None => Ok(()),
     }
 }
 
@@ -250,14 +297,23 @@ mod tests {
     fn a_wrong_type_names_the_setting() {
         let layers = layers("[audit]\nworkers = \"many\"\n", &[]).expect("layers");
         let err = layers.section::<Section>("audit").expect_err("must fail").to_string();
-        assert!(err.contains("workers"), "{err}");
+        assert!(err.contains("`audit.workers`"), "{err}");
     }
 
     #[test]
     fn an_unknown_key_is_named() {
         let layers = layers("[audit]\nlistne = \"x\"\n", &[]).expect("layers");
         let err = layers.section::<Section>("audit").expect_err("must fail").to_string();
-        assert!(err.contains("listne"), "{err}");
+        assert!(err.contains("`audit.listne`"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_top_level_key_in_a_file_is_named() {
+        let (path, mut file) = tempfile();
+        file.write_all(b"databse_url = \"postgres://x\"\n").expect("writable");
+        let err =
+            Layers::from_sources(Some(&path), Env::prefixed("PRFIX_NOTHING_")).err().expect("refused").to_string();
+        assert!(err.contains("`databse_url`"), "{err}");
     }
 
     #[test]
