@@ -10,9 +10,11 @@ use tokio::task::JoinSet;
 /// Starts audit, agent and gateway, prints where they listen, and runs until Ctrl-C or SIGTERM.
 pub async fn run(config: Option<&Path>) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let layers = Layers::load(config)?;
-    let audit_settings = prfix_audit::Settings::from_layers(&layers)?;
-    let agent_settings = prfix_agent::Settings::from_layers(&layers)?;
-    let gateway_settings = prfix_gateway::Settings::from_layers(&layers)?;
+    let mut audit_settings = prfix_audit::Settings::from_layers(&layers)?;
+    let mut agent_settings = prfix_agent::Settings::from_layers(&layers)?;
+    let mut gateway_settings = prfix_gateway::Settings::from_layers(&layers)?;
+    // A laptop: a missing signing key or admin password is generated (and said so), not refused.
+    gateway_settings.gateway.mode = prfix_gateway::Mode::Development;
     // On a terminal, readable lines unless the operator chose a format.
     let format = if std::env::var_os("PRFIX_LOG_FORMAT").is_some() {
         audit_settings.common.log_format
@@ -23,9 +25,18 @@ pub async fn run(config: Option<&Path>) -> Result<(), Box<dyn std::error::Error 
     let database = redact(audit_settings.common.database_url.expose_secret());
     let ollama = agent_settings.common.ollama_url.clone();
 
+    // The gateway first: the services trust its public keys, which it publishes to the data
+    // directory here (the same keys its `/.well-known/jwks.json` serves).
+    let data_dir = gateway_settings.gateway.data_dir.clone();
+    let gateway = prfix_gateway::Application::build(gateway_settings).await?;
+    if audit_settings.common.auth_jwks_file.is_none() {
+        let jwks_file = data_dir.join("jwks.json");
+        std::fs::write(&jwks_file, serde_json::to_vec_pretty(&gateway.jwks())?)?;
+        audit_settings.common.auth_jwks_file = Some(jwks_file.clone());
+        agent_settings.common.auth_jwks_file = Some(jwks_file);
+    }
     let audit = prfix_audit::Application::build(audit_settings).await?;
     let agent = prfix_agent::Application::build(agent_settings).await?;
-    let gateway = prfix_gateway::Application::build(gateway_settings).await?;
 
     let gateway_addr = gateway.local_addr();
     println!("prfix is up:");
@@ -34,6 +45,9 @@ pub async fn run(config: Option<&Path>) -> Result<(), Box<dyn std::error::Error 
     println!("  audit     http://{}", audit.local_addr());
     println!("  database  {database}");
     println!("  ollama    {ollama}");
+    if let Some(password) = gateway.generated_admin_password() {
+        println!("  admin     user `admin`, password `{password}` (generated now, shown once: keep it)");
+    }
     println!("Try: buf curl --protocol grpc --http2-prior-knowledge http://{gateway_addr} --list-methods");
     println!("Press Ctrl-C to stop.");
 

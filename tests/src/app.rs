@@ -6,6 +6,10 @@ use std::net::SocketAddr;
 
 use prfix_proto::agent::v1::agent_service_client::AgentServiceClient;
 use prfix_proto::audit::v1::audit_service_client::AuditServiceClient;
+use prfix_proto::auth::v1::auth_service_client::AuthServiceClient;
+use tonic::service::interceptor::InterceptedService;
+
+use crate::auth::{ADMIN_PASSWORD, Bearer, keys, operator_token};
 use prfix_runtime::settings::{CommonSettings, LogFormat};
 use prfix_runtime::shutdown::CancellationToken;
 use secrecy::SecretString;
@@ -70,6 +74,7 @@ pub fn common_settings(db: &TestDatabase, redis_prefix: &str, ollama_url: &str) 
         ollama_url: ollama_url.to_owned(),
         log_format: LogFormat::Pretty,
         log_level: "warn".to_owned(),
+        auth_jwks_file: Some(keys().jwks_file.clone()),
         ..CommonSettings::default()
     }
 }
@@ -97,6 +102,10 @@ pub fn gateway_settings(common: &CommonSettings, agent: SocketAddr, audit: Socke
     s.gateway.agent_url = format!("http://{agent}");
     s.gateway.audit_url = format!("http://{audit}");
     s.gateway.database_pool_size = 2;
+    s.gateway.signing_key_files = vec![keys().pem_file.clone()];
+    // Tests log in often from one address; the rate-limit tests set their own limits.
+    s.gateway.limits.strict = prfix_gateway::ratelimit::Quota { per_minute: 6_000, burst: 200 };
+    s.bootstrap_admin_password = Some(SecretString::from(ADMIN_PASSWORD));
     s
 }
 
@@ -118,15 +127,65 @@ pub struct TestApp {
     pub db: TestDatabase,
 }
 
+/// A channel that sends a bearer token with every call.
+pub type Authed = InterceptedService<Channel, Bearer>;
+
 impl TestApp {
-    /// AgentService through the gateway.
-    pub fn agent_client(&self) -> AgentServiceClient<Channel> {
-        AgentServiceClient::new(self.channel.clone())
+    /// AgentService through the gateway, as an operator holding every role.
+    pub fn agent_client(&self) -> AgentServiceClient<Authed> {
+        self.agent_client_as(&operator_token())
     }
 
-    /// AuditService through the gateway.
-    pub fn audit_client(&self) -> AuditServiceClient<Channel> {
-        AuditServiceClient::new(self.channel.clone())
+    /// AgentService through the gateway with `token`.
+    pub fn agent_client_as(&self, token: &str) -> AgentServiceClient<Authed> {
+        AgentServiceClient::with_interceptor(self.channel.clone(), Bearer::new(token))
+    }
+
+    /// AuditService through the gateway, as an operator holding every role.
+    pub fn audit_client(&self) -> AuditServiceClient<Authed> {
+        self.audit_client_as(&operator_token())
+    }
+
+    /// AuditService through the gateway with `token`.
+    pub fn audit_client_as(&self, token: &str) -> AuditServiceClient<Authed> {
+        AuditServiceClient::with_interceptor(self.channel.clone(), Bearer::new(token))
+    }
+
+    /// AuthService with `token` (empty: no credentials).
+    pub fn auth_client_as(&self, token: &str) -> AuthServiceClient<Authed> {
+        AuthServiceClient::with_interceptor(self.channel.clone(), Bearer::new(token))
+    }
+
+    /// Logs in through the gateway and returns the access token.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<prfix_proto::auth::v1::LoginResponse, tonic::Status> {
+        let request =
+            prfix_proto::auth::v1::LoginRequest { username: username.to_owned(), password: password.to_owned() };
+        self.auth_client_as("").login(request).await.map(tonic::Response::into_inner)
+    }
+
+    /// The bootstrap admin's access token, by logging in.
+    pub async fn admin_token(&self) -> String {
+        let response = self.login("admin", ADMIN_PASSWORD).await.expect("the bootstrap admin logs in");
+        response.tokens.expect("tokens").access_token
+    }
+
+    /// Creates a user (as the admin) and returns their access token, by logging in.
+    pub async fn user_token(&self, username: &str, roles: &[prfix_auth::Role]) -> String {
+        let admin = self.admin_token().await;
+        let password = format!("{username}-password-123");
+        self.auth_client_as(&admin)
+            .create_user(prfix_proto::auth::v1::CreateUserRequest {
+                username: username.to_owned(),
+                password: password.clone(),
+                roles: roles.iter().map(|r| r.to_proto() as i32).collect(),
+            })
+            .await
+            .expect("the admin creates a user");
+        self.login(username, &password).await.expect("the new user logs in").tokens.expect("tokens").access_token
     }
 
     /// Health through the gateway.

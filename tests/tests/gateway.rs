@@ -274,7 +274,10 @@ async fn an_unknown_service_is_unimplemented_at_the_gateway() {
 #[tokio::test]
 async fn the_services_answer_directly_as_well_as_through_the_gateway() {
     let app = spawn_app().await;
-    let mut direct = prfix_proto::audit::v1::audit_service_client::AuditServiceClient::new(channel_to(app.audit.addr));
+    let mut direct = prfix_proto::audit::v1::audit_service_client::AuditServiceClient::with_interceptor(
+        channel_to(app.audit.addr),
+        prfix_tests::auth::Bearer::new(&prfix_tests::auth::operator_token()),
+    );
     direct.append(audit::AppendRequest { event: Some(event("direct")) }).await.expect("direct append");
     let listed = app.audit_client().list_events(audit::ListEventsRequest::default()).await.expect("list").into_inner();
     assert_eq!(listed.events.len(), 1);

@@ -32,6 +32,12 @@ pub enum StartupError {
     /// The database could not be prepared.
     #[error("agent database: {0}")]
     Database(#[from] PrepareError),
+    /// Authentication could not be set up.
+    #[error("authentication: {0}")]
+    Auth(#[from] prfix_auth::SetupError),
+    /// Redis could not be set up.
+    #[error("redis: {0}")]
+    Redis(#[from] prfix_runtime::redis::RedisError),
     /// Reflection could not be built from the descriptor set.
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -49,6 +55,7 @@ pub struct Application {
     addr: SocketAddr,
     pool: Pool,
     report: MigrationReport,
+    auth: prfix_auth::AuthLayer,
     drain: Drain,
     ollama: Ollama,
 }
@@ -66,7 +73,11 @@ impl Application {
         )
         .map_err(StartupError::Http)?;
         let (pool, report) = db::prepare(&settings.database(), crate::MIGRATIONS).await?;
-        Ok(Self { listener, addr, pool, report, drain: settings.drain(), ollama })
+        let revocations = prfix_runtime::redis::connect(&settings.common)
+            .await?
+            .map(|r| std::sync::Arc::new(prfix_auth::revocations::RedisRevocations::new(r)) as _);
+        let auth = prfix_auth::service_layer(&settings.common, revocations)?;
+        Ok(Self { listener, addr, pool, report, auth, drain: settings.drain(), ollama })
     }
 
     /// The address actually bound (tests bind port 0).
@@ -91,6 +102,9 @@ impl Application {
             Routes::new(health_service)
                 .add_service(AgentServiceServer::new(AgentApi::new(self.pool.clone(), self.ollama.clone()))),
         )?;
+        // Every call is checked against its method's policy here, whoever sent it: reaching the
+        // service on the network grants nothing.
+        let routes = Routes::from(routes.into_axum_router().layer(self.auth));
         tracing::info!(addr = %self.addr, "agent listening");
         grpc::serve(routes, self.listener, health, shutdown, self.drain).await?;
         tracing::info!("agent stopped");

@@ -6,18 +6,29 @@
 
 #![forbid(unsafe_code)]
 
+pub mod auth;
+mod edge;
 pub mod health;
-mod router;
+pub mod ratelimit;
+pub mod router;
+pub mod security_audit;
 pub mod settings;
 mod startup;
 pub mod upstream;
 
-pub use settings::{GatewaySettings, Settings};
+pub use settings::{GatewaySettings, Mode, Settings};
 pub use startup::{Application, StartupError};
 
 /// The embedded migrations of the `gateway` schema.
-pub const MIGRATIONS: &[prfix_runtime::migrate::Migration] = &[prfix_runtime::migrate::Migration {
-    version: 1,
-    name: "0001_role.sql",
-    sql: include_str!("../../../migrations/gateway/0001_role.sql"),
-}];
+pub const MIGRATIONS: &[prfix_runtime::migrate::Migration] = &[
+    prfix_runtime::migrate::Migration {
+        version: 1,
+        name: "0001_role.sql",
+        sql: include_str!("../../../migrations/gateway/0001_role.sql"),
+    },
+    prfix_runtime::migrate::Migration {
+        version: 2,
+        name: "0002_identity.sql",
+        sql: include_str!("../../../migrations/gateway/0002_identity.sql"),
+    },
+];

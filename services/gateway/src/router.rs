@@ -1,37 +1,110 @@
-//! The gateway's HTTP surface on one port: local gRPC services (health, reflection), then generic
-//! forwarding by service name, then UNIMPLEMENTED for unknown gRPC services and 404 for the rest.
+//! The gateway's HTTP surface on one port: local gRPC services (health, reflection, auth), the
+//! JWKS, then generic forwarding by service name, then UNIMPLEMENTED for unknown gRPC services and
+//! 404 for the rest.
+
+use std::sync::Arc;
 
 use axum::body::Body;
-use http::{Request, Response, StatusCode};
+use axum::routing::get;
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
+use prfix_proto::auth::v1::auth_service_server::AuthServiceServer;
 use prfix_runtime::grpc::{request_span, with_reflection};
 use tonic::Status;
 use tonic::service::Routes;
 use tonic_health::pb::health_server::HealthServer;
 use tower::ServiceBuilder;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::auth::AuthApi;
+use crate::edge::Edge;
 use crate::health::GatewayHealth;
 use crate::upstream::{Upstreams, service_of};
 
-/// Builds the router; `health` answers for every service, `upstreams` receive forwarded calls.
-pub fn build(health: GatewayHealth, upstreams: Upstreams) -> Result<axum::Router, tonic_reflection::server::Error> {
-    let local = with_reflection(Routes::new(HealthServer::new(health)))?;
-    let layers = ServiceBuilder::new()
-        // Outermost: every request gets an id (the caller's `x-request-id` or a new UUID) before
-        // anything logs or is forwarded; upstreams receive it and the response carries it back.
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(PropagateRequestIdLayer::x_request_id())
-        // Then a span per request with method and request id, so the gateway's log lines of one
-        // call can be found together.
-        .layer(TraceLayer::new_for_grpc().make_span_with(request_span));
-    Ok(local
+/// The OWASP secure headers every response carries, whatever produced it.
+pub const SECURITY_HEADERS: &[(&str, &str)] = &[
+    ("strict-transport-security", "max-age=63072000; includeSubDomains"),
+    ("content-security-policy", "default-src 'none'; frame-ancestors 'none'"),
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "no-referrer"),
+    (
+        "permissions-policy",
+        "accelerometer=(), camera=(), geolocation=(), gyroscope=(), microphone=(), payment=(), usb=()",
+    ),
+    ("cross-origin-opener-policy", "same-origin"),
+    ("cross-origin-resource-policy", "same-origin"),
+    ("cache-control", "no-store"),
+    ("x-xss-protection", "0"),
+];
+
+/// Builds the router.
+pub fn build(
+    health: GatewayHealth,
+    upstreams: Upstreams,
+    auth: AuthApi,
+    edge: Edge,
+    cors_origins: &[String],
+) -> Result<axum::Router, tonic_reflection::server::Error> {
+    let jwks = Arc::new(auth.issuer.jwks());
+    let local = with_reflection(Routes::new(HealthServer::new(health)).add_service(AuthServiceServer::new(auth)))?;
+    let mut router = local
         .into_axum_router()
+        .route(
+            "/.well-known/jwks.json",
+            get(move || {
+                let jwks = jwks.clone();
+                async move { axum::Json((*jwks).clone()) }
+            }),
+        )
         .fallback(move |request: Request<Body>| {
             let upstreams = upstreams.clone();
             async move { dispatch(&upstreams, request).await }
         })
-        .layer(layers))
+        // Innermost: authentication, policy and limits, after CORS has answered preflights.
+        .layer(axum::middleware::from_fn_with_state(edge, crate::edge::check));
+    let origins: Vec<HeaderValue> = cors_origins.iter().filter_map(|o| o.parse().ok()).collect();
+    if !origins.is_empty() {
+        // Only configured origins, never `*`, and no credentials: bearer tokens travel in headers.
+        router = router.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_methods([
+                    http::Method::GET,
+                    http::Method::POST,
+                    http::Method::PATCH,
+                    http::Method::DELETE,
+                    http::Method::PUT,
+                ])
+                .allow_headers([
+                    http::header::AUTHORIZATION,
+                    http::header::CONTENT_TYPE,
+                    HeaderName::from_static("x-grpc-web"),
+                    HeaderName::from_static("x-user-agent"),
+                    HeaderName::from_static("grpc-timeout"),
+                    HeaderName::from_static("x-request-id"),
+                ])
+                .expose_headers([
+                    HeaderName::from_static("grpc-status"),
+                    HeaderName::from_static("grpc-message"),
+                    HeaderName::from_static("x-request-id"),
+                ]),
+        );
+    }
+    for (name, value) in SECURITY_HEADERS {
+        router = router
+            .layer(SetResponseHeaderLayer::overriding(HeaderName::from_static(name), HeaderValue::from_static(value)));
+    }
+    let outer = ServiceBuilder::new()
+        // Outermost: every request gets an id (the caller's `x-request-id` or a new UUID) before
+        // anything logs or is forwarded; upstreams receive it and the response carries it back.
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        // Then a span per request with method and request id.
+        .layer(TraceLayer::new_for_grpc().make_span_with(request_span));
+    Ok(router.layer(outer))
 }
 
 fn is_grpc(request: &Request<Body>) -> bool {

@@ -1,12 +1,26 @@
 //! The gateway's settings: the shared ones and the `[gateway]` section.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use prfix_runtime::db::DatabaseSettings;
 use prfix_runtime::settings::{CommonSettings, Layers, SettingsError};
+use secrecy::SecretString;
 use serde::Deserialize;
+
+use crate::ratelimit::Limits;
+
+/// How strict start-up is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Every secret must be given; nothing is generated.
+    #[default]
+    Production,
+    /// `prfix up`: a missing signing key or admin password is generated (with a warning).
+    Development,
+}
 
 /// Everything the gateway reads.
 #[derive(Debug, Clone, Default)]
@@ -15,6 +29,11 @@ pub struct Settings {
     pub common: CommonSettings,
     /// The `[gateway]` section.
     pub gateway: GatewaySettings,
+    /// Password of the `admin` user created on first start (`PRFIX_BOOTSTRAP_ADMIN_PASSWORD` or
+    /// `..._FILE`; never from the file).
+    pub bootstrap_admin_password: Option<SecretString>,
+    /// A signing key in PEM (`PRFIX_SIGNING_KEY` or `..._FILE`), used before `signing_key_files`.
+    pub signing_key_pem: Option<SecretString>,
 }
 
 /// The `[gateway]` section (`PRFIX_GATEWAY__...`).
@@ -37,6 +56,24 @@ pub struct GatewaySettings {
     pub database_connect_timeout_ms: u64,
     /// Time between NOT_SERVING and closing the listener at shutdown, in milliseconds.
     pub drain_delay_ms: u64,
+    /// `production` (every secret given) or `development` (generated when missing).
+    pub mode: Mode,
+    /// PEM files of RS256 signing keys: the first signs, all are published (rotation).
+    pub signing_key_files: Vec<PathBuf>,
+    /// Where development mode keeps what it generates.
+    pub data_dir: PathBuf,
+    /// Access-token lifetime in seconds.
+    pub access_token_ttl_secs: u64,
+    /// Refresh-token lifetime in seconds.
+    pub refresh_token_ttl_secs: u64,
+    /// Password hashes computed at once (each takes 19 MiB).
+    pub password_hash_concurrency: usize,
+    /// Longest wait for a hashing slot before RESOURCE_EXHAUSTED, in milliseconds.
+    pub password_hash_queue_ms: u64,
+    /// Rate limits per class.
+    pub limits: Limits,
+    /// Origins allowed to call from browsers (CORS); empty allows none.
+    pub cors_allowed_origins: Vec<String>,
     /// Time in-flight calls get to finish after the listener closed, in milliseconds.
     pub shutdown_grace_ms: u64,
 }
@@ -53,6 +90,15 @@ impl Default for GatewaySettings {
             database_connect_timeout_ms: 5_000,
             drain_delay_ms: 0,
             shutdown_grace_ms: 30_000,
+            mode: Mode::Production,
+            signing_key_files: Vec::new(),
+            data_dir: PathBuf::from(".prfix-data"),
+            access_token_ttl_secs: 900,
+            refresh_token_ttl_secs: 7 * 24 * 3600,
+            password_hash_concurrency: 2,
+            password_hash_queue_ms: 1_000,
+            limits: Limits::default(),
+            cors_allowed_origins: Vec::new(),
         }
     }
 }
@@ -66,7 +112,12 @@ impl Settings {
 
     /// Reads and validates both parts from already loaded layers.
     pub fn from_layers(layers: &Layers) -> Result<Self, SettingsError> {
-        let settings = Self { common: layers.common()?, gateway: layers.section("gateway")? };
+        let settings = Self {
+            common: layers.common()?,
+            gateway: layers.section("gateway")?,
+            bootstrap_admin_password: prfix_runtime::settings::secret_from_env("PRFIX_BOOTSTRAP_ADMIN_PASSWORD")?,
+            signing_key_pem: prfix_runtime::settings::secret_from_env("PRFIX_SIGNING_KEY")?,
+        };
         settings.validate()?;
         Ok(settings)
     }
@@ -89,6 +140,20 @@ impl Settings {
                 key: "gateway.upstream_connect_timeout_ms",
                 reason: "must be at least 1".to_owned(),
             });
+        }
+        if self.gateway.access_token_ttl_secs == 0 || self.gateway.access_token_ttl_secs > 3600 {
+            return Err(SettingsError::Invalid {
+                key: "gateway.access_token_ttl_secs",
+                reason: "must be between 1 and 3600".to_owned(),
+            });
+        }
+        for origin in &self.gateway.cors_allowed_origins {
+            if origin == "*" || !(origin.starts_with("https://") || origin.starts_with("http://")) {
+                return Err(SettingsError::Invalid {
+                    key: "gateway.cors_allowed_origins",
+                    reason: format!("`{origin}` must be an origin such as https://app.example.com (never *)"),
+                });
+            }
         }
         if self.gateway.database_pool_size == 0 {
             return Err(SettingsError::Invalid {

@@ -16,7 +16,21 @@ use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
+use std::sync::Arc;
+
+use prfix_auth::revocations::RedisRevocations;
+use prfix_auth::{KeySource, PolicyTable, SigningKey, Verifier, VerifierConfig};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::auth::AuthApi;
+use crate::auth::passwords::Passwords;
+use crate::auth::store::Store;
+use crate::auth::tokens::{GatewayRevocations, Issuer};
+use crate::edge::Edge;
 use crate::health::{GatewayHealth, Readiness};
+use crate::ratelimit::Limiter;
+use crate::security_audit::SecurityAudit;
+use crate::settings::Mode;
 use crate::settings::Settings;
 use crate::upstream::{Upstream, Upstreams};
 
@@ -46,6 +60,15 @@ pub enum StartupError {
     /// Redis could not be set up.
     #[error("gateway redis: {0}")]
     Redis(#[from] RedisError),
+    /// No signing key was given in production mode, or one could not be read.
+    #[error("signing key: {0}")]
+    SigningKey(String),
+    /// The first admin could not be created.
+    #[error("bootstrap: {0}")]
+    Bootstrap(String),
+    /// The policy table could not be read.
+    #[error("policy: {0}")]
+    Policy(#[from] prfix_auth::policy::PolicyError),
     /// Reflection could not be built from the descriptor set.
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -63,6 +86,8 @@ pub struct Application {
     report: MigrationReport,
     router: axum::Router,
     readiness: Readiness,
+    generated_admin_password: Option<String>,
+    jwks: prfix_auth::Jwks,
     drain: Drain,
 }
 
@@ -98,11 +123,62 @@ impl Application {
             Vec::new(),
             HashMap::from([(service_names::AGENT, agent_health), (service_names::AUDIT, audit_health)]),
         );
-        let router = crate::router::build(health, upstreams)?;
 
         let (pool, report) = db::prepare(&settings.database(), crate::MIGRATIONS).await?;
         let redis = redis::connect(&settings.common).await?;
-        Ok(Self { listener, addr, pool, redis, report, router, readiness, drain: settings.drain() })
+
+        let issuer = Arc::new(Issuer::new(
+            load_keys(&settings)?,
+            settings.common.auth_issuer.clone(),
+            settings.common.auth_audience.clone(),
+            Duration::from_secs(settings.gateway.access_token_ttl_secs),
+        ));
+        let revocations = Arc::new(GatewayRevocations::new(redis.clone().map(RedisRevocations::new)));
+        let verifier = Arc::new(Verifier::new(
+            VerifierConfig {
+                issuer: settings.common.auth_issuer.clone(),
+                audience: settings.common.auth_audience.clone(),
+                leeway: Duration::from_secs(30),
+                keys: KeySource::Static(issuer.jwks()),
+            },
+            Some(revocations.clone() as Arc<dyn prfix_auth::verifier::Revocations>),
+        ));
+        let audit_channel = Channel::from_shared(settings.gateway.audit_url.clone())
+            .map_err(|e| StartupError::Upstream { url: settings.gateway.audit_url.clone(), reason: e.to_string() })?
+            .connect_timeout(connect_timeout)
+            .connect_lazy();
+        let limiter = Arc::new(Limiter::new(settings.gateway.limits, redis.clone()));
+        let passwords = Passwords::new(
+            settings.gateway.password_hash_concurrency,
+            Duration::from_millis(settings.gateway.password_hash_queue_ms),
+        )
+        .map_err(|e| StartupError::Bootstrap(e.to_string()))?;
+        let store = Store::new(pool.clone());
+        let generated_admin_password = bootstrap_admin(&settings, &store, &passwords).await?;
+        let auth = AuthApi {
+            store,
+            passwords,
+            issuer: issuer.clone(),
+            revocations,
+            audit: SecurityAudit::new(audit_channel, issuer.clone()),
+            limiter: limiter.clone(),
+            refresh_ttl: Duration::from_secs(settings.gateway.refresh_token_ttl_secs),
+        };
+        let jwks = issuer.jwks();
+        let edge = Edge { policies: Arc::new(PolicyTable::prfix()?), verifier, auth: auth.clone(), limiter };
+        let router = crate::router::build(health, upstreams, auth, edge, &settings.gateway.cors_allowed_origins)?;
+        Ok(Self {
+            listener,
+            addr,
+            pool,
+            redis,
+            report,
+            router,
+            readiness,
+            generated_admin_password,
+            jwks,
+            drain: settings.drain(),
+        })
     }
 
     /// The address actually bound (tests bind port 0).
@@ -118,6 +194,17 @@ impl Application {
     /// The database pool.
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    /// The public keys the gateway signs with.
+    pub fn jwks(&self) -> prfix_auth::Jwks {
+        self.jwks.clone()
+    }
+
+    /// The password of the `admin` user this start generated (development mode, empty user table),
+    /// to be shown once.
+    pub fn generated_admin_password(&self) -> Option<&str> {
+        self.generated_admin_password.as_deref()
     }
 
     /// The Redis client, when `redis_url` is set.
@@ -139,11 +226,101 @@ impl Application {
         };
         self.readiness.set(ServingStatus::Serving);
         tracing::info!(addr = %self.addr, "gateway listening");
-        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(signal).into_future();
+        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        let server = axum::serve(self.listener, service).with_graceful_shutdown(signal).into_future();
         if let Some(result) = prfix_runtime::grpc::with_grace(server, shutdown, drain).await {
             result.map_err(StartupError::Serve)?;
         }
         tracing::info!("gateway stopped");
         Ok(())
+    }
+}
+
+fn load_keys(settings: &Settings) -> Result<Vec<SigningKey>, StartupError> {
+    let mut keys = Vec::new();
+    if let Some(pem) = &settings.signing_key_pem {
+        keys.push(
+            SigningKey::from_pem(pem.expose_secret())
+                .map_err(|e| StartupError::SigningKey(format!("PRFIX_SIGNING_KEY: {e}")))?,
+        );
+    }
+    for file in &settings.gateway.signing_key_files {
+        let error = |e: String| StartupError::SigningKey(format!("{}: {e}", file.display()));
+        let pem = std::fs::read_to_string(file).map_err(|e| error(e.to_string()))?;
+        keys.push(SigningKey::from_pem(&pem).map_err(|e| error(e.to_string()))?);
+    }
+    if !keys.is_empty() {
+        return Ok(keys);
+    }
+    if settings.gateway.mode == Mode::Production {
+        return Err(StartupError::SigningKey(
+            "none given: set gateway.signing_key_files or PRFIX_SIGNING_KEY (PEM) / PRFIX_SIGNING_KEY_FILE".to_owned(),
+        ));
+    }
+    let path = settings.gateway.data_dir.join("signing-key.pem");
+    let error = |e: String| StartupError::SigningKey(format!("{}: {e}", path.display()));
+    if path.exists() {
+        let pem = std::fs::read_to_string(&path).map_err(|e| error(e.to_string()))?;
+        return Ok(vec![SigningKey::from_pem(&pem).map_err(|e| error(e.to_string()))?]);
+    }
+    let (key, pem) = SigningKey::generate().map_err(|e| error(e.to_string()))?;
+    std::fs::create_dir_all(&settings.gateway.data_dir).map_err(|e| error(e.to_string()))?;
+    write_private(&path, &pem).map_err(|e| error(e.to_string()))?;
+    tracing::warn!(path = %path.display(), "development mode: generated a signing key; use your own in production");
+    Ok(vec![key])
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(text.as_bytes())
+}
+
+/// Creates `admin` when there is no user: with the given password, or (development mode) a
+/// generated one that is returned to be shown once. Production without a password refuses to start.
+async fn bootstrap_admin(
+    settings: &Settings,
+    store: &Store,
+    passwords: &Passwords,
+) -> Result<Option<String>, StartupError> {
+    let failed = |e: String| StartupError::Bootstrap(e);
+    if store.has_users().await.map_err(|e| failed(e.to_string()))? {
+        return Ok(None);
+    }
+    let (password, generated) = match (&settings.bootstrap_admin_password, settings.gateway.mode) {
+        (Some(p), _) => (p.clone(), None),
+        (None, Mode::Development) => {
+            let mut bytes = [0u8; 18];
+            rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+            let text = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes);
+            (SecretString::from(text.clone()), Some(text))
+        }
+        (None, Mode::Production) => {
+            return Err(failed(
+                "there is no user yet: set PRFIX_BOOTSTRAP_ADMIN_PASSWORD (or PRFIX_BOOTSTRAP_ADMIN_PASSWORD_FILE) to create `admin`".to_owned(),
+            ));
+        }
+    };
+    if password.expose_secret().chars().count() < crate::auth::MIN_PASSWORD_CHARS {
+        return Err(failed(format!(
+            "the bootstrap admin password must have at least {} characters",
+            crate::auth::MIN_PASSWORD_CHARS
+        )));
+    }
+    let hash = passwords.hash(&password).await.map_err(|e| failed(e.to_string()))?;
+    match store.create_user("admin", &hash, &["admin".to_owned()]).await {
+        Ok(_) => {
+            tracing::info!("created the first user `admin`");
+            Ok(generated)
+        }
+        // Another replica created it at the same moment.
+        Err(crate::auth::store::StoreError::Exists(_)) => Ok(None),
+        Err(e) => Err(failed(e.to_string())),
     }
 }

@@ -79,6 +79,16 @@ pub struct CommonSettings {
     pub log_level: String,
     /// The configuration file, when one was given (the key exists so that `PRFIX_CONFIG` is accepted).
     pub config: Option<PathBuf>,
+    /// `iss` of access tokens.
+    pub auth_issuer: String,
+    /// `aud` of access tokens.
+    pub auth_audience: String,
+    /// Where services fetch the gateway's public keys.
+    pub auth_jwks_url: String,
+    /// A JWKS file to use instead of the URL (keys never come from the token itself).
+    pub auth_jwks_file: Option<PathBuf>,
+    /// Least time between two JWKS fetches, in milliseconds (an unknown `kid` fetches at most this often).
+    pub auth_jwks_cooldown_ms: u64,
 }
 
 impl Default for CommonSettings {
@@ -92,6 +102,11 @@ impl Default for CommonSettings {
             log_format: LogFormat::default(),
             log_level: "info".to_owned(),
             config: None,
+            auth_issuer: "prfix".to_owned(),
+            auth_audience: "prfix-api".to_owned(),
+            auth_jwks_url: "http://127.0.0.1:8080/.well-known/jwks.json".to_owned(),
+            auth_jwks_file: None,
+            auth_jwks_cooldown_ms: 10_000,
         }
     }
 }
@@ -206,6 +221,11 @@ const FILE_KEYS: &[&str] = &[
     "ollama_url",
     "log_format",
     "log_level",
+    "auth_issuer",
+    "auth_audience",
+    "auth_jwks_url",
+    "auth_jwks_file",
+    "auth_jwks_cooldown_ms",
     "gateway",
     "agent",
     "audit",

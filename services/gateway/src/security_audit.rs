@@ -1,0 +1,131 @@
+//! Security events of the gateway (logins, refreshes, logouts, user and key changes, denials),
+//! appended to the audit log before the response goes out, with a service token of the gateway's
+//! own. Until durable delivery exists, a failed append is logged as an error, never dropped
+//! silently.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use prfix_auth::{PrincipalKind, Role};
+use prfix_proto::audit::v1 as pb;
+use prfix_proto::audit::v1::audit_service_client::AuditServiceClient;
+use tokio::sync::Mutex;
+use tonic::transport::Channel;
+
+use crate::auth::tokens::Issuer;
+
+/// Lifetime of the gateway's own service token.
+const SERVICE_TOKEN_TTL: Duration = Duration::from_secs(300);
+
+/// The caller as the edge saw it; handlers find it in the request extensions.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    /// Client address.
+    pub ip: String,
+    /// The request id.
+    pub request_id: String,
+}
+
+/// One security event.
+#[derive(Debug, Clone)]
+pub struct SecurityEvent {
+    /// Named action (`auth.login`) or the method path.
+    pub action: String,
+    /// Who acted (`anonymous` when unknown).
+    pub actor: String,
+    /// Their roles.
+    pub roles: Vec<String>,
+    /// What was acted on.
+    pub resource: String,
+    /// Outcome.
+    pub result: pb::AuditResult,
+    /// Why, for failures and denials.
+    pub reason: String,
+}
+
+impl SecurityEvent {
+    /// An event; `reason` is empty for successes.
+    pub fn new(
+        action: &str,
+        actor: &str,
+        roles: Vec<String>,
+        resource: String,
+        result: pb::AuditResult,
+        reason: &str,
+    ) -> Self {
+        Self { action: action.to_owned(), actor: actor.to_owned(), roles, resource, result, reason: reason.to_owned() }
+    }
+}
+
+/// Appends security events.
+#[derive(Clone)]
+pub struct SecurityAudit {
+    client: AuditServiceClient<Channel>,
+    issuer: Arc<Issuer>,
+    token: Arc<Mutex<Option<(String, i64)>>>,
+}
+
+impl SecurityAudit {
+    /// Appends through `channel` (to the audit service) with tokens from `issuer`.
+    pub fn new(channel: Channel, issuer: Arc<Issuer>) -> Self {
+        Self { client: AuditServiceClient::new(channel), issuer, token: Arc::new(Mutex::new(None)) }
+    }
+
+    async fn service_token(&self) -> Result<String, String> {
+        let mut cached = self.token.lock().await;
+        let now = Utc::now().timestamp();
+        if let Some((token, exp)) = cached.as_ref()
+            && *exp - now > 60
+        {
+            return Ok(token.clone());
+        }
+        let (token, claims) =
+            self.issuer.mint_for("service:gateway", &[Role::Service], PrincipalKind::Service, SERVICE_TOKEN_TTL)?;
+        *cached = Some((token.clone(), claims.exp));
+        Ok(token)
+    }
+
+    /// Appends `event`; a failure is logged as an error with the event's content.
+    pub async fn record(&self, event: SecurityEvent, client: &ClientInfo) {
+        let mut metadata = prost_types::Struct::default();
+        if !event.reason.is_empty() {
+            metadata.fields.insert(
+                "reason".to_owned(),
+                prost_types::Value { kind: Some(prost_types::value::Kind::StringValue(event.reason.clone())) },
+            );
+        }
+        let message = pb::AuditEvent {
+            event_id: uuid::Uuid::new_v4().to_string(),
+            time: Some(prfix_runtime::time::to_timestamp(Utc::now())),
+            actor: Some(pb::Actor { subject: event.actor.clone(), roles: event.roles.clone() }),
+            actor_ip: client.ip.clone(),
+            action: event.action.clone(),
+            resource: event.resource.clone(),
+            result: event.result as i32,
+            request_id: client.request_id.clone(),
+            metadata: Some(metadata),
+            ..Default::default()
+        };
+        let outcome = async {
+            let token = self.service_token().await?;
+            let mut request = tonic::Request::new(pb::AppendRequest { event: Some(message) });
+            request.set_timeout(Duration::from_secs(2));
+            let value = format!("Bearer {token}").parse().map_err(|_| "token is not a header value".to_owned())?;
+            request.metadata_mut().insert("authorization", value);
+            self.client.clone().append(request).await.map_err(|s| format!("{}: {}", s.code(), s.message()))
+        }
+        .await;
+        if let Err(error) = outcome {
+            tracing::error!(
+                %error,
+                action = %event.action,
+                actor = %event.actor,
+                result = ?event.result,
+                ip = %client.ip,
+                request_id = %client.request_id,
+                "security event could not be appended to the audit log"
+            );
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! What an access token says, and the principal a verified token stands for.
+
+use serde::{Deserialize, Serialize};
+
+/// A role; what each may do is declared per method in the proto policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    /// Manages users, keys and every task.
+    Admin,
+    /// Creates and reads their own tasks.
+    Developer,
+    /// Reads the audit log.
+    Auditor,
+    /// Internal service calls.
+    Service,
+}
+
+impl Role {
+    /// Every role.
+    pub const ALL: [Role; 4] = [Role::Admin, Role::Developer, Role::Auditor, Role::Service];
+
+    /// The name used in tokens, the database and the audit log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Developer => "developer",
+            Role::Auditor => "auditor",
+            Role::Service => "service",
+        }
+    }
+
+    /// The role of a name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
+    /// The proto enum value.
+    pub fn to_proto(self) -> prfix_proto::options::v1::Role {
+        use prfix_proto::options::v1::Role as P;
+        match self {
+            Role::Admin => P::Admin,
+            Role::Developer => P::Developer,
+            Role::Auditor => P::Auditor,
+            Role::Service => P::Service,
+        }
+    }
+
+    /// The role of a proto enum value (`None` for UNSPECIFIED and unknown numbers).
+    pub fn from_proto(value: i32) -> Option<Self> {
+        use prfix_proto::options::v1::Role as P;
+        match P::try_from(value).ok()? {
+            P::Admin => Some(Role::Admin),
+            P::Developer => Some(Role::Developer),
+            P::Auditor => Some(Role::Auditor),
+            P::Service => Some(Role::Service),
+            P::Unspecified => None,
+        }
+    }
+}
+
+/// How a principal authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrincipalKind {
+    /// A user who logged in.
+    User,
+    /// An API key, exchanged at the gateway for a short-lived token.
+    ApiKey,
+    /// A service.
+    Service,
+}
+
+/// The claims of an access token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Claims {
+    /// Issuer.
+    pub iss: String,
+    /// Audience.
+    pub aud: String,
+    /// Subject: user name, `apikey:<id>` or `service:<name>`.
+    pub sub: String,
+    /// Role names.
+    pub roles: Vec<String>,
+    /// Token id (for revocation).
+    pub jti: String,
+    /// Issued at (seconds since the epoch).
+    pub iat: i64,
+    /// Not before.
+    pub nbf: i64,
+    /// Expires at.
+    pub exp: i64,
+    /// How the subject authenticated.
+    pub kind: PrincipalKind,
+}
+
+/// The caller of a request, put into request extensions once its token is verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// Subject.
+    pub subject: String,
+    /// Roles in force.
+    pub roles: Vec<Role>,
+    /// How it authenticated.
+    pub kind: PrincipalKind,
+    /// The token's id.
+    pub token_id: String,
+    /// When the token expires (seconds since the epoch).
+    pub expires_at: i64,
+}
+
+impl Principal {
+    /// Whether the principal holds `role`.
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    /// Role names, for the audit log.
+    pub fn role_names(&self) -> Vec<String> {
+        self.roles.iter().map(|r| r.as_str().to_owned()).collect()
+    }
+}
