@@ -123,6 +123,8 @@ pub struct TestApp {
     pub redis_prefix: String,
     /// A channel to the gateway.
     pub channel: Channel,
+    /// The shared settings the services were started with.
+    pub common: CommonSettings,
     /// This test's database (declared last: dropped after the services stopped).
     pub db: TestDatabase,
 }
@@ -202,6 +204,11 @@ pub fn channel_to(addr: SocketAddr) -> Channel {
 /// Starts audit, agent and gateway against a fresh database, a fresh Redis prefix and a fake
 /// Ollama.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Like [`spawn_app`], with the gateway's settings adjusted by `tweak`.
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut prfix_gateway::Settings)) -> TestApp {
     if let Ok(level) = std::env::var("PRFIX_TEST_LOG") {
         prfix_runtime::telemetry::init(LogFormat::Pretty, &level);
     }
@@ -214,10 +221,20 @@ pub async fn spawn_app() -> TestApp {
     let audit = run(audit.local_addr(), |stop| audit.run_until_stopped(stop));
     let agent = prfix_agent::Application::build(agent_settings(&common)).await.expect("agent starts");
     let agent = run(agent.local_addr(), |stop| agent.run_until_stopped(stop));
-    let gateway = prfix_gateway::Application::build(gateway_settings(&common, agent.addr, audit.addr))
-        .await
-        .expect("gateway starts");
+    let mut settings = gateway_settings(&common, agent.addr, audit.addr);
+    tweak(&mut settings);
+    let gateway = prfix_gateway::Application::build(settings).await.expect("gateway starts");
     let gateway = run(gateway.local_addr(), |stop| gateway.run_until_stopped(stop));
     let channel = channel_to(gateway.addr);
-    TestApp { gateway, agent, audit, ollama, redis_prefix, channel, db }
+    TestApp { gateway, agent, audit, ollama, redis_prefix, channel, common, db }
+}
+
+impl TestApp {
+    /// Starts another gateway in front of the same services (a second replica).
+    pub async fn spawn_gateway(&self, tweak: impl FnOnce(&mut prfix_gateway::Settings)) -> Running {
+        let mut settings = gateway_settings(&self.common, self.agent.addr, self.audit.addr);
+        tweak(&mut settings);
+        let gateway = prfix_gateway::Application::build(settings).await.expect("second gateway starts");
+        run(gateway.local_addr(), |stop| gateway.run_until_stopped(stop))
+    }
 }

@@ -11,7 +11,8 @@ pub mod app;
 pub mod auth;
 pub mod db;
 pub mod fake_ollama;
+pub mod redis_server;
 
-pub use app::{TestApp, spawn_app};
+pub use app::{TestApp, spawn_app, spawn_app_with};
 pub use db::TestDatabase;
 pub use fake_ollama::{FakeOllama, RecordedRequest, Reply};

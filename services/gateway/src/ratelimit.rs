@@ -6,9 +6,8 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fred::prelude::LuaInterface;
 use governor::clock::{Clock, DefaultClock};
@@ -17,11 +16,6 @@ use prfix_proto::options::v1::RateLimitClass;
 use prfix_runtime::redis::Redis;
 use serde::Deserialize;
 use tonic::Status;
-
-/// How long a Redis call may take before the local limiter decides alone.
-const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
-/// How long to stay on local limits after a Redis failure before trying Redis again.
-const REDIS_RETRY: Duration = Duration::from_secs(1);
 
 /// GCRA: the key holds the theoretical arrival time (ms, Redis clock). Returns {allowed, wait_ms}.
 const GCRA: &str = r"
@@ -148,7 +142,6 @@ pub struct Limiter {
     limits: Limits,
     local: HashMap<Class, DefaultKeyedRateLimiter<String>>,
     redis: Option<Redis>,
-    redis_down_until: Mutex<Option<Instant>>,
     /// Calls decided locally because Redis failed (exported as a metric later).
     pub redis_fallbacks: AtomicU64,
 }
@@ -169,7 +162,7 @@ impl Limiter {
                 .allow_burst(burst);
             local.insert(class, RateLimiter::keyed(governor_quota));
         }
-        Self { limits, local, redis, redis_down_until: Mutex::new(None), redis_fallbacks: AtomicU64::new(0) }
+        Self { limits, local, redis, redis_fallbacks: AtomicU64::new(0) }
     }
 
     /// Admits or refuses one call of `class` for `key`.
@@ -180,10 +173,6 @@ impl Limiter {
             return Err(Denied { retry_after: not_until.wait_time_from(DefaultClock::default().now()) });
         }
         let Some(redis) = &self.redis else { return Ok(()) };
-        if self.redis_is_down() {
-            self.redis_fallbacks.fetch_add(1, Ordering::Relaxed);
-            return Ok(());
-        }
         let quota = self.limits.quota(class);
         let redis_key = redis.key(&format!("ratelimit:{}:{key}", class.name()));
         let call = redis.client.eval::<Vec<i64>, _, _, _>(
@@ -191,50 +180,16 @@ impl Limiter {
             vec![redis_key],
             vec![interval_ms(quota).to_string(), quota.burst.max(1).to_string()],
         );
-        match tokio::time::timeout(REDIS_TIMEOUT, call).await {
-            Ok(Ok(answer)) => match answer.as_slice() {
-                [1, ..] => {
-                    self.redis_back();
-                    Ok(())
-                }
-                [0, wait, ..] => {
-                    self.redis_back();
-                    Err(Denied { retry_after: Duration::from_millis(u64::try_from(*wait).unwrap_or(1)) })
-                }
-                other => {
-                    self.redis_failed(&format!("unexpected answer {other:?}"));
-                    Ok(())
-                }
+        // Redis failing leaves the local decision above standing: limited, never unlimited.
+        match redis.call(call).await {
+            Ok(answer) => match answer.as_slice() {
+                [0, wait, ..] => Err(Denied { retry_after: Duration::from_millis(u64::try_from(*wait).unwrap_or(1)) }),
+                _ => Ok(()),
             },
-            Ok(Err(error)) => {
-                self.redis_failed(&error.to_string());
-                Ok(())
-            }
             Err(_) => {
-                self.redis_failed("timed out");
+                self.redis_fallbacks.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
-        }
-    }
-
-    fn redis_is_down(&self) -> bool {
-        let down = self.redis_down_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        down.is_some_and(|until| Instant::now() < until)
-    }
-
-    fn redis_failed(&self, reason: &str) {
-        self.redis_fallbacks.fetch_add(1, Ordering::Relaxed);
-        let mut down = self.redis_down_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if down.is_none() {
-            tracing::warn!(reason, "redis rate limiting failed; local limits only until it answers");
-        }
-        *down = Some(Instant::now() + REDIS_RETRY);
-    }
-
-    fn redis_back(&self) {
-        let mut down = self.redis_down_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if down.take().is_some() {
-            tracing::info!("redis rate limiting is back; limits are shared again");
         }
     }
 }

@@ -30,7 +30,7 @@ impl RedisRevocations {
 #[tonic::async_trait]
 impl Revocations for RedisRevocations {
     async fn is_revoked(&self, jti: &str) -> bool {
-        match self.redis.client.exists::<i64, _>(self.key(jti)).await {
+        match self.redis.call(self.redis.client.exists::<i64, _>(self.key(jti))).await {
             Ok(n) => n > 0,
             Err(error) => {
                 // The gateway keeps its own record of revocations it made; behind it, a Redis outage

@@ -1,7 +1,9 @@
 //! The Redis client: optional (no URL, no Redis), TLS for `rediss://`, every key under a prefix so
 //! that deployments and test runs sharing one server never see each other's keys.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use fred::prelude::{ClientLike, Config, ReconnectPolicy};
 use secrecy::ExposeSecret;
@@ -25,6 +27,11 @@ pub enum RedisError {
     Client(String),
 }
 
+/// How long one Redis call may take before it counts as failed.
+pub const CALL_TIMEOUT: Duration = Duration::from_millis(250);
+/// How long Redis is left alone after a failure before it is tried again.
+pub const RETRY_AFTER: Duration = Duration::from_secs(1);
+
 /// A connected-or-connecting Redis client with the deployment's key prefix.
 #[derive(Clone)]
 pub struct Redis {
@@ -32,12 +39,49 @@ pub struct Redis {
     pub client: RedisClient,
     /// Prefix for every key.
     pub prefix: String,
+    down_until: Arc<Mutex<Option<Instant>>>,
+    /// Calls not made or failed because Redis was down (a metric's source).
+    pub failures: Arc<AtomicU64>,
 }
+
+/// Redis did not answer (down, or too slow); callers fall back to what works without it.
+#[derive(Debug, thiserror::Error)]
+#[error("redis unavailable: {0}")]
+pub struct Unavailable(pub String);
 
 impl Redis {
     /// The full key for `name`.
     pub fn key(&self, name: &str) -> String {
         format!("{}{name}", self.prefix)
+    }
+
+    /// Runs one Redis call with a short limit. After a failure, calls are refused at once for
+    /// [`RETRY_AFTER`] (so an outage costs callers nothing), then Redis is tried again.
+    pub async fn call<T, F>(&self, call: F) -> Result<T, Unavailable>
+    where
+        F: std::future::Future<Output = Result<T, fred::error::Error>>,
+    {
+        if self.down_until.lock().unwrap_or_else(PoisonError::into_inner).is_some_and(|t| Instant::now() < t) {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+            return Err(Unavailable("marked down after a recent failure".to_owned()));
+        }
+        let reason = match tokio::time::timeout(CALL_TIMEOUT, call).await {
+            Ok(Ok(value)) => {
+                if self.down_until.lock().unwrap_or_else(PoisonError::into_inner).take().is_some() {
+                    tracing::info!("redis answers again");
+                }
+                return Ok(value);
+            }
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => format!("no answer within {} ms", CALL_TIMEOUT.as_millis()),
+        };
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        let mut down = self.down_until.lock().unwrap_or_else(PoisonError::into_inner);
+        if down.is_none() {
+            tracing::warn!(%reason, "redis failed; falling back until it answers");
+        }
+        *down = Some(Instant::now() + RETRY_AFTER);
+        Err(Unavailable(reason))
     }
 }
 
@@ -72,5 +116,10 @@ pub async fn connect(common: &CommonSettings) -> Result<Option<Redis>, RedisErro
     // Connect in the background: a Redis outage must not stop a service from starting.
     let _connection_task = client.connect();
     let _ = tokio::time::timeout(Duration::from_secs(1), client.wait_for_connect()).await;
-    Ok(Some(Redis { client, prefix: common.redis_key_prefix.clone() }))
+    Ok(Some(Redis {
+        client,
+        prefix: common.redis_key_prefix.clone(),
+        down_until: Arc::new(Mutex::new(None)),
+        failures: Arc::new(AtomicU64::new(0)),
+    }))
 }

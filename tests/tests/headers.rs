@@ -1,0 +1,129 @@
+//! Every HTTP response of the gateway carries the same security headers, whatever produced it:
+//! local routes, 404s, refusals by the edge, forwarded calls, upstream failures, CORS preflights.
+
+use prfix_auth::Role;
+use prfix_gateway::ratelimit::Quota;
+use prfix_tests::auth::token;
+use prfix_tests::spawn_app_with;
+
+/// The golden set: name and exact value.
+const EXPECTED: &[(&str, &str)] = &[
+    ("strict-transport-security", "max-age=63072000; includeSubDomains"),
+    ("content-security-policy", "default-src 'none'; frame-ancestors 'none'"),
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "no-referrer"),
+    (
+        "permissions-policy",
+        "accelerometer=(), camera=(), geolocation=(), gyroscope=(), microphone=(), payment=(), usb=()",
+    ),
+    ("cross-origin-opener-policy", "same-origin"),
+    ("cross-origin-resource-policy", "same-origin"),
+    ("cache-control", "no-store"),
+    ("x-xss-protection", "0"),
+];
+
+const ORIGIN: &str = "https://app.example.com";
+
+fn assert_secure(case: &str, response: &reqwest::Response) {
+    let headers = response.headers();
+    for (name, value) in EXPECTED {
+        let got = headers.get(*name).and_then(|v| v.to_str().ok());
+        assert_eq!(got, Some(*value), "{case}: header {name}");
+        assert_eq!(headers.get_all(*name).iter().count(), 1, "{case}: {name} appears once");
+    }
+    for absent in ["server", "x-powered-by"] {
+        assert!(headers.get(absent).is_none(), "{case}: {absent} must not be sent");
+    }
+}
+
+fn grpc_status(response: &reqwest::Response) -> Option<String> {
+    response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+/// A unary gRPC call with an empty request message.
+async fn grpc(client: &reqwest::Client, base: &str, path: &str, bearer: Option<&str>) -> reqwest::Response {
+    let mut request = client
+        .post(format!("{base}{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(vec![0u8, 0, 0, 0, 0]);
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.expect("the gateway answers")
+}
+
+#[tokio::test]
+async fn every_kind_of_response_carries_the_exact_security_header_set() {
+    let mut app = spawn_app_with(|s| {
+        s.gateway.cors_allowed_origins = vec![ORIGIN.to_owned()];
+        s.gateway.limits.expensive = Quota { per_minute: 1, burst: 1 };
+    })
+    .await;
+    let base = format!("http://{}", app.gateway.addr);
+    let http1 = reqwest::Client::new();
+    let h2 = reqwest::Client::builder().http2_prior_knowledge().build().expect("client");
+    let developer = token("dana", &[Role::Developer]);
+    let auditor = token("audrey", &[Role::Auditor]);
+
+    let ok = http1.get(format!("{base}/.well-known/jwks.json")).send().await.expect("jwks");
+    assert_eq!(ok.status(), 200);
+    assert_secure("200 jwks", &ok);
+
+    let missing = http1.get(format!("{base}/no/such/page")).send().await.expect("404");
+    assert_eq!(missing.status(), 404);
+    assert_secure("404", &missing);
+
+    let forwarded = grpc(&h2, &base, "/prfix.agent.v1.AgentService/ListTasks", Some(&developer)).await;
+    assert_eq!(forwarded.status(), 200);
+    assert_secure("forwarded gRPC OK", &forwarded);
+
+    let unauthenticated = grpc(&h2, &base, "/prfix.agent.v1.AgentService/ListTasks", None).await;
+    assert_eq!(grpc_status(&unauthenticated).as_deref(), Some("16"));
+    assert_secure("UNAUTHENTICATED (401)", &unauthenticated);
+
+    let forbidden = grpc(&h2, &base, "/prfix.agent.v1.AgentService/ListTasks", Some(&auditor)).await;
+    assert_eq!(grpc_status(&forbidden).as_deref(), Some("7"));
+    assert_secure("PERMISSION_DENIED (403)", &forbidden);
+
+    // The expensive class allows one call: the second is refused.
+    let _first = grpc(&h2, &base, "/prfix.agent.v1.AgentService/CreateReview", Some(&developer)).await;
+    let limited = grpc(&h2, &base, "/prfix.agent.v1.AgentService/CreateReview", Some(&developer)).await;
+    assert_eq!(grpc_status(&limited).as_deref(), Some("8"));
+    assert!(limited.headers().get("retry-after").is_some(), "retry information");
+    assert_secure("RESOURCE_EXHAUSTED (429)", &limited);
+
+    let unknown = grpc(&h2, &base, "/nope.v1.Nope/Call", Some(&developer)).await;
+    assert_eq!(grpc_status(&unknown).as_deref(), Some("12"));
+    assert_secure("UNIMPLEMENTED", &unknown);
+
+    let preflight = http1
+        .request(reqwest::Method::OPTIONS, format!("{base}/prfix.agent.v1.AgentService/ListTasks"))
+        .header("origin", ORIGIN)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "authorization,content-type,x-grpc-web")
+        .send()
+        .await
+        .expect("preflight");
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    assert_eq!(preflight.headers().get("access-control-allow-origin").and_then(|v| v.to_str().ok()), Some(ORIGIN));
+    assert!(preflight.headers().get("access-control-allow-credentials").is_none(), "no credentials mode");
+    assert_secure("CORS preflight", &preflight);
+
+    let foreign = http1
+        .request(reqwest::Method::OPTIONS, format!("{base}/prfix.agent.v1.AgentService/ListTasks"))
+        .header("origin", "https://evil.example.com")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .expect("preflight");
+    assert!(foreign.headers().get("access-control-allow-origin").is_none(), "an unlisted origin is not allowed");
+    assert_secure("CORS preflight from an unlisted origin", &foreign);
+
+    // An upstream failure (the 5xx of gRPC): the agent is down.
+    app.agent.stop().await;
+    let down = grpc(&h2, &base, "/prfix.agent.v1.AgentService/ListTasks", Some(&developer)).await;
+    assert_eq!(grpc_status(&down).as_deref(), Some("14"));
+    assert_secure("UNAVAILABLE (503)", &down);
+}

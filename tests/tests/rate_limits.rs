@@ -1,0 +1,92 @@
+//! Rate limits shared by gateway replicas through Redis, and what happens when Redis goes away.
+
+use prfix_auth::Role;
+use prfix_gateway::ratelimit::Quota;
+use prfix_proto::agent::v1 as agent;
+use prfix_proto::agent::v1::agent_service_client::AgentServiceClient;
+use prfix_tests::app::{Authed, channel_to};
+use prfix_tests::auth::{Bearer, token};
+use prfix_tests::redis_server::PrivateRedis;
+use prfix_tests::spawn_app_with;
+use secrecy::SecretString;
+use tonic::Code;
+
+fn tight(settings: &mut prfix_gateway::Settings, redis_url: Option<&str>) {
+    settings.gateway.limits.default = Quota { per_minute: 1, burst: 5 };
+    if let Some(url) = redis_url {
+        settings.common.redis_url = Some(SecretString::from(url.to_owned()));
+    }
+}
+
+fn client(addr: std::net::SocketAddr, subject: &str) -> AgentServiceClient<Authed> {
+    AgentServiceClient::with_interceptor(channel_to(addr), Bearer::new(&token(subject, &[Role::Developer])))
+}
+
+/// Calls ListTasks `n` times alternating between the clients; returns (admitted, refused) and
+/// fails on any answer other than OK or RESOURCE_EXHAUSTED.
+async fn alternate(clients: &mut [AgentServiceClient<Authed>], n: usize) -> (usize, usize) {
+    let (mut admitted, mut refused) = (0, 0);
+    for i in 0..n {
+        let k = i % clients.len();
+        match clients[k].list_tasks(agent::ListTasksRequest::default()).await {
+            Ok(_) => admitted += 1,
+            Err(status) if status.code() == Code::ResourceExhausted => {
+                assert!(status.metadata().get("retry-after").is_some(), "retry information in the trailers");
+                refused += 1;
+            }
+            Err(status) => panic!("call {i} got {status:?}; the limiter must answer OK or RESOURCE_EXHAUSTED"),
+        }
+    }
+    (admitted, refused)
+}
+
+#[tokio::test]
+async fn two_gateways_sharing_redis_admit_one_limits_worth_between_them() {
+    let app = spawn_app_with(|s| tight(s, None)).await;
+    let second = app.spawn_gateway(|s| tight(s, None)).await;
+    let mut clients = [client(app.gateway.addr, "alice"), client(second.addr, "alice")];
+    let (admitted, refused) = alternate(&mut clients, 30).await;
+    assert_eq!(admitted, 5, "the burst of one limit, shared by both replicas");
+    assert_eq!(refused, 25);
+    // Another subject has its own budget.
+    let mut other = [client(app.gateway.addr, "bob")];
+    assert_eq!(alternate(&mut other, 1).await, (1, 0));
+}
+
+#[tokio::test]
+async fn with_redis_down_limits_fall_back_to_local_ones_and_are_shared_again_when_it_returns() {
+    let mut redis = PrivateRedis::start().await;
+    let url = redis.url();
+    let app = spawn_app_with(|s| tight(s, Some(&url))).await;
+    let second = app.spawn_gateway(|s| tight(s, Some(&url))).await;
+    let gateways = [app.gateway.addr, second.addr];
+    let clients_for = |subject: &str| gateways.map(|addr| client(addr, subject));
+
+    // Shared while Redis is up.
+    assert_eq!(alternate(&mut clients_for("before"), 12).await, (5, 7));
+
+    // Redis dies: every call still gets an answer, limited by each replica's own limiter (never
+    // unlimited, never an error from the limiter).
+    redis.stop();
+    let started = std::time::Instant::now();
+    let (admitted, refused) = alternate(&mut clients_for("during"), 30).await;
+    assert_eq!(admitted, 10, "each replica's local burst: 5 + 5");
+    assert_eq!(refused, 20);
+    println!("30 calls with redis down answered in {:?}", started.elapsed());
+
+    // Redis returns: once the clients reconnect, limits are shared again.
+    redis.restart().await;
+    let mut shared_again = false;
+    for attempt in 0..40 {
+        let mut probe = clients_for(&format!("after-{attempt}"));
+        // Five on the first replica use up the shared budget; the second must then refuse.
+        let (first, _) = alternate(&mut probe[..1], 5).await;
+        let (then, _) = alternate(&mut probe[1..], 1).await;
+        if first == 5 && then == 0 {
+            shared_again = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(shared_again, "limits were not shared again within 10 s of Redis returning");
+}
