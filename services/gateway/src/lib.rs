@@ -12,6 +12,7 @@ pub mod health;
 pub mod ratelimit;
 pub mod router;
 pub mod security_audit;
+mod serve;
 pub mod settings;
 mod startup;
 pub mod upstream;

@@ -47,6 +47,7 @@ pub fn build(
     auth: AuthApi,
     edge: Edge,
     cors_origins: &[String],
+    max_request_bytes: usize,
 ) -> Result<axum::Router, tonic_reflection::server::Error> {
     let jwks = Arc::new(auth.issuer.jwks());
     let local = with_reflection(Routes::new(HealthServer::new(health)).add_service(AuthServiceServer::new(auth)))?;
@@ -64,7 +65,9 @@ pub fn build(
             async move { dispatch(&upstreams, request).await }
         })
         // Innermost: authentication, policy and limits, after CORS has answered preflights.
-        .layer(axum::middleware::from_fn_with_state(edge, crate::edge::check));
+        .layer(axum::middleware::from_fn_with_state(edge, crate::edge::check))
+        // Bodies larger than the limit are refused (413) before anything reads them.
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(max_request_bytes));
     let origins: Vec<HeaderValue> = cors_origins.iter().filter_map(|o| o.parse().ok()).collect();
     if !origins.is_empty() {
         // Only configured origins, never `*`, and no credentials: bearer tokens travel in headers.
@@ -93,6 +96,8 @@ pub fn build(
                 ]),
         );
     }
+    // A panic in a handler becomes a 500, which the header layers outside it still mark.
+    router = router.layer(tower_http::catch_panic::CatchPanicLayer::new());
     for (name, value) in SECURITY_HEADERS {
         router = router
             .layer(SetResponseHeaderLayer::overriding(HeaderName::from_static(name), HeaderValue::from_static(value)));

@@ -74,6 +74,18 @@ pub struct GatewaySettings {
     pub limits: Limits,
     /// Origins allowed to call from browsers (CORS); empty allows none.
     pub cors_allowed_origins: Vec<String>,
+    /// PEM certificate chain; with `tls_key_file`, the gateway terminates TLS.
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
+    /// Largest request body (a whole gRPC stream, REST body), bytes.
+    pub max_request_bytes: usize,
+    /// Largest header block, bytes.
+    pub max_header_bytes: usize,
+    /// Concurrent HTTP/2 streams per connection.
+    pub max_concurrent_streams: u32,
+    /// Time to receive request headers and to finish a TLS handshake, in milliseconds.
+    pub header_read_timeout_ms: u64,
     /// Time in-flight calls get to finish after the listener closed, in milliseconds.
     pub shutdown_grace_ms: u64,
 }
@@ -99,6 +111,12 @@ impl Default for GatewaySettings {
             password_hash_queue_ms: 1_000,
             limits: Limits::default(),
             cors_allowed_origins: Vec::new(),
+            tls_cert_file: None,
+            tls_key_file: None,
+            max_request_bytes: 16 * 1024 * 1024,
+            max_header_bytes: 16 * 1024,
+            max_concurrent_streams: 256,
+            header_read_timeout_ms: 10_000,
         }
     }
 }
@@ -154,6 +172,18 @@ impl Settings {
                     reason: format!("`{origin}` must be an origin such as https://app.example.com (never *)"),
                 });
             }
+        }
+        if self.gateway.tls_cert_file.is_some() != self.gateway.tls_key_file.is_some() {
+            return Err(SettingsError::Invalid {
+                key: "gateway.tls_cert_file",
+                reason: "tls_cert_file and tls_key_file go together".to_owned(),
+            });
+        }
+        if self.gateway.max_header_bytes < 1024 || self.gateway.max_request_bytes < 1024 {
+            return Err(SettingsError::Invalid {
+                key: "gateway.max_header_bytes",
+                reason: "max_header_bytes and max_request_bytes must be at least 1024".to_owned(),
+            });
         }
         if self.gateway.database_pool_size == 0 {
             return Err(SettingsError::Invalid {

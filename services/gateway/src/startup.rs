@@ -63,6 +63,9 @@ pub enum StartupError {
     /// No signing key was given in production mode, or one could not be read.
     #[error("signing key: {0}")]
     SigningKey(String),
+    /// The TLS certificate or key could not be used.
+    #[error("{0}")]
+    Tls(String),
     /// The first admin could not be created.
     #[error("bootstrap: {0}")]
     Bootstrap(String),
@@ -88,6 +91,8 @@ pub struct Application {
     readiness: Readiness,
     generated_admin_password: Option<String>,
     jwks: prfix_auth::Jwks,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: crate::serve::ConnectionLimits,
     drain: Drain,
 }
 
@@ -166,7 +171,23 @@ impl Application {
         };
         let jwks = issuer.jwks();
         let edge = Edge { policies: Arc::new(PolicyTable::prfix()?), verifier, auth: auth.clone(), limiter };
-        let router = crate::router::build(health, upstreams, auth, edge, &settings.gateway.cors_allowed_origins)?;
+        let router = crate::router::build(
+            health,
+            upstreams,
+            auth,
+            edge,
+            &settings.gateway.cors_allowed_origins,
+            settings.gateway.max_request_bytes,
+        )?;
+        let tls = match (&settings.gateway.tls_cert_file, &settings.gateway.tls_key_file) {
+            (Some(cert), Some(key)) => Some(crate::serve::tls_acceptor(cert, key).map_err(|e| StartupError::Tls(e.0))?),
+            _ => None,
+        };
+        let limits = crate::serve::ConnectionLimits {
+            max_header_bytes: settings.gateway.max_header_bytes,
+            max_concurrent_streams: settings.gateway.max_concurrent_streams,
+            header_read_timeout: Duration::from_millis(settings.gateway.header_read_timeout_ms),
+        };
         Ok(Self {
             listener,
             addr,
@@ -177,6 +198,8 @@ impl Application {
             readiness,
             generated_admin_password,
             jwks,
+            tls,
+            limits,
             drain: settings.drain(),
         })
     }
@@ -215,22 +238,21 @@ impl Application {
     /// Serves until `shutdown` is cancelled, then drains: NOT_SERVING, `drain_delay`, in-flight
     /// calls finish.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), StartupError> {
+        self.readiness.set(ServingStatus::Serving);
+        tracing::info!(addr = %self.addr, tls = self.tls.is_some(), "gateway listening");
+        // The accept loop stops after the drain delay, so load balancers see NOT_SERVING first.
+        let stop_accepting = CancellationToken::new();
         let readiness = self.readiness.clone();
         let drain = self.drain;
-        let stopping = shutdown.clone();
-        let signal = async move {
-            stopping.cancelled().await;
+        let stopper = stop_accepting.clone();
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
             readiness.set(ServingStatus::NotServing);
             tracing::info!(delay_ms = drain.delay.as_millis() as u64, "draining");
             tokio::time::sleep(drain.delay).await;
-        };
-        self.readiness.set(ServingStatus::Serving);
-        tracing::info!(addr = %self.addr, "gateway listening");
-        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
-        let server = axum::serve(self.listener, service).with_graceful_shutdown(signal).into_future();
-        if let Some(result) = prfix_runtime::grpc::with_grace(server, shutdown, drain).await {
-            result.map_err(StartupError::Serve)?;
-        }
+            stopper.cancel();
+        });
+        crate::serve::serve(self.listener, self.router, self.tls, self.limits, stop_accepting, drain.grace).await;
         tracing::info!("gateway stopped");
         Ok(())
     }
