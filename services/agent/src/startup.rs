@@ -38,6 +38,9 @@ pub enum StartupError {
     /// Redis could not be set up.
     #[error("redis: {0}")]
     Redis(#[from] prfix_runtime::redis::RedisError),
+    /// Service-to-service TLS could not be set up.
+    #[error(transparent)]
+    Tls(#[from] grpc::InternalTlsError),
     /// Reflection could not be built from the descriptor set.
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -56,6 +59,7 @@ pub struct Application {
     pool: Pool,
     report: MigrationReport,
     auth: prfix_auth::AuthLayer,
+    tls: Option<tonic::transport::ServerTlsConfig>,
     drain: Drain,
     ollama: Ollama,
 }
@@ -77,7 +81,8 @@ impl Application {
             .await?
             .map(|r| std::sync::Arc::new(prfix_auth::revocations::RedisRevocations::new(r)) as _);
         let auth = prfix_auth::service_layer(&settings.common, revocations)?;
-        Ok(Self { listener, addr, pool, report, auth, drain: settings.drain(), ollama })
+        let tls = grpc::server_tls(&settings.common)?;
+        Ok(Self { listener, addr, pool, report, auth, tls, drain: settings.drain(), ollama })
     }
 
     /// The address actually bound (tests bind port 0).
@@ -106,7 +111,7 @@ impl Application {
         // service on the network grants nothing.
         let routes = Routes::from(routes.into_axum_router().layer(self.auth));
         tracing::info!(addr = %self.addr, "agent listening");
-        grpc::serve(routes, self.listener, health, shutdown, self.drain).await?;
+        grpc::serve(routes, self.listener, health, shutdown, self.drain, self.tls).await?;
         tracing::info!("agent stopped");
         Ok(())
     }

@@ -36,6 +36,9 @@ pub enum StartupError {
     /// Redis could not be set up.
     #[error("redis: {0}")]
     Redis(#[from] prfix_runtime::redis::RedisError),
+    /// Service-to-service TLS could not be set up.
+    #[error(transparent)]
+    Tls(#[from] grpc::InternalTlsError),
     /// Reflection could not be built from the descriptor set.
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -51,6 +54,7 @@ pub struct Application {
     pool: Pool,
     report: MigrationReport,
     auth: prfix_auth::AuthLayer,
+    tls: Option<tonic::transport::ServerTlsConfig>,
     drain: Drain,
 }
 
@@ -65,7 +69,8 @@ impl Application {
             .await?
             .map(|r| std::sync::Arc::new(prfix_auth::revocations::RedisRevocations::new(r)) as _);
         let auth = prfix_auth::service_layer(&settings.common, revocations)?;
-        Ok(Self { listener, addr, pool, report, auth, drain: settings.drain() })
+        let tls = grpc::server_tls(&settings.common)?;
+        Ok(Self { listener, addr, pool, report, auth, tls, drain: settings.drain() })
     }
 
     /// The address actually bound (tests bind port 0).
@@ -93,7 +98,7 @@ impl Application {
         // service on the network grants nothing.
         let routes = Routes::from(routes.into_axum_router().layer(self.auth));
         tracing::info!(addr = %self.addr, "audit service listening");
-        grpc::serve(routes, self.listener, health, shutdown, self.drain).await?;
+        grpc::serve(routes, self.listener, health, shutdown, self.drain, self.tls).await?;
         tracing::info!("audit service stopped");
         Ok(())
     }

@@ -149,8 +149,19 @@ impl Settings {
             let parsed: http::Uri = url
                 .parse()
                 .map_err(|e| SettingsError::Invalid { key, reason: format!("`{url}` is not a URL: {e}") })?;
-            if parsed.scheme_str() != Some("http") || parsed.authority().is_none() {
-                return Err(SettingsError::Invalid { key, reason: format!("`{url}` must look like http://host:port") });
+            if !matches!(parsed.scheme_str(), Some("http" | "https")) || parsed.authority().is_none() {
+                return Err(SettingsError::Invalid {
+                    key,
+                    reason: format!("`{url}` must look like http(s)://host:port"),
+                });
+            }
+            if parsed.scheme_str() == Some("https") && self.common.internal_tls_ca_file.is_none() {
+                return Err(SettingsError::Invalid {
+                    key,
+                    reason: format!(
+                        "`{url}` is https: set internal_tls_ca_file to the CA of the services' certificates"
+                    ),
+                });
             }
         }
         if self.gateway.upstream_connect_timeout_ms == 0 {

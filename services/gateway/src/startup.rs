@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use prfix_auth::revocations::RedisRevocations;
 use prfix_auth::{KeySource, PolicyTable, SigningKey, Verifier, VerifierConfig};
+use rustls::pki_types::pem::PemObject;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::auth::AuthApi;
@@ -96,18 +97,63 @@ pub struct Application {
     drain: Drain,
 }
 
+/// A channel to an upstream service, with TLS for `https://` URLs.
+fn channel(
+    url: &str,
+    connect_timeout: Duration,
+    common: &prfix_runtime::settings::CommonSettings,
+) -> Result<Channel, StartupError> {
+    let invalid = |reason: String| StartupError::Upstream { url: url.to_owned(), reason };
+    let mut endpoint =
+        Channel::from_shared(url.to_owned()).map_err(|e| invalid(e.to_string()))?.connect_timeout(connect_timeout);
+    if url.starts_with("https://") {
+        let tls = prfix_runtime::grpc::client_tls(common).map_err(|e| invalid(e.to_string()))?;
+        endpoint = endpoint.tls_config(tls).map_err(|e| invalid(e.to_string()))?;
+    }
+    Ok(endpoint.connect_lazy())
+}
+
+/// rustls settings toward the services: trust the internal CA, present our certificate when one
+/// is configured (mutual TLS).
+fn upstream_tls(common: &prfix_runtime::settings::CommonSettings) -> Result<rustls::ClientConfig, StartupError> {
+    let failed = |reason: String| StartupError::Tls(format!("internal TLS: {reason}"));
+    let mut roots = rustls::RootCertStore::empty();
+    if let Some(ca) = &common.internal_tls_ca_file {
+        let certs = rustls::pki_types::CertificateDer::pem_file_iter(ca)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| failed(format!("{}: {e}", ca.display())))?;
+        for cert in certs {
+            roots.add(cert).map_err(|e| failed(format!("{}: {e}", ca.display())))?;
+        }
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| failed(e.to_string()))?
+        .with_root_certificates(roots);
+    match (&common.internal_tls_cert_file, &common.internal_tls_key_file) {
+        (Some(cert), Some(key)) => {
+            let chain = rustls::pki_types::CertificateDer::pem_file_iter(cert)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| failed(format!("{}: {e}", cert.display())))?;
+            let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| failed(format!("{}: {e}", key.display())))?;
+            builder.with_client_auth_cert(chain, key).map_err(|e| failed(e.to_string()))
+        }
+        _ => Ok(builder.with_no_client_auth()),
+    }
+}
+
 fn upstream(
     name: &'static str,
     url: &str,
     connect_timeout: Duration,
+    common: &prfix_runtime::settings::CommonSettings,
+    tls: &rustls::ClientConfig,
 ) -> Result<(Upstream, HealthClient<Channel>), StartupError> {
     let invalid = |reason: String| StartupError::Upstream { url: url.to_owned(), reason };
     let base: http::Uri = url.parse().map_err(|e: http::uri::InvalidUri| invalid(e.to_string()))?;
-    let channel = Channel::from_shared(url.to_owned())
-        .map_err(|e| invalid(e.to_string()))?
-        .connect_timeout(connect_timeout)
-        .connect_lazy();
-    Ok((Upstream::new(name, base, connect_timeout), HealthClient::new(channel)))
+    let channel = channel(url, connect_timeout, common)?;
+    Ok((Upstream::new(name, base, connect_timeout, tls.clone()), HealthClient::new(channel)))
 }
 
 impl Application {
@@ -118,8 +164,11 @@ impl Application {
         let addr = listener.local_addr().map_err(|source| StartupError::Bind { addr: listen, source })?;
 
         let connect_timeout = Duration::from_millis(settings.gateway.upstream_connect_timeout_ms);
-        let (agent, agent_health) = upstream("agent", &settings.gateway.agent_url, connect_timeout)?;
-        let (audit, audit_health) = upstream("audit", &settings.gateway.audit_url, connect_timeout)?;
+        let tls = upstream_tls(&settings.common)?;
+        let (agent, agent_health) =
+            upstream("agent", &settings.gateway.agent_url, connect_timeout, &settings.common, &tls)?;
+        let (audit, audit_health) =
+            upstream("audit", &settings.gateway.audit_url, connect_timeout, &settings.common, &tls)?;
         let upstreams = Upstreams::default().route(service_names::AGENT, agent).route(service_names::AUDIT, audit);
         let readiness = Readiness::new();
         let health = GatewayHealth::new(
@@ -148,10 +197,7 @@ impl Application {
             },
             Some(revocations.clone() as Arc<dyn prfix_auth::verifier::Revocations>),
         ));
-        let audit_channel = Channel::from_shared(settings.gateway.audit_url.clone())
-            .map_err(|e| StartupError::Upstream { url: settings.gateway.audit_url.clone(), reason: e.to_string() })?
-            .connect_timeout(connect_timeout)
-            .connect_lazy();
+        let audit_channel = channel(&settings.gateway.audit_url, connect_timeout, &settings.common)?;
         let limiter = Arc::new(Limiter::new(settings.gateway.limits, redis.clone()));
         let passwords = Passwords::new(
             settings.gateway.password_hash_concurrency,

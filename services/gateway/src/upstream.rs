@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use http::{Request, Response, Uri, Version};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -23,15 +24,22 @@ pub struct Upstream {
     pub name: &'static str,
     /// Base URL (scheme and authority).
     pub base: Uri,
-    client: Client<HttpConnector, Body>,
+    client: Client<HttpsConnector<HttpConnector>, Body>,
 }
 
 impl Upstream {
-    /// An HTTP/2 (prior knowledge) client for `base`, failing connects after `connect_timeout`.
-    pub fn new(name: &'static str, base: Uri, connect_timeout: Duration) -> Self {
+    /// An HTTP/2 client for `base` (prior knowledge for `http://`, TLS with `tls` for `https://`),
+    /// failing connects after `connect_timeout`.
+    pub fn new(name: &'static str, base: Uri, connect_timeout: Duration, tls: rustls::ClientConfig) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(connect_timeout));
         connector.set_nodelay(true);
+        connector.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http2()
+            .wrap_connector(connector);
         let client = Client::builder(TokioExecutor::new()).http2_only(true).build(connector);
         Self { name, base, client }
     }

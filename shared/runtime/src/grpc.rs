@@ -78,6 +78,48 @@ pub struct Drain {
     pub grace: Duration,
 }
 
+/// Why service-to-service TLS could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("internal TLS: {0}")]
+pub struct InternalTlsError(pub String);
+
+fn read_pem(path: &std::path::Path) -> Result<Vec<u8>, InternalTlsError> {
+    std::fs::read(path).map_err(|e| InternalTlsError(format!("{}: {e}", path.display())))
+}
+
+/// The server side of service-to-service TLS, when a certificate is configured: the service's
+/// identity, and the CA that client certificates must chain to when mutual TLS is required.
+pub fn server_tls(
+    common: &crate::settings::CommonSettings,
+) -> Result<Option<tonic::transport::ServerTlsConfig>, InternalTlsError> {
+    let (Some(cert), Some(key)) = (&common.internal_tls_cert_file, &common.internal_tls_key_file) else {
+        return Ok(None);
+    };
+    let identity = tonic::transport::Identity::from_pem(read_pem(cert)?, read_pem(key)?);
+    let mut config = tonic::transport::ServerTlsConfig::new().identity(identity);
+    if common.internal_tls_require_client_cert {
+        let ca = common.internal_tls_ca_file.as_deref().ok_or_else(|| InternalTlsError("no CA file".to_owned()))?;
+        config =
+            config.client_ca_root(tonic::transport::Certificate::from_pem(read_pem(ca)?)).client_auth_optional(false);
+    }
+    Ok(Some(config))
+}
+
+/// The client side for a tonic channel to an `https://` service: the CA to trust and, when
+/// configured, this process's certificate for mutual TLS.
+pub fn client_tls(
+    common: &crate::settings::CommonSettings,
+) -> Result<tonic::transport::ClientTlsConfig, InternalTlsError> {
+    let mut config = tonic::transport::ClientTlsConfig::new();
+    if let Some(ca) = &common.internal_tls_ca_file {
+        config = config.ca_certificate(tonic::transport::Certificate::from_pem(read_pem(ca)?));
+    }
+    if let (Some(cert), Some(key)) = (&common.internal_tls_cert_file, &common.internal_tls_key_file) {
+        config = config.identity(tonic::transport::Identity::from_pem(read_pem(cert)?, read_pem(key)?));
+    }
+    Ok(config)
+}
+
 /// Serves `routes` on `listener` until `shutdown` is cancelled, then drains: health goes
 /// NOT_SERVING, load balancers get `drain.delay` to notice, in-flight calls get `drain.grace`.
 pub async fn serve(
@@ -86,11 +128,16 @@ pub async fn serve(
     health: Health,
     shutdown: CancellationToken,
     drain: Drain,
+    tls: Option<tonic::transport::ServerTlsConfig>,
 ) -> Result<(), tonic::transport::Error> {
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let signal = drain_signal(health.clone(), shutdown.clone(), drain.delay);
     health.serving().await;
-    let server = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    let server = builder
         // Outermost: every request gets an id (the caller's `x-request-id` or a new UUID) before
         // anything logs, and the id goes back in the response headers.
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

@@ -89,6 +89,16 @@ pub struct CommonSettings {
     pub auth_jwks_file: Option<PathBuf>,
     /// Least time between two JWKS fetches, in milliseconds (an unknown `kid` fetches at most this often).
     pub auth_jwks_cooldown_ms: u64,
+    /// CA (PEM) that signs the services' certificates: clients verify servers with it, and servers
+    /// verify client certificates with it when `internal_tls_require_client_cert` is on.
+    pub internal_tls_ca_file: Option<PathBuf>,
+    /// This process's certificate chain (PEM) for service-to-service TLS: presented by a service's
+    /// server, and by its clients for mutual TLS.
+    pub internal_tls_cert_file: Option<PathBuf>,
+    /// The private key (PEM) of `internal_tls_cert_file`.
+    pub internal_tls_key_file: Option<PathBuf>,
+    /// Whether services demand a client certificate signed by the CA (mutual TLS).
+    pub internal_tls_require_client_cert: bool,
 }
 
 impl Default for CommonSettings {
@@ -107,6 +117,10 @@ impl Default for CommonSettings {
             auth_jwks_url: "http://127.0.0.1:8080/.well-known/jwks.json".to_owned(),
             auth_jwks_file: None,
             auth_jwks_cooldown_ms: 10_000,
+            internal_tls_ca_file: None,
+            internal_tls_cert_file: None,
+            internal_tls_key_file: None,
+            internal_tls_require_client_cert: false,
         }
     }
 }
@@ -114,6 +128,18 @@ impl Default for CommonSettings {
 impl CommonSettings {
     /// Checks what parsing cannot.
     pub fn validate(&self) -> Result<(), SettingsError> {
+        if self.internal_tls_cert_file.is_some() != self.internal_tls_key_file.is_some() {
+            return Err(SettingsError::Invalid {
+                key: "internal_tls_cert_file",
+                reason: "internal_tls_cert_file and internal_tls_key_file go together".to_owned(),
+            });
+        }
+        if self.internal_tls_require_client_cert && self.internal_tls_ca_file.is_none() {
+            return Err(SettingsError::Invalid {
+                key: "internal_tls_require_client_cert",
+                reason: "needs internal_tls_ca_file to verify client certificates".to_owned(),
+            });
+        }
         let url = self.database_url.expose_secret();
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(SettingsError::Invalid {
@@ -226,6 +252,10 @@ const FILE_KEYS: &[&str] = &[
     "auth_jwks_url",
     "auth_jwks_file",
     "auth_jwks_cooldown_ms",
+    "internal_tls_ca_file",
+    "internal_tls_cert_file",
+    "internal_tls_key_file",
+    "internal_tls_require_client_cert",
     "gateway",
     "agent",
     "audit",
