@@ -94,6 +94,32 @@ async fn every_kind_of_response_carries_the_exact_security_header_set() {
     assert!(limited.headers().get("retry-after").is_some(), "retry information");
     assert_secure("RESOURCE_EXHAUSTED (429)", &limited);
 
+    // The same refusals for clients that do not speak gRPC: HTTP statuses with problem+json.
+    let rest = |path: &str, bearer: Option<&str>| {
+        let mut request = http1.post(format!("{base}{path}")).header("content-type", "application/json").body("{}");
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token.to_owned());
+        }
+        request.send()
+    };
+    let http_401 = rest("/prfix.agent.v1.AgentService/ListTasks", None).await.expect("401");
+    assert_eq!(http_401.status(), 401);
+    assert_eq!(http_401.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("application/problem+json"));
+    assert_secure("HTTP 401", &http_401);
+    let problem: serde_json::Value = http_401.json().await.expect("problem json");
+    assert_eq!((problem["status"].as_u64(), problem["code"].as_str()), (Some(401), Some("unauthenticated")));
+    let http_403 = rest("/prfix.agent.v1.AgentService/ListTasks", Some(&auditor)).await.expect("403");
+    assert_eq!(http_403.status(), 403);
+    assert_secure("HTTP 403", &http_403);
+    let dora = token("dora", &[Role::Developer]);
+    let _first = rest("/prfix.agent.v1.AgentService/CreateReview", Some(&dora)).await.expect("first");
+    let http_429 = rest("/prfix.agent.v1.AgentService/CreateReview", Some(&dora)).await.expect("429");
+    assert_eq!(http_429.status(), 429);
+    assert!(http_429.headers().get("retry-after").is_some(), "Retry-After");
+    let ratelimit = http_429.headers().get("ratelimit").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    assert!(ratelimit.starts_with("limit=1, remaining=0, reset="), "{ratelimit}");
+    assert_secure("HTTP 429", &http_429);
+
     let unknown = grpc(&h2, &base, "/nope.v1.Nope/Call", Some(&developer)).await;
     assert_eq!(grpc_status(&unknown).as_deref(), Some("12"));
     assert_secure("UNIMPLEMENTED", &unknown);

@@ -14,7 +14,7 @@ use prfix_auth::policy::authorize;
 use prfix_auth::verifier::bearer;
 use prfix_auth::{AuthError, Decision, PolicyTable, Principal, PrincipalKind, Verifier};
 use prfix_proto::audit::v1::AuditResult;
-use tonic::Status;
+use prfix_runtime::error::ErrorCode;
 
 use crate::auth::AuthApi;
 use crate::auth::api_keys;
@@ -46,24 +46,55 @@ fn is_grpc<B>(request: &Request<B>) -> bool {
 }
 
 impl Edge {
+    /// Audits a refusal and answers it in the caller's protocol: a gRPC status, or for other
+    /// clients an RFC 9457 problem with the usual HTTP status (and `Retry-After` and `RateLimit`
+    /// headers when rate-limited).
     async fn deny(
         &self,
         client: &ClientInfo,
-        path: &str,
+        call: &Call,
         principal: Option<&Principal>,
-        status: Status,
-        reason: &str,
+        refusal: Refusal,
     ) -> Response<Body> {
+        let (status, reason, denied) = match refusal {
+            Refusal::Auth(error) => (error.to_status(), error.to_string(), None),
+            Refusal::Limited(denied) => (denied.into_status(), "rate limited".to_owned(), Some(denied)),
+        };
         let event = SecurityEvent {
-            action: path.to_owned(),
+            action: call.path.clone(),
             actor: principal.map_or_else(|| "anonymous".to_owned(), |p| p.subject.clone()),
             roles: principal.map(Principal::role_names).unwrap_or_default(),
             resource: String::new(),
             result: AuditResult::Denied,
-            reason: reason.to_owned(),
+            reason,
         };
         self.auth.audit.record(event, client).await;
-        status.into_http()
+        if call.grpc {
+            return status.into_http();
+        }
+        let code = ErrorCode::from_grpc(status.code());
+        let body = serde_json::json!({
+            "type": "about:blank",
+            "title": code.http().canonical_reason().unwrap_or("Error"),
+            "status": code.http().as_u16(),
+            "detail": status.message(),
+            "code": code.name(),
+            "request_id": client.request_id,
+        });
+        let mut response = Response::new(Body::from(body.to_string()));
+        *response.status_mut() = code.http();
+        let headers = response.headers_mut();
+        headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/problem+json"));
+        if let Some(denied) = denied {
+            let secs = denied.retry_after_secs();
+            if let Ok(v) = secs.to_string().parse() {
+                headers.insert(http::header::RETRY_AFTER, v);
+            }
+            if let Ok(v) = format!("limit={}, remaining=0, reset={secs}", denied.limit).parse() {
+                headers.insert("ratelimit", v);
+            }
+        }
+        response
     }
 
     /// The principal of a bearer credential; an API key is exchanged for a token, which replaces
@@ -84,23 +115,29 @@ impl Edge {
     }
 }
 
-/// The middleware.
+/// What the edge knows of a call before checking it.
+struct Call {
+    path: String,
+    grpc: bool,
+}
+
+/// Why a call is refused.
+enum Refusal {
+    Auth(AuthError),
+    Limited(crate::ratelimit::Denied),
+}
+
+/// The middleware. Every request to a method of the API is checked by the method's policy,
+/// whatever its protocol; other paths (JWKS, health, reflection, unknown) pass.
 pub async fn check(State(edge): State<Edge>, mut request: Request<Body>, next: Next) -> Response<Body> {
     let ip = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default();
     let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let client = ClientInfo { ip: ip.clone(), request_id };
     request.extensions_mut().insert(client.clone());
-    if !is_grpc(&request) {
-        return next.run(request).await;
-    }
-    let path = request.uri().path().to_owned();
-    let policy = match edge.policies.decide(&path) {
+    let call = Call { path: request.uri().path().to_owned(), grpc: is_grpc(&request) };
+    let policy = match edge.policies.decide(&call.path) {
         Decision::Open | Decision::Unknown => return next.run(request).await,
-        Decision::NoPolicy => {
-            return edge
-                .deny(&client, &path, None, Status::permission_denied("permission denied"), "method has no policy")
-                .await;
-        }
+        Decision::NoPolicy => return edge.deny(&client, &call, None, Refusal::Auth(AuthError::Forbidden)).await,
         Decision::Policy(policy) => policy,
     };
     let token = request
@@ -121,20 +158,16 @@ pub async fn check(State(edge): State<Edge>, mut request: Request<Body>, next: N
                 principal = Some(found);
             }
             // A public method ignores a bad credential; the others refuse it.
-            Err(error) if !policy.public => {
-                let reason = error.to_string();
-                return edge.deny(&client, &path, None, error.to_status(), &reason).await;
-            }
+            Err(error) if !policy.public => return edge.deny(&client, &call, None, Refusal::Auth(error)).await,
             Err(_) => {}
         }
     }
     if let Err(error) = authorize(&policy, principal.as_ref()) {
-        let reason = error.to_string();
-        return edge.deny(&client, &path, principal.as_ref(), error.to_status(), &reason).await;
+        return edge.deny(&client, &call, principal.as_ref(), Refusal::Auth(error)).await;
     }
     let key = principal.as_ref().map_or_else(|| format!("ip:{ip}"), |p| format!("sub:{}", p.subject));
     if let Err(denied) = edge.limiter.check(Class::from_proto(policy.rate_limit), &key).await {
-        return edge.deny(&client, &path, principal.as_ref(), denied.into_status(), "rate limited").await;
+        return edge.deny(&client, &call, principal.as_ref(), Refusal::Limited(denied)).await;
     }
     if let Some(principal) = principal {
         request.extensions_mut().insert(principal);

@@ -119,9 +119,16 @@ impl Limits {
 pub struct Denied {
     /// Time until a call would be admitted.
     pub retry_after: Duration,
+    /// The burst of the quota that refused (for the `RateLimit` header).
+    pub limit: u32,
 }
 
 impl Denied {
+    /// Seconds to wait, rounded up (at least 1).
+    pub fn retry_after_secs(self) -> u64 {
+        u64::try_from(self.retry_after.as_millis().max(1).div_ceil(1000)).unwrap_or(u64::MAX)
+    }
+
     /// RESOURCE_EXHAUSTED with the wait in the trailers (`retry-after` seconds, `retry-after-ms`).
     pub fn into_status(self) -> Status {
         let mut status = Status::resource_exhausted("rate limit exceeded; retry later");
@@ -170,7 +177,8 @@ impl Limiter {
         if let Some(limiter) = self.local.get(&class)
             && let Err(not_until) = limiter.check_key(&key.to_owned())
         {
-            return Err(Denied { retry_after: not_until.wait_time_from(DefaultClock::default().now()) });
+            let limit = self.limits.quota(class).burst;
+            return Err(Denied { retry_after: not_until.wait_time_from(DefaultClock::default().now()), limit });
         }
         let Some(redis) = &self.redis else { return Ok(()) };
         let quota = self.limits.quota(class);
@@ -183,7 +191,10 @@ impl Limiter {
         // Redis failing leaves the local decision above standing: limited, never unlimited.
         match redis.call(call).await {
             Ok(answer) => match answer.as_slice() {
-                [0, wait, ..] => Err(Denied { retry_after: Duration::from_millis(u64::try_from(*wait).unwrap_or(1)) }),
+                [0, wait, ..] => Err(Denied {
+                    retry_after: Duration::from_millis(u64::try_from(*wait).unwrap_or(1)),
+                    limit: quota.burst,
+                }),
                 _ => Ok(()),
             },
             Err(_) => {

@@ -48,6 +48,40 @@ impl ErrorCode {
         }
     }
 
+    /// The code of a gRPC status code (codes with no domain meaning map to `Internal`).
+    pub fn from_grpc(code: tonic::Code) -> Self {
+        match code {
+            tonic::Code::InvalidArgument | tonic::Code::OutOfRange => Self::InvalidArgument,
+            tonic::Code::NotFound => Self::NotFound,
+            tonic::Code::AlreadyExists | tonic::Code::Aborted => Self::AlreadyExists,
+            tonic::Code::FailedPrecondition => Self::FailedPrecondition,
+            tonic::Code::Unauthenticated => Self::Unauthenticated,
+            tonic::Code::PermissionDenied => Self::PermissionDenied,
+            tonic::Code::ResourceExhausted => Self::ResourceExhausted,
+            tonic::Code::Unavailable => Self::Unavailable,
+            tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => Self::DeadlineExceeded,
+            tonic::Code::Unimplemented => Self::Unimplemented,
+            _ => Self::Internal,
+        }
+    }
+
+    /// A stable, lowercase name for the code (`unauthenticated`), as problem+json `code`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::InvalidArgument => "invalid_argument",
+            Self::NotFound => "not_found",
+            Self::AlreadyExists => "already_exists",
+            Self::FailedPrecondition => "failed_precondition",
+            Self::Unauthenticated => "unauthenticated",
+            Self::PermissionDenied => "permission_denied",
+            Self::ResourceExhausted => "resource_exhausted",
+            Self::Unavailable => "unavailable",
+            Self::DeadlineExceeded => "deadline_exceeded",
+            Self::Unimplemented => "unimplemented",
+            Self::Internal => "internal",
+        }
+    }
+
     /// The HTTP status for REST responses.
     pub fn http(self) -> http::StatusCode {
         use http::StatusCode as S;
