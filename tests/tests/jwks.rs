@@ -40,6 +40,7 @@ fn verifier(url: String, cooldown: Duration) -> Verifier {
         },
         None,
     )
+    .expect("the verifier builds")
 }
 
 #[tokio::test]

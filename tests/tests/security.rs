@@ -317,10 +317,6 @@ async fn an_api_key_works_as_a_bearer_credential_until_it_is_revoked() {
     let status =
         app.agent_client_as(&secret).list_tasks(agent::ListTasksRequest::default()).await.expect_err("revoked");
     assert_eq!(status.code(), Code::Unauthenticated);
-
-    // A key never carries a role its creator lacks.
-    let developer = app.user_token("dev", &[Role::Developer]).await;
-    let _ = developer;
 }
 
 #[tokio::test]
@@ -398,4 +394,128 @@ async fn login_for_an_unknown_user_and_a_wrong_password_take_comparable_time() {
     let ratio = k / u;
     println!("login median: known user, wrong password {k:.4}s; unknown user {u:.4}s; ratio {ratio:.2}");
     assert!((0.5..2.0).contains(&ratio), "known {k:.4}s vs unknown {u:.4}s");
+}
+
+#[tokio::test]
+async fn a_refresh_token_used_twice_at_once_leaves_no_live_session() {
+    let app = spawn_app().await;
+    let login = app.login("admin", prfix_tests::auth::ADMIN_PASSWORD).await.expect("login").tokens.expect("tokens");
+    let mut a = app.auth_client_as("");
+    let mut b = app.auth_client_as("");
+    let (first, second) = tokio::join!(
+        a.refresh(pb::RefreshRequest { refresh_token: login.refresh_token.clone() }),
+        b.refresh(pb::RefreshRequest { refresh_token: login.refresh_token.clone() }),
+    );
+    let winners: Vec<_> = [first, second].into_iter().filter_map(Result::ok).collect();
+    assert!(winners.len() <= 1, "one token, at most one successor");
+    // Whoever won, the reuse revoked the family, the winner's new token included.
+    for winner in winners {
+        let next = winner.into_inner().tokens.expect("tokens").refresh_token;
+        let status = a.refresh(pb::RefreshRequest { refresh_token: next }).await.expect_err("family revoked");
+        assert_eq!(status.code(), Code::Unauthenticated);
+    }
+}
+
+#[tokio::test]
+async fn logout_after_a_refresh_and_a_password_change_both_end_refresh_sessions() {
+    let app = spawn_app().await;
+    let login = app.login("admin", prfix_tests::auth::ADMIN_PASSWORD).await.expect("login").tokens.expect("tokens");
+    let mut anonymous = app.auth_client_as("");
+    let refreshed = anonymous
+        .refresh(pb::RefreshRequest { refresh_token: login.refresh_token })
+        .await
+        .expect("refresh")
+        .into_inner()
+        .tokens
+        .expect("tokens");
+    app.auth_client_as(&refreshed.access_token)
+        .logout(pb::LogoutRequest { refresh_token: refreshed.refresh_token.clone() })
+        .await
+        .expect("logout works on a family with several rotations");
+    let status =
+        anonymous.refresh(pb::RefreshRequest { refresh_token: refreshed.refresh_token }).await.expect_err("ended");
+    assert_eq!(status.code(), Code::Unauthenticated);
+
+    // A new session, then the admin's password changes: the session's refresh token stops.
+    let session = app.login("admin", prfix_tests::auth::ADMIN_PASSWORD).await.expect("login").tokens.expect("tokens");
+    app.auth_client_as(&session.access_token)
+        .update_user(pb::UpdateUserRequest {
+            username: "admin".into(),
+            password: "a-brand-new-password".into(),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["password".into()] }),
+            ..Default::default()
+        })
+        .await
+        .expect("password changed");
+    let status =
+        anonymous.refresh(pb::RefreshRequest { refresh_token: session.refresh_token }).await.expect_err("ended");
+    assert_eq!(status.code(), Code::Unauthenticated);
+    app.login("admin", "a-brand-new-password").await.expect("the new password works");
+}
+
+#[tokio::test]
+async fn an_api_key_is_worth_no_more_than_its_owner_and_cannot_make_keys() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let mut auth = app.auth_client_as(&admin);
+    auth.create_user(pb::CreateUserRequest {
+        username: "opal".into(),
+        password: "opal-password-123".into(),
+        roles: vec![prfix_proto::options::v1::Role::Admin as i32],
+    })
+    .await
+    .expect("second admin");
+    let opal = app.login("opal", "opal-password-123").await.expect("login").tokens.expect("tokens").access_token;
+    let key = app
+        .auth_client_as(&opal)
+        .create_api_key(pb::CreateApiKeyRequest {
+            name: "opal-ci".into(),
+            roles: vec![prfix_proto::options::v1::Role::Admin as i32],
+            ttl: Some(prost_types::Duration { seconds: 3600, nanos: 0 }),
+        })
+        .await
+        .expect("key")
+        .into_inner()
+        .secret;
+    let from_key = app
+        .auth_client_as(&key)
+        .create_api_key(pb::CreateApiKeyRequest { name: "child".into(), roles: vec![1], ttl: None })
+        .await
+        .expect_err("a key cannot make keys");
+    assert_eq!(from_key.code(), Code::PermissionDenied);
+    let absurd = app
+        .auth_client_as(&opal)
+        .create_api_key(pb::CreateApiKeyRequest {
+            name: "forever".into(),
+            roles: vec![1],
+            ttl: Some(prost_types::Duration { seconds: i64::MAX, nanos: 0 }),
+        })
+        .await
+        .expect_err("an absurd ttl is refused, not a crash");
+    assert_eq!(absurd.code(), Code::InvalidArgument);
+
+    app.auth_client_as(&key).who_am_i(pb::WhoAmIRequest {}).await.expect("works while opal is enabled");
+    auth.update_user(pb::UpdateUserRequest {
+        username: "opal".into(),
+        disabled: true,
+        update_mask: Some(prost_types::FieldMask { paths: vec!["disabled".into()] }),
+        ..Default::default()
+    })
+    .await
+    .expect("disable opal");
+    let status = app.auth_client_as(&key).who_am_i(pb::WhoAmIRequest {}).await.expect_err("owner disabled");
+    assert_eq!(status.code(), Code::Unauthenticated);
+}
+
+#[tokio::test]
+async fn an_unknown_method_of_one_of_our_services_is_denied_at_the_gateway_not_forwarded() {
+    let app = spawn_app().await;
+    let mut grpc = tonic::client::Grpc::new(app.channel.clone());
+    grpc.ready().await.expect("ready");
+    let path = http::uri::PathAndQuery::from_static("/prfix.agent.v1.AgentService/DropAllTasks");
+    let status = grpc
+        .unary::<(), (), _>(tonic::Request::new(()), path, tonic_prost::ProstCodec::default())
+        .await
+        .expect_err("denied");
+    assert_eq!(status.code(), Code::PermissionDenied);
 }

@@ -172,6 +172,14 @@ impl Limiter {
         Self { limits, local, redis, redis_fallbacks: AtomicU64::new(0) }
     }
 
+    /// Forgets local buckets that are full again, so keys seen once do not stay in memory.
+    pub fn prune(&self) {
+        for limiter in self.local.values() {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+
     /// Admits or refuses one call of `class` for `key`.
     pub async fn check(&self, class: Class, key: &str) -> Result<(), Denied> {
         if let Some(limiter) = self.local.get(&class)

@@ -74,6 +74,9 @@ pub async fn serve(
     builder
         .http2()
         .timer(TokioTimer::new())
+        // Idle HTTP/2 connections are pinged and dropped when the peer is gone.
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20))
         .max_concurrent_streams(limits.max_concurrent_streams)
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
     let builder = Arc::new(builder);
@@ -105,7 +108,7 @@ pub async fn serve(
             match tls {
                 Some(acceptor) => match tokio::time::timeout(handshake_limit, acceptor.accept(stream)).await {
                     Ok(Ok(stream)) => {
-                        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                        let connection = builder.serve_connection(TokioIo::new(stream), service);
                         if let Err(error) = watcher.watch(connection.into_owned()).await {
                             tracing::debug!(%remote, error = %error, "connection ended with an error");
                         }
@@ -114,7 +117,7 @@ pub async fn serve(
                     Err(_) => tracing::info!(%remote, "TLS handshake timed out"),
                 },
                 None => {
-                    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    let connection = builder.serve_connection(TokioIo::new(stream), service);
                     if let Err(error) = watcher.watch(connection.into_owned()).await {
                         tracing::debug!(%remote, error = %error, "connection ended with an error");
                     }

@@ -188,17 +188,29 @@ impl Application {
             Duration::from_secs(settings.gateway.access_token_ttl_secs),
         ));
         let revocations = Arc::new(GatewayRevocations::new(redis.clone().map(RedisRevocations::new)));
-        let verifier = Arc::new(Verifier::new(
-            VerifierConfig {
-                issuer: settings.common.auth_issuer.clone(),
-                audience: settings.common.auth_audience.clone(),
-                leeway: Duration::from_secs(30),
-                keys: KeySource::Static(issuer.jwks()),
-            },
-            Some(revocations.clone() as Arc<dyn prfix_auth::verifier::Revocations>),
-        ));
+        let verifier = Arc::new(
+            Verifier::new(
+                VerifierConfig {
+                    issuer: settings.common.auth_issuer.clone(),
+                    audience: settings.common.auth_audience.clone(),
+                    leeway: Duration::from_secs(30),
+                    keys: KeySource::Static(issuer.jwks()),
+                },
+                Some(revocations.clone() as Arc<dyn prfix_auth::verifier::Revocations>),
+            )
+            .map_err(|e| StartupError::Tls(format!("JWKS client: {e}")))?,
+        );
         let audit_channel = channel(&settings.gateway.audit_url, connect_timeout, &settings.common)?;
         let limiter = Arc::new(Limiter::new(settings.gateway.limits, redis.clone()));
+        let pruned = Arc::downgrade(&limiter);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                let Some(limiter) = pruned.upgrade() else { return };
+                limiter.prune();
+            }
+        });
         let passwords = Passwords::new(
             settings.gateway.password_hash_concurrency,
             Duration::from_millis(settings.gateway.password_hash_queue_ms),

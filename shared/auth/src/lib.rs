@@ -36,6 +36,9 @@ pub enum SetupError {
         /// What went wrong.
         reason: String,
     },
+    /// The HTTP client for the JWKS could not be built.
+    #[error("JWKS client: {0}")]
+    Client(#[from] reqwest::Error),
     /// The policy table could not be read from the descriptors.
     #[error(transparent)]
     Policy(#[from] policy::PolicyError),
@@ -64,7 +67,7 @@ pub fn service_verifier(
         leeway: Duration::from_secs(30),
         keys,
     };
-    Ok(Verifier::new(config, revocations))
+    Ok(Verifier::new(config, revocations)?)
 }
 
 /// The auth layer a service puts in front of its gRPC server.

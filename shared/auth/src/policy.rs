@@ -49,6 +49,7 @@ pub enum Decision {
 #[derive(Debug, Clone, Default)]
 pub struct PolicyTable {
     by_path: HashMap<String, Option<MethodPolicy>>,
+    services: std::collections::HashSet<String>,
 }
 
 impl PolicyTable {
@@ -57,7 +58,9 @@ impl PolicyTable {
         let pool = DescriptorPool::decode(bytes).map_err(|e| PolicyError::Descriptors(e.to_string()))?;
         let extension = pool.get_extension_by_name("prfix.options.v1.policy").ok_or(PolicyError::NoExtension)?;
         let mut by_path = HashMap::new();
+        let mut services = std::collections::HashSet::new();
         for service in pool.services() {
+            services.insert(service.full_name().to_owned());
             for method in service.methods() {
                 let path = format!("/{}/{}", service.full_name(), method.name());
                 let options = method.options();
@@ -78,7 +81,7 @@ impl PolicyTable {
                 by_path.insert(path, policy);
             }
         }
-        Ok(Self { by_path })
+        Ok(Self { by_path, services })
     }
 
     /// The table of the prfix API.
@@ -95,6 +98,9 @@ impl PolicyTable {
         match self.by_path.get(path) {
             Some(Some(policy)) => Decision::Policy(policy.clone()),
             Some(None) => Decision::NoPolicy,
+            // A path under one of our services that names no method (odd spellings, methods of
+            // another version) is denied rather than passed along unchecked.
+            None if self.services.contains(service) => Decision::NoPolicy,
             None => Decision::Unknown,
         }
     }
@@ -142,6 +148,8 @@ mod tests {
         assert_eq!(create.rate_limit, RateLimitClass::Expensive as i32);
         assert_eq!(table.decide("/grpc.health.v1.Health/Check"), Decision::Open);
         assert_eq!(table.decide("/nope.Nope/X"), Decision::Unknown);
+        assert_eq!(table.decide("/prfix.agent.v1.AgentService/NoSuchMethod"), Decision::NoPolicy);
+        assert_eq!(table.decide("/prfix.agent.v1.AgentService//GetTask"), Decision::NoPolicy);
     }
 
     #[test]

@@ -130,18 +130,14 @@ fn valid_kid(kid: &str) -> bool {
 }
 
 impl Verifier {
-    /// A verifier for `config`, optionally consulting `revocations`.
-    pub fn new(config: VerifierConfig, revocations: Option<Arc<dyn Revocations>>) -> Self {
+    /// A verifier for `config`, optionally consulting `revocations`; fails only when the HTTP
+    /// client for the JWKS cannot be built.
+    pub fn new(config: VerifierConfig, revocations: Option<Arc<dyn Revocations>>) -> Result<Self, reqwest::Error> {
         let keys = match &config.keys {
             KeySource::Static(jwks) => decoding_keys(jwks),
             KeySource::Url { .. } => HashMap::new(),
         };
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(5))
-            .build()
-            .unwrap_or_default();
-        Self { config, keys: RwLock::new(keys), last_fetch: Mutex::new(None), http, revocations }
+        Ok(Self { config, keys: RwLock::new(keys), last_fetch: Mutex::new(None), http: jwks_client()?, revocations })
     }
 
     /// Verifies a bearer token and returns its principal.
@@ -194,7 +190,13 @@ impl Verifier {
             }
             *last = Some(Instant::now());
             let jwks = self.fetch(url).await?;
-            *self.keys.write().await = decoding_keys(&jwks);
+            let fetched = decoding_keys(&jwks);
+            if fetched.is_empty() {
+                // An empty or unusable JWKS is a fault of the publisher, not a reason to forget the
+                // keys we have.
+                return Err(AuthError::KeysUnavailable(format!("{url} published no usable RS256 key")));
+            }
+            *self.keys.write().await = fetched;
         }
         self.keys.read().await.get(kid).cloned().ok_or_else(|| AuthError::UnknownKey(kid.to_owned()))
     }
@@ -207,6 +209,16 @@ impl Verifier {
         }
         response.json::<Jwks>().await.map_err(|e| unavailable(&e))
     }
+}
+
+/// The HTTP client for JWKS fetches: short limits and no redirects (keys come from the configured
+/// URL and nowhere else).
+fn jwks_client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
 }
 
 /// Checks the header and returns the `kid`.

@@ -16,6 +16,9 @@ use tonic::Status;
 use super::store::{ApiKeyRow, Store};
 use super::{role_names, sha256};
 
+/// Longest API key lifetime (two years).
+pub const MAX_TTL_SECS: i64 = 2 * 366 * 24 * 3600;
+
 /// The prefix that tells an API key from a JWT.
 pub const PREFIX: &str = "prfix_";
 
@@ -41,6 +44,9 @@ pub async fn create(
     roles: &[i32],
     ttl: Option<prost_types::Duration>,
 ) -> Result<(pb::ApiKey, String), Status> {
+    if creator.kind == prfix_auth::PrincipalKind::ApiKey {
+        return Err(Status::permission_denied("an API key cannot create API keys; log in as a user"));
+    }
     if name.trim().is_empty() || name.len() > 128 {
         return Err(Status::invalid_argument("name must be 1 to 128 characters"));
     }
@@ -55,8 +61,12 @@ pub async fn create(
     }
     let expires_at = match ttl {
         None => None,
-        Some(d) if d.seconds > 0 && d.nanos >= 0 => Some(Utc::now() + chrono::Duration::seconds(d.seconds)),
-        Some(_) => return Err(Status::invalid_argument("ttl must be positive")),
+        Some(d) if d.seconds > 0 && d.seconds <= MAX_TTL_SECS && d.nanos >= 0 => {
+            chrono::TimeDelta::try_seconds(d.seconds).and_then(|delta| Utc::now().checked_add_signed(delta))
+        }
+        Some(_) => {
+            return Err(Status::invalid_argument(format!("ttl must be between 1 second and {MAX_TTL_SECS} seconds")));
+        }
     };
     let mut id_bytes = [0u8; 9];
     rand::rng().fill_bytes(&mut id_bytes);
@@ -100,10 +110,23 @@ pub async fn authenticate(store: &Store, presented: &str) -> Result<(String, Vec
     if row.expires_at.is_some_and(|e| e <= Utc::now()) {
         return Err(AuthError::Rejected("API key expired".to_owned()));
     }
+    // A key is worth no more than its owner now: a disabled owner's keys stop, and a demoted
+    // owner's keys lose the roles the owner lost.
+    let owner = store
+        .user(&row.owner)
+        .await
+        .map_err(|e| AuthError::KeysUnavailable(e.to_string()))?
+        .filter(|u| !u.disabled)
+        .ok_or_else(|| AuthError::Rejected("API key owner is disabled or gone".to_owned()))?;
+    let roles: Vec<Role> =
+        row.roles.iter().filter(|r| owner.roles.contains(r)).filter_map(|r| Role::parse(r)).collect();
+    if roles.is_empty() {
+        return Err(AuthError::Rejected("API key owner no longer holds any of its roles".to_owned()));
+    }
     if let Err(error) = store.touch_api_key(key_id).await {
         tracing::warn!(%error, key_id, "cannot record API key use");
     }
-    Ok((format!("apikey:{key_id}"), row.roles.iter().filter_map(|r| Role::parse(r)).collect()))
+    Ok((format!("apikey:{key_id}"), roles))
 }
 
 /// A page of keys, newest first.

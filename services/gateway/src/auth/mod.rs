@@ -137,23 +137,36 @@ impl AuthApi {
         self.audit.record(event, client).await;
     }
 
-    async fn issue_pair(&self, user: &UserRow, family: uuid::Uuid) -> Result<pb::TokenPair, Status> {
+    fn mint_access(&self, user: &UserRow) -> Result<(String, i64), Status> {
         let roles = roles_of(&user.roles);
         let (access, claims) = self.issuer.mint(&user.username, &roles, PrincipalKind::User).map_err(|e| {
             tracing::error!(error = %e, "cannot sign an access token");
             Status::internal("internal error; the service log has the details")
         })?;
+        Ok((access, claims.exp))
+    }
+
+    fn pair(access: String, access_exp: i64, refresh: String, refresh_expires: chrono::DateTime<Utc>) -> pb::TokenPair {
+        pb::TokenPair {
+            access_token: access,
+            token_type: "Bearer".to_owned(),
+            access_token_expire_time: Some(prost_types::Timestamp { seconds: access_exp, nanos: 0 }),
+            refresh_token: refresh,
+            refresh_token_expire_time: Some(to_timestamp(refresh_expires)),
+        }
+    }
+
+    /// Tokens for a fresh login: a new refresh family whose absolute expiry starts now.
+    async fn issue_pair(&self, user: &UserRow) -> Result<pb::TokenPair, Status> {
+        let (access, access_exp) = self.mint_access(user)?;
         let (refresh, hash) = random_secret();
         let refresh_expires =
             Utc::now() + chrono::Duration::from_std(self.refresh_ttl).unwrap_or(chrono::Duration::days(7));
-        self.store.insert_refresh(&hash, family, &user.username, refresh_expires).await.map_err(to_status)?;
-        Ok(pb::TokenPair {
-            access_token: access,
-            token_type: "Bearer".to_owned(),
-            access_token_expire_time: Some(prost_types::Timestamp { seconds: claims.exp, nanos: 0 }),
-            refresh_token: refresh,
-            refresh_token_expire_time: Some(to_timestamp(refresh_expires)),
-        })
+        self.store
+            .insert_refresh(&hash, uuid::Uuid::new_v4(), &user.username, refresh_expires)
+            .await
+            .map_err(to_status)?;
+        Ok(Self::pair(access, access_exp, refresh, refresh_expires))
     }
 
     /// Checks an API key presented as a bearer credential and returns its principal.
@@ -168,7 +181,12 @@ impl AuthService for AuthApi {
         let client = client_of(&request);
         let pb::LoginRequest { username, password } = request.into_inner();
         // Limited by user name as well as by address (the edge did that), so that spreading a guess
-        // over many addresses does not help.
+        // over many addresses does not help. Names that cannot exist take no bucket.
+        if !valid_username(&username) {
+            let secret = SecretString::from(password);
+            let _ = self.passwords.verify(&secret, None).await.map_err(password_status)?;
+            return Err(Status::unauthenticated("invalid user name or password"));
+        }
         if let Err(denied) = self.limiter.check(Class::Strict, &format!("login-user:{username}")).await {
             self.event(
                 &client,
@@ -209,8 +227,10 @@ impl AuthService for AuthApi {
                 return Err(Status::unauthenticated("invalid user name or password"));
             }
         };
-        let tokens = self.issue_pair(&user, uuid::Uuid::new_v4()).await?;
-        self.store.touch_login(&user.username).await.map_err(to_status)?;
+        let tokens = self.issue_pair(&user).await?;
+        if let Err(error) = self.store.touch_login(&user.username).await {
+            tracing::warn!(%error, "cannot record the login time");
+        }
         self.event(
             &client,
             SecurityEvent::new(
@@ -231,25 +251,11 @@ impl AuthService for AuthApi {
         let pb::RefreshRequest { refresh_token } = request.into_inner();
         let hash = sha256(refresh_token.as_bytes());
         let refused = || Status::unauthenticated("invalid or expired refresh token");
-        match self.store.spend_refresh(&hash).await.map_err(to_status)? {
-            Spend::Ok { family, username } => {
-                let user = self.store.user(&username).await.map_err(to_status)?;
-                let Some(user) = user.filter(|u| !u.disabled) else {
-                    self.event(
-                        &client,
-                        SecurityEvent::new(
-                            "auth.refresh",
-                            &username,
-                            vec![],
-                            format!("users/{username}"),
-                            AuditResult::Denied,
-                            "user disabled",
-                        ),
-                    )
-                    .await;
-                    return Err(refused());
-                };
-                let tokens = self.issue_pair(&user, family).await?;
+        let (next, next_hash) = random_secret();
+        match self.store.rotate_refresh(&hash, &next_hash).await.map_err(to_status)? {
+            Spend::Ok { user, expires_at } => {
+                let (access, access_exp) = self.mint_access(&user)?;
+                let username = user.username.clone();
                 self.event(
                     &client,
                     SecurityEvent::new(
@@ -262,7 +268,24 @@ impl AuthService for AuthApi {
                     ),
                 )
                 .await;
-                Ok(Response::new(pb::RefreshResponse { tokens: Some(tokens) }))
+                Ok(Response::new(pb::RefreshResponse {
+                    tokens: Some(Self::pair(access, access_exp, next, expires_at)),
+                }))
+            }
+            Spend::Disabled { username } => {
+                self.event(
+                    &client,
+                    SecurityEvent::new(
+                        "auth.refresh",
+                        &username,
+                        vec![],
+                        format!("users/{username}"),
+                        AuditResult::Denied,
+                        "user disabled",
+                    ),
+                )
+                .await;
+                Err(refused())
             }
             Spend::Reused { family, username } => {
                 let reason = format!("reuse of a spent refresh token; family {family} revoked");
@@ -435,6 +458,9 @@ impl AuthService for AuthApi {
             .update_user(&username, new_roles.as_deref(), new_disabled, new_hash.as_deref())
             .await
             .map_err(to_status)?;
+        // New password, roles or status: sessions started under the old ones end (their access
+        // tokens run out within their short lifetime).
+        self.store.revoke_user_refresh(&username).await.map_err(to_status)?;
         self.event(
             &client,
             SecurityEvent::new(

@@ -114,9 +114,14 @@ impl Passwords {
             .await
             .map_err(|_| PasswordError::Busy)?
             .map_err(|_| PasswordError::Busy)?;
-        let result = tokio::task::spawn_blocking(work).await.map_err(|e| PasswordError::Task(e.to_string()))?;
-        drop(permit);
-        result
+        // The permit travels with the work: a caller that goes away does not free the slot while
+        // the hash still runs (which would let cancelled logins exceed the cap).
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work()
+        })
+        .await
+        .map_err(|e| PasswordError::Task(e.to_string()))?
     }
 
     /// A PHC string for `password`.

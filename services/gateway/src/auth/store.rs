@@ -214,8 +214,10 @@ impl Store {
         Ok(())
     }
 
-    /// Spends a refresh token: marks it used and returns (family, username), or says why not.
-    pub async fn spend_refresh(&self, hash: &[u8]) -> Result<Spend, StoreError> {
+    /// Rotates a refresh token in one transaction: the presented token is spent and `new_hash`
+    /// stored in its family with the family's absolute expiry, so a concurrent reuse always sees
+    /// (and revokes) the new token too. A spent or revoked token revokes its whole family.
+    pub async fn rotate_refresh(&self, hash: &[u8], new_hash: &[u8]) -> Result<Spend, StoreError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let Some(row) = tx
@@ -245,23 +247,53 @@ impl Store {
         if expires_at <= Utc::now() {
             return Ok(Spend::Expired);
         }
+        let user = tx
+            .query_opt(&format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1 FOR SHARE"), &[&username])
+            .await?
+            .map(|r| user(&r));
+        let Some(user) = user.filter(|u| !u.disabled) else {
+            tx.execute(
+                "UPDATE refresh_tokens SET revoked_at = now() WHERE family = $1 AND revoked_at IS NULL",
+                &[&family],
+            )
+            .await?;
+            tx.commit().await?;
+            return Ok(Spend::Disabled { username });
+        };
         tx.execute("UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1", &[&hash]).await?;
+        tx.execute(
+            "INSERT INTO refresh_tokens (token_hash, family, username, expires_at) VALUES ($1, $2, $3, $4)",
+            &[&new_hash, &family, &username, &expires_at],
+        )
+        .await?;
         tx.commit().await?;
-        Ok(Spend::Ok { family, username })
+        Ok(Spend::Ok { user: Box::new(user), expires_at })
+    }
+
+    /// Revokes every refresh token of `username` (password, role or status changed).
+    pub async fn revoke_user_refresh(&self, username: &str) -> Result<u64, StoreError> {
+        let client = self.pool.get().await?;
+        Ok(client
+            .execute(
+                "UPDATE refresh_tokens SET revoked_at = now() WHERE username = $1 AND revoked_at IS NULL",
+                &[&username],
+            )
+            .await?)
     }
 
     /// Revokes every token of the family `hash` belongs to; returns the owner when known.
     pub async fn revoke_family_of(&self, hash: &[u8]) -> Result<Option<String>, StoreError> {
         let client = self.pool.get().await?;
-        let row = client
-            .query_opt(
+        // A family has one row per rotation: take the owner from any of them.
+        let rows = client
+            .query(
                 "UPDATE refresh_tokens SET revoked_at = now()
                  WHERE family = (SELECT family FROM refresh_tokens WHERE token_hash = $1) AND revoked_at IS NULL
                  RETURNING username",
                 &[&hash],
             )
             .await?;
-        Ok(row.map(|r| r.get(0)))
+        Ok(rows.first().map(|r| r.get(0)))
     }
 
     /// Stores a new API key.
@@ -334,13 +366,18 @@ impl Store {
 }
 
 /// The outcome of spending a refresh token.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Spend {
-    /// Valid; now spent.
+    /// Valid; now spent, and its successor stored.
     Ok {
-        /// Its family.
-        family: Uuid,
         /// Its owner.
+        user: Box<UserRow>,
+        /// The family's absolute expiry (the successor's too).
+        expires_at: DateTime<Utc>,
+    },
+    /// The owner is disabled or gone; the family is revoked.
+    Disabled {
+        /// The owner.
         username: String,
     },
     /// Already spent or revoked: the family is now revoked.
