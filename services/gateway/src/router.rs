@@ -96,12 +96,7 @@ pub fn build(
                 ]),
         );
     }
-    // A panic in a handler becomes a 500, which the header layers outside it still mark.
-    router = router.layer(tower_http::catch_panic::CatchPanicLayer::new());
-    for (name, value) in SECURITY_HEADERS {
-        router = router
-            .layer(SetResponseHeaderLayer::overriding(HeaderName::from_static(name), HeaderValue::from_static(value)));
-    }
+    router = secured(router);
     let outer = ServiceBuilder::new()
         // Outermost: every request gets an id (the caller's `x-request-id` or a new UUID) before
         // anything logs or is forwarded; upstreams receive it and the response carries it back.
@@ -110,6 +105,17 @@ pub fn build(
         // Then a span per request with method and request id.
         .layer(TraceLayer::new_for_grpc().make_span_with(request_span));
     Ok(router.layer(outer))
+}
+
+/// Wraps `router` so that every response, a panic's 500 included, carries [`SECURITY_HEADERS`].
+pub fn secured(router: axum::Router) -> axum::Router {
+    // A panic in a handler becomes a 500, which the header layers outside it still mark.
+    let mut router = router.layer(tower_http::catch_panic::CatchPanicLayer::new());
+    for (name, value) in SECURITY_HEADERS {
+        router = router
+            .layer(SetResponseHeaderLayer::overriding(HeaderName::from_static(name), HeaderValue::from_static(value)));
+    }
+    router
 }
 
 fn is_grpc(request: &Request<Body>) -> bool {
