@@ -154,12 +154,14 @@ async fn every_kind_of_response_carries_the_exact_security_header_set() {
     assert_secure("UNAVAILABLE (503)", &down);
 }
 
+async fn boom() -> &'static str {
+    panic!("this handler panics on purpose")
+}
+
 #[tokio::test]
 async fn a_handler_that_panics_answers_500_with_the_same_header_set() {
     // The layers the gateway puts around all of its routes, around a handler that panics.
-    let router = prfix_gateway::router::secured(
-        axum::Router::new().route("/boom", axum::routing::get(|| async { panic!("this handler panics on purpose") })),
-    );
+    let router = prfix_gateway::router::secured(axum::Router::new().route("/boom", axum::routing::get(boom)));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("port");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, router).await });
