@@ -7,6 +7,7 @@
 
 mod grpc;
 mod json;
+pub mod merkle;
 pub mod settings;
 mod startup;
 pub mod store;
