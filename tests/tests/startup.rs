@@ -131,3 +131,41 @@ async fn health_turns_not_serving_at_shutdown_while_calls_are_still_answered_dur
     stopping.await.expect("stops after the drain");
     drop(watch);
 }
+
+#[tokio::test]
+async fn update_delete_and_truncate_of_audit_events_fail_for_everyone_also_in_replica_mode() {
+    use prfix_proto::audit::v1 as audit;
+    let app = prfix_tests::spawn_app().await;
+    let event = audit::AuditEvent {
+        event_id: uuid::Uuid::new_v4().to_string(),
+        time: Some(prost_types::Timestamp { seconds: 1_790_000_000, nanos: 0 }),
+        actor: Some(audit::Actor { subject: "alice".into(), roles: vec![] }),
+        action: "demo".into(),
+        result: audit::AuditResult::Success as i32,
+        ..Default::default()
+    };
+    app.audit_client().append(audit::AppendRequest { event: Some(event) }).await.expect("append");
+    // The connection of the database's owner, a superuser.
+    let owner = app.db.connect().await;
+    for (who, setup) in [
+        ("superuser", "SET session_replication_role = replica"),
+        ("audit role", "SET session_replication_role = replica; SET ROLE prfix_audit"),
+        ("superuser, origin mode", "RESET ROLE; SET session_replication_role = origin"),
+    ] {
+        owner.batch_execute(setup).await.expect(setup);
+        for statement in
+            ["UPDATE audit.events SET action = 'forged'", "DELETE FROM audit.events", "TRUNCATE audit.events"]
+        {
+            let err = owner.batch_execute(statement).await.expect_err(statement);
+            assert_eq!(
+                err.code(),
+                Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE),
+                "{who}: {statement}: {err}"
+            );
+        }
+    }
+    owner.batch_execute("RESET ROLE").await.expect("reset");
+    let count: i64 =
+        owner.query_one("SELECT count(*) FROM audit.events WHERE action = 'demo'", &[]).await.expect("count").get(0);
+    assert_eq!(count, 1, "the event is untouched");
+}

@@ -16,8 +16,15 @@ pub use settings::{AuditSettings, Settings};
 pub use startup::{Application, StartupError};
 
 /// The embedded migrations of the `audit` schema.
-pub const MIGRATIONS: &[prfix_runtime::migrate::Migration] = &[prfix_runtime::migrate::Migration {
-    version: 1,
-    name: "0001_events.sql",
-    sql: include_str!("../../../migrations/audit/0001_events.sql"),
-}];
+pub const MIGRATIONS: &[prfix_runtime::migrate::Migration] = &[
+    prfix_runtime::migrate::Migration {
+        version: 1,
+        name: "0001_events.sql",
+        sql: include_str!("../../../migrations/audit/0001_events.sql"),
+    },
+    prfix_runtime::migrate::Migration {
+        version: 2,
+        name: "0002_append_only.sql",
+        sql: include_str!("../../../migrations/audit/0002_append_only.sql"),
+    },
+];
