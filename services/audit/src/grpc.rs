@@ -82,7 +82,7 @@ fn to_new_event(event: pb::AuditEvent, index: usize) -> Result<NewEvent, Status>
 }
 
 fn to_proto(stored: StoredEvent) -> pb::AuditEvent {
-    let StoredEvent { sequence, recorded_at, event } = stored;
+    let StoredEvent { sequence, recorded_at, leaf_hash, chain_hash, event } = stored;
     pb::AuditEvent {
         event_id: event.event_id.to_string(),
         sequence,
@@ -96,8 +96,8 @@ fn to_proto(stored: StoredEvent) -> pb::AuditEvent {
         trace_id: event.trace_id,
         metadata: Some(json_to_struct(&event.metadata)),
         record_time: Some(to_timestamp(recorded_at)),
-        leaf_hash: Vec::new(),
-        chain_hash: Vec::new(),
+        leaf_hash,
+        chain_hash,
     }
 }
 

@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod canonical;
 mod grpc;
 mod json;
 pub mod merkle;
@@ -26,5 +27,10 @@ pub const MIGRATIONS: &[prfix_runtime::migrate::Migration] = &[
         version: 2,
         name: "0002_append_only.sql",
         sql: include_str!("../../../migrations/audit/0002_append_only.sql"),
+    },
+    prfix_runtime::migrate::Migration {
+        version: 3,
+        name: "0003_hash_chain.sql",
+        sql: include_str!("../../../migrations/audit/0003_hash_chain.sql"),
     },
 ];

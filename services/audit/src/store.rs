@@ -75,6 +75,10 @@ pub struct StoredEvent {
     pub sequence: i64,
     /// When it was stored.
     pub recorded_at: DateTime<Utc>,
+    /// Its leaf hash as stored.
+    pub leaf_hash: Vec<u8>,
+    /// Its chain hash as stored.
+    pub chain_hash: Vec<u8>,
     /// What was submitted.
     pub event: NewEvent,
 }
@@ -187,12 +191,21 @@ pub async fn append(pool: &Pool, events: &[NewEvent]) -> Result<Vec<Appended>, A
     let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
     let existing = tx.query("SELECT event_id, sequence FROM events WHERE event_id = ANY($1)", &[&ids]).await?;
     let mut known: std::collections::HashMap<Uuid, i64> = existing.iter().map(|r| (r.get(0), r.get(1))).collect();
-    let head: i64 = tx.query_one("SELECT coalesce(max(sequence), 0) FROM events", &[]).await?.get(0);
+    let last = tx.query_opt("SELECT sequence, chain_hash FROM events ORDER BY sequence DESC LIMIT 1", &[]).await?;
+    let (head, mut chain): (i64, crate::merkle::Hash) = match last {
+        Some(row) => {
+            let bytes: Vec<u8> = row.get(1);
+            let chain =
+                bytes.try_into().map_err(|_| AuditError::Invalid("stored chain hash is not 32 bytes".to_owned()))?;
+            (row.get(0), chain)
+        }
+        None => (0, [0u8; 32]),
+    };
     let insert = tx
         .prepare(
             "INSERT INTO events (sequence, event_id, occurred_at, actor_subject, actor_roles, actor_ip, action,
-                                 resource, result, request_id, trace_id, metadata)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                                 resource, result, request_id, trace_id, metadata, leaf_hash, chain_hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .await?;
     let mut next = head;
@@ -203,6 +216,10 @@ pub async fn append(pool: &Pool, events: &[NewEvent]) -> Result<Vec<Appended>, A
             continue;
         }
         next += 1;
+        let mut e = e.clone();
+        e.occurred_at = crate::canonical::storable(e.occurred_at);
+        let leaf = crate::canonical::leaf_hash(next, &e);
+        chain = crate::canonical::chain_hash(&chain, &leaf);
         tx.execute(
             &insert,
             &[
@@ -218,6 +235,8 @@ pub async fn append(pool: &Pool, events: &[NewEvent]) -> Result<Vec<Appended>, A
                 &e.request_id,
                 &e.trace_id,
                 &e.metadata,
+                &leaf.as_slice(),
+                &chain.as_slice(),
             ],
         )
         .await?;
@@ -229,7 +248,7 @@ pub async fn append(pool: &Pool, events: &[NewEvent]) -> Result<Vec<Appended>, A
 }
 
 const COLUMNS: &str = "sequence, event_id, occurred_at, actor_subject, actor_roles, actor_ip, action, resource, result,
-                       request_id, trace_id, metadata, recorded_at";
+                       request_id, trace_id, metadata, recorded_at, leaf_hash, chain_hash";
 
 fn row_to_event(row: &Row) -> Result<StoredEvent, AuditError> {
     let result: i16 = row.get(8);
@@ -238,6 +257,8 @@ fn row_to_event(row: &Row) -> Result<StoredEvent, AuditError> {
     Ok(StoredEvent {
         sequence: row.get(0),
         recorded_at: row.get(12),
+        leaf_hash: row.get(13),
+        chain_hash: row.get(14),
         event: NewEvent {
             event_id: row.get(1),
             occurred_at: row.get(2),
@@ -294,4 +315,22 @@ pub async fn range(pool: &Pool, from: i64, to: i64, limit: i64) -> Result<Vec<St
 pub async fn head(pool: &Pool) -> Result<i64, AuditError> {
     let client = pool.get().await?;
     Ok(client.query_one("SELECT coalesce(max(sequence), 0) FROM events", &[]).await?.get(0))
+}
+
+/// Leaf hashes of sequences 1..=size, in order (for tree heads and proofs).
+pub async fn leaf_hashes(pool: &Pool, size: i64) -> Result<Vec<crate::merkle::Hash>, AuditError> {
+    let client = pool.get().await?;
+    let rows = client.query("SELECT leaf_hash FROM events WHERE sequence <= $1 ORDER BY sequence", &[&size]).await?;
+    if i64::try_from(rows.len()).unwrap_or(-1) != size {
+        return Err(AuditError::Invalid(format!(
+            "the log has {} events up to {size}; it must have {size}",
+            rows.len()
+        )));
+    }
+    rows.iter()
+        .map(|r| {
+            let bytes: Vec<u8> = r.get(0);
+            bytes.try_into().map_err(|_| AuditError::Invalid("a stored leaf hash is not 32 bytes".to_owned()))
+        })
+        .collect()
 }
