@@ -15,6 +15,7 @@ pub async fn run(config: Option<&Path>) -> Result<(), Box<dyn std::error::Error 
     let mut gateway_settings = prfix_gateway::Settings::from_layers(&layers)?;
     // A laptop: a missing signing key or admin password is generated (and said so), not refused.
     gateway_settings.gateway.mode = prfix_gateway::Mode::Development;
+    audit_settings.audit.development = true;
     // On a terminal, readable lines unless the operator chose a format.
     let format = if std::env::var_os("PRFIX_LOG_FORMAT").is_some() {
         audit_settings.common.log_format

@@ -84,6 +84,7 @@ pub fn audit_settings(common: &CommonSettings) -> prfix_audit::Settings {
     let mut s = prfix_audit::Settings { common: common.clone(), ..Default::default() };
     s.audit.listen = ANY_PORT.into();
     s.audit.database_pool_size = 4;
+    s.audit.signing_key_file = Some(crate::auth::audit_key().pem_file.clone());
     s
 }
 

@@ -87,3 +87,23 @@ impl Interceptor for Bearer {
         Ok(request)
     }
 }
+
+/// The test process's checkpoint signing key for the audit service: its PEM file and verifier key.
+pub struct AuditKey {
+    /// PKCS#8 PEM file (`audit.signing_key_file`).
+    pub pem_file: PathBuf,
+    /// The verifier key string (`<name>+<hash>+<key>`).
+    pub verifier_key: String,
+}
+
+/// The audit key, generated on first use.
+pub fn audit_key() -> &'static AuditKey {
+    static KEY: OnceLock<AuditKey> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let (signer, der) =
+            prfix_audit::checkpoint::Signer::generate("prfix-audit").expect("Ed25519 key generation works");
+        let pem_file = keys().pem_file.with_file_name("audit-signing-key.pem");
+        std::fs::write(&pem_file, prfix_audit::checkpoint::pkcs8_to_pem(&der)).expect("temp dir is writable");
+        AuditKey { pem_file, verifier_key: signer.verifier_key() }
+    })
+}

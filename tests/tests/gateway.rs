@@ -195,13 +195,19 @@ async fn a_server_stream_passes_through_the_gateway_whole_and_in_order_with_its_
 
     let mut stream = client.export_events(audit::ExportEventsRequest::default()).await.expect("export").into_inner();
     let mut sequences = Vec::new();
+    let mut checkpoints = Vec::new();
     while let Some(item) = stream.message().await.expect("no error mid-stream") {
         match item.item {
             Some(audit::export_events_response::Item::Event(e)) => sequences.push(e.sequence),
-            other => panic!("unexpected item {other:?}"),
+            Some(audit::export_events_response::Item::Checkpoint(c)) => {
+                checkpoints.push((sequences.len(), c.tree_size))
+            }
+            None => panic!("an empty item"),
         }
     }
     assert_eq!(sequences, (1..=1_200).collect::<Vec<_>>());
+    // The export starts by signing a checkpoint over everything, which comes after the last event.
+    assert_eq!(checkpoints.last(), Some(&(1_200, 1_200)));
     // The stream ended with the upstream's OK trailers (a missing grpc-status would have been an
     // error above).
     let trailers = stream.trailers().await.expect("trailers arrive");

@@ -13,7 +13,10 @@ use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use crate::checkpointer::{self, Checkpointer, StoredCheckpoint};
+use crate::export::{ExportLine, line_from_proto};
 use crate::json::{json_to_struct, struct_to_json};
+use crate::merkle;
 use crate::store::{self, AuditError, Filter, NewEvent, Outcome, StoredEvent};
 
 /// Events fetched per page when exporting.
@@ -25,12 +28,64 @@ const MAX_PAGE: i32 = 1_000;
 /// The AuditService implementation.
 pub struct AuditApi {
     pool: Pool,
+    checkpointer: Checkpointer,
+    checkpoint_every: i64,
 }
 
 impl AuditApi {
-    /// Serves the log in `pool`.
-    pub fn new(pool: Pool) -> Self {
-        Self { pool }
+    /// Serves the log in `pool`; wakes `checkpointer` every `checkpoint_every` events.
+    pub fn new(pool: Pool, checkpointer: Checkpointer, checkpoint_every: i64) -> Self {
+        Self { pool, checkpointer, checkpoint_every }
+    }
+
+    fn appended(&self, sequences: impl Iterator<Item = i64>) {
+        if sequences.into_iter().any(|s| s % self.checkpoint_every == 0) {
+            self.checkpointer.wake.notify_one();
+        }
+    }
+
+    async fn checkpoint_of(&self, tree_size: i64) -> Result<StoredCheckpoint, Status> {
+        let wanted = (tree_size > 0).then_some(tree_size);
+        checkpointer::get(&self.pool, wanted).await.map_err(to_status)?.ok_or_else(|| match wanted {
+            Some(size) => Status::not_found(format!("no checkpoint of tree size {size}")),
+            None => Status::not_found("no checkpoint yet: the log is empty"),
+        })
+    }
+
+    /// The whole log up to the latest checkpoint, as export lines.
+    async fn export_lines(&self) -> Result<Vec<ExportLine>, Status> {
+        let size = self.checkpointer.checkpoint_now().await.map_err(to_status)?;
+        let checkpoints = checkpointer::range(&self.pool, 1, size).await.map_err(to_status)?;
+        let mut lines = Vec::new();
+        let mut next = 1;
+        let mut pending = checkpoints.into_iter().peekable();
+        while next <= size {
+            let page = store::range(&self.pool, next, size, EXPORT_PAGE).await.map_err(to_status)?;
+            let Some(last) = page.last().map(|e| e.sequence) else { break };
+            for event in page {
+                let sequence = event.sequence;
+                lines.push(line_from_proto(export_item_event(event)).map_err(Status::internal)?);
+                while let Some(c) = pending.next_if(|c| c.tree_size == sequence) {
+                    lines.push(ExportLine::Checkpoint { signed_note: c.signed_note });
+                }
+            }
+            next = last + 1;
+        }
+        Ok(lines)
+    }
+}
+
+fn export_item_event(event: StoredEvent) -> pb::ExportEventsResponse {
+    pb::ExportEventsResponse { item: Some(pb::export_events_response::Item::Event(to_proto(event))) }
+}
+
+fn checkpoint_message(c: StoredCheckpoint) -> pb::Checkpoint {
+    pb::Checkpoint {
+        origin: c.signed_note.lines().next().unwrap_or_default().to_owned(),
+        tree_size: c.tree_size,
+        root_hash: c.root_hash,
+        time: Some(to_timestamp(c.created_at)),
+        signed_note: c.signed_note,
     }
 }
 
@@ -129,6 +184,7 @@ impl AuditService for AuditApi {
         let pb::AppendRequest { event } = request.into_inner();
         let event = to_new_event(event.ok_or_else(|| invalid("event is required"))?, 0)?;
         let appended = store::append(&self.pool, &[event]).await.map_err(to_status)?;
+        self.appended(appended.iter().filter(|a| !a.duplicate).map(|a| a.sequence));
         let first = appended.first().ok_or_else(|| Status::internal("append returned no result"))?;
         Ok(Response::new(pb::AppendResponse { sequence: first.sequence, duplicate: first.duplicate }))
     }
@@ -140,6 +196,7 @@ impl AuditService for AuditApi {
         let pb::AppendBatchRequest { events } = request.into_inner();
         let events = events.into_iter().enumerate().map(|(i, e)| to_new_event(e, i)).collect::<Result<Vec<_>, _>>()?;
         let appended = store::append(&self.pool, &events).await.map_err(to_status)?;
+        self.appended(appended.iter().filter(|a| !a.duplicate).map(|a| a.sequence));
         let results = events
             .iter()
             .zip(appended)
@@ -194,23 +251,54 @@ impl AuditService for AuditApi {
 
     async fn get_checkpoint(
         &self,
-        _request: Request<pb::GetCheckpointRequest>,
+        request: Request<pb::GetCheckpointRequest>,
     ) -> Result<Response<pb::GetCheckpointResponse>, Status> {
-        Err(Status::unimplemented("signed checkpoints are not built yet (issue 4)"))
+        let pb::GetCheckpointRequest { tree_size } = request.into_inner();
+        let checkpoint = self.checkpoint_of(tree_size).await?;
+        Ok(Response::new(pb::GetCheckpointResponse { checkpoint: Some(checkpoint_message(checkpoint)) }))
     }
 
     async fn get_inclusion_proof(
         &self,
-        _request: Request<pb::GetInclusionProofRequest>,
+        request: Request<pb::GetInclusionProofRequest>,
     ) -> Result<Response<pb::GetInclusionProofResponse>, Status> {
-        Err(Status::unimplemented("inclusion proofs are not built yet (issue 4)"))
+        let pb::GetInclusionProofRequest { sequence, tree_size } = request.into_inner();
+        let checkpoint = self.checkpoint_of(tree_size).await?;
+        if sequence < 1 || sequence > checkpoint.tree_size {
+            return Err(invalid(format!("sequence {sequence} is not in the tree of size {}", checkpoint.tree_size)));
+        }
+        let leaves = store::leaf_hashes(&self.pool, checkpoint.tree_size).await.map_err(to_status)?;
+        let index = usize::try_from(sequence - 1).map_err(|_| invalid("sequence out of range"))?;
+        let proof = merkle::inclusion_proof(index, &leaves).ok_or_else(|| invalid("sequence out of range"))?;
+        Ok(Response::new(pb::GetInclusionProofResponse {
+            leaf_index: sequence - 1,
+            tree_size: checkpoint.tree_size,
+            leaf_hash: leaves[index].to_vec(),
+            hashes: proof.iter().map(|h| h.to_vec()).collect(),
+            checkpoint: Some(checkpoint_message(checkpoint)),
+        }))
     }
 
     async fn get_consistency_proof(
         &self,
-        _request: Request<pb::GetConsistencyProofRequest>,
+        request: Request<pb::GetConsistencyProofRequest>,
     ) -> Result<Response<pb::GetConsistencyProofResponse>, Status> {
-        Err(Status::unimplemented("consistency proofs are not built yet (issue 4)"))
+        let pb::GetConsistencyProofRequest { first_tree_size, second_tree_size } = request.into_inner();
+        let second = self.checkpoint_of(second_tree_size).await?;
+        if first_tree_size < 1 || first_tree_size > second.tree_size {
+            return Err(invalid(format!(
+                "first_tree_size must be between 1 and {}, got {first_tree_size}",
+                second.tree_size
+            )));
+        }
+        let leaves = store::leaf_hashes(&self.pool, second.tree_size).await.map_err(to_status)?;
+        let first = usize::try_from(first_tree_size).map_err(|_| invalid("first_tree_size out of range"))?;
+        let proof = merkle::consistency_proof(first, &leaves).ok_or_else(|| invalid("first_tree_size out of range"))?;
+        Ok(Response::new(pb::GetConsistencyProofResponse {
+            first_tree_size,
+            second_tree_size: second.tree_size,
+            hashes: proof.iter().map(|h| h.to_vec()).collect(),
+        }))
     }
 
     type ExportEventsStream = ExportStream;
@@ -223,11 +311,15 @@ impl AuditService for AuditApi {
         if start_sequence < 0 || end_sequence < 0 {
             return Err(invalid("start_sequence and end_sequence must not be negative"));
         }
-        // The end is fixed when the call starts, so an export is a consistent prefix of the log.
-        let end = if end_sequence == 0 { store::head(&self.pool).await.map_err(to_status)? } else { end_sequence };
+        // The end is fixed when the call starts, so an export is a consistent prefix of the log; a
+        // checkpoint is signed first so that everything exported is covered by one.
+        let head = self.checkpointer.checkpoint_now().await.map_err(to_status)?;
+        let end = if end_sequence == 0 { head } else { end_sequence.min(head) };
+        let checkpoints = checkpointer::range(&self.pool, start_sequence.max(1), end).await.map_err(to_status)?;
         let pool = self.pool.clone();
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(async move {
+            let mut pending = checkpoints.into_iter().peekable();
             let mut next = start_sequence.max(1);
             while next <= end {
                 let page = match store::range(&pool, next, end, EXPORT_PAGE).await {
@@ -239,11 +331,17 @@ impl AuditService for AuditApi {
                 };
                 let Some(last) = page.last().map(|e| e.sequence) else { return };
                 for event in page {
-                    let item = pb::ExportEventsResponse {
-                        item: Some(pb::export_events_response::Item::Event(to_proto(event))),
-                    };
-                    if tx.send(Ok(item)).await.is_err() {
+                    let sequence = event.sequence;
+                    if tx.send(Ok(export_item_event(event))).await.is_err() {
                         return; // the client went away
+                    }
+                    while let Some(c) = pending.next_if(|c| c.tree_size == sequence) {
+                        let item = pb::ExportEventsResponse {
+                            item: Some(pb::export_events_response::Item::Checkpoint(checkpoint_message(c))),
+                        };
+                        if tx.send(Ok(item)).await.is_err() {
+                            return;
+                        }
                     }
                 }
                 next = last + 1;
@@ -253,7 +351,24 @@ impl AuditService for AuditApi {
     }
 
     async fn verify(&self, _request: Request<pb::VerifyRequest>) -> Result<Response<pb::VerifyResponse>, Status> {
-        Err(Status::unimplemented("verification arrives with the hash chain (issue 4)"))
+        let lines = self.export_lines().await?;
+        let key = crate::checkpoint::VerifierKey::parse(&self.checkpointer.verifier_key())
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let report = crate::export::verify(&lines, &key);
+        Ok(Response::new(pb::VerifyResponse {
+            ok: report.ok(),
+            events_checked: i64::try_from(report.events).unwrap_or(i64::MAX),
+            checkpoints_checked: i64::try_from(report.checkpoints).unwrap_or(i64::MAX),
+            problems: report
+                .problems
+                .iter()
+                .map(|p| pb::VerifyProblem {
+                    sequence: p.sequence.unwrap_or(0),
+                    tree_size: p.tree_size.map_or(0, |t| i64::try_from(t).unwrap_or(i64::MAX)),
+                    message: p.message.clone(),
+                })
+                .collect(),
+        }))
     }
 }
 

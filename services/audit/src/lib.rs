@@ -6,6 +6,9 @@
 #![forbid(unsafe_code)]
 
 pub mod canonical;
+pub mod checkpoint;
+pub mod checkpointer;
+pub mod export;
 mod grpc;
 mod json;
 pub mod merkle;

@@ -1,7 +1,7 @@
 //! The audit service's settings: the shared ones and the `[audit]` section.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use prfix_runtime::db::DatabaseSettings;
@@ -31,6 +31,20 @@ pub struct AuditSettings {
     pub database_connect_timeout_ms: u64,
     /// Time between NOT_SERVING and closing the listener at shutdown, in milliseconds.
     pub drain_delay_ms: u64,
+    /// The log's origin line in checkpoints (names this log).
+    pub origin: String,
+    /// Name of the checkpoint signing key (in signatures and the verifier key).
+    pub key_name: String,
+    /// Ed25519 signing key (PKCS#8, PEM `PRIVATE KEY`); required unless `development` is on.
+    pub signing_key_file: Option<PathBuf>,
+    /// Generate a signing key in `data_dir` when none is given (`prfix up`).
+    pub development: bool,
+    /// Where development mode keeps its key.
+    pub data_dir: PathBuf,
+    /// A checkpoint after this many new events...
+    pub checkpoint_every: i64,
+    /// ...or after this long, in milliseconds.
+    pub checkpoint_interval_ms: u64,
     /// Time in-flight calls get to finish after the listener closed, in milliseconds.
     pub shutdown_grace_ms: u64,
 }
@@ -43,6 +57,13 @@ impl Default for AuditSettings {
             database_pool_size: 16,
             database_connect_timeout_ms: 5_000,
             drain_delay_ms: 0,
+            origin: "prfix-audit".to_owned(),
+            key_name: "prfix-audit".to_owned(),
+            signing_key_file: None,
+            development: false,
+            data_dir: PathBuf::from(".prfix-data"),
+            checkpoint_every: 1_000,
+            checkpoint_interval_ms: 10_000,
             shutdown_grace_ms: 30_000,
         }
     }
@@ -65,6 +86,12 @@ impl Settings {
     /// Checks what parsing cannot.
     pub fn validate(&self) -> Result<(), SettingsError> {
         self.common.validate()?;
+        if self.audit.checkpoint_every < 1 || self.audit.checkpoint_interval_ms == 0 {
+            return Err(SettingsError::Invalid {
+                key: "audit.checkpoint_every",
+                reason: "checkpoint_every and checkpoint_interval_ms must be at least 1".to_owned(),
+            });
+        }
         if self.audit.database_pool_size == 0 {
             return Err(SettingsError::Invalid {
                 key: "audit.database_pool_size",

@@ -12,6 +12,10 @@ use prfix_runtime::shutdown::CancellationToken;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 
+use std::sync::Arc;
+
+use crate::checkpoint::{Signer, pem_to_pkcs8, pkcs8_to_pem};
+use crate::checkpointer::Checkpointer;
 use crate::grpc::AuditApi;
 use crate::settings::Settings;
 
@@ -36,6 +40,9 @@ pub enum StartupError {
     /// Redis could not be set up.
     #[error("redis: {0}")]
     Redis(#[from] prfix_runtime::redis::RedisError),
+    /// The checkpoint signing key is missing or unusable.
+    #[error("checkpoint signing key: {0}")]
+    SigningKey(String),
     /// Service-to-service TLS could not be set up.
     #[error(transparent)]
     Tls(#[from] grpc::InternalTlsError),
@@ -55,6 +62,9 @@ pub struct Application {
     report: MigrationReport,
     auth: prfix_auth::AuthLayer,
     tls: Option<tonic::transport::ServerTlsConfig>,
+    checkpointer: Checkpointer,
+    checkpoint_every: i64,
+    checkpoint_interval: std::time::Duration,
     drain: Drain,
 }
 
@@ -70,7 +80,20 @@ impl Application {
             .map(|r| std::sync::Arc::new(prfix_auth::revocations::RedisRevocations::new(r)) as _);
         let auth = prfix_auth::service_layer(&settings.common, revocations)?;
         let tls = grpc::server_tls(&settings.common)?;
-        Ok(Self { listener, addr, pool, report, auth, tls, drain: settings.drain() })
+        let signer = Arc::new(load_signer(&settings)?);
+        let checkpointer = Checkpointer::new(pool.clone(), signer, settings.audit.origin.clone());
+        Ok(Self {
+            listener,
+            addr,
+            pool,
+            report,
+            auth,
+            tls,
+            checkpointer,
+            checkpoint_every: settings.audit.checkpoint_every,
+            checkpoint_interval: std::time::Duration::from_millis(settings.audit.checkpoint_interval_ms),
+            drain: settings.drain(),
+        })
     }
 
     /// The address actually bound (tests bind port 0).
@@ -83,6 +106,11 @@ impl Application {
         &self.report
     }
 
+    /// The key that verifies this log's checkpoints (`<name>+<hash>+<key>`).
+    pub fn verifier_key(&self) -> String {
+        self.checkpointer.verifier_key()
+    }
+
     /// The database pool (tests inspect the log through it).
     pub fn pool(&self) -> &Pool {
         &self.pool
@@ -91,15 +119,59 @@ impl Application {
     /// Serves until `shutdown` is cancelled, then drains.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), StartupError> {
         let (health, health_service) = Health::new(&[service_names::AUDIT]).await;
-        let routes = grpc::with_reflection(
-            Routes::new(health_service).add_service(AuditServiceServer::new(AuditApi::new(self.pool.clone()))),
-        )?;
+        let routes = grpc::with_reflection(Routes::new(health_service).add_service(AuditServiceServer::new(
+            AuditApi::new(self.pool.clone(), self.checkpointer.clone(), self.checkpoint_every),
+        )))?;
         // Every call is checked against its method's policy here, whoever sent it: reaching the
         // service on the network grants nothing.
         let routes = Routes::from(routes.into_axum_router().layer(self.auth));
+        tokio::spawn(self.checkpointer.clone().run(self.checkpoint_interval, shutdown.clone()));
         tracing::info!(addr = %self.addr, "audit service listening");
         grpc::serve(routes, self.listener, health, shutdown, self.drain, self.tls).await?;
         tracing::info!("audit service stopped");
         Ok(())
     }
+}
+
+/// The checkpoint signer: from `audit.signing_key_file`, or (development) generated once in the
+/// data directory. Never from the database.
+fn load_signer(settings: &Settings) -> Result<Signer, StartupError> {
+    let name = &settings.audit.key_name;
+    let failed = |e: String| StartupError::SigningKey(e);
+    let path = match (&settings.audit.signing_key_file, settings.audit.development) {
+        (Some(path), _) => path.clone(),
+        (None, true) => settings.audit.data_dir.join("audit-signing-key.pem"),
+        (None, false) => {
+            return Err(failed(
+                "set audit.signing_key_file (PRFIX_AUDIT__SIGNING_KEY_FILE) to an Ed25519 PKCS#8 PEM key".to_owned(),
+            ));
+        }
+    };
+    if path.exists() {
+        let pem = std::fs::read_to_string(&path).map_err(|e| failed(format!("{}: {e}", path.display())))?;
+        let der = pem_to_pkcs8(&pem).map_err(|e| failed(format!("{}: {e}", path.display())))?;
+        return Signer::from_pkcs8(name, &der).map_err(|e| failed(format!("{}: {e}", path.display())));
+    }
+    if settings.audit.signing_key_file.is_some() {
+        return Err(failed(format!("{} does not exist", path.display())));
+    }
+    let (signer, der) = Signer::generate(name).map_err(|e| failed(e.to_string()))?;
+    std::fs::create_dir_all(&settings.audit.data_dir).map_err(|e| failed(e.to_string()))?;
+    write_private(&path, &pkcs8_to_pem(&der)).map_err(|e| failed(format!("{}: {e}", path.display())))?;
+    let _ =
+        std::fs::write(settings.audit.data_dir.join("audit-verifier-key.txt"), format!("{}\n", signer.verifier_key()));
+    tracing::warn!(path = %path.display(), "development mode: generated the checkpoint signing key; use your own in production");
+    Ok(signer)
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(text.as_bytes())
 }

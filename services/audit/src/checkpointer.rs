@@ -1,0 +1,137 @@
+//! Making signed checkpoints: every `checkpoint_every` events or `checkpoint_interval`, whichever
+//! comes first, and on demand (an export starts with one, so that everything it carries is covered).
+//! A new checkpoint is signed only after checking that the log still extends the last one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::checkpoint::Signer;
+use crate::merkle::{self, Hash};
+use crate::store::{self, AuditError};
+
+/// A stored checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    /// Events covered.
+    pub tree_size: i64,
+    /// Merkle root over them.
+    pub root_hash: Vec<u8>,
+    /// The signed note.
+    pub signed_note: String,
+    /// When it was made.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+fn checkpoint_row(row: &tokio_postgres::Row) -> StoredCheckpoint {
+    StoredCheckpoint { tree_size: row.get(0), root_hash: row.get(1), signed_note: row.get(2), created_at: row.get(3) }
+}
+
+/// The checkpoint of `tree_size`, or the latest with `None`.
+pub async fn get(pool: &Pool, tree_size: Option<i64>) -> Result<Option<StoredCheckpoint>, AuditError> {
+    let client = pool.get().await?;
+    let row = match tree_size {
+        Some(size) => {
+            client
+                .query_opt(
+                    "SELECT tree_size, root_hash, signed_note, created_at FROM checkpoints WHERE tree_size = $1",
+                    &[&size],
+                )
+                .await?
+        }
+        None => client
+            .query_opt(
+                "SELECT tree_size, root_hash, signed_note, created_at FROM checkpoints ORDER BY tree_size DESC LIMIT 1",
+                &[],
+            )
+            .await?,
+    };
+    Ok(row.as_ref().map(checkpoint_row))
+}
+
+/// Checkpoints with sizes in `from..=to`, by size.
+pub async fn range(pool: &Pool, from: i64, to: i64) -> Result<Vec<StoredCheckpoint>, AuditError> {
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT tree_size, root_hash, signed_note, created_at FROM checkpoints WHERE tree_size BETWEEN $1 AND $2 ORDER BY tree_size",
+            &[&from, &to],
+        )
+        .await?;
+    Ok(rows.iter().map(checkpoint_row).collect())
+}
+
+/// Makes what checkpoints need.
+#[derive(Clone)]
+pub struct Checkpointer {
+    pool: Pool,
+    signer: Arc<Signer>,
+    origin: String,
+    /// Appends ring this when enough events piled up.
+    pub wake: Arc<Notify>,
+}
+
+impl Checkpointer {
+    /// A checkpointer for the log in `pool`.
+    pub fn new(pool: Pool, signer: Arc<Signer>, origin: String) -> Self {
+        Self { pool, signer, origin, wake: Arc::new(Notify::new()) }
+    }
+
+    /// The verifier key of the signer.
+    pub fn verifier_key(&self) -> String {
+        self.signer.verifier_key()
+    }
+
+    /// Signs a checkpoint over the whole log if it grew since the last one; returns its size.
+    pub async fn checkpoint_now(&self) -> Result<i64, AuditError> {
+        let head = store::head(&self.pool).await?;
+        let last = get(&self.pool, None).await?;
+        let last_size = last.as_ref().map_or(0, |c| c.tree_size);
+        if head <= last_size {
+            return Ok(last_size);
+        }
+        let leaves = store::leaf_hashes(&self.pool, head).await?;
+        if let Some(last) = &last {
+            let prefix = usize::try_from(last.tree_size).unwrap_or(usize::MAX).min(leaves.len());
+            if merkle::root(&leaves[..prefix]).as_slice() != last.root_hash.as_slice() {
+                tracing::error!(
+                    tree_size = last.tree_size,
+                    "the log no longer matches its last checkpoint; refusing to sign"
+                );
+                return Err(AuditError::Invalid(format!(
+                    "the log no longer matches checkpoint {}; it was changed after being signed",
+                    last.tree_size
+                )));
+            }
+        }
+        let root: Hash = merkle::root(&leaves);
+        let size = u64::try_from(head).unwrap_or(0);
+        let note = self.signer.sign(&self.origin, size, &root);
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "INSERT INTO checkpoints (tree_size, root_hash, signed_note) VALUES ($1, $2, $3) ON CONFLICT (tree_size) DO NOTHING",
+                &[&head, &root.as_slice(), &note],
+            )
+            .await?;
+        tracing::info!(tree_size = head, "signed a checkpoint");
+        Ok(head)
+    }
+
+    /// Runs until `stop`: a checkpoint every `interval`, or sooner when woken.
+    pub async fn run(self, interval: Duration, stop: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(interval) => {}
+                () = self.wake.notified() => {}
+            }
+            if let Err(error) = self.checkpoint_now().await {
+                tracing::error!(error = %prfix_runtime::error::chain(&error), "checkpoint failed");
+            }
+        }
+    }
+}
