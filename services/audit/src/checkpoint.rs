@@ -165,32 +165,6 @@ impl VerifierKey {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_signed_checkpoint_verifies_and_any_change_does_not() {
-        let (signer, pkcs8) = Signer::generate("prfix-audit").expect("key");
-        let key = VerifierKey::parse(&signer.verifier_key()).expect("verifier key");
-        let root = [7u8; 32];
-        let note = signer.sign("example.com/log", 42, &root);
-        assert_eq!(key.verify(&note).expect("verifies"), ("example.com/log".to_owned(), 42, root));
-        assert!(note.starts_with("example.com/log\n42\n"));
-        let reloaded = Signer::from_pkcs8("prfix-audit", &pkcs8).expect("reloads");
-        assert_eq!(reloaded.verifier_key(), signer.verifier_key());
-        for tampered in [note.replace("\n42\n", "\n43\n"), note.replace("example.com", "exarnple.com")] {
-            assert!(key.verify(&tampered).is_err(), "{tampered}");
-        }
-        let other = Signer::generate("prfix-audit").expect("key").0;
-        assert_eq!(
-            VerifierKey::parse(&other.verifier_key()).expect("key").verify(&note),
-            Err(NoteError::BadSignature("prfix-audit".into()))
-        );
-        assert!(VerifierKey::parse("nope").is_err());
-    }
-}
-
 /// PEM text of PKCS#8 key bytes (`PRIVATE KEY`).
 pub fn pkcs8_to_pem(der: &[u8]) -> String {
     let body = STANDARD.encode(der);
@@ -216,4 +190,30 @@ pub fn pem_to_pkcs8(pem: &str) -> Result<Vec<u8>, NoteError> {
         return Err(NoteError::Key("no `PRIVATE KEY` PEM block".to_owned()));
     }
     STANDARD.decode(body).map_err(|e| NoteError::Key(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signed_checkpoint_verifies_and_any_change_does_not() {
+        let (signer, pkcs8) = Signer::generate("prfix-audit").expect("key");
+        let key = VerifierKey::parse(&signer.verifier_key()).expect("verifier key");
+        let root = [7u8; 32];
+        let note = signer.sign("example.com/log", 42, &root);
+        assert_eq!(key.verify(&note).expect("verifies"), ("example.com/log".to_owned(), 42, root));
+        assert!(note.starts_with("example.com/log\n42\n"));
+        let reloaded = Signer::from_pkcs8("prfix-audit", &pkcs8).expect("reloads");
+        assert_eq!(reloaded.verifier_key(), signer.verifier_key());
+        for tampered in [note.replace("\n42\n", "\n43\n"), note.replace("example.com", "exarnple.com")] {
+            assert!(key.verify(&tampered).is_err(), "{tampered}");
+        }
+        let other = Signer::generate("prfix-audit").expect("key").0;
+        assert_eq!(
+            VerifierKey::parse(&other.verifier_key()).expect("key").verify(&note),
+            Err(NoteError::BadSignature("prfix-audit".into()))
+        );
+        assert!(VerifierKey::parse("nope").is_err());
+    }
 }

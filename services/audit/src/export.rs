@@ -16,7 +16,7 @@ use crate::store::{NewEvent, Outcome};
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ExportLine {
     /// An event.
-    Event(ExportedEvent),
+    Event(Box<ExportedEvent>),
     /// A checkpoint (a C2SP signed note).
     Checkpoint {
         /// The note.
@@ -67,7 +67,7 @@ pub fn line_from_proto(item: pb::ExportEventsResponse) -> Result<ExportLine, Str
                 .and_then(prfix_runtime::time::from_timestamp)
                 .ok_or_else(|| format!("event {} has no valid time", e.sequence))?;
             let actor = e.actor.unwrap_or_default();
-            Ok(ExportLine::Event(ExportedEvent {
+            Ok(ExportLine::Event(Box::new(ExportedEvent {
                 sequence: e.sequence,
                 event_id: uuid::Uuid::parse_str(&e.event_id).map_err(|err| format!("event {}: {err}", e.sequence))?,
                 time: canonical::time_text(time),
@@ -82,7 +82,7 @@ pub fn line_from_proto(item: pb::ExportEventsResponse) -> Result<ExportLine, Str
                 metadata: e.metadata.as_ref().map_or_else(|| serde_json::json!({}), crate::json::struct_to_json),
                 leaf_hash: hex::encode(e.leaf_hash),
                 chain_hash: hex::encode(e.chain_hash),
-            }))
+            })))
         }
         Some(pb::export_events_response::Item::Checkpoint(c)) => {
             Ok(ExportLine::Checkpoint { signed_note: c.signed_note })
