@@ -254,3 +254,21 @@ pub fn verify(lines: &[ExportLine], key: &VerifierKey) -> Report {
     }
     report
 }
+
+/// Writes `lines` as JSON lines.
+pub fn write_jsonl(lines: &[ExportLine], out: &mut impl std::io::Write) -> std::io::Result<()> {
+    for line in lines {
+        serde_json::to_writer(&mut *out, line)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()
+}
+
+/// Reads JSON lines; an unreadable line is an error that names its number.
+pub fn read_jsonl(text: &str) -> Result<Vec<ExportLine>, String> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| serde_json::from_str(l).map_err(|e| format!("line {}: {e}", i + 1)))
+        .collect()
+}

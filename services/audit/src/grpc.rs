@@ -71,6 +71,7 @@ impl AuditApi {
             }
             next = last + 1;
         }
+        lines.extend(pending.map(|c| ExportLine::Checkpoint { signed_note: c.signed_note }));
         Ok(lines)
     }
 }
@@ -329,7 +330,7 @@ impl AuditService for AuditApi {
                         return;
                     }
                 };
-                let Some(last) = page.last().map(|e| e.sequence) else { return };
+                let Some(last) = page.last().map(|e| e.sequence) else { break };
                 for event in page {
                     let sequence = event.sequence;
                     if tx.send(Ok(export_item_event(event))).await.is_err() {
@@ -345,6 +346,16 @@ impl AuditService for AuditApi {
                     }
                 }
                 next = last + 1;
+            }
+            // Checkpoints past the last event still go out: a verifier must see what was signed,
+            // even when the events it covered are gone.
+            for c in pending {
+                let item = pb::ExportEventsResponse {
+                    item: Some(pb::export_events_response::Item::Checkpoint(checkpoint_message(c))),
+                };
+                if tx.send(Ok(item)).await.is_err() {
+                    return;
+                }
             }
         });
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
