@@ -1,0 +1,72 @@
+//! `prfix audit export` and `prfix audit verify`: take the log and its signed checkpoints out of the
+//! service, and check them anywhere with only the checkpoint public key.
+
+use std::path::{Path, PathBuf};
+
+use prfix_audit::checkpoint::VerifierKey;
+use prfix_audit::export::{line_from_proto, read_jsonl, verify, write_jsonl};
+use prfix_proto::audit::v1 as pb;
+use prfix_proto::audit::v1::audit_service_client::AuditServiceClient;
+
+/// What went wrong, said in one line.
+pub type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+/// Streams the whole log with its checkpoints from the gateway into `output` (JSON lines).
+pub async fn export(gateway: &str, token: &str, output: &Path) -> Result<(), Failure> {
+    let channel = tonic::transport::Channel::from_shared(gateway.to_owned())
+        .map_err(|e| format!("gateway address `{gateway}`: {e}"))?
+        .connect()
+        .await
+        .map_err(|e| format!("cannot reach the gateway at {gateway}: {e}"))?;
+    let bearer: tonic::metadata::MetadataValue<_> =
+        format!("Bearer {token}").parse().map_err(|_| "the token is not a valid header value")?;
+    let mut client = AuditServiceClient::with_interceptor(channel, move |mut request: tonic::Request<()>| {
+        request.metadata_mut().insert("authorization", bearer.clone());
+        Ok(request)
+    });
+    let mut stream = client
+        .export_events(pb::ExportEventsRequest::default())
+        .await
+        .map_err(|s| format!("export refused: {} ({:?})", s.message(), s.code()))?
+        .into_inner();
+    let mut lines = Vec::new();
+    while let Some(item) = stream.message().await.map_err(|s| format!("export broke off: {}", s.message()))? {
+        lines.push(line_from_proto(item)?);
+    }
+    let mut file = std::fs::File::create(output).map_err(|e| format!("{}: {e}", output.display()))?;
+    write_jsonl(&lines, &mut file).map_err(|e| format!("{}: {e}", output.display()))?;
+    let events = lines.iter().filter(|l| matches!(l, prfix_audit::export::ExportLine::Event(_))).count();
+    println!("exported {events} events and {} checkpoints to {}", lines.len() - events, output.display());
+    Ok(())
+}
+
+/// The verifier key: the key text itself, or `@FILE` to read it from a file.
+fn verifier_key(key: &str) -> Result<VerifierKey, Failure> {
+    let text = match key.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(PathBuf::from(path)).map_err(|e| format!("{path}: {e}"))?,
+        None => key.to_owned(),
+    };
+    Ok(VerifierKey::parse(&text)?)
+}
+
+/// Verifies an export offline; returns whether it holds, after printing what was found.
+pub fn verify_file(file: &Path, key: &str) -> Result<bool, Failure> {
+    let key = verifier_key(key)?;
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let lines = read_jsonl(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+    let report = verify(&lines, &key);
+    if report.ok() {
+        println!("ok: {} events, {} signed checkpoints verified", report.events, report.checkpoints);
+    } else {
+        for problem in &report.problems {
+            println!("{problem}");
+        }
+        println!(
+            "FAILED: {} problem(s) in {} events and {} checkpoints",
+            report.problems.len(),
+            report.events,
+            report.checkpoints
+        );
+    }
+    Ok(report.ok())
+}
