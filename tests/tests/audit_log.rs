@@ -208,3 +208,60 @@ async fn a_chain_recomputed_without_the_signing_key_is_caught_by_the_checkpoints
     let verdict = app.audit_client().verify(audit::VerifyRequest::default()).await;
     assert!(verdict.map(|v| !v.into_inner().ok).unwrap_or(true));
 }
+
+#[tokio::test]
+async fn sixteen_concurrent_appenders_some_killed_leave_a_contiguous_log_with_every_acknowledged_event_once() {
+    use std::collections::HashSet;
+    use std::sync::{Arc, Mutex};
+    let app = spawn_app().await;
+    let acknowledged: Arc<Mutex<Vec<(String, i64)>>> = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for writer in 0..16usize {
+        let mut client = app.audit_client();
+        let acknowledged = acknowledged.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..25usize {
+                let mut e = event(writer * 100 + i);
+                e.actor = Some(audit::Actor { subject: format!("writer{writer}"), roles: vec![] });
+                let id = e.event_id.clone();
+                let response = client.append(audit::AppendRequest { event: Some(e.clone()) }).await.expect("append");
+                let sequence = response.into_inner().sequence;
+                acknowledged.lock().expect("lock").push((id, sequence));
+                // Every fifth event is sent again, as a client that lost the answer would.
+                if i % 5 == 4 {
+                    let again =
+                        client.append(audit::AppendRequest { event: Some(e) }).await.expect("retry").into_inner();
+                    assert!(again.duplicate && again.sequence == sequence, "a retry returns the original sequence");
+                }
+            }
+        }));
+    }
+    // Kill four of the writers mid-run, wherever they are (mid-call included).
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    for task in tasks.iter().take(4) {
+        task.abort();
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    let lines = export(&app).await;
+    let report = check(&lines);
+    assert!(report.ok(), "{:?}", report.problems);
+    let stored: Vec<(String, i64)> = lines
+        .iter()
+        .filter_map(|l| match l {
+            ExportLine::Event(e) => Some((e.event_id.to_string(), e.sequence)),
+            ExportLine::Checkpoint { .. } => None,
+        })
+        .collect();
+    let sequences: Vec<i64> = stored.iter().map(|(_, s)| *s).collect();
+    assert_eq!(sequences, (1..=stored.len() as i64).collect::<Vec<_>>(), "contiguous from 1");
+    let ids: HashSet<&String> = stored.iter().map(|(id, _)| id).collect();
+    assert_eq!(ids.len(), stored.len(), "no event stored twice");
+    let acknowledged = acknowledged.lock().expect("lock").clone();
+    assert!(acknowledged.len() >= 12 * 25, "the twelve writers left alone finished");
+    for (id, sequence) in &acknowledged {
+        assert!(stored.contains(&(id.clone(), *sequence)), "acknowledged event {id} at {sequence} is stored there");
+    }
+    println!("{} events stored, {} acknowledged", stored.len(), acknowledged.len());
+}

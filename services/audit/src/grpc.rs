@@ -18,6 +18,7 @@ use crate::export::{ExportLine, line_from_proto};
 use crate::json::{json_to_struct, struct_to_json};
 use crate::merkle;
 use crate::store::{self, AuditError, Filter, NewEvent, Outcome, StoredEvent};
+use crate::writer::Writer;
 
 /// Events fetched per page when exporting.
 const EXPORT_PAGE: i64 = 500;
@@ -28,6 +29,7 @@ const MAX_PAGE: i32 = 1_000;
 /// The AuditService implementation.
 pub struct AuditApi {
     pool: Pool,
+    writer: Writer,
     checkpointer: Checkpointer,
     checkpoint_every: i64,
 }
@@ -35,7 +37,7 @@ pub struct AuditApi {
 impl AuditApi {
     /// Serves the log in `pool`; wakes `checkpointer` every `checkpoint_every` events.
     pub fn new(pool: Pool, checkpointer: Checkpointer, checkpoint_every: i64) -> Self {
-        Self { pool, checkpointer, checkpoint_every }
+        Self { writer: Writer::start(pool.clone()), pool, checkpointer, checkpoint_every }
     }
 
     fn appended(&self, sequences: impl Iterator<Item = i64>) {
@@ -184,7 +186,7 @@ impl AuditService for AuditApi {
     async fn append(&self, request: Request<pb::AppendRequest>) -> Result<Response<pb::AppendResponse>, Status> {
         let pb::AppendRequest { event } = request.into_inner();
         let event = to_new_event(event.ok_or_else(|| invalid("event is required"))?, 0)?;
-        let appended = store::append(&self.pool, &[event]).await.map_err(to_status)?;
+        let appended = self.writer.append(vec![event]).await.map_err(to_status)?;
         self.appended(appended.iter().filter(|a| !a.duplicate).map(|a| a.sequence));
         let first = appended.first().ok_or_else(|| Status::internal("append returned no result"))?;
         Ok(Response::new(pb::AppendResponse { sequence: first.sequence, duplicate: first.duplicate }))
@@ -196,7 +198,7 @@ impl AuditService for AuditApi {
     ) -> Result<Response<pb::AppendBatchResponse>, Status> {
         let pb::AppendBatchRequest { events } = request.into_inner();
         let events = events.into_iter().enumerate().map(|(i, e)| to_new_event(e, i)).collect::<Result<Vec<_>, _>>()?;
-        let appended = store::append(&self.pool, &events).await.map_err(to_status)?;
+        let appended = self.writer.append(events.clone()).await.map_err(to_status)?;
         self.appended(appended.iter().filter(|a| !a.duplicate).map(|a| a.sequence));
         let results = events
             .iter()

@@ -15,6 +15,7 @@ pub mod merkle;
 pub mod settings;
 mod startup;
 pub mod store;
+pub mod writer;
 
 pub use settings::{AuditSettings, Settings};
 pub use startup::{Application, StartupError};

@@ -121,6 +121,16 @@ pub enum AuditError {
     /// A statement failed.
     #[error("audit database query failed: {0}")]
     Query(#[from] tokio_postgres::Error),
+    /// The group transaction this append was part of failed (the flag: the database was unreachable).
+    #[error("append failed: {0}")]
+    Group(String, bool),
+}
+
+impl AuditError {
+    /// Whether the failure is the database being unreachable (worth a retry).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self.code(), ErrorCode::Unavailable)
+    }
 }
 
 impl ServiceError for AuditError {
@@ -130,6 +140,8 @@ impl ServiceError for AuditError {
             AuditError::Pool(_) => ErrorCode::Unavailable,
             AuditError::Query(e) if e.is_closed() => ErrorCode::Unavailable,
             AuditError::Query(_) => ErrorCode::Internal,
+            AuditError::Group(_, true) => ErrorCode::Unavailable,
+            AuditError::Group(_, false) => ErrorCode::Internal,
         }
     }
 }
@@ -176,6 +188,12 @@ impl NewEvent {
 /// Appends `events` in order, in one transaction. An event id already stored (or repeated in the
 /// batch) is not stored again and reports its original sequence.
 pub async fn append(pool: &Pool, events: &[NewEvent]) -> Result<Vec<Appended>, AuditError> {
+    check_batch(events)?;
+    append_checked(pool, events).await
+}
+
+/// Checks a batch before it is queued: not empty, not too large, every event valid.
+pub fn check_batch(events: &[NewEvent]) -> Result<(), AuditError> {
     if events.is_empty() {
         return Err(AuditError::Invalid("events must not be empty".to_owned()));
     }
@@ -185,6 +203,12 @@ pub async fn append(pool: &Pool, events: &[NewEvent]) -> Result<Vec<Appended>, A
     for (i, e) in events.iter().enumerate() {
         e.validate(i)?;
     }
+    Ok(())
+}
+
+/// Appends already-checked events in one transaction (the group-commit writer calls this with the
+/// batches of many callers at once).
+pub async fn append_checked(pool: &Pool, events: &[NewEvent]) -> Result<Vec<Appended>, AuditError> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&APPEND_LOCK]).await?;
