@@ -62,7 +62,8 @@ async fn main() {
     println!("  64 clients, 1 event per call   : {:>9.0} events/s", run(client.clone(), 64, 1).await);
     println!("  4 clients, batches of 100      : {:>9.0} events/s", run(client.clone(), 4, 100).await);
 
-    let mut stream = client.clone().export_events(audit::ExportEventsRequest::default()).await.expect("export").into_inner();
+    let mut stream =
+        client.clone().export_events(audit::ExportEventsRequest::default()).await.expect("export").into_inner();
     let mut lines = Vec::new();
     while let Some(item) = stream.message().await.expect("stream") {
         lines.push(line_from_proto(item).expect("line"));
