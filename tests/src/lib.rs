@@ -11,6 +11,7 @@ pub mod app;
 pub mod auth;
 pub mod db;
 pub mod fake_ollama;
+pub mod pg_server;
 pub mod redis_server;
 
 pub use app::{TestApp, spawn_app, spawn_app_with};
