@@ -35,6 +35,8 @@ pub struct Edge {
     pub auth: AuthApi,
     /// Rate limits.
     pub limiter: Arc<Limiter>,
+    /// Access records of audited methods, shipped to the audit log by a relay.
+    pub access: prfix_runtime::outbox::Outbox,
 }
 
 fn is_grpc<B>(request: &Request<B>) -> bool {
@@ -169,8 +171,48 @@ pub async fn check(State(edge): State<Edge>, mut request: Request<Body>, next: N
     if let Err(denied) = edge.limiter.check(Class::from_proto(policy.rate_limit), &key).await {
         return edge.deny(&client, &call, principal.as_ref(), Refusal::Limited(denied)).await;
     }
-    if let Some(principal) = principal {
+    if let Some(principal) = principal.clone() {
         request.extensions_mut().insert(principal);
     }
-    next.run(request).await
+    let response = next.run(request).await;
+    if policy.audit {
+        edge.access.enqueue(&access_record(&call, &client, principal.as_ref(), &response)).await;
+    }
+    response
+}
+
+/// The access record of an audited call, with the outcome its response headers tell (a gRPC error
+/// that comes in trailers after a streamed body counts as success here).
+fn access_record(
+    call: &Call,
+    client: &ClientInfo,
+    principal: Option<&Principal>,
+    response: &Response<Body>,
+) -> prfix_proto::audit::v1::AuditEvent {
+    use prfix_proto::audit::v1 as pb;
+    let grpc_status = response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).unwrap_or("0").to_owned();
+    let ok = response.status().is_success() && grpc_status == "0";
+    let mut metadata = prost_types::Struct::default();
+    metadata.fields.insert(
+        "http_status".into(),
+        prost_types::Value { kind: Some(prost_types::value::Kind::NumberValue(f64::from(response.status().as_u16()))) },
+    );
+    metadata.fields.insert(
+        "grpc_status".into(),
+        prost_types::Value { kind: Some(prost_types::value::Kind::StringValue(grpc_status)) },
+    );
+    pb::AuditEvent {
+        event_id: uuid::Uuid::new_v4().to_string(),
+        time: Some(prfix_runtime::time::to_timestamp(chrono::Utc::now())),
+        actor: Some(pb::Actor {
+            subject: principal.map_or_else(|| "anonymous".to_owned(), |p| p.subject.clone()),
+            roles: principal.map(Principal::role_names).unwrap_or_default(),
+        }),
+        actor_ip: client.ip.clone(),
+        action: call.path.clone(),
+        result: if ok { pb::AuditResult::Success } else { pb::AuditResult::Failure } as i32,
+        request_id: client.request_id.clone(),
+        metadata: Some(metadata),
+        ..Default::default()
+    }
 }

@@ -32,4 +32,9 @@ pub const MIGRATIONS: &[prfix_runtime::migrate::Migration] = &[
         name: "0002_identity.sql",
         sql: include_str!("../../../migrations/gateway/0002_identity.sql"),
     },
+    prfix_runtime::migrate::Migration {
+        version: 3,
+        name: "0003_access_outbox.sql",
+        sql: include_str!("../../../migrations/gateway/0003_access_outbox.sql"),
+    },
 ];

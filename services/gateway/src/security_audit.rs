@@ -72,7 +72,8 @@ impl SecurityAudit {
         Self { client: AuditServiceClient::new(channel), issuer, token: Arc::new(Mutex::new(None)) }
     }
 
-    async fn service_token(&self) -> Result<String, String> {
+    /// A service token of the gateway's own, cached until a minute before it expires.
+    pub async fn service_token(&self) -> Result<String, String> {
         let mut cached = self.token.lock().await;
         let now = Utc::now().timestamp();
         if let Some((token, exp)) = cached.as_ref()
@@ -127,5 +128,12 @@ impl SecurityAudit {
                 "security event could not be appended to the audit log"
             );
         }
+    }
+}
+
+#[tonic::async_trait]
+impl prfix_runtime::outbox::TokenSource for SecurityAudit {
+    async fn token(&self) -> Result<String, String> {
+        self.service_token().await
     }
 }

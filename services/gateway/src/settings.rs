@@ -72,6 +72,8 @@ pub struct GatewaySettings {
     pub password_hash_queue_ms: u64,
     /// Rate limits per class.
     pub limits: Limits,
+    /// Most access records waiting for the audit service (beyond, new ones are dropped loudly).
+    pub access_outbox_max: i64,
     /// Origins allowed to call from browsers (CORS); empty allows none.
     pub cors_allowed_origins: Vec<String>,
     /// PEM certificate chain; with `tls_key_file`, the gateway terminates TLS.
@@ -110,6 +112,7 @@ impl Default for GatewaySettings {
             password_hash_concurrency: 2,
             password_hash_queue_ms: 1_000,
             limits: Limits::default(),
+            access_outbox_max: 100_000,
             cors_allowed_origins: Vec::new(),
             tls_cert_file: None,
             tls_key_file: None,

@@ -94,6 +94,9 @@ pub struct Application {
     jwks: prfix_auth::Jwks,
     tls: Option<tokio_rustls::TlsAcceptor>,
     limits: crate::serve::ConnectionLimits,
+    access: prfix_runtime::outbox::Outbox,
+    audit_channel: Channel,
+    security_audit: SecurityAudit,
     drain: Drain,
 }
 
@@ -223,12 +226,21 @@ impl Application {
             passwords,
             issuer: issuer.clone(),
             revocations,
-            audit: SecurityAudit::new(audit_channel, issuer.clone()),
+            audit: SecurityAudit::new(audit_channel.clone(), issuer.clone()),
             limiter: limiter.clone(),
             refresh_ttl: Duration::from_secs(settings.gateway.refresh_token_ttl_secs),
         };
         let jwks = issuer.jwks();
-        let edge = Edge { policies: Arc::new(PolicyTable::prfix()?), verifier, auth: auth.clone(), limiter };
+        let access =
+            prfix_runtime::outbox::Outbox::new(pool.clone(), "access_outbox", settings.gateway.access_outbox_max);
+        let security_audit = auth.audit.clone();
+        let edge = Edge {
+            policies: Arc::new(PolicyTable::prfix()?),
+            verifier,
+            auth: auth.clone(),
+            limiter,
+            access: access.clone(),
+        };
         let router = crate::router::build(
             health,
             upstreams,
@@ -258,6 +270,9 @@ impl Application {
             jwks,
             tls,
             limits,
+            access,
+            audit_channel,
+            security_audit,
             drain: settings.drain(),
         })
     }
@@ -297,6 +312,11 @@ impl Application {
     /// calls finish.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), StartupError> {
         self.readiness.set(ServingStatus::Serving);
+        tokio::spawn(self.access.clone().relay(
+            self.audit_channel.clone(),
+            Arc::new(self.security_audit.clone()),
+            shutdown.clone(),
+        ));
         tracing::info!(addr = %self.addr, tls = self.tls.is_some(), "gateway listening");
         // The accept loop stops after the drain delay, so load balancers see NOT_SERVING first.
         let stop_accepting = CancellationToken::new();

@@ -6,6 +6,7 @@ pub mod db;
 pub mod error;
 pub mod grpc;
 pub mod migrate;
+pub mod outbox;
 pub mod redis;
 pub mod settings;
 pub mod shutdown;

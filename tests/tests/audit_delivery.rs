@@ -1,0 +1,71 @@
+//! Per-call access records of audited methods survive the audit service being down: they wait in
+//! the gateway's outbox and are appended once it is back.
+
+use std::time::{Duration, Instant};
+
+use prfix_auth::Role;
+use prfix_proto::agent::v1 as agent;
+use prfix_proto::audit::v1 as audit;
+use prfix_tests::app::{audit_settings, run};
+use prfix_tests::auth::token;
+use prfix_tests::spawn_app;
+
+#[tokio::test]
+async fn access_records_made_while_audit_is_down_are_delivered_when_it_returns() {
+    let mut app = spawn_app().await;
+    let developer = token("dana", &[Role::Developer]);
+    // An audited call while everything is up reaches the log.
+    let _ = app.agent_client_as(&developer).cancel_task(agent::CancelTaskRequest { task_id: "t-up".into() }).await;
+
+    let audit_addr = app.audit.addr;
+    app.audit.stop().await;
+    for i in 0..5 {
+        // Audited (CancelTask's policy says so); the agent answers, the audit service is down.
+        let _ = app
+            .agent_client_as(&developer)
+            .cancel_task(agent::CancelTaskRequest { task_id: format!("t-down-{i}") })
+            .await;
+    }
+    let pg = app.db.connect().await;
+    let pending: i64 = pg.query_one("SELECT count(*) FROM gateway.access_outbox", &[]).await.expect("count").get(0);
+    assert!(pending >= 5, "the records wait in the outbox ({pending})");
+
+    // The audit service comes back on the same address.
+    let mut settings = audit_settings(&app.common);
+    settings.audit.listen = audit_addr;
+    let restarted = prfix_audit::Application::build(settings).await.expect("audit restarts");
+    app.audit = run(restarted.local_addr(), |stop| restarted.run_until_stopped(stop));
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let delivered = loop {
+        let events = app
+            .audit_client()
+            .list_events(audit::ListEventsRequest {
+                action: "/prfix.agent.v1.AgentService/CancelTask".into(),
+                ..Default::default()
+            })
+            .await
+            .map(|r| r.into_inner().events)
+            .unwrap_or_default();
+        if events.len() >= 6 || Instant::now() > deadline {
+            break events;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(delivered.len(), 6, "one record per audited call, none lost, none twice");
+    assert!(delivered.iter().all(|e| e.actor.as_ref().is_some_and(|a| a.subject == "dana")));
+    assert!(
+        delivered.iter().all(|e| e.result == audit::AuditResult::Failure as i32),
+        "CancelTask is refused by the agent today"
+    );
+    // The listing calls above are audited too (ListEvents' policy says so): their records drain next.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let left = loop {
+        let left: i64 = pg.query_one("SELECT count(*) FROM gateway.access_outbox", &[]).await.expect("count").get(0);
+        if left == 0 || Instant::now() > deadline {
+            break left;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(left, 0, "the outbox empties once the audit service answers");
+}
