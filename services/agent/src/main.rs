@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use prfix_agent::{Application, Settings};
-use prfix_runtime::{shutdown, telemetry};
 
 /// The prfix agent: review, describe and fix tasks over local models.
 #[derive(Parser)]
@@ -19,26 +18,13 @@ struct Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    let settings = match Settings::load(args.config.as_deref()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("prfix-agent: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    telemetry::init(settings.common.log_format, &settings.common.log_level);
-    let app = match Application::build(settings).await {
-        Ok(app) => app,
-        Err(e) => {
-            tracing::error!(error = %prfix_runtime::error::chain(&e), "agent failed to start");
-            return ExitCode::FAILURE;
-        }
-    };
-    match app.run_until_stopped(shutdown::on_signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %prfix_runtime::error::chain(&e), "agent failed");
-            ExitCode::FAILURE
-        }
-    }
+    let settings = Settings::load(args.config.as_deref());
+    prfix_runtime::binary::run(
+        "prfix-agent",
+        settings,
+        |s| &s.common,
+        Application::build,
+        Application::run_until_stopped,
+    )
+    .await
 }

@@ -157,21 +157,10 @@ fn load_signer(settings: &Settings) -> Result<Signer, StartupError> {
     }
     let (signer, der) = Signer::generate(name).map_err(|e| failed(e.to_string()))?;
     std::fs::create_dir_all(&settings.audit.data_dir).map_err(|e| failed(e.to_string()))?;
-    write_private(&path, &pkcs8_to_pem(&der)).map_err(|e| failed(format!("{}: {e}", path.display())))?;
+    prfix_runtime::binary::write_private(&path, &pkcs8_to_pem(&der))
+        .map_err(|e| failed(format!("{}: {e}", path.display())))?;
     let _ =
         std::fs::write(settings.audit.data_dir.join("audit-verifier-key.txt"), format!("{}\n", signer.verifier_key()));
     tracing::warn!(path = %path.display(), "development mode: generated the checkpoint signing key; use your own in production");
     Ok(signer)
-}
-
-fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)?.write_all(text.as_bytes())
 }

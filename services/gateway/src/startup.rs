@@ -365,21 +365,9 @@ fn load_keys(settings: &Settings) -> Result<Vec<SigningKey>, StartupError> {
     }
     let (key, pem) = SigningKey::generate().map_err(|e| error(e.to_string()))?;
     std::fs::create_dir_all(&settings.gateway.data_dir).map_err(|e| error(e.to_string()))?;
-    write_private(&path, &pem).map_err(|e| error(e.to_string()))?;
+    prfix_runtime::binary::write_private(&path, &pem).map_err(|e| error(e.to_string()))?;
     tracing::warn!(path = %path.display(), "development mode: generated a signing key; use your own in production");
     Ok(vec![key])
-}
-
-fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)?.write_all(text.as_bytes())
 }
 
 /// Creates `admin` when there is no user: with the given password, or (development mode) a

@@ -107,13 +107,17 @@ pub trait ServiceError: std::error::Error {
     fn code(&self) -> ErrorCode;
 }
 
-/// The whole cause chain of an error, for one log line.
+/// The whole cause chain of an error, for one log line. A cause whose text the message already
+/// carries (errors that print their source themselves) is not repeated.
 pub fn chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
         source = cause.source();
     }
     out
@@ -171,6 +175,15 @@ mod tests {
         let boom = to_status(Sample::Boom);
         assert_eq!(boom.code(), tonic::Code::Internal);
         assert!(!boom.message().contains("row 7"));
+    }
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer: {0}")]
+        struct Outer(#[source] std::io::Error);
+        let err = Outer(std::io::Error::other("disk on fire"));
+        assert_eq!(chain(&err), "outer: disk on fire");
     }
 
     #[test]

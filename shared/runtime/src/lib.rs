@@ -2,6 +2,7 @@
 //! migrations, the Redis client, the mapping of domain errors to `tonic::Status`, the pieces of a
 //! gRPC server (health, reflection, request ids) and shutdown.
 
+pub mod binary;
 pub mod db;
 pub mod error;
 pub mod grpc;
