@@ -36,6 +36,11 @@ pub async fn run(config: Option<&Path>) -> Result<(), Box<dyn std::error::Error 
         audit_settings.common.auth_jwks_file = Some(jwks_file.clone());
         agent_settings.common.auth_jwks_file = Some(jwks_file);
     }
+    // The agent appends its audit records through the gateway, as a `service` user's API key.
+    if agent_settings.audit_credential.is_none() {
+        agent_settings.audit_credential = Some(gateway.provision_service_credential("agent").await?.into());
+        agent_settings.agent.audit_url = format!("http://{}", gateway.local_addr());
+    }
     let audit = prfix_audit::Application::build(audit_settings).await?;
     let agent = prfix_agent::Application::build(agent_settings).await?;
 

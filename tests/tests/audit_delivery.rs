@@ -69,3 +69,71 @@ async fn access_records_made_while_audit_is_down_are_delivered_when_it_returns()
     };
     assert_eq!(left, 0, "the outbox empties once the audit service answers");
 }
+
+#[tokio::test]
+async fn the_agents_outbox_is_relayed_through_the_gateway_with_a_service_api_key() {
+    use prfix_proto::auth::v1 as auth;
+    use prfix_proto::prost::Message;
+    let app = spawn_app().await;
+    // An operator provisions the agent's credential: a `service` user and an API key of it.
+    let admin = app.admin_token().await;
+    app.auth_client_as(&admin)
+        .create_user(auth::CreateUserRequest {
+            username: "agent".into(),
+            password: "agent-password-123".into(),
+            roles: vec![prfix_proto::options::v1::Role::Service as i32],
+        })
+        .await
+        .expect("service user");
+    let key = app
+        .auth_client_as(&admin)
+        .create_api_key(auth::CreateApiKeyRequest {
+            name: "agent-audit".into(),
+            roles: vec![prfix_proto::options::v1::Role::Service as i32],
+            ttl: None,
+            owner: "agent".into(),
+        })
+        .await
+        .expect("key")
+        .into_inner()
+        .secret;
+
+    let mut settings = prfix_tests::app::agent_settings(&app.common);
+    settings.audit_credential = Some(secrecy::SecretString::from(key));
+    settings.agent.audit_url = format!("http://{}", app.gateway.addr);
+    let relaying = prfix_agent::Application::build(settings).await.expect("agent with a relay");
+    let _agent = run(relaying.local_addr(), |stop| relaying.run_until_stopped(stop));
+
+    // A record the task engine will write in the same transaction as a state change.
+    let record = audit::AuditEvent {
+        event_id: uuid::Uuid::new_v4().to_string(),
+        time: Some(prost_types::Timestamp { seconds: 1_790_000_000, nanos: 0 }),
+        actor: Some(audit::Actor { subject: "dana".into(), roles: vec!["developer".into()] }),
+        action: "task.state".into(),
+        resource: "tasks/42".into(),
+        result: audit::AuditResult::Success as i32,
+        ..Default::default()
+    };
+    let pg = app.db.connect().await;
+    pg.execute("INSERT INTO agent.audit_outbox (payload) VALUES ($1)", &[&record.encode_to_vec()])
+        .await
+        .expect("queue");
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let found = loop {
+        let events = app
+            .audit_client()
+            .list_events(audit::ListEventsRequest { action: "task.state".into(), ..Default::default() })
+            .await
+            .map(|r| r.into_inner().events)
+            .unwrap_or_default();
+        if !events.is_empty() || Instant::now() > deadline {
+            break events;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(found.len(), 1, "the agent's record reached the audit log");
+    assert_eq!(found[0].event_id, record.event_id);
+    let left: i64 = pg.query_one("SELECT count(*) FROM agent.audit_outbox", &[]).await.expect("count").get(0);
+    assert_eq!(left, 0);
+}

@@ -299,6 +299,7 @@ async fn an_api_key_works_as_a_bearer_credential_until_it_is_revoked() {
             name: "ci-main".into(),
             roles: vec![prfix_proto::options::v1::Role::Admin as i32],
             ttl: None,
+            owner: String::new(),
         })
         .await
         .expect("create key")
@@ -472,6 +473,7 @@ async fn an_api_key_is_worth_no_more_than_its_owner_and_cannot_make_keys() {
             name: "opal-ci".into(),
             roles: vec![prfix_proto::options::v1::Role::Admin as i32],
             ttl: Some(prost_types::Duration { seconds: 3600, nanos: 0 }),
+            owner: String::new(),
         })
         .await
         .expect("key")
@@ -479,7 +481,12 @@ async fn an_api_key_is_worth_no_more_than_its_owner_and_cannot_make_keys() {
         .secret;
     let from_key = app
         .auth_client_as(&key)
-        .create_api_key(pb::CreateApiKeyRequest { name: "child".into(), roles: vec![1], ttl: None })
+        .create_api_key(pb::CreateApiKeyRequest {
+            name: "child".into(),
+            roles: vec![1],
+            ttl: None,
+            owner: String::new(),
+        })
         .await
         .expect_err("a key cannot make keys");
     assert_eq!(from_key.code(), Code::PermissionDenied);
@@ -489,6 +496,7 @@ async fn an_api_key_is_worth_no_more_than_its_owner_and_cannot_make_keys() {
             name: "forever".into(),
             roles: vec![1],
             ttl: Some(prost_types::Duration { seconds: i64::MAX, nanos: 0 }),
+            owner: String::new(),
         })
         .await
         .expect_err("an absurd ttl is refused, not a crash");

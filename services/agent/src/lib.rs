@@ -15,8 +15,15 @@ pub use settings::{AgentSettings, Settings};
 pub use startup::{Application, StartupError};
 
 /// The embedded migrations of the `agent` schema.
-pub const MIGRATIONS: &[prfix_runtime::migrate::Migration] = &[prfix_runtime::migrate::Migration {
-    version: 1,
-    name: "0001_tasks.sql",
-    sql: include_str!("../../../migrations/agent/0001_tasks.sql"),
-}];
+pub const MIGRATIONS: &[prfix_runtime::migrate::Migration] = &[
+    prfix_runtime::migrate::Migration {
+        version: 1,
+        name: "0001_tasks.sql",
+        sql: include_str!("../../../migrations/agent/0001_tasks.sql"),
+    },
+    prfix_runtime::migrate::Migration {
+        version: 2,
+        name: "0002_outbox_relay.sql",
+        sql: include_str!("../../../migrations/agent/0002_outbox_relay.sql"),
+    },
+];

@@ -15,6 +15,9 @@ pub struct Settings {
     pub common: CommonSettings,
     /// The `[agent]` section.
     pub agent: AgentSettings,
+    /// Credential for appending to the audit log through `agent.audit_url`: an API key of a user
+    /// with role `service` (`PRFIX_AGENT_AUDIT_CREDENTIAL` or `..._FILE`; never from the file).
+    pub audit_credential: Option<secrecy::SecretString>,
 }
 
 /// The `[agent]` section (`PRFIX_AGENT__...`).
@@ -37,6 +40,10 @@ pub struct AgentSettings {
     pub ollama_connect_timeout_ms: u64,
     /// Time for a short Ollama call (model list, version), in milliseconds.
     pub ollama_request_timeout_ms: u64,
+    /// Where the audit outbox relay appends (the gateway, which exchanges the API key).
+    pub audit_url: String,
+    /// Most audit records waiting in the outbox.
+    pub audit_outbox_max: i64,
 }
 
 impl Default for AgentSettings {
@@ -50,6 +57,8 @@ impl Default for AgentSettings {
             shutdown_grace_ms: 30_000,
             ollama_connect_timeout_ms: 2_000,
             ollama_request_timeout_ms: 10_000,
+            audit_url: "http://127.0.0.1:8080".to_owned(),
+            audit_outbox_max: 100_000,
         }
     }
 }
@@ -63,7 +72,11 @@ impl Settings {
 
     /// Reads and validates both parts from already loaded layers.
     pub fn from_layers(layers: &Layers) -> Result<Self, SettingsError> {
-        let settings = Self { common: layers.common()?, agent: layers.section("agent")? };
+        let settings = Self {
+            common: layers.common()?,
+            agent: layers.section("agent")?,
+            audit_credential: prfix_runtime::settings::secret_from_env("PRFIX_AGENT_AUDIT_CREDENTIAL")?,
+        };
         settings.validate()?;
         Ok(settings)
     }

@@ -44,6 +44,9 @@ pub enum StartupError {
     /// Reflection could not be built from the descriptor set.
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The audit relay could not be set up.
+    #[error("audit relay: {0}")]
+    Audit(String),
     /// The HTTP client for Ollama could not be built.
     #[error("HTTP client: {0}")]
     Http(#[source] reqwest::Error),
@@ -62,6 +65,7 @@ pub struct Application {
     tls: Option<tonic::transport::ServerTlsConfig>,
     drain: Drain,
     ollama: Ollama,
+    relay: Option<(prfix_runtime::outbox::Outbox, tonic::transport::Channel, secrecy::SecretString)>,
 }
 
 impl Application {
@@ -82,7 +86,25 @@ impl Application {
             .map(|r| std::sync::Arc::new(prfix_auth::revocations::RedisRevocations::new(r)) as _);
         let auth = prfix_auth::service_layer(&settings.common, revocations)?;
         let tls = grpc::server_tls(&settings.common)?;
-        Ok(Self { listener, addr, pool, report, auth, tls, drain: settings.drain(), ollama })
+        let relay = match &settings.audit_credential {
+            Some(credential) => {
+                let mut endpoint = tonic::transport::Channel::from_shared(settings.agent.audit_url.clone())
+                    .map_err(|e| StartupError::Audit(format!("agent.audit_url `{}`: {e}", settings.agent.audit_url)))?;
+                if settings.agent.audit_url.starts_with("https://") {
+                    endpoint = endpoint
+                        .tls_config(grpc::client_tls(&settings.common)?)
+                        .map_err(|e| StartupError::Audit(e.to_string()))?;
+                }
+                let outbox =
+                    prfix_runtime::outbox::Outbox::new(pool.clone(), "audit_outbox", settings.agent.audit_outbox_max);
+                Some((outbox, endpoint.connect_lazy(), credential.clone()))
+            }
+            None => {
+                tracing::warn!("PRFIX_AGENT_AUDIT_CREDENTIAL is not set: the agent's audit records wait in its outbox");
+                None
+            }
+        };
+        Ok(Self { listener, addr, pool, report, auth, tls, drain: settings.drain(), ollama, relay })
     }
 
     /// The address actually bound (tests bind port 0).
@@ -110,6 +132,10 @@ impl Application {
         // Every call is checked against its method's policy here, whoever sent it: reaching the
         // service on the network grants nothing.
         let routes = Routes::from(routes.into_axum_router().layer(self.auth));
+        if let Some((outbox, channel, credential)) = self.relay {
+            let tokens = std::sync::Arc::new(prfix_runtime::outbox::StaticToken(credential));
+            tokio::spawn(outbox.relay(channel, tokens, shutdown.clone()));
+        }
         tracing::info!(addr = %self.addr, "agent listening");
         grpc::serve(routes, self.listener, health, shutdown, self.drain, self.tls).await?;
         tracing::info!("agent stopped");

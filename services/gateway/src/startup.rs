@@ -97,6 +97,7 @@ pub struct Application {
     access: prfix_runtime::outbox::Outbox,
     audit_channel: Channel,
     security_audit: SecurityAudit,
+    auth: AuthApi,
     drain: Drain,
 }
 
@@ -244,7 +245,7 @@ impl Application {
         let router = crate::router::build(
             health,
             upstreams,
-            auth,
+            auth.clone(),
             edge,
             &settings.gateway.cors_allowed_origins,
             settings.gateway.max_request_bytes,
@@ -273,6 +274,7 @@ impl Application {
             access,
             audit_channel,
             security_audit,
+            auth,
             drain: settings.drain(),
         })
     }
@@ -290,6 +292,36 @@ impl Application {
     /// The database pool.
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    /// Creates (when missing) the user `username` with role `service` and a new API key of it, and
+    /// returns the key's secret: the credential another service (the agent) appends to the audit
+    /// log with. Used by `prfix up` and tests; operators do the same through AuthService.
+    pub async fn provision_service_credential(&self, username: &str) -> Result<String, StartupError> {
+        let failed = |e: String| StartupError::Bootstrap(format!("service credential for `{username}`: {e}"));
+        if self.auth.store.user(username).await.map_err(|e| failed(e.to_string()))?.is_none() {
+            let mut bytes = [0u8; 24];
+            rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+            let password = SecretString::from(hex::encode(bytes));
+            let hash = self.auth.passwords.hash(&password).await.map_err(|e| failed(e.to_string()))?;
+            match self.auth.store.create_user(username, &hash, &["service".to_owned()]).await {
+                Ok(_) | Err(crate::auth::store::StoreError::Exists(_)) => {}
+                Err(e) => return Err(failed(e.to_string())),
+            }
+        }
+        let owner = prfix_auth::Principal {
+            subject: username.to_owned(),
+            roles: vec![prfix_auth::Role::Service],
+            kind: prfix_auth::PrincipalKind::User,
+            token_id: String::new(),
+            expires_at: 0,
+        };
+        let roles = [prfix_auth::Role::Service.to_proto() as i32];
+        let (_, secret) =
+            crate::auth::api_keys::create(&self.auth.store, &owner, &format!("{username}-audit"), &roles, None, "")
+                .await
+                .map_err(|s| failed(s.message().to_owned()))?;
+        Ok(secret)
     }
 
     /// The public keys the gateway signs with.

@@ -27,6 +27,16 @@ pub trait TokenSource: Send + Sync {
     async fn token(&self) -> Result<String, String>;
 }
 
+/// A fixed bearer credential (an API key of a `service` user, which the gateway exchanges).
+pub struct StaticToken(pub secrecy::SecretString);
+
+#[tonic::async_trait]
+impl TokenSource for StaticToken {
+    async fn token(&self) -> Result<String, String> {
+        Ok(secrecy::ExposeSecret::expose_secret(&self.0).to_owned())
+    }
+}
+
 /// Counters of the outbox (the sources of metrics).
 #[derive(Debug, Default)]
 pub struct OutboxStats {

@@ -43,6 +43,7 @@ pub async fn create(
     name: &str,
     roles: &[i32],
     ttl: Option<prost_types::Duration>,
+    owner: &str,
 ) -> Result<(pb::ApiKey, String), Status> {
     if creator.kind == prfix_auth::PrincipalKind::ApiKey {
         return Err(Status::permission_denied("an API key cannot create API keys; log in as a user"));
@@ -54,9 +55,25 @@ pub async fn create(
     if roles.is_empty() {
         return Err(Status::invalid_argument("roles must name at least one role"));
     }
-    if let Some(role) = roles.iter().find(|r| !creator.role_names().contains(r)) {
+    // The key belongs to the caller, or (admins only) to another user; it never carries a role its
+    // owner does not hold.
+    let (owner, owner_roles) = if owner.is_empty() || owner == creator.subject {
+        (creator.subject.clone(), creator.role_names())
+    } else {
+        if !creator.has(Role::Admin) {
+            return Err(Status::permission_denied("only admins create keys for other users"));
+        }
+        let user = store
+            .user(owner)
+            .await
+            .map_err(to_status)?
+            .filter(|u| !u.disabled)
+            .ok_or_else(|| Status::not_found(format!("user `{owner}` not found or disabled")))?;
+        (user.username, user.roles)
+    };
+    if let Some(role) = roles.iter().find(|r| !owner_roles.contains(r)) {
         return Err(Status::permission_denied(format!(
-            "a key cannot carry the role `{role}`, which its creator does not hold"
+            "a key cannot carry the role `{role}`, which its owner does not hold"
         )));
     }
     let expires_at = match ttl {
@@ -77,7 +94,7 @@ pub async fn create(
     let row = ApiKeyRow {
         key_id: key_id.clone(),
         name: name.trim().to_owned(),
-        owner: creator.subject.clone(),
+        owner,
         roles,
         secret_hash: sha256(secret.as_bytes()),
         created_at: Utc::now(),

@@ -482,8 +482,8 @@ impl AuthService for AuthApi {
     ) -> Result<Response<pb::CreateApiKeyResponse>, Status> {
         let client = client_of(&request);
         let admin = principal_of(&request)?;
-        let pb::CreateApiKeyRequest { name, roles, ttl } = request.into_inner();
-        let (record, secret) = api_keys::create(&self.store, &admin, &name, &roles, ttl).await?;
+        let pb::CreateApiKeyRequest { name, roles, ttl, owner } = request.into_inner();
+        let (record, secret) = api_keys::create(&self.store, &admin, &name, &roles, ttl, &owner).await?;
         self.event(
             &client,
             SecurityEvent::new(
