@@ -62,3 +62,14 @@ async fn development_mode_generates_a_private_key_and_an_admin_password_once() {
     assert_eq!(second.generated_admin_password(), None);
     assert_eq!(second.jwks().keys[0].kid, kid);
 }
+
+#[tokio::test]
+async fn the_audit_service_without_a_checkpoint_key_refuses_to_start_and_says_what_to_set() {
+    let db = TestDatabase::fresh();
+    let common = common_settings(&db, "prfix-test-unused:", "http://127.0.0.1:9");
+    let mut settings = prfix_tests::app::audit_settings(&common);
+    settings.audit.signing_key_file = None;
+    let err = prfix_audit::Application::build(settings).await.err().expect("refused");
+    let text = prfix_runtime::error::chain(&err);
+    assert!(text.contains("PRFIX_AUDIT_SIGNING_KEY") && text.contains("audit.signing_key_file"), "{text}");
+}

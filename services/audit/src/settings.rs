@@ -15,6 +15,9 @@ pub struct Settings {
     pub common: CommonSettings,
     /// The `[audit]` section.
     pub audit: AuditSettings,
+    /// The checkpoint signing key as PEM from the environment (`PRFIX_AUDIT_SIGNING_KEY` or
+    /// `..._FILE`), used before `audit.signing_key_file`.
+    pub signing_key_pem: Option<secrecy::SecretString>,
 }
 
 /// The `[audit]` section (`PRFIX_AUDIT__...`).
@@ -78,7 +81,11 @@ impl Settings {
 
     /// Reads and validates both parts from already loaded layers.
     pub fn from_layers(layers: &Layers) -> Result<Self, SettingsError> {
-        let settings = Self { common: layers.common()?, audit: layers.section("audit")? };
+        let settings = Self {
+            common: layers.common()?,
+            audit: layers.section("audit")?,
+            signing_key_pem: prfix_runtime::settings::secret_from_env("PRFIX_AUDIT_SIGNING_KEY")?,
+        };
         settings.validate()?;
         Ok(settings)
     }

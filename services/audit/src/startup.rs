@@ -138,12 +138,18 @@ impl Application {
 fn load_signer(settings: &Settings) -> Result<Signer, StartupError> {
     let name = &settings.audit.key_name;
     let failed = |e: String| StartupError::SigningKey(e);
+    if let Some(pem) = &settings.signing_key_pem {
+        let der = pem_to_pkcs8(secrecy::ExposeSecret::expose_secret(pem))
+            .map_err(|e| failed(format!("PRFIX_AUDIT_SIGNING_KEY: {e}")))?;
+        return Signer::from_pkcs8(name, &der).map_err(|e| failed(format!("PRFIX_AUDIT_SIGNING_KEY: {e}")));
+    }
     let path = match (&settings.audit.signing_key_file, settings.audit.development) {
         (Some(path), _) => path.clone(),
         (None, true) => settings.audit.data_dir.join("audit-signing-key.pem"),
         (None, false) => {
             return Err(failed(
-                "set audit.signing_key_file (PRFIX_AUDIT__SIGNING_KEY_FILE) to an Ed25519 PKCS#8 PEM key".to_owned(),
+                "set PRFIX_AUDIT_SIGNING_KEY (PEM) or audit.signing_key_file (PRFIX_AUDIT__SIGNING_KEY_FILE) to an Ed25519 PKCS#8 key"
+                    .to_owned(),
             ));
         }
     };
