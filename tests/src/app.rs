@@ -32,6 +32,14 @@ pub struct Running {
 }
 
 impl Running {
+    /// Kills the service as a crash would: its future is dropped mid-work, nothing is handed back.
+    pub async fn kill(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.abort();
+            let _ = handle.await;
+        }
+    }
+
     /// Stops the service (drain included) and waits until its listener is closed.
     pub async fn stop(&mut self) {
         self.stop.cancel();
@@ -210,6 +218,14 @@ pub async fn spawn_app() -> TestApp {
 
 /// Like [`spawn_app`], with the gateway's settings adjusted by `tweak`.
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut prfix_gateway::Settings)) -> TestApp {
+    spawn_app_configured(tweak, |_| {}).await
+}
+
+/// Like [`spawn_app`], with the gateway's and the agent's settings adjusted.
+pub async fn spawn_app_configured(
+    tweak: impl FnOnce(&mut prfix_gateway::Settings),
+    tweak_agent: impl FnOnce(&mut prfix_agent::Settings),
+) -> TestApp {
     if let Ok(level) = std::env::var("PRFIX_TEST_LOG") {
         prfix_runtime::telemetry::init(LogFormat::Pretty, &level);
     }
@@ -220,7 +236,9 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut prfix_gateway::Settings)) ->
 
     let audit = prfix_audit::Application::build(audit_settings(&common)).await.expect("audit service starts");
     let audit = run(audit.local_addr(), |stop| audit.run_until_stopped(stop));
-    let agent = prfix_agent::Application::build(agent_settings(&common)).await.expect("agent starts");
+    let mut agent_config = agent_settings(&common);
+    tweak_agent(&mut agent_config);
+    let agent = prfix_agent::Application::build(agent_config).await.expect("agent starts");
     let agent = run(agent.local_addr(), |stop| agent.run_until_stopped(stop));
     let mut settings = gateway_settings(&common, agent.addr, audit.addr);
     tweak(&mut settings);
@@ -231,6 +249,14 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut prfix_gateway::Settings)) ->
 }
 
 impl TestApp {
+    /// Starts another agent replica on the same database and Ollama (not behind the gateway).
+    pub async fn spawn_agent(&self, tweak: impl FnOnce(&mut prfix_agent::Settings)) -> Running {
+        let mut settings = agent_settings(&self.common);
+        tweak(&mut settings);
+        let agent = prfix_agent::Application::build(settings).await.expect("another agent starts");
+        run(agent.local_addr(), |stop| agent.run_until_stopped(stop))
+    }
+
     /// Starts another gateway in front of the same services (a second replica).
     pub async fn spawn_gateway(&self, tweak: impl FnOnce(&mut prfix_gateway::Settings)) -> Running {
         let mut settings = gateway_settings(&self.common, self.agent.addr, self.audit.addr);

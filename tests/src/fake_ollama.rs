@@ -36,6 +36,47 @@ impl Reply {
         Self::json(serde_json::json!({ "error": message })).with_status(status)
     }
 
+    /// A streamed `/api/chat` answer: `content` in a few NDJSON messages, then `done` with token
+    /// counts, as Ollama sends it.
+    pub fn chat(content: &str) -> Self {
+        let chars: Vec<char> = content.chars().collect();
+        let piece = chars.len().div_ceil(3).max(1);
+        let mut chunks: Vec<String> = chars
+            .chunks(piece)
+            .map(|part| {
+                let text: String = part.iter().collect();
+                format!(
+                    "{}\n",
+                    serde_json::json!({"model": "m", "message": {"role": "assistant", "content": text}, "done": false})
+                )
+            })
+            .collect();
+        chunks.push(format!(
+            "{}\n",
+            serde_json::json!({"model": "m", "message": {"role": "assistant", "content": ""}, "done": true,
+                "done_reason": "stop", "prompt_eval_count": 321, "eval_count": chars.len() / 4 + 1,
+                "total_duration": 1_000_000})
+        ));
+        Self { status: 200, chunks, chunk_delay: Duration::ZERO, hang: false }
+    }
+
+    /// A chat that sends `tokens` (maybe none) and then nothing more, never finishing.
+    pub fn chat_hanging(tokens: &[&str]) -> Self {
+        let chunks = tokens
+            .iter()
+            .map(|t| {
+                format!("{}\n", serde_json::json!({"message": {"role": "assistant", "content": t}, "done": false}))
+            })
+            .collect();
+        Self { status: 200, chunks, chunk_delay: Duration::ZERO, hang: true }
+    }
+
+    /// The same reply with a pause before each chunk.
+    pub fn with_delay(mut self, delay: Duration) -> Self {
+        self.chunk_delay = delay;
+        self
+    }
+
     /// The same reply with another status.
     pub fn with_status(mut self, status: u16) -> Self {
         self.status = status;
@@ -54,8 +95,13 @@ pub struct RecordedRequest {
     pub body: String,
 }
 
+/// Chooses a reply from a request's body (for calls that arrive in no fixed order).
+pub type Responder = Arc<dyn Fn(&str) -> Option<Reply> + Send + Sync>;
+
 #[derive(Default)]
 struct Script {
+    /// Replies chosen from the body, tried before the queue.
+    responders: HashMap<String, Responder>,
     /// Replies used once each, in order, per path.
     queued: HashMap<String, VecDeque<Reply>>,
     /// Replies used when a path's queue is empty.
@@ -95,6 +141,8 @@ impl FakeOllama {
         });
         let fake = Self { addr, script, disconnected, stop };
         fake.set_models(&[]);
+        fake.set_default("/api/version", Reply::json(serde_json::json!({"version": "0.12.6"})));
+        fake.set_context_length(32_768);
         fake
     }
 
@@ -124,6 +172,31 @@ impl FakeOllama {
     /// The reply for `path` whenever no queued reply is left.
     pub fn set_default(&self, path: &str, reply: Reply) {
         self.lock().default.insert(path.to_owned(), reply);
+    }
+
+    /// Makes `/api/show` report this context length for every model.
+    pub fn set_context_length(&self, tokens: u32) {
+        self.set_default(
+            "/api/show",
+            Reply::json(serde_json::json!({
+                "parameters": "stop \"<|im_end|>\"",
+                "model_info": {"general.architecture": "qwen2", "qwen2.context_length": tokens}
+            })),
+        );
+    }
+
+    /// Answers requests to `path` with `responder` when it returns a reply.
+    pub fn respond_with(&self, path: &str, responder: impl Fn(&str) -> Option<Reply> + Send + Sync + 'static) {
+        self.lock().responders.insert(path.to_owned(), Arc::new(responder));
+    }
+
+    /// The bodies of the `/api/chat` requests received, parsed.
+    pub fn chat_requests(&self) -> Vec<serde_json::Value> {
+        self.requests()
+            .iter()
+            .filter(|r| r.path == "/api/chat")
+            .filter_map(|r| serde_json::from_str(&r.body).ok())
+            .collect()
     }
 
     /// Queues a reply for the next request to `path`.
@@ -175,7 +248,10 @@ async fn handle(State(shared): State<Shared>, method: Method, uri: Uri, body: By
             path: path.clone(),
             body: String::from_utf8_lossy(&body).into_owned(),
         });
-        script.queued.get_mut(&path).and_then(VecDeque::pop_front).or_else(|| script.default.get(&path).cloned())
+        let chosen = script.responders.get(&path).and_then(|r| r(&String::from_utf8_lossy(&body)));
+        chosen
+            .or_else(|| script.queued.get_mut(&path).and_then(VecDeque::pop_front))
+            .or_else(|| script.default.get(&path).cloned())
     };
     let Some(reply) = reply else {
         return Response::builder()

@@ -11,9 +11,10 @@ pub mod app;
 pub mod auth;
 pub mod db;
 pub mod fake_ollama;
+pub mod git;
 pub mod pg_server;
 pub mod redis_server;
 
-pub use app::{TestApp, spawn_app, spawn_app_with};
+pub use app::{TestApp, spawn_app, spawn_app_configured, spawn_app_with};
 pub use db::TestDatabase;
 pub use fake_ollama::{FakeOllama, RecordedRequest, Reply};

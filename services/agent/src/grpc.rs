@@ -1,35 +1,42 @@
 //! The gRPC face of the agent: converts messages, calls the task store and Ollama, maps errors.
 
 use std::pin::Pin;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use base64::Engine;
-use deadpool_postgres::Pool;
+use base64::Engine as _;
 use futures::Stream;
+use prfix_auth::{Principal, Role};
 use prfix_proto::agent::v1 as pb;
 use prfix_proto::agent::v1::agent_service_server::AgentService;
+use prfix_proto::audit::v1 as audit;
 use prfix_proto::prost::Message;
 use prfix_runtime::error::to_status;
 use prfix_runtime::time::to_timestamp;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::ollama::Ollama;
-use crate::tasks::{self, TaskError, TaskFilter, TaskRow};
+use crate::changeset;
+use crate::ollama::{OllamaError, canonical_model};
+use crate::run::Engine;
+use crate::tasks::{self, ActiveLimits, NewTask, TaskError, TaskFilter, TaskRow};
+use crate::worker::Running;
 
 const DEFAULT_PAGE: i32 = 50;
 const MAX_PAGE: i32 = 500;
+/// How often a watcher looks for events another replica appended.
+const WATCH_POLL: Duration = Duration::from_millis(250);
 
 /// The AgentService implementation.
 pub struct AgentApi {
-    pool: Pool,
-    ollama: Ollama,
+    engine: Arc<Engine>,
+    running: Running,
 }
 
 impl AgentApi {
-    /// Serves tasks from `pool` and models from `ollama`.
-    pub fn new(pool: Pool, ollama: Ollama) -> Self {
-        Self { pool, ollama }
+    /// Serves tasks and models with the engine's pool and Ollama client.
+    pub fn new(engine: Arc<Engine>, running: Running) -> Self {
+        Self { engine, running }
     }
 }
 
@@ -39,6 +46,53 @@ fn invalid(msg: impl Into<String>) -> Status {
 
 fn parse_task_id(id: &str) -> Result<Uuid, Status> {
     Uuid::parse_str(id).map_err(|_| invalid(format!("task_id must be a UUID, got `{id}`")))
+}
+
+/// The caller, as the auth layer put it in the request.
+fn caller<T>(request: &Request<T>) -> Result<Principal, Status> {
+    request
+        .extensions()
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("the call carries no authenticated caller"))
+}
+
+fn request_id<T>(request: &Request<T>) -> String {
+    request.metadata().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+}
+
+/// A task the caller may not see is reported as missing, so ids of others' tasks reveal nothing.
+fn visible(principal: &Principal, row: TaskRow) -> Result<TaskRow, Status> {
+    if principal.has(Role::Admin) || row.owner == principal.subject {
+        Ok(row)
+    } else {
+        Err(to_status(TaskError::NotFound(row.task_id)))
+    }
+}
+
+fn audit_record(
+    principal: &Principal,
+    request_id: String,
+    action: &str,
+    task_id: Uuid,
+    kind: &str,
+) -> audit::AuditEvent {
+    let mut metadata = prost_types::Struct::default();
+    metadata.fields.insert(
+        "kind".to_owned(),
+        prost_types::Value { kind: Some(prost_types::value::Kind::StringValue(kind.to_owned())) },
+    );
+    audit::AuditEvent {
+        event_id: Uuid::new_v4().to_string(),
+        time: Some(to_timestamp(chrono::Utc::now())),
+        actor: Some(audit::Actor { subject: principal.subject.clone(), roles: principal.role_names() }),
+        action: action.to_owned(),
+        resource: format!("tasks/{task_id}"),
+        result: audit::AuditResult::Success as i32,
+        request_id,
+        metadata: Some(metadata),
+        ..Default::default()
+    }
 }
 
 fn to_proto(row: TaskRow) -> Result<pb::Task, Status> {
@@ -83,45 +137,174 @@ fn decode_page_token(token: &str) -> Result<Option<(chrono::DateTime<chrono::Utc
     Ok(Some((time, Uuid::parse_str(id).map_err(|_| refused())?)))
 }
 
-fn not_yet(what: &str) -> Status {
-    Status::unimplemented(format!("{what} is not built yet: it arrives with the review and fix engine (issue 5)"))
-}
-
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchTaskResponse, Status>> + Send>>;
+
+impl AgentApi {
+    /// Checks a requested model against the allowlist; the canonical name of the model to use.
+    fn allowed_model(&self, field: &str, requested: &str, configured: &str) -> Result<String, Status> {
+        let settings = &self.engine.settings;
+        let model = crate::run::model_or(requested, configured);
+        let wanted = canonical_model(&model);
+        let allowed: Vec<String> = [settings.reasoning_model.clone(), settings.coding_model.clone()]
+            .into_iter()
+            .chain(settings.model_allowlist.iter().cloned())
+            .collect();
+        if allowed.iter().any(|a| canonical_model(a) == wanted) {
+            Ok(model)
+        } else {
+            Err(invalid(format!("{field} `{model}` is not allowed here; allowed models: {}", allowed.join(", "))))
+        }
+    }
+
+    /// Fails fast when a model is not pulled; other Ollama trouble leaves the task to the worker.
+    async fn check_pulled(&self, model: &str) -> Result<(), Status> {
+        match self.engine.ollama.model_context(model).await {
+            Ok(_) => Ok(()),
+            Err(e @ OllamaError::ModelNotPulled { .. }) => Err(to_status(e)),
+            Err(e) => {
+                tracing::warn!(error = %e, model, "cannot check the model now; the task is queued anyway");
+                Ok(())
+            }
+        }
+    }
+
+    async fn create(
+        &self,
+        principal: &Principal,
+        request_id: String,
+        kind: pb::TaskKind,
+        change_set: Option<&pb::ChangeSet>,
+        models: &[String],
+        request: Vec<u8>,
+    ) -> Result<pb::Task, Status> {
+        let change_set = change_set.ok_or_else(|| invalid("change_set is required"))?;
+        changeset::validate(change_set, &self.engine.settings.limits, kind != pb::TaskKind::Fix).map_err(invalid)?;
+        for model in models {
+            self.check_pulled(model).await?;
+        }
+        let task_id = Uuid::now_v7();
+        let action =
+            format!("agent.task.create.{}", kind.as_str_name().trim_start_matches("TASK_KIND_").to_lowercase());
+        let record = audit_record(principal, request_id, &action, task_id, kind.as_str_name());
+        let settings = &self.engine.settings;
+        let row = tasks::create(
+            &self.engine.pool,
+            NewTask { task_id, kind: kind as i16, owner: principal.subject.clone(), request, audit: record },
+            ActiveLimits { per_owner: settings.max_active_tasks_per_user, total: settings.max_active_tasks },
+        )
+        .await
+        .map_err(to_status)?;
+        self.engine.changed.notify_waiters();
+        tracing::info!(task_id = %row.task_id, kind = kind.as_str_name(), owner = %row.owner, "task queued");
+        to_proto(row)
+    }
+}
 
 #[tonic::async_trait]
 impl AgentService for AgentApi {
     async fn create_review(
         &self,
-        _request: Request<pb::CreateReviewRequest>,
+        request: Request<pb::CreateReviewRequest>,
     ) -> Result<Response<pb::CreateReviewResponse>, Status> {
-        Err(not_yet("CreateReview"))
+        let principal = caller(&request)?;
+        let request_id = request_id(&request);
+        let message = request.into_inner();
+        let options = message.options.clone().unwrap_or_default();
+        let model = self.allowed_model("options.model", &options.model, &self.engine.settings.reasoning_model)?;
+        if options.max_findings < 0 {
+            return Err(invalid("options.max_findings must not be negative"));
+        }
+        if pb::Severity::try_from(options.min_severity).is_err() {
+            return Err(invalid(format!("options.min_severity {} is not a known Severity", options.min_severity)));
+        }
+        prfix_engine::review::select(Vec::new(), &options.ignore_globs).map_err(|e| invalid(format!("options.{e}")))?;
+        let task = self
+            .create(
+                &principal,
+                request_id,
+                pb::TaskKind::Review,
+                message.change_set.as_ref(),
+                &[model],
+                message.encode_to_vec(),
+            )
+            .await?;
+        Ok(Response::new(pb::CreateReviewResponse { task: Some(task) }))
     }
 
     async fn create_describe(
         &self,
-        _request: Request<pb::CreateDescribeRequest>,
+        request: Request<pb::CreateDescribeRequest>,
     ) -> Result<Response<pb::CreateDescribeResponse>, Status> {
-        Err(not_yet("CreateDescribe"))
+        let principal = caller(&request)?;
+        let request_id = request_id(&request);
+        let message = request.into_inner();
+        let options = message.options.clone().unwrap_or_default();
+        let model = self.allowed_model("options.model", &options.model, &self.engine.settings.reasoning_model)?;
+        prfix_engine::review::select(Vec::new(), &options.ignore_globs).map_err(|e| invalid(format!("options.{e}")))?;
+        let task = self
+            .create(
+                &principal,
+                request_id,
+                pb::TaskKind::Describe,
+                message.change_set.as_ref(),
+                &[model],
+                message.encode_to_vec(),
+            )
+            .await?;
+        Ok(Response::new(pb::CreateDescribeResponse { task: Some(task) }))
     }
 
     async fn create_fix(
         &self,
-        _request: Request<pb::CreateFixRequest>,
+        request: Request<pb::CreateFixRequest>,
     ) -> Result<Response<pb::CreateFixResponse>, Status> {
-        Err(not_yet("CreateFix"))
+        let principal = caller(&request)?;
+        let request_id = request_id(&request);
+        let message = request.into_inner();
+        let settings = &self.engine.settings;
+        let options = message.options.clone().unwrap_or_default();
+        let planner = self.allowed_model("options.planner_model", &options.planner_model, &settings.reasoning_model)?;
+        let coder = self.allowed_model("options.coder_model", &options.coder_model, &settings.coding_model)?;
+        if options.max_attempts < 0 {
+            return Err(invalid("options.max_attempts must not be negative"));
+        }
+        let problem = message.problem.clone().unwrap_or_default();
+        if problem.check_output.trim().is_empty()
+            && problem.findings.is_empty()
+            && problem.instruction.trim().is_empty()
+        {
+            return Err(invalid("problem needs check_output, findings or an instruction: say what to fix"));
+        }
+        let problem_bytes = problem.check_output.len() + problem.instruction.len() + problem.check_command.len();
+        if problem_bytes > settings.limits.max_problem_bytes {
+            return Err(invalid(format!(
+                "problem is {problem_bytes} bytes, over the limit of {} bytes; send the end of the check output",
+                settings.limits.max_problem_bytes
+            )));
+        }
+        let change_set = message.change_set.as_ref();
+        if change_set.is_some_and(|cs| cs.files.is_empty() && cs.context_files.is_empty()) {
+            return Err(invalid("change_set.files is empty: a fix needs the content of the files to change"));
+        }
+        let models = if planner == coder { vec![planner] } else { vec![planner, coder] };
+        let task = self
+            .create(&principal, request_id, pb::TaskKind::Fix, change_set, &models, message.encode_to_vec())
+            .await?;
+        Ok(Response::new(pb::CreateFixResponse { task: Some(task) }))
     }
 
     async fn get_task(&self, request: Request<pb::GetTaskRequest>) -> Result<Response<pb::GetTaskResponse>, Status> {
+        let principal = caller(&request)?;
         let pb::GetTaskRequest { task_id } = request.into_inner();
-        let row = tasks::get(&self.pool, parse_task_id(&task_id)?).await.map_err(to_status)?;
-        Ok(Response::new(pb::GetTaskResponse { task: Some(to_proto(row)?) }))
+        let row = tasks::get(&self.engine.pool, parse_task_id(&task_id)?).await.map_err(to_status)?;
+        Ok(Response::new(pb::GetTaskResponse { task: Some(to_proto(visible(&principal, row)?)?) }))
     }
 
     async fn list_tasks(
         &self,
         request: Request<pb::ListTasksRequest>,
     ) -> Result<Response<pb::ListTasksResponse>, Status> {
+        let principal = caller(&request)?;
         let pb::ListTasksRequest { page_size, page_token, state, kind, owner } = request.into_inner();
         if page_size < 0 {
             return Err(invalid("page_size must not be negative"));
@@ -137,9 +320,17 @@ impl AgentService for AgentApi {
             Ok(k) => Some(k as i16),
             Err(_) => return Err(invalid(format!("kind {kind} is not a known TaskKind"))),
         };
-        let filter = TaskFilter { state, kind, owner: Some(owner).filter(|o| !o.is_empty()) };
+        let owner = if principal.has(Role::Admin) {
+            Some(owner).filter(|o| !o.is_empty())
+        } else if owner.is_empty() || owner == principal.subject {
+            Some(principal.subject.clone())
+        } else {
+            return Err(Status::permission_denied("developers can list only their own tasks; leave owner empty"));
+        };
+        let filter = TaskFilter { state, kind, owner };
         let before = decode_page_token(&page_token)?;
-        let mut rows = tasks::list(&self.pool, &filter, before, i64::from(page_size) + 1).await.map_err(to_status)?;
+        let mut rows =
+            tasks::list(&self.engine.pool, &filter, before, i64::from(page_size) + 1).await.map_err(to_status)?;
         let next_page_token = if rows.len() > page_size as usize {
             rows.truncate(page_size as usize);
             rows.last().map(encode_page_token).unwrap_or_default()
@@ -154,16 +345,38 @@ impl AgentService for AgentApi {
 
     async fn watch_task(
         &self,
-        _request: Request<pb::WatchTaskRequest>,
+        request: Request<pb::WatchTaskRequest>,
     ) -> Result<Response<Self::WatchTaskStream>, Status> {
-        Err(not_yet("WatchTask"))
+        let principal = caller(&request)?;
+        let pb::WatchTaskRequest { task_id, after_sequence } = request.into_inner();
+        if after_sequence < 0 {
+            return Err(invalid("after_sequence must not be negative"));
+        }
+        let task_id = parse_task_id(&task_id)?;
+        let row = tasks::get(&self.engine.pool, task_id).await.map_err(to_status)?;
+        visible(&principal, row)?;
+        let engine = self.engine.clone();
+        let stream = async_stream_events(engine, task_id, after_sequence);
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn cancel_task(
         &self,
-        _request: Request<pb::CancelTaskRequest>,
+        request: Request<pb::CancelTaskRequest>,
     ) -> Result<Response<pb::CancelTaskResponse>, Status> {
-        Err(not_yet("CancelTask"))
+        let principal = caller(&request)?;
+        let request_id = request_id(&request);
+        let pb::CancelTaskRequest { task_id } = request.into_inner();
+        let task_id = parse_task_id(&task_id)?;
+        let row = tasks::get(&self.engine.pool, task_id).await.map_err(to_status)?;
+        let row = visible(&principal, row)?;
+        let kind = pb::TaskKind::try_from(i32::from(row.kind)).map_or("unknown", |k| k.as_str_name());
+        let record = audit_record(&principal, request_id, "agent.task.cancel", task_id, kind);
+        let row = tasks::cancel(&self.engine.pool, task_id, &principal.subject, &record).await.map_err(to_status)?;
+        self.running.cancel(task_id);
+        self.engine.changed.notify_waiters();
+        tracing::info!(%task_id, by = %principal.subject, "task cancelled");
+        Ok(Response::new(pb::CancelTaskResponse { task: Some(to_proto(row)?) }))
     }
 
     async fn list_models(
@@ -171,7 +384,7 @@ impl AgentService for AgentApi {
         _request: Request<pb::ListModelsRequest>,
     ) -> Result<Response<pb::ListModelsResponse>, Status> {
         let started = Instant::now();
-        let models = self.ollama.all_models().await.map_err(to_status)?;
+        let models = self.engine.ollama.all_models().await.map_err(to_status)?;
         let latency = prost_types::Duration::try_from(started.elapsed()).ok();
         let models = models
             .into_iter()
@@ -188,6 +401,53 @@ impl AgentService for AgentApi {
             .collect();
         Ok(Response::new(pb::ListModelsResponse { models, latency }))
     }
+}
+
+/// Replays a task's events after `after`, then follows new ones until the final state change.
+/// Events this replica appends wake the stream at once; others are found by polling.
+fn async_stream_events(
+    engine: Arc<Engine>,
+    task_id: Uuid,
+    after: i64,
+) -> impl Stream<Item = Result<pb::WatchTaskResponse, Status>> + Send {
+    futures::stream::unfold(
+        (engine, after, std::collections::VecDeque::<pb::TaskEvent>::new(), false),
+        move |(engine, mut last, mut buffered, mut ended)| async move {
+            loop {
+                if let Some(event) = buffered.pop_front() {
+                    last = event.sequence;
+                    if let Some(pb::task_event::Payload::StateChange(change)) = &event.payload
+                        && change.to >= pb::TaskState::Succeeded as i32
+                    {
+                        ended = true;
+                        buffered.clear();
+                    }
+                    let item = Ok(pb::WatchTaskResponse { event: Some(event) });
+                    return Some((item, (engine, last, buffered, ended)));
+                }
+                if ended {
+                    return None;
+                }
+                let changed = engine.changed.clone();
+                let woken = changed.notified();
+                match tasks::events_after(&engine.pool, task_id, last, 200).await {
+                    Ok(events) if !events.is_empty() => {
+                        buffered.extend(events);
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        ended = true;
+                        return Some((Err(to_status(e)), (engine, last, buffered, ended)));
+                    }
+                }
+                tokio::select! {
+                    () = woken => {}
+                    () = tokio::time::sleep(WATCH_POLL) => {}
+                }
+            }
+        },
+    )
 }
 
 #[cfg(test)]

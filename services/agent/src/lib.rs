@@ -5,11 +5,14 @@
 
 #![forbid(unsafe_code)]
 
+pub mod changeset;
 mod grpc;
 pub mod ollama;
+pub mod run;
 pub mod settings;
 mod startup;
 pub mod tasks;
+pub mod worker;
 
 pub use settings::{AgentSettings, Settings};
 pub use startup::{Application, StartupError};
@@ -25,5 +28,10 @@ pub const MIGRATIONS: &[prfix_runtime::migrate::Migration] = &[
         version: 2,
         name: "0002_outbox_relay.sql",
         sql: include_str!("../../../migrations/agent/0002_outbox_relay.sql"),
+    },
+    prfix_runtime::migrate::Migration {
+        version: 3,
+        name: "0003_task_queue.sql",
+        sql: include_str!("../../../migrations/agent/0003_task_queue.sql"),
     },
 ];

@@ -44,6 +44,88 @@ pub struct AgentSettings {
     pub audit_url: String,
     /// Most audit records waiting in the outbox.
     pub audit_outbox_max: i64,
+    /// Time from a chat request to the model's first token (includes loading the model), in ms.
+    pub ollama_first_token_timeout_ms: u64,
+    /// Longest silence between two tokens of an answer, in ms.
+    pub ollama_token_gap_timeout_ms: u64,
+    /// Longest whole chat call, in ms.
+    pub ollama_call_timeout_ms: u64,
+    /// Time between health checks of each Ollama endpoint, in ms.
+    pub ollama_health_interval_ms: u64,
+    /// How long Ollama keeps a model loaded after a call (Ollama duration syntax, `"30m"`).
+    pub ollama_keep_alive: String,
+    /// Context length assumed when `/api/show` does not report one, in tokens.
+    pub default_context_tokens: u32,
+    /// Model for reviews, describes and fix plans (the reasoning model).
+    pub reasoning_model: String,
+    /// Model for fix edits (the coding model).
+    pub coding_model: String,
+    /// Further models a request may ask for; the two above are always allowed.
+    pub model_allowlist: Vec<String>,
+    /// Sampling temperature.
+    pub temperature: f32,
+    /// Sampling seed, for repeatable answers (`-1`: none).
+    pub seed: i64,
+    /// Most tokens a model may write in one answer.
+    pub max_output_tokens: u32,
+    /// Tasks this replica works at once.
+    pub workers: usize,
+    /// How long a claimed task is held without renewal before another replica may take it, in ms.
+    pub lease_ms: u64,
+    /// Time between looks at the queue when it was empty, in ms.
+    pub queue_poll_ms: u64,
+    /// Claims of one task before it fails (a task that keeps killing its worker).
+    pub max_task_attempts: i32,
+    /// Queued and running tasks one user may have.
+    pub max_active_tasks_per_user: i64,
+    /// Queued and running tasks in all.
+    pub max_active_tasks: i64,
+    /// Model calls one task may make.
+    pub max_model_calls_per_task: u32,
+    /// Chunks of one review sent to models at once.
+    pub review_chunk_concurrency: usize,
+    /// Findings a review returns at most, unless the request asks for fewer.
+    pub max_findings: usize,
+    /// Attempts to get fix edits that apply, unless the request asks for fewer.
+    pub max_fix_attempts: u32,
+    /// Lowest similarity, in thousandths, for a fuzzy SEARCH match.
+    pub fuzzy_match_permille: u16,
+    /// Files up to this many lines are rewritten whole by the coding model; larger ones by
+    /// SEARCH/REPLACE blocks.
+    pub whole_file_max_lines: usize,
+    /// Limits of a change set.
+    pub limits: ChangeSetLimits,
+}
+
+/// Limits of a change set (`[agent.limits]`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChangeSetLimits {
+    /// Bytes of the diff.
+    pub max_diff_bytes: usize,
+    /// Files in `files`.
+    pub max_files: usize,
+    /// Files in `context_files`.
+    pub max_context_files: usize,
+    /// Bytes of one file's content.
+    pub max_file_bytes: usize,
+    /// Bytes of everything together.
+    pub max_total_bytes: usize,
+    /// Bytes of a fix's check output or instruction.
+    pub max_problem_bytes: usize,
+}
+
+impl Default for ChangeSetLimits {
+    fn default() -> Self {
+        Self {
+            max_diff_bytes: 2 * 1024 * 1024,
+            max_files: 500,
+            max_context_files: 50,
+            max_file_bytes: 1024 * 1024,
+            max_total_bytes: 12 * 1024 * 1024,
+            max_problem_bytes: 256 * 1024,
+        }
+    }
 }
 
 impl Default for AgentSettings {
@@ -59,6 +141,31 @@ impl Default for AgentSettings {
             ollama_request_timeout_ms: 10_000,
             audit_url: "http://127.0.0.1:8080".to_owned(),
             audit_outbox_max: 100_000,
+            ollama_first_token_timeout_ms: 180_000,
+            ollama_token_gap_timeout_ms: 60_000,
+            ollama_call_timeout_ms: 900_000,
+            ollama_health_interval_ms: 15_000,
+            ollama_keep_alive: "30m".to_owned(),
+            default_context_tokens: 8_192,
+            reasoning_model: "qwen2.5-coder:14b".to_owned(),
+            coding_model: "qwen2.5-coder:14b".to_owned(),
+            model_allowlist: Vec::new(),
+            temperature: 0.1,
+            seed: 42,
+            max_output_tokens: 4_096,
+            workers: 2,
+            lease_ms: 30_000,
+            queue_poll_ms: 500,
+            max_task_attempts: 3,
+            max_active_tasks_per_user: 8,
+            max_active_tasks: 1_000,
+            max_model_calls_per_task: 40,
+            review_chunk_concurrency: 2,
+            max_findings: 50,
+            max_fix_attempts: 3,
+            fuzzy_match_permille: 850,
+            whole_file_max_lines: 150,
+            limits: ChangeSetLimits::default(),
         }
     }
 }
@@ -90,6 +197,34 @@ impl Settings {
                 reason: "must be at least 1".to_owned(),
             });
         }
+        let positive: [(&'static str, u64); 9] = [
+            ("agent.ollama_first_token_timeout_ms", self.agent.ollama_first_token_timeout_ms),
+            ("agent.ollama_token_gap_timeout_ms", self.agent.ollama_token_gap_timeout_ms),
+            ("agent.ollama_call_timeout_ms", self.agent.ollama_call_timeout_ms),
+            ("agent.ollama_health_interval_ms", self.agent.ollama_health_interval_ms),
+            ("agent.lease_ms", self.agent.lease_ms),
+            ("agent.queue_poll_ms", self.agent.queue_poll_ms),
+            ("agent.workers", self.agent.workers as u64),
+            ("agent.review_chunk_concurrency", self.agent.review_chunk_concurrency as u64),
+            ("agent.max_model_calls_per_task", u64::from(self.agent.max_model_calls_per_task)),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(SettingsError::Invalid { key, reason: "must be at least 1".to_owned() });
+            }
+        }
+        if self.agent.reasoning_model.trim().is_empty() || self.agent.coding_model.trim().is_empty() {
+            return Err(SettingsError::Invalid {
+                key: "agent.reasoning_model",
+                reason: "agent.reasoning_model and agent.coding_model must name models".to_owned(),
+            });
+        }
+        if self.agent.fuzzy_match_permille > 1000 {
+            return Err(SettingsError::Invalid {
+                key: "agent.fuzzy_match_permille",
+                reason: "is in thousandths: at most 1000".to_owned(),
+            });
+        }
         if self.agent.ollama_request_timeout_ms == 0 {
             return Err(SettingsError::Invalid {
                 key: "agent.ollama_request_timeout_ms",
@@ -115,6 +250,15 @@ impl Settings {
             role: Some(self.agent.database_role.clone()).filter(|r| !r.is_empty()),
             pool_size: self.agent.database_pool_size,
             connect_timeout: Duration::from_millis(self.agent.database_connect_timeout_ms),
+        }
+    }
+
+    /// Time limits of one chat call.
+    pub fn call_limits(&self) -> crate::ollama::CallLimits {
+        crate::ollama::CallLimits {
+            first_token: Duration::from_millis(self.agent.ollama_first_token_timeout_ms),
+            token_gap: Duration::from_millis(self.agent.ollama_token_gap_timeout_ms),
+            total: Duration::from_millis(self.agent.ollama_call_timeout_ms),
         }
     }
 

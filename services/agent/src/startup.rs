@@ -13,9 +13,13 @@ use prfix_runtime::shutdown::CancellationToken;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 
+use std::sync::Arc;
+
 use crate::grpc::AgentApi;
 use crate::ollama::Ollama;
+use crate::run::Engine;
 use crate::settings::Settings;
+use crate::worker::{Running, Workers};
 
 /// Why the service could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +69,7 @@ pub struct Application {
     tls: Option<tonic::transport::ServerTlsConfig>,
     drain: Drain,
     ollama: Ollama,
+    settings: Settings,
     relay: Option<(prfix_runtime::outbox::Outbox, tonic::transport::Channel, secrecy::SecretString)>,
 }
 
@@ -78,6 +83,7 @@ impl Application {
             settings.ollama_endpoints(),
             Duration::from_millis(settings.agent.ollama_connect_timeout_ms),
             Duration::from_millis(settings.agent.ollama_request_timeout_ms),
+            settings.agent.default_context_tokens,
         )
         .map_err(StartupError::Http)?;
         let (pool, report) = db::prepare(&settings.database(), crate::MIGRATIONS).await?;
@@ -104,7 +110,7 @@ impl Application {
                 None
             }
         };
-        Ok(Self { listener, addr, pool, report, auth, tls, drain: settings.drain(), ollama, relay })
+        Ok(Self { listener, addr, pool, report, auth, tls, drain: settings.drain(), ollama, settings, relay })
     }
 
     /// The address actually bound (tests bind port 0).
@@ -125,20 +131,49 @@ impl Application {
     /// Serves until `shutdown` is cancelled, then drains.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), StartupError> {
         let (health, health_service) = Health::new(&[service_names::AGENT]).await;
-        let routes = grpc::with_reflection(
-            Routes::new(health_service)
-                .add_service(AgentServiceServer::new(AgentApi::new(self.pool.clone(), self.ollama.clone()))),
-        )?;
+        let engine = Arc::new(Engine {
+            limits: self.settings.call_limits(),
+            settings: self.settings.agent.clone(),
+            ollama: self.ollama.clone(),
+            redactor: prfix_engine::redact::Redactor::new(),
+            pool: self.pool.clone(),
+            changed: Arc::new(tokio::sync::Notify::new()),
+        });
+        let running = Running::default();
+        // A change set may be as large as the limits allow, plus the message's own fields.
+        let max_message = self.settings.agent.limits.max_total_bytes.saturating_add(1024 * 1024);
+        let api = AgentServiceServer::new(AgentApi::new(engine.clone(), running.clone()))
+            .max_decoding_message_size(max_message)
+            .max_encoding_message_size(max_message);
+        let routes = grpc::with_reflection(Routes::new(health_service).add_service(api))?;
         // Every call is checked against its method's policy here, whoever sent it: reaching the
         // service on the network grants nothing.
         let routes = Routes::from(routes.into_axum_router().layer(self.auth));
+        // Background work lives in this future: dropping it (a killed replica) stops all of it.
+        let mut background = tokio::task::JoinSet::new();
         if let Some((outbox, channel, credential)) = self.relay {
-            let tokens = std::sync::Arc::new(prfix_runtime::outbox::StaticToken(credential));
-            tokio::spawn(outbox.relay(channel, tokens, shutdown.clone()));
+            let tokens = Arc::new(prfix_runtime::outbox::StaticToken(credential));
+            background.spawn(outbox.relay(channel, tokens, shutdown.clone()));
         }
+        background.spawn(
+            self.ollama
+                .clone()
+                .health_loop(Duration::from_millis(self.settings.agent.ollama_health_interval_ms), shutdown.clone()),
+        );
+        let workers = Workers { id: worker_id(self.addr), engine, running };
+        background.spawn(workers.run(shutdown.clone()));
         tracing::info!(addr = %self.addr, "agent listening");
         grpc::serve(routes, self.listener, health, shutdown, self.drain, self.tls).await?;
+        // Workers hand their tasks back once `shutdown` fires; wait for that before returning.
+        while background.join_next().await.is_some() {}
         tracing::info!("agent stopped");
         Ok(())
     }
+}
+
+/// The name this replica holds leases under: host, listening port and a random part.
+fn worker_id(addr: SocketAddr) -> String {
+    let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "agent".to_owned());
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}:{}:{}", addr.port(), &random[..8])
 }

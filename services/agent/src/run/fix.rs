@@ -1,0 +1,144 @@
+//! The fix pipeline: a plan from the reasoning model, edits from the coding model as text, applied
+//! in memory with retries that show the model what did not match, then a checked patch.
+
+use std::collections::BTreeMap;
+
+use prfix_engine::edit;
+use prfix_engine::fix::{self, Problem};
+use prfix_engine::prompt::Fence;
+use prfix_proto::agent::v1 as pb;
+
+use super::{Job, RunError, model_or};
+use crate::changeset;
+use crate::ollama::{ChatMessage, Role};
+
+fn finding_line(f: &pb::Finding) -> String {
+    let severity = pb::Severity::try_from(f.severity).map_or("unspecified", |s| s.as_str_name());
+    format!("{}:{} [{severity}] {}: {}", f.path, f.line, f.title, f.body)
+}
+
+/// Runs a fix.
+pub async fn run(job: &Job, request: pb::CreateFixRequest) -> Result<pb::FixResult, RunError> {
+    let pb::CreateFixRequest { change_set, problem, options } = request;
+    let pb::FixOptions { planner_model, coder_model, max_attempts, allow_new_files } = options.unwrap_or_default();
+    let settings = &job.engine.settings;
+    let planner = model_or(&planner_model, &settings.reasoning_model);
+    let coder = model_or(&coder_model, &settings.coding_model);
+    let mut prepared =
+        changeset::prepare(&change_set.unwrap_or_default(), &job.engine.redactor).map_err(RunError::Input)?;
+    let pb::FixProblem { check_command, check_output, findings, instruction } = problem.unwrap_or_default();
+    let redactor = &job.engine.redactor;
+    let problem = Problem {
+        check_command: redactor.redact(&check_command, &mut prepared.vault),
+        check_output: redactor.redact(&check_output, &mut prepared.vault),
+        findings: findings.iter().map(|f| redactor.redact(&finding_line(f), &mut prepared.vault)).collect(),
+        instruction: redactor.redact(&instruction, &mut prepared.vault),
+    };
+    job.redactions
+        .store(u32::try_from(prepared.vault.count()).unwrap_or(u32::MAX), std::sync::atomic::Ordering::Relaxed);
+    // What the model may edit: the changed files and the context files, as redacted text.
+    let mut editable: BTreeMap<String, String> = prepared.files.clone();
+    editable.extend(prepared.context.clone());
+    let mut originals: BTreeMap<String, String> = prepared.original_files.clone();
+    originals.extend(prepared.original_context.clone());
+    if editable.is_empty() {
+        return Err(RunError::Input("the change set has no file contents to fix".to_owned()));
+    }
+    let fence = Fence::new();
+
+    job.progress(format!("planning with {planner}"), 0, 2).await?;
+    let mut plan_messages = vec![
+        ChatMessage::new(Role::System, fix::plan_system_prompt(&fence)),
+        ChatMessage::new(Role::User, fix::plan_prompt(&fence, &problem, &editable, &prepared.diff)),
+    ];
+    let reply = job.chat("plan", &planner, plan_messages.clone(), Some(fix::plan_schema())).await?;
+    let plan = match fix::parse_plan(&reply.content) {
+        Ok(plan) => plan,
+        Err(first) => {
+            plan_messages.push(ChatMessage::new(Role::Assistant, reply.content));
+            plan_messages.push(ChatMessage::new(Role::User, format!("{first}. Answer again with only the JSON plan.")));
+            let retry = job.chat("plan, again", &planner, plan_messages, Some(fix::plan_schema())).await?;
+            fix::parse_plan(&retry.content).map_err(|e| RunError::Model(e.to_string()))?
+        }
+    };
+    job.progress(format!("plan: {}", prepared.vault.restore(&plan.root_cause)), 1, 2).await?;
+
+    // Show the coder the planned files it may edit; all of them when the plan names none it knows.
+    let planned: BTreeMap<String, String> = editable
+        .iter()
+        .filter(|(path, _)| plan.files.iter().any(|p| p.trim_start_matches("./") == path.as_str()))
+        .map(|(p, c)| (p.clone(), c.clone()))
+        .collect();
+    let shown = if planned.is_empty() { editable.clone() } else { planned };
+    let whole: Vec<String> = shown
+        .iter()
+        .filter(|(_, c)| c.lines().count() <= settings.whole_file_max_lines)
+        .map(|(p, _)| p.clone())
+        .collect();
+    let mut messages = vec![
+        ChatMessage::new(Role::System, fix::edit_system_prompt(&fence, &whole)),
+        ChatMessage::new(Role::User, fix::edit_prompt(&fence, &problem, &plan, &shown)),
+    ];
+    let attempts_allowed = match u32::try_from(max_attempts) {
+        Ok(0) | Err(_) => settings.max_fix_attempts,
+        Ok(n) => n.min(settings.max_fix_attempts),
+    }
+    .max(1);
+    let mut current = editable.clone();
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        let reply = job.chat(&format!("edit attempt {attempts}"), &coder, messages.clone(), None).await?;
+        let feedback = match edit::parse_edits(&reply.content) {
+            Err(e) => format!(
+                "Your answer could not be read as edits: {e}. Write SEARCH/REPLACE or FILE blocks as the rules say."
+            ),
+            Ok(edits) => {
+                let outcome = edit::apply_edits(&current, &edits, settings.fuzzy_match_permille);
+                current = outcome.files.clone();
+                if outcome.failed.is_empty() {
+                    break;
+                }
+                edit::retry_feedback(&edits, &outcome)
+            }
+        };
+        let last_problem = feedback.lines().take(3).collect::<Vec<_>>().join(" ");
+        job.progress(format!("edit attempt {attempts} did not fully apply; asking again"), 1, 2).await?;
+        if attempts >= attempts_allowed {
+            return Err(RunError::Model(format!(
+                "the coding model's edits did not apply after {attempts} attempts: {last_problem}"
+            )));
+        }
+        messages.push(ChatMessage::new(Role::Assistant, reply.content));
+        messages.push(ChatMessage::new(Role::User, feedback));
+    }
+    // Secrets the model saw as placeholders go back into the files before the patch is made.
+    let edited: BTreeMap<String, String> = current
+        .into_iter()
+        .filter(|(path, content)| editable.get(path) != Some(content))
+        .map(|(path, content)| (path, prepared.vault.restore(&content)))
+        .collect();
+    let (patch, stats) =
+        fix::build_patch(&originals, &edited, allow_new_files).map_err(|e| RunError::Model(e.to_string()))?;
+    let explanation = prepared.vault.restore(&format!(
+        "{}\n\n{}",
+        plan.root_cause,
+        plan.steps.iter().enumerate().map(|(i, s)| format!("{}. {s}", i + 1)).collect::<Vec<_>>().join("\n")
+    ));
+    let result = pb::FixResult {
+        patch,
+        explanation: explanation.trim().to_owned(),
+        files: stats
+            .into_iter()
+            .map(|s| pb::FileStat {
+                path: s.path,
+                change: if s.added { pb::FileChangeKind::Added } else { pb::FileChangeKind::Modified } as i32,
+                additions: i32::try_from(s.additions).unwrap_or(i32::MAX),
+                deletions: i32::try_from(s.deletions).unwrap_or(i32::MAX),
+            })
+            .collect(),
+        attempts: i32::try_from(attempts).unwrap_or(i32::MAX),
+    };
+    job.event(pb::task_event::Payload::Patch(result.clone())).await?;
+    Ok(result)
+}

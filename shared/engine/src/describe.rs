@@ -1,0 +1,124 @@
+//! Describes: a title, a summary, a walkthrough line per file and labels.
+
+use crate::diff::FilePatch;
+use crate::prompt::Fence;
+
+/// A change's description.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Description {
+    /// Pull-request title.
+    pub title: String,
+    /// Summary.
+    pub summary: String,
+    /// One line per file: path and what changed.
+    pub walkthrough: Vec<(String, String)>,
+    /// Labels.
+    pub labels: Vec<String>,
+}
+
+/// Why an answer is no description.
+#[derive(Debug, thiserror::Error)]
+pub enum DescribeError {
+    /// Nothing usable in the answer.
+    #[error("the model's answer holds no description: {0}")]
+    Unusable(String),
+}
+
+/// The JSON schema of a describe answer.
+pub fn schema() -> serde_json::Value {
+    serde_json::json!({
+        "type": "object",
+        "properties": {
+            "title": {"type": "string"},
+            "summary": {"type": "string"},
+            "walkthrough": {"type": "array", "items": {"type": "object", "properties": {
+                "path": {"type": "string"}, "summary": {"type": "string"}}, "required": ["path", "summary"]}},
+            "labels": {"type": "array", "items": {"type": "string"}}
+        },
+        "required": ["title", "summary", "walkthrough", "labels"]
+    })
+}
+
+/// The system prompt.
+pub fn system_prompt(fence: &Fence) -> String {
+    format!(
+        "You write pull-request descriptions. Read the change and answer with JSON only, matching this schema:\n{}\n\
+         title: at most 72 characters, imperative mood (\"Add ...\", \"Fix ...\"). summary: two to five sentences \
+         on what changes and why it matters. walkthrough: one entry per changed file with one sentence on what \
+         changed in it. labels: up to five short lowercase labels such as bug, feature, refactor, docs, tests, \
+         security, performance, dependencies.\n\n{}",
+        schema(),
+        fence.rule()
+    )
+}
+
+/// The user message: the diff of each file, fenced.
+pub fn user_prompt(fence: &Fence, parts: &[(String, String)]) -> String {
+    let mut prompt = String::from("Describe this change.\n\n");
+    for (path, text) in parts {
+        prompt.push_str(&fence.wrap(&format!("diff of {path}"), text));
+        prompt.push('\n');
+    }
+    prompt.push_str("Answer with the JSON object only.");
+    prompt
+}
+
+fn text(value: Option<&serde_json::Value>) -> String {
+    match value {
+        Some(serde_json::Value::String(s)) => s.trim().to_owned(),
+        _ => String::new(),
+    }
+}
+
+/// Reads an answer, keeps walkthrough lines of files in the diff (in diff order), fills files the
+/// model left out with their line counts, and cleans the labels.
+pub fn parse(answer: &str, files: &[FilePatch]) -> Result<Description, DescribeError> {
+    let value = crate::json::parse_lenient(answer).map_err(|e| DescribeError::Unusable(e.to_string()))?;
+    let serde_json::Value::Object(map) = value else {
+        return Err(DescribeError::Unusable("not a JSON object".to_owned()));
+    };
+    let title: String = text(map.get("title")).lines().next().unwrap_or_default().chars().take(120).collect();
+    let summary = text(map.get("summary"));
+    if title.is_empty() && summary.is_empty() {
+        return Err(DescribeError::Unusable("neither a title nor a summary".to_owned()));
+    }
+    let mut said: Vec<(String, String)> = Vec::new();
+    if let Some(serde_json::Value::Array(items)) = map.get("walkthrough") {
+        for item in items {
+            if let serde_json::Value::Object(entry) = item {
+                let path = text(entry.get("path").or_else(|| entry.get("file")));
+                let path = path.trim_start_matches("./").trim_start_matches("b/").to_owned();
+                said.push((path, text(entry.get("summary").or_else(|| entry.get("description")))));
+            }
+        }
+    }
+    let walkthrough = files
+        .iter()
+        .map(|file| {
+            let path = file.path().to_owned();
+            let line = said
+                .iter()
+                .find(|(p, s)| *p == path && !s.is_empty())
+                .map(|(_, s)| s.clone())
+                .unwrap_or_else(|| format!("{} lines added, {} removed", file.additions(), file.deletions()));
+            (path, line)
+        })
+        .collect();
+    let mut labels: Vec<String> = Vec::new();
+    if let Some(serde_json::Value::Array(items)) = map.get("labels") {
+        for label in items.iter().filter_map(|l| l.as_str()) {
+            let clean: String = label
+                .trim()
+                .to_lowercase()
+                .chars()
+                .map(|c| if c.is_alphanumeric() || c == '-' || c == ':' { c } else { '-' })
+                .take(40)
+                .collect();
+            let clean = clean.trim_matches('-').to_owned();
+            if !clean.is_empty() && !labels.contains(&clean) && labels.len() < 5 {
+                labels.push(clean);
+            }
+        }
+    }
+    Ok(Description { title, summary, walkthrough, labels })
+}

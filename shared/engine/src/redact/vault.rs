@@ -1,0 +1,131 @@
+//! The per-task map between placeholders and the secrets they stand for.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::sync::LazyLock;
+
+use regex::{Captures, Regex};
+
+use super::RedactError;
+
+/// What every placeholder starts with; the secret's number in its vault follows.
+pub const PLACEHOLDER_PREFIX: &str = "PRFIX_REDACTED_";
+
+/// Any placeholder-shaped token, issued by a vault or not.
+pub(super) static PLACEHOLDER: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"PRFIX_REDACTED_([0-9]+)").expect("the placeholder pattern is a valid regex"));
+
+/// One redacted secret.
+#[derive(Clone)]
+struct Entry {
+    secret: String,
+    rule: &'static str,
+}
+
+/// Placeholders and the secrets they replaced, for one task: the same secret always gets the same
+/// placeholder, so a file and its diff stay consistent and [`Vault::restore`] is exact.
+///
+/// Its `Debug` output shows counts only, never a secret.
+#[derive(Default, Clone)]
+pub struct Vault {
+    numbers: HashMap<String, u64>,
+    entries: BTreeMap<u64, Entry>,
+    /// Numbers of placeholder-shaped text found in originals: never issued, never restored.
+    reserved: BTreeSet<u64>,
+    last: u64,
+}
+
+impl fmt::Debug for Vault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Vault").field("count", &self.count()).field("by_rule", &self.by_rule()).finish()
+    }
+}
+
+impl Vault {
+    /// How many distinct secrets were redacted so far.
+    pub fn count(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no secret was redacted.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// How many distinct secrets each rule found (rules that found none are absent).
+    pub fn by_rule(&self) -> BTreeMap<&'static str, usize> {
+        let mut counts = BTreeMap::new();
+        for entry in self.entries.values() {
+            *counts.entry(entry.rule).or_default() += 1;
+        }
+        counts
+    }
+
+    /// `text` with every placeholder this vault issued replaced by its secret; other text, including
+    /// placeholder-shaped text it never issued, is left as it is.
+    pub fn restore(&self, text: &str) -> String {
+        PLACEHOLDER
+            .replace_all(text, |caps: &Captures<'_>| match self.entry(caps) {
+                Some(entry) => entry.secret.clone(),
+                None => caps[0].to_owned(),
+            })
+            .into_owned()
+    }
+
+    /// Like [`Vault::restore`], but fails when `text` holds a placeholder this vault never issued
+    /// (a model invented or altered one), which would otherwise be written into the code as is.
+    pub fn restore_checked(&self, text: &str) -> Result<String, RedactError> {
+        for caps in PLACEHOLDER.captures_iter(text) {
+            let known = self.entry(&caps).is_some() || number(&caps).is_some_and(|n| self.reserved.contains(&n));
+            if !known {
+                return Err(RedactError::UnknownPlaceholder { placeholder: caps[0].to_owned() });
+            }
+        }
+        Ok(self.restore(text))
+    }
+
+    /// Whether `text` holds a placeholder this vault issued.
+    pub fn contains_placeholder(&self, text: &str) -> bool {
+        PLACEHOLDER.captures_iter(text).any(|caps| self.entry(&caps).is_some())
+    }
+
+    /// Whether `text` holds one of the secrets this vault redacted, verbatim (a last check before
+    /// text leaves the process).
+    pub fn contains_secret(&self, text: &str) -> bool {
+        self.entries.values().any(|entry| text.contains(entry.secret.as_str()))
+    }
+
+    fn entry(&self, caps: &Captures<'_>) -> Option<&Entry> {
+        number(caps).and_then(|n| self.entries.get(&n))
+    }
+
+    /// Marks the numbers of placeholder-shaped text in an original as never to be issued.
+    pub(super) fn reserve_literals(&mut self, text: &str) {
+        for caps in PLACEHOLDER.captures_iter(text) {
+            if let Some(n) = number(&caps)
+                && !self.entries.contains_key(&n)
+            {
+                self.reserved.insert(n);
+            }
+        }
+    }
+
+    /// The placeholder for `secret`, issuing a new one (credited to `rule`) the first time.
+    pub(super) fn placeholder_for(&mut self, secret: &str, rule: &'static str) -> String {
+        if let Some(n) = self.numbers.get(secret) {
+            return format!("{PLACEHOLDER_PREFIX}{n}");
+        }
+        let mut n = self.last.saturating_add(1);
+        while self.reserved.contains(&n) || self.entries.contains_key(&n) {
+            n = n.saturating_add(1);
+        }
+        self.last = n;
+        self.numbers.insert(secret.to_owned(), n);
+        self.entries.insert(n, Entry { secret: secret.to_owned(), rule });
+        format!("{PLACEHOLDER_PREFIX}{n}")
+    }
+}
+
+fn number(caps: &Captures<'_>) -> Option<u64> {
+    caps.get(1).and_then(|digits| digits.as_str().parse().ok())
+}
