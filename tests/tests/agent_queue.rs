@@ -396,3 +396,95 @@ async fn a_bad_change_set_is_refused_with_the_field_and_the_limit_and_nothing_is
     let listed = client.list_tasks(pb::ListTasksRequest::default()).await.expect("list").into_inner();
     assert!(listed.tasks.is_empty());
 }
+
+#[tokio::test]
+async fn calls_go_to_the_least_busy_healthy_endpoint_that_has_the_model() {
+    let busy = prfix_tests::FakeOllama::start().await;
+    let idle = prfix_tests::FakeOllama::start().await;
+    let down = prfix_tests::FakeOllama::start().await;
+    for fake in [&busy, &idle, &down] {
+        fake.set_models(&[MODEL]);
+    }
+    down.stop();
+    let urls = format!("{},{},{}", down.url(), busy.url(), idle.url());
+    let app = spawn_app_configured(
+        |_| {},
+        move |a| {
+            a.common.ollama_url = urls;
+            a.agent.workers = 2;
+            a.agent.ollama_health_interval_ms = 100;
+        },
+    )
+    .await;
+    busy.set_default("/api/chat", Reply::chat_hanging(&[]));
+    idle.set_default("/api/chat", Reply::chat(NO_FINDINGS));
+    let mut client = app.agent_client();
+    // The first task occupies one endpoint with a call that never ends...
+    let first = create_review(&mut client).await.expect("created");
+    for _ in 0..200 {
+        if busy.chat_requests().len() + idle.chat_requests().len() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // Ties go to the first endpoint listed that has the model: `busy` (the one down is skipped).
+    assert_eq!(busy.chat_requests().len(), 1, "the first call goes to the first healthy endpoint");
+    // ...so the next ones go to the other, never to the endpoint that is down.
+    for _ in 0..3 {
+        let task = create_review(&mut client).await.expect("created");
+        let ended = wait_for_end(&mut client, &task.task_id, Duration::from_secs(10)).await;
+        assert_eq!(ended.state, pb::TaskState::Succeeded as i32, "{}", ended.error);
+    }
+    assert_eq!((busy.chat_requests().len(), idle.chat_requests().len()), (1, 3));
+    assert!(down.chat_requests().is_empty());
+    client.cancel_task(pb::CancelTaskRequest { task_id: first.task_id }).await.ok();
+}
+
+#[tokio::test]
+async fn a_replica_that_stops_gracefully_hands_its_task_back_at_once() {
+    let long_lease = |a: &mut prfix_agent::Settings| {
+        a.agent.lease_ms = 60_000;
+        a.agent.workers = 1;
+    };
+    let mut app = spawn_app_configured(|_| {}, long_lease).await;
+    app.ollama.set_models(&[MODEL]);
+    app.ollama.push("/api/chat", Reply::chat_hanging(&[]));
+    app.ollama.set_default("/api/chat", Reply::chat(NO_FINDINGS));
+    let task = create_review(&mut app.agent_client()).await.expect("created");
+    wait_for_chat_requests(&app, 1).await;
+    let second = app.spawn_agent(long_lease).await;
+    app.agent.stop().await;
+    let channel = prfix_tests::app::channel_to(second.addr);
+    let mut survivor = AgentServiceClient::with_interceptor(channel, Bearer::new(&operator_token()));
+    // Well inside the 60 s lease: the task was handed back, not left to expire.
+    let ended = wait_for_end(&mut survivor, &task.task_id, Duration::from_secs(10)).await;
+    assert_eq!(ended.state, pb::TaskState::Succeeded as i32, "{}", ended.error);
+    assert_eq!(ended.attempts, 1, "a handed-back claim does not count as a failed attempt");
+}
+
+#[tokio::test]
+async fn a_task_stops_at_its_limit_of_model_calls() {
+    let app = spawn_app_configured(|_| {}, |a| a.agent.max_model_calls_per_task = 1).await;
+    app.ollama.set_models(&[MODEL]);
+    // An unusable answer asks for a second call, which the limit refuses.
+    let failed = failing_task(&app, Reply::chat("I cannot review this.")).await;
+    assert_eq!(failed.state, pb::TaskState::Failed as i32);
+    assert!(failed.error.contains("limit of 1 model calls"), "{}", failed.error);
+    assert_eq!(app.ollama.chat_requests().len(), 1);
+}
+
+#[tokio::test]
+async fn an_unstreamed_answer_is_read_whole_when_streaming_is_off() {
+    let app = spawn_app_configured(|_| {}, |a| a.agent.ollama_stream = false).await;
+    app.ollama.set_models(&[MODEL]);
+    app.ollama.push(
+        "/api/chat",
+        Reply::json(serde_json::json!({"message": {"role": "assistant", "content": NO_FINDINGS}, "done": true,
+            "prompt_eval_count": 10, "eval_count": 3})),
+    );
+    let mut client = app.agent_client();
+    let task = create_review(&mut client).await.expect("created");
+    let ended = wait_for_end(&mut client, &task.task_id, Duration::from_secs(10)).await;
+    assert_eq!(ended.state, pb::TaskState::Succeeded as i32, "{}", ended.error);
+    assert_eq!(app.ollama.chat_requests()[0]["stream"], false);
+}

@@ -223,6 +223,24 @@ async fn no_secret_of_the_corpus_reaches_the_model_and_the_redactions_are_counte
     let task = wait_for_end(&app, &created.task_id).await;
     assert_eq!(task.state, pb::TaskState::Succeeded as i32, "{}", task.error);
 
+    // The count of redactions is in the audit record of each task's end.
+    let client = app.db.connect().await;
+    let rows = client.query("SELECT payload FROM agent.audit_outbox ORDER BY id", &[]).await.expect("outbox");
+    let ends: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            let bytes: Vec<u8> = r.get(0);
+            <prfix_proto::audit::v1::AuditEvent as prfix_proto::prost::Message>::decode(bytes.as_slice())
+                .expect("decodes")
+        })
+        .filter(|e| e.action == "agent.task.succeeded")
+        .collect();
+    assert_eq!(ends.len(), 2);
+    for end in &ends {
+        let redactions = &end.metadata.as_ref().expect("metadata").fields["redactions"];
+        assert_eq!(redactions.kind, Some(prost_types::value::Kind::NumberValue(f64::from(result.redactions))));
+    }
+
     let requests = app.ollama.requests();
     assert!(requests.iter().filter(|r| r.path == "/api/chat").count() >= 2);
     for request in &requests {

@@ -54,6 +54,9 @@ pub struct AgentSettings {
     pub ollama_health_interval_ms: u64,
     /// How long Ollama keeps a model loaded after a call (Ollama duration syntax, `"30m"`).
     pub ollama_keep_alive: String,
+    /// Stream answers from Ollama (off for proxies that buffer streamed responses: only the call
+    /// limit applies then).
+    pub ollama_stream: bool,
     /// Context length assumed when `/api/show` does not report one, in tokens.
     pub default_context_tokens: u32,
     /// Model for reviews, describes and fix plans (the reasoning model).
@@ -146,6 +149,7 @@ impl Default for AgentSettings {
             ollama_call_timeout_ms: 900_000,
             ollama_health_interval_ms: 15_000,
             ollama_keep_alive: "30m".to_owned(),
+            ollama_stream: true,
             default_context_tokens: 8_192,
             reasoning_model: "qwen2.5-coder:14b".to_owned(),
             coding_model: "qwen2.5-coder:14b".to_owned(),

@@ -56,6 +56,9 @@ pub struct ChatRequest {
     pub seed: Option<i64>,
     /// How long Ollama keeps the model loaded afterwards (`"30m"`).
     pub keep_alive: String,
+    /// Whether to stream the answer (NDJSON); off, Ollama sends one JSON object at the end, and
+    /// only the whole-call limit applies.
+    pub stream: bool,
 }
 
 /// A finished chat call.
@@ -135,7 +138,9 @@ impl Ollama {
         let started = Instant::now();
         let tokio_start = tokio::time::Instant::now();
         let total_deadline = tokio_start + limits.total;
-        let first_deadline = (tokio_start + limits.first_token).min(total_deadline);
+        // Unstreamed, nothing arrives before the whole answer: only the call limit applies.
+        let first_deadline =
+            if request.stream { (tokio_start + limits.first_token).min(total_deadline) } else { total_deadline };
         let timeout_error = |which: Limit| match which {
             Limit::FirstToken => OllamaError::FirstTokenTimeout {
                 model: model.clone(),
@@ -157,7 +162,7 @@ impl Ollama {
         let body = WireRequest {
             model: &model,
             messages: &request.messages,
-            stream: true,
+            stream: request.stream,
             format: request.format.as_ref(),
             options: WireOptions {
                 num_ctx: request.num_ctx,

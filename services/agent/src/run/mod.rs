@@ -142,6 +142,7 @@ impl Job {
             temperature: self.engine.settings.temperature,
             seed: (self.engine.settings.seed >= 0).then_some(self.engine.settings.seed),
             keep_alive: self.engine.settings.ollama_keep_alive.clone(),
+            stream: self.engine.settings.ollama_stream,
         };
         let started = std::time::Instant::now();
         let result = self.engine.ollama.chat(&request, self.engine.limits).await;
