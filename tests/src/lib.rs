@@ -14,6 +14,7 @@ pub mod fake_ollama;
 pub mod git;
 pub mod pg_server;
 pub mod redis_server;
+pub mod tasks;
 
 pub use app::{TestApp, spawn_app, spawn_app_configured, spawn_app_with};
 pub use db::TestDatabase;

@@ -55,20 +55,7 @@ async fn fix(app: &TestApp, change_set: pb::ChangeSet, allow_new_files: bool) ->
         .into_inner()
         .task
         .expect("task");
-    for _ in 0..300 {
-        let task = client
-            .get_task(pb::GetTaskRequest { task_id: created.task_id.clone() })
-            .await
-            .expect("get")
-            .into_inner()
-            .task
-            .expect("task");
-        if task.state >= pb::TaskState::Succeeded as i32 {
-            return task;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("fix did not end");
+    prfix_tests::tasks::wait_for_end(&mut client, &created.task_id, Duration::from_secs(15)).await
 }
 
 const PLAN: &str = r#"Plan:

@@ -8,6 +8,7 @@ use prfix_proto::agent::v1 as pb;
 use prfix_proto::agent::v1::agent_service_client::AgentServiceClient;
 use prfix_tests::auth::{Bearer, operator_token};
 use prfix_tests::git::Repo;
+use prfix_tests::tasks::wait_for_end;
 use prfix_tests::{Reply, TestApp, spawn_app, spawn_app_configured};
 use tonic::Code;
 
@@ -40,34 +41,8 @@ async fn get(client: &mut AgentServiceClient<prfix_tests::app::Authed>, id: &str
         .expect("task")
 }
 
-async fn wait_for_end(
-    client: &mut AgentServiceClient<prfix_tests::app::Authed>,
-    id: &str,
-    limit: Duration,
-) -> pb::Task {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        let task = get(client, id).await;
-        if task.state >= pb::TaskState::Succeeded as i32 {
-            return task;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "task {id} did not end within {limit:?}: {task:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 async fn events(app: &TestApp, id: &str) -> Vec<pb::TaskEvent> {
-    let mut stream = app
-        .agent_client()
-        .watch_task(pb::WatchTaskRequest { task_id: id.to_owned(), after_sequence: 0 })
-        .await
-        .expect("watch")
-        .into_inner();
-    let mut out = Vec::new();
-    while let Some(item) = stream.next().await {
-        out.push(item.expect("event").event.expect("event"));
-    }
-    out
+    prfix_tests::tasks::events(&mut app.agent_client(), id).await
 }
 
 fn state_changes(events: &[pb::TaskEvent]) -> Vec<pb::StateChange> {

@@ -40,21 +40,7 @@ fn diff_lines(diff: &str) -> BTreeMap<String, BTreeSet<u32>> {
 }
 
 async fn wait_for_end(app: &TestApp, task_id: &str) -> pb::Task {
-    let mut client = app.agent_client();
-    for _ in 0..300 {
-        let task = client
-            .get_task(pb::GetTaskRequest { task_id: task_id.to_owned() })
-            .await
-            .expect("get task")
-            .into_inner()
-            .task
-            .expect("task");
-        if task.state >= pb::TaskState::Succeeded as i32 {
-            return task;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("task {task_id} did not end within 15 s");
+    prfix_tests::tasks::wait_for_end(&mut app.agent_client(), task_id, Duration::from_secs(15)).await
 }
 
 async fn review(app: &TestApp, change_set: pb::ChangeSet) -> pb::Task {

@@ -70,8 +70,9 @@ pub async fn run(job: &Job, request: pb::CreateReviewRequest) -> Result<pb::Revi
     let total = chunks.len();
     job.progress(
         format!(
-            "reviewing {} files in {total} parts with {model} ({} left out)",
-            selection.files.len(),
+            "reviewing {} in {} with {model} ({} left out)",
+            plural(selection.files.len(), "file"),
+            plural(total, "part"),
             selection.skipped.len()
         ),
         0,
@@ -118,6 +119,10 @@ pub async fn run(job: &Job, request: pb::CreateReviewRequest) -> Result<pb::Revi
         redactions: count(prepared.vault.count()),
         chunks: count(total),
     })
+}
+
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
 }
 
 fn count(n: usize) -> i32 {
