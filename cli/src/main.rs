@@ -2,45 +2,190 @@
 
 #![forbid(unsafe_code)]
 
-mod audit;
-mod up;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use prfix_cli::commands::review::{DescribeFormat, ReviewArgs, Target};
+use prfix_cli::commands::{admin, auth, fix, review, tasks};
+use prfix_cli::error::{CliError, CliResult, EXIT_ERROR};
+use prfix_cli::report::Format;
+use prfix_cli::{audit, config, git, up};
 
-/// Review pull requests and write fixes for them with local models, with authentication, limits
-/// and a tamper-evident audit log.
+/// Review pull requests and write fixes for them with local models served by Ollama, through a
+/// prfix gateway that authenticates, limits and audits every call.
+///
+/// Exit codes: 0 success; 1 findings at or above --fail-on, or a check still failing after
+/// `prfix fix`; 2 an error (said in one line); 130 interrupted.
 #[derive(Parser)]
-#[command(name = "prfix", version, propagate_version = true)]
+#[command(name = "prfix", version, propagate_version = true, max_term_width = 100)]
 struct Cli {
-    /// TOML configuration file (also `PRFIX_CONFIG`).
-    #[arg(long, global = true)]
+    /// TOML configuration of the services, for `prfix up` (also `PRFIX_CONFIG`).
+    #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// The gateway to talk to (default: `gateway` in ~/.config/prfix/config.toml, then
+    /// http://127.0.0.1:8080).
+    #[arg(long, global = true, env = "PRFIX_GATEWAY", value_name = "URL")]
+    gateway: Option<String>,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(clap::Args, Clone, Default)]
+struct TargetArgs {
+    /// Diff against this revision (default: the merge base with the default branch).
+    #[arg(long, value_name = "REF")]
+    base: Option<String>,
+    /// Review what is staged instead of the working tree.
+    #[arg(long)]
+    staged: bool,
+    /// Limit the change to these paths.
+    #[arg(value_name = "PATH")]
+    paths: Vec<String>,
+}
+
+impl From<TargetArgs> for Target {
+    fn from(t: TargetArgs) -> Self {
+        Target { base: t.base, staged: t.staged, paths: t.paths }
+    }
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway, the agent and the audit service in this process, for a laptop.
     Up,
-    /// Export the audit log, or verify an export offline.
+    /// Log in to a gateway and keep the tokens (0600) in your config directory.
+    Login {
+        /// User name (prompted on a terminal when missing).
+        #[arg(long, short)]
+        username: Option<String>,
+        /// Read the password from standard input instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Log in with an API key instead (CI); `-` reads it from standard input.
+        #[arg(long, value_name = "KEY", env = "PRFIX_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
+    },
+    /// Revoke your session at the gateway and forget the tokens.
+    Logout,
+    /// Show who the gateway takes you for.
+    Whoami,
+    /// Review the changes of this checkout and print the findings.
+    Review {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Output format (default: `[output] format` of the config, then terminal).
+        #[arg(long, short, value_enum, env = "PRFIX_FORMAT")]
+        format: Option<Format>,
+        /// Exit with 1 when a finding is at least this severe: info, minor, major, critical or none.
+        #[arg(long, value_name = "SEVERITY", env = "PRFIX_FAIL_ON")]
+        fail_on: Option<String>,
+        /// Leave out findings below this severity.
+        #[arg(long, value_name = "SEVERITY")]
+        min_severity: Option<String>,
+        /// Model to review with (must be allowed by the agent).
+        #[arg(long, env = "PRFIX_REVIEW_MODEL")]
+        model: Option<String>,
+    },
+    /// Print a title, a summary and a walkthrough of the changes of this checkout.
+    Describe {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Output format.
+        #[arg(long, short, value_enum, default_value = "terminal")]
+        format: DescribeFormat,
+    },
+    /// Run a check, ask for a fix of its failure, apply it, and repeat until the check passes.
+    Fix {
+        /// Diff against this revision (default: the merge base with the default branch).
+        #[arg(long, value_name = "REF")]
+        base: Option<String>,
+        /// The check to run, e.g. "cargo test" (default: `[fix] check` of .prfix.toml).
+        #[arg(long, value_name = "COMMAND", env = "PRFIX_FIX_CHECK")]
+        check: Option<String>,
+        /// Rounds of fix and check (default: `[fix] max_rounds`, then 3).
+        #[arg(long, value_name = "N")]
+        max_rounds: Option<u32>,
+        /// Print the first patch instead of applying it.
+        #[arg(long)]
+        dry_run: bool,
+        /// Commit the changes once the check passes (never otherwise).
+        #[arg(long)]
+        commit: bool,
+        /// Start even when the working tree has uncommitted changes.
+        #[arg(long)]
+        allow_dirty: bool,
+    },
+    /// List, show, follow or cancel tasks.
+    #[command(subcommand)]
+    Tasks(TasksCommand),
+    /// List the models of the Ollama endpoints behind the agent.
+    Models,
+    /// Health of the gateway, each service and each Ollama endpoint, with their models.
+    Status,
+    /// Read, export or verify the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Manage users and API keys (admins).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Subcommand)]
+enum TasksCommand {
+    /// List tasks, newest first (yours; all for admins).
+    List {
+        /// Only tasks in this state: queued, running, succeeded, failed, cancelled.
+        #[arg(long)]
+        state: Option<String>,
+        /// Tasks per page.
+        #[arg(long, default_value_t = 50)]
+        limit: i32,
+        /// Every page, not only the first.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show a task and its result.
+    Show {
+        /// The task id.
+        task_id: String,
+    },
+    /// Print a task's events from the start, following it until it ends.
+    Watch {
+        /// The task id.
+        task_id: String,
+    },
+    /// Cancel a queued or running task.
+    Cancel {
+        /// The task id.
+        task_id: String,
+    },
 }
 
 #[derive(Subcommand)]
 enum AuditCommand {
+    /// List audit events.
+    List {
+        /// Only events of this actor.
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only events of this action.
+        #[arg(long)]
+        action: Option<String>,
+        /// Events to show.
+        #[arg(long, default_value_t = 50)]
+        limit: i32,
+    },
     /// Write the whole audit log and its signed checkpoints to a file (JSON lines).
     Export {
-        /// The gateway.
-        #[arg(long, env = "PRFIX_GATEWAY", default_value = "http://127.0.0.1:8080")]
-        gateway: String,
-        /// An access token or API key of an auditor or admin.
+        /// An access token or API key of an auditor or admin (default: your login).
         #[arg(long, env = "PRFIX_TOKEN", hide_env_values = true)]
-        token: String,
+        token: Option<String>,
         /// Where to write the export.
         #[arg(long, short)]
         output: PathBuf,
@@ -56,25 +201,214 @@ enum AuditCommand {
     },
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Up => up::run(cli.config.as_deref()).await,
-        Command::Audit(AuditCommand::Export { gateway, token, output }) => {
-            audit::export(&gateway, &token, &output).await
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Users.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// List users.
+    List,
+    /// Create a user; the password is read from standard input.
+    Create {
+        /// Login name.
+        username: String,
+        /// Roles, comma-separated: admin, developer, auditor, service.
+        #[arg(long, default_value = "developer")]
+        roles: String,
+    },
+    /// Disable a user (their tokens and keys stop working).
+    Disable {
+        /// Login name.
+        username: String,
+    },
+    /// Enable a disabled user.
+    Enable {
+        /// Login name.
+        username: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// List API keys.
+    List {
+        /// Include revoked keys.
+        #[arg(long)]
+        revoked: bool,
+    },
+    /// Create an API key and print its secret once.
+    Create {
+        /// A name for the key.
+        name: String,
+        /// Roles, comma-separated (at most those of the owner).
+        #[arg(long, default_value = "developer")]
+        roles: String,
+        /// The user the key belongs to (admins; default: you).
+        #[arg(long)]
+        owner: Option<String>,
+        /// Days until it expires.
+        #[arg(long, value_name = "DAYS")]
+        ttl_days: Option<u32>,
+    },
+    /// Revoke an API key.
+    Revoke {
+        /// The key id.
+        key_id: String,
+    },
+}
+
+/// The checkout of the current directory and the configuration, the repository's file included.
+fn repository(gateway: Option<String>) -> CliResult<(config::Config, git::Checkout)> {
+    let cwd = std::env::current_dir().map_err(|e| CliError::new(format!("cannot read the current directory: {e}")))?;
+    let checkout = git::Checkout::discover(&cwd)?;
+    let mut config = config::load(Some(checkout.root()))?;
+    if let Some(g) = gateway {
+        config.gateway = g;
+    }
+    Ok((config, checkout))
+}
+
+/// The configuration without a repository (commands that need none).
+fn settings(gateway: Option<String>) -> CliResult<config::Config> {
+    let root = std::env::current_dir().ok().and_then(|cwd| git::Checkout::discover(&cwd).ok());
+    let mut config = config::load(root.as_ref().map(|c| c.root()))?;
+    if let Some(g) = gateway {
+        config.gateway = g;
+    }
+    Ok(config)
+}
+
+async fn run(cli: Cli) -> CliResult {
+    let gateway = cli.gateway;
+    match cli.command {
+        Command::Up => {
+            up::run(cli.config.as_deref()).await.map_err(|e| CliError::new(prfix_runtime::error::chain(e.as_ref())))
+        }
+        Command::Login { username, password_stdin, api_key } => {
+            let config = settings(gateway)?;
+            auth::login(auth::LoginArgs { gateway: config.gateway, username, password_stdin, api_key }).await
+        }
+        Command::Logout => auth::logout().await,
+        Command::Whoami => auth::whoami(&settings(gateway)?.gateway).await,
+        Command::Review { target, format, fail_on, min_severity, model } => {
+            let (config, checkout) = repository(gateway)?;
+            review::review(
+                &config,
+                &checkout,
+                ReviewArgs { target: target.into(), format, fail_on, model, min_severity },
+            )
+            .await
+        }
+        Command::Describe { target, format } => {
+            let (config, checkout) = repository(gateway)?;
+            review::describe(&config, &checkout, target.into(), format).await
+        }
+        Command::Fix { base, check, max_rounds, dry_run, commit, allow_dirty } => {
+            let (config, checkout) = repository(gateway)?;
+            let target = Target { base, ..Default::default() };
+            fix::fix(&config, &checkout, fix::FixArgs { target, check, max_rounds, dry_run, commit, allow_dirty }).await
+        }
+        Command::Tasks(command) => {
+            let gateway = settings(gateway)?.gateway;
+            match command {
+                TasksCommand::List { state, limit, all } => tasks::list(&gateway, state, limit, all).await,
+                TasksCommand::Show { task_id } => tasks::show(&gateway, &task_id).await,
+                TasksCommand::Watch { task_id } => tasks::watch(&gateway, &task_id).await,
+                TasksCommand::Cancel { task_id } => tasks::cancel(&gateway, &task_id).await,
+            }
+        }
+        Command::Models => tasks::models(&settings(gateway)?.gateway).await,
+        Command::Status => tasks::status(&settings(gateway)?.gateway).await,
+        Command::Audit(AuditCommand::List { actor, action, limit }) => {
+            admin::audit_list(&settings(gateway)?.gateway, actor, action, limit).await
+        }
+        Command::Audit(AuditCommand::Export { token, output }) => {
+            let config = settings(gateway)?;
+            let token = match token {
+                Some(t) => t,
+                None => prfix_cli::credentials::load()?
+                    .map(|c| c.api_key.unwrap_or(c.access_token))
+                    .ok_or_else(|| CliError::new("not logged in: run `prfix login` or pass --token"))?,
+            };
+            audit::export(&config.gateway, &token, &output).await.map_err(|e| CliError::new(e.to_string()))
         }
         Command::Audit(AuditCommand::Verify { file, key }) => match audit::verify_file(&file, &key) {
             Ok(true) => Ok(()),
-            Ok(false) => return ExitCode::FAILURE,
-            Err(e) => Err(e),
+            Ok(false) => Err(CliError::found("the export does not verify (see above)")),
+            Err(e) => Err(CliError::new(e.to_string())),
         },
-    };
-    match result {
+        Command::Admin(AdminCommand::Users(command)) => {
+            let gateway = settings(gateway)?.gateway;
+            match command {
+                UsersCommand::List => admin::users_list(&gateway).await,
+                UsersCommand::Create { username, roles } => admin::users_create(&gateway, &username, &roles).await,
+                UsersCommand::Disable { username } => admin::users_set_disabled(&gateway, &username, true).await,
+                UsersCommand::Enable { username } => admin::users_set_disabled(&gateway, &username, false).await,
+            }
+        }
+        Command::Admin(AdminCommand::Keys(command)) => {
+            let gateway = settings(gateway)?.gateway;
+            match command {
+                KeysCommand::List { revoked } => admin::keys_list(&gateway, revoked).await,
+                KeysCommand::Create { name, roles, owner, ttl_days } => {
+                    admin::keys_create(&gateway, &name, &roles, owner, ttl_days).await
+                }
+                KeysCommand::Revoke { key_id } => admin::keys_revoke(&gateway, &key_id).await,
+            }
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "prfix", &mut std::io::stdout());
+            Ok(())
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("prfix: {}", prfix_runtime::error::chain(e.as_ref()));
-            ExitCode::FAILURE
+            eprintln!("prfix: {}", e.message);
+            ExitCode::from(if e.code == 0 { EXIT_ERROR } else { e.code })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        let path = format!("{path} {}", command.get_name());
+        if command.get_about().is_none() {
+            missing.push(format!("`{path}` has no description"));
+        }
+        for arg in command.get_arguments() {
+            let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+            if !builtin && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                missing.push(format!("`{path}` argument `{}` has no help", arg.get_id()));
+            }
+        }
+        for sub in command.get_subcommands() {
+            walk(sub, &path, missing);
+        }
+    }
+
+    #[test]
+    fn every_command_and_argument_has_help() {
+        let command = Cli::command();
+        command.clone().debug_assert();
+        let mut missing = Vec::new();
+        walk(&command, "", &mut missing);
+        missing.retain(|m| !m.starts_with("`  prfix help"));
+        assert!(missing.is_empty(), "{missing:#?}");
     }
 }

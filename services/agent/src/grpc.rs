@@ -384,7 +384,7 @@ impl AgentService for AgentApi {
         _request: Request<pb::ListModelsRequest>,
     ) -> Result<Response<pb::ListModelsResponse>, Status> {
         let started = Instant::now();
-        let models = self.engine.ollama.all_models().await.map_err(to_status)?;
+        let (models, answers) = self.engine.ollama.all_models().await.map_err(to_status)?;
         let latency = prost_types::Duration::try_from(started.elapsed()).ok();
         let models = models
             .into_iter()
@@ -399,7 +399,21 @@ impl AgentService for AgentApi {
                 modify_time: m.modified_at.map(to_timestamp),
             })
             .collect();
-        Ok(Response::new(pb::ListModelsResponse { models, latency }))
+        let status = self.engine.ollama.status();
+        let endpoints = answers
+            .into_iter()
+            .map(|(url, answer)| {
+                let known = status.iter().find(|s| s.url == url);
+                pb::OllamaEndpoint {
+                    reachable: answer.is_ok(),
+                    error: answer.err().map(|e| e.to_string()).unwrap_or_default(),
+                    version: known.map(|s| s.version.clone()).unwrap_or_default(),
+                    in_flight: known.map_or(0, |s| i32::try_from(s.in_flight).unwrap_or(i32::MAX)),
+                    url,
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::ListModelsResponse { models, latency, endpoints }))
     }
 }
 

@@ -205,30 +205,31 @@ impl Ollama {
         n
     }
 
-    /// The models of every endpoint. One endpoint down is skipped with a warning while another
-    /// answers; when none answers, the first endpoint's error is returned.
-    pub async fn all_models(&self) -> Result<Vec<ModelInfo>, OllamaError> {
+    /// The models of every endpoint, and each endpoint's answer. One endpoint down is reported
+    /// while another answers; when none answers, the first endpoint's error is returned.
+    pub async fn all_models(&self) -> Result<(Vec<ModelInfo>, Vec<(String, Result<(), OllamaError>)>), OllamaError> {
         let urls = self.endpoints();
         let results = futures::future::join_all(urls.iter().map(|e| self.tags(e))).await;
         let mut models = Vec::new();
-        let mut first_error = None;
-        let mut any_ok = false;
-        for result in results {
+        let mut answers = Vec::new();
+        for (url, result) in urls.into_iter().zip(results) {
             match result {
                 Ok(found) => {
-                    any_ok = true;
                     models.extend(found);
+                    answers.push((url, Ok(())));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "ollama endpoint failed");
-                    first_error.get_or_insert(e);
+                    answers.push((url, Err(e)));
                 }
             }
         }
-        match (any_ok, first_error) {
-            (false, Some(e)) => Err(e),
-            _ => Ok(models),
+        if answers.iter().all(|(_, r)| r.is_err())
+            && let Some((_, Err(first))) = (!answers.is_empty()).then(|| answers.swap_remove(0))
+        {
+            return Err(first);
         }
+        Ok((models, answers))
     }
 
     /// Checks every endpoint each `interval` until `stop`: an endpoint whose version call fails

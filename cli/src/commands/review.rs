@@ -1,0 +1,223 @@
+//! `prfix review` and `prfix describe`: collect the change with git, create the task, follow it, and
+//! print the result.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+
+use prfix_proto::agent::v1 as pb;
+
+use crate::config::Config;
+use crate::error::{CliError, CliResult};
+use crate::git::{Checkout, Collected, DiffSpec};
+use crate::progress::Progress;
+use crate::report::{self, Format, Review, ReviewStats};
+use crate::session::Session;
+
+/// What to review.
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    /// Base revision (default: the merge base with the default branch).
+    pub base: Option<String>,
+    /// Review the staged changes instead of the working tree.
+    pub staged: bool,
+    /// Limit to these paths.
+    pub paths: Vec<String>,
+}
+
+/// `prfix review` options.
+#[derive(Debug, Clone, Default)]
+pub struct ReviewArgs {
+    /// What to review.
+    pub target: Target,
+    /// Output format (default from the config).
+    pub format: Option<Format>,
+    /// Exit 1 when a finding is at least this severe (`none` never).
+    pub fail_on: Option<String>,
+    /// Model to use.
+    pub model: Option<String>,
+    /// Leave out findings below this severity.
+    pub min_severity: Option<String>,
+}
+
+/// `info`/`minor`/`major`/`critical` as the API's number; `none` and empty as `None`.
+pub fn parse_severity(word: &str, what: &str) -> CliResult<Option<pb::Severity>> {
+    Ok(Some(match word.trim().to_ascii_lowercase().as_str() {
+        "" | "none" => return Ok(None),
+        "info" => pb::Severity::Info,
+        "minor" => pb::Severity::Minor,
+        "major" => pb::Severity::Major,
+        "critical" => pb::Severity::Critical,
+        other => {
+            return Err(CliError::new(format!(
+                "{what} `{other}` is not a severity: use info, minor, major, critical or none"
+            )));
+        }
+    }))
+}
+
+/// Collects the change set of the checkout.
+pub fn collect(checkout: &Checkout, target: &Target) -> CliResult<(Collected, pb::ChangeSet)> {
+    let spec =
+        DiffSpec { base: target.base.clone(), staged: target.staged, paths: target.paths.clone(), context_lines: 3 };
+    let collected = checkout.collect(&spec)?;
+    if collected.diff.trim().is_empty() {
+        let against = target.base.clone().unwrap_or_else(|| "the merge base with the default branch".to_owned());
+        return Err(CliError::new(format!("nothing to review: no changes against {against}")));
+    }
+    let change_set = pb::ChangeSet {
+        diff: collected.diff.clone(),
+        files: collected
+            .files
+            .iter()
+            .map(|f| pb::ChangedFile { path: f.path.clone(), new_content: f.content.clone(), old_content: None })
+            .collect(),
+        context_files: Vec::new(),
+        base_ref: collected.base.clone(),
+        head_ref: collected.head.clone(),
+        repository: checkout.root().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+    };
+    Ok((collected, change_set))
+}
+
+fn use_color(config: &Config) -> bool {
+    if std::env::var_os("NO_COLOR").is_some() {
+        return false;
+    }
+    match config.output.color.as_str() {
+        "always" => true,
+        "never" => false,
+        _ => std::io::stdout().is_terminal(),
+    }
+}
+
+/// Reviews the change and prints the findings; exit 1 (as an error) when one reaches `fail_on`.
+pub async fn review(config: &Config, checkout: &Checkout, args: ReviewArgs) -> CliResult {
+    let format = match args.format {
+        Some(f) => f,
+        None => config.output.format,
+    };
+    let fail_on =
+        parse_severity(args.fail_on.as_deref().or(config.review.fail_on.as_deref()).unwrap_or("none"), "--fail-on")?;
+    let min_severity = parse_severity(
+        args.min_severity.as_deref().or(config.review.min_severity.as_deref()).unwrap_or("none"),
+        "--min-severity",
+    )?;
+    let (collected, change_set) = collect(checkout, &args.target)?;
+    let session = Session::open(&config.gateway).await?;
+    let options = pb::ReviewOptions {
+        model: args.model.or_else(|| config.review.model.clone()).unwrap_or_default(),
+        ignore_globs: config.review.ignore.clone(),
+        min_severity: min_severity.map_or(0, |s| s as i32),
+        max_findings: config.review.max_findings.map_or(0, |n| i32::try_from(n).unwrap_or(i32::MAX)),
+        extra_instructions: config.review.instructions.clone().unwrap_or_default(),
+    };
+    let progress = Progress::start("sending the change for review");
+    let task = session
+        .agent()
+        .create_review(pb::CreateReviewRequest { change_set: Some(change_set), options: Some(options) })
+        .await
+        .map_err(|s| session.fail("review", &s))?
+        .into_inner()
+        .task
+        .ok_or_else(|| CliError::new("the gateway sent no task"))?;
+    let task = super::follow(&session, &task.task_id, &progress).await?;
+    progress.finish();
+    let Some(pb::task_result::Result::Review(result)) = task.result.as_ref().and_then(|r| r.result.clone()) else {
+        return Err(super::not_succeeded("the review", &task));
+    };
+    let files: BTreeMap<String, String> = collected.files.iter().map(|f| (f.path.clone(), f.content.clone())).collect();
+    let rendered = report::render(
+        format,
+        &Review {
+            findings: &result.findings,
+            diff: &collected.diff,
+            files: &files,
+            task_id: &task.task_id,
+            stats: ReviewStats {
+                reanchored: result.reanchored_findings,
+                dropped: result.dropped_findings,
+                redactions: result.redactions,
+                chunks: result.chunks,
+            },
+        },
+        format == Format::Terminal && use_color(config),
+    )?;
+    print!("{rendered}");
+    if !rendered.ends_with('\n') {
+        println!();
+    }
+    if let Some(threshold) = fail_on {
+        let over = result.findings.iter().filter(|f| f.severity >= threshold as i32).count();
+        if over > 0 {
+            let name = report::severity_name(threshold as i32);
+            return Err(CliError::found(format!("{over} finding(s) at or above {name} (--fail-on {name})")));
+        }
+    }
+    Ok(())
+}
+
+/// `prfix describe` output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DescribeFormat {
+    /// Title, summary and walkthrough as text.
+    Terminal,
+    /// The result as JSON.
+    Json,
+    /// A pull-request body.
+    Markdown,
+}
+
+/// Describes the change: a title, a summary, a line per file, labels.
+pub async fn describe(config: &Config, checkout: &Checkout, target: Target, format: DescribeFormat) -> CliResult {
+    let (_, change_set) = collect(checkout, &target)?;
+    let session = Session::open(&config.gateway).await?;
+    let options = pb::DescribeOptions {
+        model: config.review.model.clone().unwrap_or_default(),
+        ignore_globs: config.review.ignore.clone(),
+    };
+    let progress = Progress::start("sending the change to describe");
+    let task = session
+        .agent()
+        .create_describe(pb::CreateDescribeRequest { change_set: Some(change_set), options: Some(options) })
+        .await
+        .map_err(|s| session.fail("describe", &s))?
+        .into_inner()
+        .task
+        .ok_or_else(|| CliError::new("the gateway sent no task"))?;
+    let task = super::follow(&session, &task.task_id, &progress).await?;
+    progress.finish();
+    let Some(pb::task_result::Result::Describe(d)) = task.result.as_ref().and_then(|r| r.result.clone()) else {
+        return Err(super::not_succeeded("the description", &task));
+    };
+    match format {
+        DescribeFormat::Json => {
+            let value = serde_json::json!({
+                "task_id": task.task_id,
+                "title": d.title,
+                "summary": d.summary,
+                "walkthrough": d.walkthrough.iter().map(|w| serde_json::json!({"path": w.path, "summary": w.summary})).collect::<Vec<_>>(),
+                "labels": d.labels,
+            });
+            println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+        }
+        DescribeFormat::Markdown => {
+            println!("## {}\n\n{}\n\n### Walkthrough\n", d.title, d.summary);
+            for w in &d.walkthrough {
+                println!("- `{}`: {}", w.path, w.summary);
+            }
+            if !d.labels.is_empty() {
+                println!("\nLabels: {}", d.labels.join(", "));
+            }
+        }
+        DescribeFormat::Terminal => {
+            println!("{}\n\n{}\n", d.title, d.summary);
+            for w in &d.walkthrough {
+                println!("  {}: {}", w.path, w.summary);
+            }
+            if !d.labels.is_empty() {
+                println!("\nlabels: {}", d.labels.join(", "));
+            }
+        }
+    }
+    Ok(())
+}

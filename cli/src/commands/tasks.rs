@@ -1,0 +1,202 @@
+//! `prfix tasks list|show|watch|cancel`, `prfix models`, `prfix status`.
+
+use futures::StreamExt;
+use prfix_proto::agent::v1 as pb;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use super::{describe_event, kind_name, state_name};
+use crate::error::{CliError, CliResult};
+use crate::session::Session;
+
+fn time(t: Option<&prost_types::Timestamp>) -> String {
+    t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0))
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| "-".to_owned())
+}
+
+/// Lists tasks, newest first.
+pub async fn list(gateway: &str, state: Option<String>, limit: i32, all_pages: bool) -> CliResult {
+    let session = Session::open(gateway).await?;
+    let state = match state.as_deref() {
+        None => 0,
+        Some(word) => pb::TaskState::from_str_name(&format!("TASK_STATE_{}", word.to_ascii_uppercase()))
+            .map(|s| s as i32)
+            .ok_or_else(|| {
+                CliError::new(format!("state `{word}` is not one of queued, running, succeeded, failed, cancelled"))
+            })?,
+    };
+    let mut page_token = String::new();
+    println!("{:<36}  {:<8}  {:<9}  {:<19}  {:<12}  error", "task", "kind", "state", "created", "owner");
+    loop {
+        let page = session
+            .agent()
+            .list_tasks(pb::ListTasksRequest { page_size: limit, page_token, state, ..Default::default() })
+            .await
+            .map_err(|s| session.fail("listing tasks", &s))?
+            .into_inner();
+        for t in &page.tasks {
+            println!(
+                "{:<36}  {:<8}  {:<9}  {:<19}  {:<12}  {}",
+                t.task_id,
+                kind_name(t.kind),
+                state_name(t.state),
+                time(t.create_time.as_ref()),
+                t.owner,
+                t.error.lines().next().unwrap_or_default()
+            );
+        }
+        if !all_pages || page.next_page_token.is_empty() {
+            return Ok(());
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+/// Shows one task and its result.
+pub async fn show(gateway: &str, task_id: &str) -> CliResult {
+    let session = Session::open(gateway).await?;
+    let task = session
+        .agent()
+        .get_task(pb::GetTaskRequest { task_id: task_id.to_owned() })
+        .await
+        .map_err(|s| session.fail("reading the task", &s))?
+        .into_inner()
+        .task
+        .ok_or_else(|| CliError::new("the gateway sent no task"))?;
+    println!("task      {}", task.task_id);
+    println!("kind      {}", kind_name(task.kind));
+    println!("state     {}", state_name(task.state));
+    println!("owner     {}", task.owner);
+    println!("created   {}", time(task.create_time.as_ref()));
+    println!("started   {}", time(task.start_time.as_ref()));
+    println!("ended     {}", time(task.end_time.as_ref()));
+    println!("attempts  {}", task.attempts);
+    if !task.error.is_empty() {
+        println!("error     {}", task.error);
+    }
+    match task.result.and_then(|r| r.result) {
+        Some(pb::task_result::Result::Review(r)) => {
+            println!(
+                "findings  {} ({} re-anchored, {} dropped, {} secrets redacted)",
+                r.findings.len(),
+                r.reanchored_findings,
+                r.dropped_findings,
+                r.redactions
+            );
+            for f in &r.findings {
+                println!("  {}:{} {} {}", f.path, f.line, crate::report::severity_name(f.severity), f.title);
+            }
+        }
+        Some(pb::task_result::Result::Describe(d)) => println!("title     {}\n\n{}", d.title, d.summary),
+        Some(pb::task_result::Result::Fix(f)) => {
+            println!("patch     {} files, {} attempts\n\n{}", f.files.len(), f.attempts, f.patch)
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+/// Prints a task's events from the start until it ends.
+pub async fn watch(gateway: &str, task_id: &str) -> CliResult {
+    let session = Session::open(gateway).await?;
+    let mut stream = session
+        .agent()
+        .watch_task(pb::WatchTaskRequest { task_id: task_id.to_owned(), after_sequence: 0 })
+        .await
+        .map_err(|s| session.fail("watching the task", &s))?
+        .into_inner();
+    while let Some(item) = stream.next().await {
+        let item = item.map_err(|s| session.fail("watching the task", &s))?;
+        if let Some(event) = item.event {
+            let at = event.time.as_ref().map(|t| time(Some(t))).unwrap_or_default();
+            println!("{:>4}  {at}  {}", event.sequence, describe_event(&event).unwrap_or_default());
+        }
+    }
+    Ok(())
+}
+
+/// Cancels a task.
+pub async fn cancel(gateway: &str, task_id: &str) -> CliResult {
+    let session = Session::open(gateway).await?;
+    let task = session
+        .agent()
+        .cancel_task(pb::CancelTaskRequest { task_id: task_id.to_owned() })
+        .await
+        .map_err(|s| session.fail("cancelling the task", &s))?
+        .into_inner()
+        .task
+        .ok_or_else(|| CliError::new("the gateway sent no task"))?;
+    println!("task {} is {}", task.task_id, state_name(task.state));
+    Ok(())
+}
+
+/// Lists the models of the Ollama endpoints.
+pub async fn models(gateway: &str) -> CliResult {
+    let session = Session::open(gateway).await?;
+    let models = session
+        .agent()
+        .list_models(pb::ListModelsRequest {})
+        .await
+        .map_err(|s| session.fail("listing models", &s))?
+        .into_inner();
+    println!("{:<32}  {:<8}  {:<8}  {:>8}  endpoint", "model", "params", "quant", "size");
+    for m in &models.models {
+        println!(
+            "{:<32}  {:<8}  {:<8}  {:>6.1}GB  {}",
+            m.name,
+            m.parameter_size,
+            m.quantization_level,
+            m.size_bytes as f64 / 1e9,
+            m.endpoint
+        );
+    }
+    for e in models.endpoints.iter().filter(|e| !e.reachable) {
+        eprintln!("prfix: {} did not answer: {}", e.url, e.error);
+    }
+    Ok(())
+}
+
+async fn health(session: &Session, service: &str) -> String {
+    let mut client = HealthClient::new(session.channel());
+    match client.check(tonic_health::pb::HealthCheckRequest { service: service.to_owned() }).await {
+        Ok(r) => match ServingStatus::try_from(r.into_inner().status) {
+            Ok(ServingStatus::Serving) => "serving".to_owned(),
+            Ok(other) => other.as_str_name().to_lowercase().replace('_', " "),
+            Err(_) => "unknown".to_owned(),
+        },
+        Err(s) => format!("down ({})", s.message().lines().next().unwrap_or_default()),
+    }
+}
+
+/// Health of the gateway, each service and each Ollama endpoint with its models.
+pub async fn status(gateway: &str) -> CliResult {
+    let session = Session::anonymous(gateway).await?;
+    println!("gateway  {gateway}  {}", health(&session, "").await);
+    for (name, service) in [("agent", prfix_proto::service_names::AGENT), ("audit", prfix_proto::service_names::AUDIT)]
+    {
+        println!("{name:<8} {service}  {}", health(&session, service).await);
+    }
+    let Ok(session) = Session::open(gateway).await else {
+        println!("ollama   (log in to see the endpoints: `prfix login`)");
+        return Ok(());
+    };
+    match session.agent().list_models(pb::ListModelsRequest {}).await {
+        Ok(r) => {
+            let r = r.into_inner();
+            for e in &r.endpoints {
+                let state = if e.reachable {
+                    format!("up (version {}, {} running)", e.version, e.in_flight)
+                } else {
+                    format!("down: {}", e.error)
+                };
+                println!("ollama   {}  {state}", e.url);
+                for m in r.models.iter().filter(|m| m.endpoint == e.url) {
+                    println!("           {}", m.name);
+                }
+            }
+        }
+        Err(s) => println!("ollama   {}", s.message().lines().next().unwrap_or_default()),
+    }
+    Ok(())
+}
