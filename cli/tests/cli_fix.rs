@@ -69,3 +69,47 @@ async fn fix_refuses_a_dirty_tree_and_says_when_the_check_already_passes() {
     assert!(run.stderr.contains("uncommitted changes") && run.stderr.contains("--allow-dirty"), "{}", run.stderr);
     assert!(app.ollama.chat_requests().is_empty());
 }
+
+#[tokio::test]
+async fn an_interrupted_fix_puts_the_working_tree_back_as_it_was() {
+    let app = spawn_app().await;
+    app.ollama.set_models(&[MODEL]);
+    let repo = Repo::init();
+    repo.write(".gitignore", "__pycache__/\n");
+    repo.write("calc.py", CALC);
+    repo.write("test_calc.py", TESTS);
+    repo.commit("calculator");
+    repo.git(&["checkout", "-q", "-b", "feature"]);
+    let broken = CALC.replace("return a + b", "return a - b").replace("return a * b", "return a ** b");
+    repo.write("calc.py", &broken);
+    repo.commit("refactor");
+    // Round 1 applies a partial fix; round 2's model never answers.
+    app.ollama.push("/api/chat", Reply::chat(PLAN));
+    app.ollama.push(
+        "/api/chat",
+        Reply::chat("calc.py\n<<<<<<< SEARCH\n    return a - b\n=======\n    return a + b\n>>>>>>> REPLACE\n"),
+    );
+    app.ollama.set_default("/api/chat", Reply::chat_hanging(&[]));
+    let user = User::new(&gateway_url(&app), Some(&prfix_tests::auth::operator_token()));
+    let child = user.spawn(repo.path(), &["fix", "--check", "python3 -m unittest -q test_calc"]);
+    for _ in 0..400 {
+        if app.ollama.chat_requests().len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(app.ollama.chat_requests().len(), 3, "round 2 is waiting for the model");
+    assert_ne!(repo.read("calc.py"), broken, "round 1's patch is in the tree");
+    let pid = child.id().expect("running").to_string();
+    let killed = std::process::Command::new("kill").args(["-INT", &pid]).status().expect("kill runs");
+    assert!(killed.success());
+    let output = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait_with_output())
+        .await
+        .expect("prfix stops on Ctrl-C")
+        .expect("output");
+    assert_eq!(output.status.code(), Some(130));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("the working tree is as it was"), "{stderr}");
+    assert_eq!(repo.read("calc.py"), broken);
+    assert_eq!(repo.git(&["status", "--porcelain"]), "");
+}

@@ -43,6 +43,25 @@ impl User {
         self.run_with_stdin(dir, args, "").await
     }
 
+    /// Starts `prfix args...` in `dir` without waiting (to interrupt it).
+    pub fn spawn(&self, dir: &Path, args: &[&str]) -> tokio::process::Child {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_prfix"));
+        command
+            .args(args)
+            .current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for (k, v) in &self.env {
+            command.env(k, v);
+        }
+        command.spawn().expect("prfix runs")
+    }
+
     /// Runs with `stdin` as standard input.
     pub async fn run_with_stdin(&self, dir: &Path, args: &[&str], stdin: &str) -> Run {
         use tokio::io::AsyncWriteExt;
