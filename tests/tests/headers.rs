@@ -107,7 +107,7 @@ async fn every_kind_of_response_carries_the_exact_security_header_set() {
     assert_eq!(http_401.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("application/problem+json"));
     assert_secure("HTTP 401", &http_401);
     let problem: serde_json::Value = http_401.json().await.expect("problem json");
-    assert_eq!((problem["status"].as_u64(), problem["code"].as_str()), (Some(401), Some("unauthenticated")));
+    assert_eq!((problem["status"].as_u64(), problem["code"].as_str()), (Some(401), Some("UNAUTHENTICATED")));
     let http_403 = rest("/prfix.agent.v1.AgentService/ListTasks", Some(&auditor)).await.expect("403");
     assert_eq!(http_403.status(), 403);
     assert_secure("HTTP 403", &http_403);

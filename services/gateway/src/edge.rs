@@ -14,7 +14,6 @@ use prfix_auth::policy::authorize;
 use prfix_auth::verifier::bearer;
 use prfix_auth::{AuthError, Decision, PolicyTable, Principal, PrincipalKind, Verifier};
 use prfix_proto::audit::v1::AuditResult;
-use prfix_runtime::error::ErrorCode;
 
 use crate::auth::AuthApi;
 use crate::auth::api_keys;
@@ -74,19 +73,8 @@ impl Edge {
         if call.grpc {
             return status.into_http();
         }
-        let code = ErrorCode::from_grpc(status.code());
-        let body = serde_json::json!({
-            "type": "about:blank",
-            "title": code.http().canonical_reason().unwrap_or("Error"),
-            "status": code.http().as_u16(),
-            "detail": status.message(),
-            "code": code.name(),
-            "request_id": client.request_id,
-        });
-        let mut response = Response::new(Body::from(body.to_string()));
-        *response.status_mut() = code.http();
+        let mut response = crate::problem::from_status(&status, &client.request_id);
         let headers = response.headers_mut();
-        headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/problem+json"));
         if let Some(denied) = denied {
             let secs = denied.retry_after_secs();
             if let Ok(v) = secs.to_string().parse() {

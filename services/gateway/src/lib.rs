@@ -9,7 +9,9 @@
 pub mod auth;
 mod edge;
 pub mod health;
+mod problem;
 pub mod ratelimit;
+mod rest;
 pub mod router;
 pub mod security_audit;
 mod serve;

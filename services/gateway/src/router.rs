@@ -48,10 +48,11 @@ pub fn build(
     edge: Edge,
     cors_origins: &[String],
     max_request_bytes: usize,
+    rest: Arc<crate::rest::Rest>,
 ) -> Result<axum::Router, tonic_reflection::server::Error> {
     let jwks = Arc::new(auth.issuer.jwks());
     let local = with_reflection(Routes::new(HealthServer::new(health)).add_service(AuthServiceServer::new(auth)))?;
-    let mut router = local
+    let router = local
         .into_axum_router()
         .route(
             "/.well-known/jwks.json",
@@ -68,6 +69,10 @@ pub fn build(
         .layer(axum::middleware::from_fn_with_state(edge, crate::edge::check))
         // Bodies larger than the limit are refused (413) before anything reads them.
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_request_bytes));
+    // Before routing: gRPC-web (binary and text) and REST/JSON become gRPC calls of the routed API,
+    // so the edge and the forwarding see one protocol; `/openapi.json` is served here too.
+    let translated = tower::Layer::layer(&axum::middleware::from_fn_with_state(rest, crate::rest::handle), router);
+    let mut router = axum::Router::new().fallback_service(translated);
     let origins: Vec<HeaderValue> = cors_origins.iter().filter_map(|o| o.parse().ok()).collect();
     if !origins.is_empty() {
         // Only configured origins, never `*`, and no credentials: bearer tokens travel in headers.
@@ -93,6 +98,7 @@ pub fn build(
                     HeaderName::from_static("grpc-status"),
                     HeaderName::from_static("grpc-message"),
                     HeaderName::from_static("x-request-id"),
+                    HeaderName::from_static("retry-after"),
                 ]),
         );
     }

@@ -73,6 +73,9 @@ pub enum StartupError {
     /// The policy table could not be read.
     #[error("policy: {0}")]
     Policy(#[from] prfix_auth::policy::PolicyError),
+    /// The REST routes could not be built from the descriptor set.
+    #[error("{0}")]
+    Rest(#[from] crate::rest::RestError),
     /// Reflection could not be built from the descriptor set.
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -249,6 +252,7 @@ impl Application {
             edge,
             &settings.gateway.cors_allowed_origins,
             settings.gateway.max_request_bytes,
+            std::sync::Arc::new(crate::rest::Rest::new(settings.gateway.max_request_bytes)?),
         )?;
         let tls = match (&settings.gateway.tls_cert_file, &settings.gateway.tls_key_file) {
             (Some(cert), Some(key)) => Some(crate::serve::tls_acceptor(cert, key).map_err(|e| StartupError::Tls(e.0))?),
