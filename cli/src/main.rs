@@ -264,11 +264,39 @@ enum KeysCommand {
     },
 }
 
-/// The checkout of the current directory and the configuration, the repository's file included.
-fn repository(gateway: Option<String>) -> CliResult<(config::Config, git::Checkout)> {
+/// The checkout of the current directory and the configuration. The repository's `.prfix.toml`
+/// is read as of the base of the change (`--base`, else the default branch) where there is one, so
+/// the change under review cannot loosen its own review (ignore everything, lower `fail_on`).
+fn repository(gateway: Option<String>, base: Option<&str>) -> CliResult<(config::Config, git::Checkout)> {
     let cwd = std::env::current_dir().map_err(|e| CliError::new(format!("cannot read the current directory: {e}")))?;
     let checkout = git::Checkout::discover(&cwd)?;
-    let mut config = config::load(Some(checkout.root()))?;
+    let target = match base {
+        Some(b) => Some(b.to_owned()),
+        None => checkout.default_branch().ok(),
+    };
+    let at_base = target.as_deref().and_then(|t| {
+        let rev = checkout.merge_base(t, "HEAD").ok()?;
+        Some((t.to_owned(), rev))
+    });
+    let mut config = match at_base {
+        Some((name, rev)) => {
+            let output = std::process::Command::new("git")
+                .args(["show", &format!("{rev}:.prfix.toml")])
+                .current_dir(checkout.root())
+                .output()
+                .map_err(|e| CliError::new(format!("cannot run git: {e}")))?;
+            let text = output.status.success().then(|| String::from_utf8_lossy(&output.stdout).into_owned());
+            let local = std::fs::read_to_string(checkout.root().join(".prfix.toml")).ok();
+            if local.is_some() && local != text {
+                eprintln!(
+                    "prfix: using .prfix.toml as of {name}; this checkout's changes to it take effect once they are merged"
+                );
+            }
+            let shown = std::path::PathBuf::from(format!("{name}:.prfix.toml"));
+            config::load_with_repo_text(text.as_deref().map(|t| (t, shown.as_path())))?
+        }
+        None => config::load(Some(checkout.root()))?,
+    };
     if let Some(g) = gateway {
         config.gateway = g;
     }
@@ -298,7 +326,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Logout => auth::logout().await,
         Command::Whoami => auth::whoami(&settings(gateway)?.gateway).await,
         Command::Review { target, format, fail_on, min_severity, model } => {
-            let (config, checkout) = repository(gateway)?;
+            let (config, checkout) = repository(gateway, target.base.as_deref())?;
             review::review(
                 &config,
                 &checkout,
@@ -307,11 +335,11 @@ async fn run(cli: Cli) -> CliResult {
             .await
         }
         Command::Describe { target, format } => {
-            let (config, checkout) = repository(gateway)?;
+            let (config, checkout) = repository(gateway, target.base.as_deref())?;
             review::describe(&config, &checkout, target.into(), format).await
         }
         Command::Fix { base, check, max_rounds, dry_run, commit, allow_dirty } => {
-            let (config, checkout) = repository(gateway)?;
+            let (config, checkout) = repository(gateway, base.as_deref())?;
             let target = Target { base, ..Default::default() };
             fix::fix(&config, &checkout, fix::FixArgs { target, check, max_rounds, dry_run, commit, allow_dirty }).await
         }

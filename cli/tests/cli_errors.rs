@@ -81,7 +81,11 @@ async fn the_errors_a_new_user_meets_are_one_clear_line() {
         one_line(&user.run(repo.path(), &["fix", "--check", "no-such-test-runner --all"]).await, Some(port))
     );
 
+    repo.git(&["checkout", "-q", "main"]);
     repo.write(".prfix.toml", "[review]\nmodle = \"x\"\n");
+    repo.commit("settings");
+    repo.git(&["checkout", "-q", "feature"]);
+    repo.git(&["merge", "-q", "--no-edit", "main"]);
     let run = user.run(repo.path(), &["review"]).await;
     let text = one_line(&run, Some(port)).replace(&repo.path().display().to_string(), "<repo>");
     insta::assert_snapshot!("unknown_config_key", text);

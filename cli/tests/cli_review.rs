@@ -129,10 +129,23 @@ async fn fail_on_sets_the_exit_code_for_ci() {
     assert_eq!(run.stderr.trim(), "prfix: 1 finding(s) at or above major (--fail-on major)");
     let run = user.run(repo.path(), &["review", "--format", "json", "--fail-on", "none"]).await;
     assert_eq!(run.code, 0);
-    // The repository's own setting, overridden by the flag.
+    // The repository's own setting counts as of the base: a change cannot loosen its own review.
+    repo.write(".prfix.toml", "[review]\nfail_on = \"none\"\n");
+    let run = user.run(repo.path(), &["review", "--format", "json", "--fail-on", "major"]).await;
+    assert_eq!(run.code, 1, "the flag wins: {}", run.stderr);
+    repo.git(&["checkout", "-q", "main"]);
     repo.write(".prfix.toml", "[review]\nfail_on = \"minor\"\n");
+    repo.commit("review settings");
+    repo.git(&["checkout", "-q", "feature"]);
+    repo.git(&["merge", "-q", "--no-edit", "main"]);
+    repo.write(".prfix.toml", "[review]\nfail_on = \"none\"\nignore = [\"**\"]\n");
     let run = user.run(repo.path(), &["review", "--format", "json"]).await;
-    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.code, 1, "main's settings hold, the branch's do not: {}", run.stderr);
+    assert!(run.stderr.contains("using .prfix.toml as of main"), "{}", run.stderr);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&run.stdout).expect("JSON")["findings"].as_array().map(Vec::len),
+        Some(2)
+    );
 }
 
 #[tokio::test]

@@ -84,7 +84,9 @@ async fn two_replicas_share_the_queue_and_no_task_is_worked_twice() {
         let changes = state_changes(&events(&app, id).await);
         let claims: Vec<_> = changes.iter().filter(|c| c.to == pb::TaskState::Running as i32).collect();
         assert_eq!(claims.len(), 1, "{changes:?}");
-        workers.insert(claims[0].reason.rsplit(':').next().unwrap_or_default().to_owned());
+        // "claimed by <host>:<port>:<replica>/<claim>": the replica part.
+        let replica = claims[0].reason.rsplit(':').next().and_then(|r| r.split('/').next()).unwrap_or_default();
+        workers.insert(replica.to_owned());
     }
     assert_eq!(app.ollama.chat_requests().len(), ids.len(), "one model call per task: none ran twice");
     assert_eq!(workers.len(), 2, "both replicas took tasks: {workers:?}");

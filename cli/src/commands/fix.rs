@@ -62,13 +62,27 @@ async fn run_check(root: &Path, command: &str) -> CliResult<CheckRun> {
     let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&output.stderr));
     if text.len() > MAX_CHECK_OUTPUT {
-        let mut cut = text.len() - MAX_CHECK_OUTPUT;
-        while !text.is_char_boundary(cut) {
-            cut += 1;
-        }
-        text = format!("[... {cut} bytes cut ...]\n{}", &text[cut..]);
+        text = tail(&text, MAX_CHECK_OUTPUT);
     }
     Ok(CheckRun { passed: output.status.success(), output: text })
+}
+
+/// The end of `text`, at most `max` bytes, cut at a line start; leading lines that look like the
+/// middle of a key block (base64 without its BEGIN line) are dropped too, so no secret is sent in
+/// a shape the redaction would not recognise.
+fn tail(text: &str, max: usize) -> String {
+    let mut cut = text.len().saturating_sub(max);
+    while !text.is_char_boundary(cut) {
+        cut += 1;
+    }
+    let rest = &text[cut..];
+    let rest = rest.find('\n').map_or("", |i| &rest[i + 1..]);
+    let base64ish = |line: &str| {
+        let line = line.trim();
+        line.len() >= 16 && line.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '='))
+    };
+    let kept: Vec<&str> = rest.lines().skip_while(|l| base64ish(l) || l.trim_start().starts_with("-----END")).collect();
+    format!("[... {} bytes cut ...]\n{}", text.len() - kept.iter().map(|l| l.len() + 1).sum::<usize>(), kept.join("\n"))
 }
 
 /// Files of the checkout the check output names (`tests/test_x.py::t`, `src/a.rs:12:5`), for context.
@@ -91,8 +105,9 @@ fn named_files(root: &Path, output: &str, skip: &BTreeSet<String>) -> Vec<pb::Co
             continue;
         }
         let path = root.join(token);
-        let Ok(meta) = std::fs::metadata(&path) else { continue };
-        if !meta.is_file() || meta.len() > 512 * 1024 {
+        // Never a symlink (it could point out of the checkout), never an ignored file (`.env`).
+        let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
+        if !meta.is_file() || meta.len() > 512 * 1024 || ignored(root, token) {
             continue;
         }
         if let Ok(content) = std::fs::read_to_string(&path) {
@@ -103,6 +118,16 @@ fn named_files(root: &Path, output: &str, skip: &BTreeSet<String>) -> Vec<pb::Co
         }
     }
     files
+}
+
+/// Whether git ignores `path` (such files are never sent).
+fn ignored(root: &Path, path: &str) -> bool {
+    std::process::Command::new("git")
+        .args(["check-ignore", "-q", "--", path])
+        .current_dir(root)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(true)
 }
 
 /// Runs the fix loop; exit 1 (as an error) when the check still fails after the last round.
@@ -145,6 +170,8 @@ async fn fix_rounds(
     mut last: CheckRun,
 ) -> CliResult {
     let root = checkout.root().to_path_buf();
+    // The files the patches touched: what `--commit` commits, nothing else.
+    let mut changed: BTreeSet<String> = BTreeSet::new();
     for round in 1..=rounds {
         let (_, mut change_set) = collect_for_fix(checkout, &args.target)?;
         let known: BTreeSet<String> = change_set.files.iter().map(|f| f.path.clone()).collect();
@@ -188,15 +215,17 @@ async fn fix_rounds(
             .apply(&result.patch, true)
             .map_err(|e| CliError::new(format!("the patch of round {round} does not apply: {e}")))?;
         checkout.apply(&result.patch, false)?;
-        eprintln!("round {round}: {}", result.explanation.lines().next().unwrap_or("patch applied"));
+        let p = crate::report::printable;
+        eprintln!("round {round}: {}", p(result.explanation.lines().next().unwrap_or("patch applied")));
         for file in &result.files {
-            eprintln!("  {} (+{} -{})", file.path, file.additions, file.deletions);
+            eprintln!("  {} (+{} -{})", p(&file.path), file.additions, file.deletions);
+            changed.insert(file.path.clone());
         }
         last = run_check(&root, check).await?;
         if last.passed {
             println!("the check `{check}` passes after {round} round{}", if round == 1 { "" } else { "s" });
             if args.commit {
-                commit(&root, check)?;
+                commit(&root, check, &changed)?;
             } else {
                 println!("the changes are in the working tree, not committed (`git diff` shows them)");
             }
@@ -221,7 +250,7 @@ fn collect_for_fix(checkout: &Checkout, target: &Target) -> CliResult<(crate::gi
     }
 }
 
-fn commit(root: &Path, check: &str) -> CliResult {
+fn commit(root: &Path, check: &str, paths: &BTreeSet<String>) -> CliResult {
     let run = |args: &[&str]| -> CliResult {
         let status = std::process::Command::new("git")
             .args(args)
@@ -230,8 +259,15 @@ fn commit(root: &Path, check: &str) -> CliResult {
             .map_err(|e| CliError::new(format!("cannot run git: {e}")))?;
         if status.success() { Ok(()) } else { Err(CliError::new(format!("git {} failed", args.join(" ")))) }
     };
-    run(&["add", "-A"])?;
-    run(&["commit", "-q", "-m", &format!("prfix: fix `{check}`")])?;
-    println!("committed");
+    let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+    // Only the patched files: whatever else the check wrote or the user had is left alone.
+    let mut add = vec!["add", "--"];
+    add.extend(&paths);
+    run(&add)?;
+    let message = format!("prfix: fix `{check}`");
+    let mut commit = vec!["commit", "-q", "-m", &message, "--"];
+    commit.extend(&paths);
+    run(&commit)?;
+    println!("committed {}", paths.join(", "));
     Ok(())
 }

@@ -21,7 +21,7 @@ pub async fn follow(session: &Session, task_id: &str, progress: &Progress) -> Cl
         let mut stream = stream.into_inner();
         while let Some(Ok(item)) = stream.next().await {
             if let Some(text) = item.event.as_ref().and_then(describe_event) {
-                progress.set(text);
+                progress.set(crate::report::printable(&text));
             }
         }
     }

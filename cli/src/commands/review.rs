@@ -200,22 +200,30 @@ pub async fn describe(config: &Config, checkout: &Checkout, target: Target, form
             });
             println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
         }
-        DescribeFormat::Markdown => {
-            println!("## {}\n\n{}\n\n### Walkthrough\n", d.title, d.summary);
-            for w in &d.walkthrough {
-                println!("- `{}`: {}", w.path, w.summary);
-            }
-            if !d.labels.is_empty() {
-                println!("\nLabels: {}", d.labels.join(", "));
-            }
-        }
-        DescribeFormat::Terminal => {
-            println!("{}\n\n{}\n", d.title, d.summary);
-            for w in &d.walkthrough {
-                println!("  {}: {}", w.path, w.summary);
-            }
-            if !d.labels.is_empty() {
-                println!("\nlabels: {}", d.labels.join(", "));
+        DescribeFormat::Markdown | DescribeFormat::Terminal => {
+            // Model text on a terminal or in a PR body: nothing in it may act on the terminal.
+            let p = report::printable;
+            let pl = report::printable_lines;
+            let (title, summary) = (p(&d.title), pl(&d.summary));
+            let walkthrough: Vec<(String, String)> =
+                d.walkthrough.iter().map(|w| (p(&w.path), p(&w.summary))).collect();
+            let labels: Vec<String> = d.labels.iter().map(|l| p(l)).collect();
+            if format == DescribeFormat::Markdown {
+                println!("## {title}\n\n{summary}\n\n### Walkthrough\n");
+                for (path, line) in &walkthrough {
+                    println!("- `{path}`: {line}");
+                }
+                if !labels.is_empty() {
+                    println!("\nLabels: {}", labels.join(", "));
+                }
+            } else {
+                println!("{title}\n\n{summary}\n");
+                for (path, line) in &walkthrough {
+                    println!("  {path}: {line}");
+                }
+                if !labels.is_empty() {
+                    println!("\nlabels: {}", labels.join(", "));
+                }
             }
         }
     }

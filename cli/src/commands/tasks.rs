@@ -73,8 +73,10 @@ pub async fn show(gateway: &str, task_id: &str) -> CliResult {
     println!("ended     {}", time(task.end_time.as_ref()));
     println!("attempts  {}", task.attempts);
     if !task.error.is_empty() {
-        println!("error     {}", task.error);
+        println!("error     {}", crate::report::printable(&task.error));
     }
+    let p = crate::report::printable;
+    let pl = crate::report::printable_lines;
     match task.result.and_then(|r| r.result) {
         Some(pb::task_result::Result::Review(r)) => {
             println!(
@@ -85,12 +87,12 @@ pub async fn show(gateway: &str, task_id: &str) -> CliResult {
                 r.redactions
             );
             for f in &r.findings {
-                println!("  {}:{} {} {}", f.path, f.line, crate::report::severity_name(f.severity), f.title);
+                println!("  {}:{} {} {}", p(&f.path), f.line, crate::report::severity_name(f.severity), p(&f.title));
             }
         }
-        Some(pb::task_result::Result::Describe(d)) => println!("title     {}\n\n{}", d.title, d.summary),
+        Some(pb::task_result::Result::Describe(d)) => println!("title     {}\n\n{}", p(&d.title), pl(&d.summary)),
         Some(pb::task_result::Result::Fix(f)) => {
-            println!("patch     {} files, {} attempts\n\n{}", f.files.len(), f.attempts, f.patch)
+            println!("patch     {} files, {} attempts\n\n{}", f.files.len(), f.attempts, pl(&f.patch))
         }
         None => {}
     }
@@ -110,7 +112,8 @@ pub async fn watch(gateway: &str, task_id: &str) -> CliResult {
         let item = item.map_err(|s| session.fail("watching the task", &s))?;
         if let Some(event) = item.event {
             let at = event.time.as_ref().map(|t| time(Some(t))).unwrap_or_default();
-            println!("{:>4}  {at}  {}", event.sequence, describe_event(&event).unwrap_or_default());
+            let text = describe_event(&event).unwrap_or_default();
+            println!("{:>4}  {at}  {}", event.sequence, crate::report::printable(&text));
         }
     }
     Ok(())

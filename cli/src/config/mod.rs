@@ -271,6 +271,26 @@ pub fn load_from(
     Ok(config)
 }
 
+/// [`load`] with the repository's settings given as text (its `.prfix.toml` as of the base of the
+/// change, so a change cannot loosen its own review), named `shown_as` in errors.
+pub fn load_with_repo_text(repo: Option<(&str, &Path)>) -> Result<Config, ConfigError> {
+    let global = config_dir().ok().map(|dir| dir.join("config.toml"));
+    let mut config = Config::default();
+    if let Some(path) = global.as_deref()
+        && let Some(file) = file::read::<GlobalFile>(path)?
+    {
+        layer::global(&mut config, file, path)?;
+        config.sources.push(path.to_path_buf());
+    }
+    if let Some((text, shown_as)) = repo {
+        let file: RepoFile = file::parse(text, shown_as)?;
+        layer::repo(&mut config, file, shown_as)?;
+        config.sources.push(shown_as.to_path_buf());
+    }
+    layer::env(&mut config, &process_env)?;
+    Ok(config)
+}
+
 /// The process environment, as [`load_from`] reads it.
 fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()

@@ -183,7 +183,7 @@ fn plural(count: usize, noun: &str) -> String {
 /// The text with every control character but tab, and every bidirectional override, shown as
 /// `\u{..}`: nothing a model or a file wrote can move the cursor, recolour or clear a terminal, or
 /// make code read differently from what it is.
-fn printable(text: &str) -> String {
+pub fn printable(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
@@ -194,6 +194,12 @@ fn printable(text: &str) -> String {
         }
     }
     out
+}
+
+/// [`printable`] line by line: the line breaks stay, everything else that could act on a terminal
+/// is shown as `\u{..}`.
+pub fn printable_lines(text: &str) -> String {
+    text.split('\n').map(|line| printable(line.strip_suffix('\r').unwrap_or(line))).collect::<Vec<_>>().join("\n")
 }
 
 /// The text's lines without their `\n` or `\r\n`; an empty text has none.

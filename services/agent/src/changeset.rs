@@ -103,9 +103,22 @@ pub struct Prepared {
     pub vault: Vault,
 }
 
-/// Redacts a change set.
-pub fn prepare(cs: &pb::ChangeSet, redactor: &Redactor) -> Result<Prepared, String> {
+/// Redacts a change set; `extra` are the task's other texts (check output, instructions) that will
+/// be redacted with the same vault afterwards.
+pub fn prepare(cs: &pb::ChangeSet, redactor: &Redactor, extra: &[&str]) -> Result<Prepared, String> {
     let mut vault = Vault::default();
+    // Literal placeholder-shaped text anywhere in the task is reserved first, so a secret's
+    // placeholder can never be confused with text a file already held.
+    vault.reserve(&cs.diff);
+    for f in &cs.files {
+        vault.reserve(&f.new_content);
+    }
+    for f in &cs.context_files {
+        vault.reserve(&f.content);
+    }
+    for text in extra {
+        vault.reserve(text);
+    }
     let diff_text = redactor.redact(&cs.diff, &mut vault);
     let patches = diff::parse(&diff_text).map_err(|e| format!("change_set.diff is not a unified diff: {e}"))?;
     let mut files = BTreeMap::new();

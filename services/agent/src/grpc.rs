@@ -23,6 +23,8 @@ use crate::tasks::{self, ActiveLimits, NewTask, TaskError, TaskFilter, TaskRow};
 use crate::worker::Running;
 
 const DEFAULT_PAGE: i32 = 50;
+/// Longest extra review instructions, in bytes.
+const MAX_INSTRUCTIONS: usize = 4096;
 const MAX_PAGE: i32 = 500;
 /// How often a watcher looks for events another replica appended.
 const WATCH_POLL: Duration = Duration::from_millis(250);
@@ -214,6 +216,12 @@ impl AgentService for AgentApi {
         if options.max_findings < 0 {
             return Err(invalid("options.max_findings must not be negative"));
         }
+        if options.extra_instructions.len() > MAX_INSTRUCTIONS {
+            return Err(invalid(format!(
+                "options.extra_instructions is {} bytes, over the limit of {MAX_INSTRUCTIONS}",
+                options.extra_instructions.len()
+            )));
+        }
         if pb::Severity::try_from(options.min_severity).is_err() {
             return Err(invalid(format!("options.min_severity {} is not a known Severity", options.min_severity)));
         }
@@ -320,6 +328,9 @@ impl AgentService for AgentApi {
             Ok(k) => Some(k as i16),
             Err(_) => return Err(invalid(format!("kind {kind} is not a known TaskKind"))),
         };
+        if owner.len() > 256 || owner.chars().any(char::is_control) {
+            return Err(invalid("owner must be a user name (at most 256 characters, no control characters)"));
+        }
         let owner = if principal.has(Role::Admin) {
             Some(owner).filter(|o| !o.is_empty())
         } else if owner.is_empty() || owner == principal.subject {
@@ -449,7 +460,20 @@ fn async_stream_events(
                         buffered.extend(events);
                         continue;
                     }
-                    Ok(_) => {}
+                    Ok(_) => {
+                        // Nothing new: a final task whose last event was already sent ends the stream
+                        // (a watcher resuming after the end, or past it).
+                        match tasks::position(&engine.pool, task_id).await {
+                            Ok((state, last_sequence)) if state >= tasks::state::SUCCEEDED && last >= last_sequence => {
+                                return None;
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                ended = true;
+                                return Some((Err(to_status(e)), (engine, last, buffered, ended)));
+                            }
+                        }
+                    }
                     Err(e) => {
                         ended = true;
                         return Some((Err(to_status(e)), (engine, last, buffered, ended)));

@@ -89,6 +89,9 @@ pub enum TaskError {
     /// A limit on active tasks is reached.
     #[error("{0}")]
     Limit(String),
+    /// Stored data does not decode.
+    #[error("{0}")]
+    Corrupt(String),
     /// No database session could be had.
     #[error("agent database unavailable: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
@@ -104,6 +107,7 @@ impl ServiceError for TaskError {
             TaskError::NotFound(_) => ErrorCode::NotFound,
             TaskError::WrongState(_) => ErrorCode::FailedPrecondition,
             TaskError::Limit(_) => ErrorCode::ResourceExhausted,
+            TaskError::Corrupt(_) => ErrorCode::Internal,
             TaskError::Pool(_) => ErrorCode::Unavailable,
             TaskError::Query(e) if e.is_closed() => ErrorCode::Unavailable,
             TaskError::Query(_) => ErrorCode::Internal,
@@ -284,12 +288,14 @@ pub struct Claimed {
 }
 
 /// Claims the oldest queued task, or a running one whose lease ran out, for `worker` until
-/// `lease` from now. Tasks claimed more than `max_attempts` times are failed instead.
+/// `lease` from now. Tasks claimed more than `max_attempts` times are failed instead, with the
+/// audit record `give_up_record` makes.
 pub async fn claim(
     pool: &Pool,
     worker: &str,
     lease: Duration,
     max_attempts: i32,
+    give_up_record: &(dyn Fn(&TaskRow, &str) -> AuditEvent + Sync),
 ) -> Result<Option<Claimed>, TaskError> {
     let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
     let mut client = pool.get().await?;
@@ -334,6 +340,7 @@ pub async fn claim(
             )
             .await?;
             append_in(&tx, task.task_id, None, state_event(previous_state, state::FAILED, &error)).await?;
+            audit_in(&tx, &give_up_record(&task, &error)).await?;
             tx.commit().await?;
             continue;
         }
@@ -462,6 +469,16 @@ pub async fn cancel(pool: &Pool, task_id: Uuid, by: &str, audit: &AuditEvent) ->
     Ok(from_row(&row))
 }
 
+/// A task's state and the sequence of its last event.
+pub async fn position(pool: &Pool, task_id: Uuid) -> Result<(i16, i64), TaskError> {
+    let client = pool.get().await?;
+    let row = client
+        .query_opt("SELECT state, last_sequence FROM tasks WHERE task_id = $1", &[&task_id])
+        .await?
+        .ok_or(TaskError::NotFound(task_id))?;
+    Ok((row.get(0), row.get(1)))
+}
+
 /// Events of a task after `after`, in order, at most `limit`.
 pub async fn events_after(pool: &Pool, task_id: Uuid, after: i64, limit: i64) -> Result<Vec<pb::TaskEvent>, TaskError> {
     let client = pool.get().await?;
@@ -475,7 +492,7 @@ pub async fn events_after(pool: &Pool, task_id: Uuid, after: i64, limit: i64) ->
         .map(|r| {
             let bytes: Vec<u8> = r.get(0);
             pb::TaskEvent::decode(bytes.as_slice())
-                .map_err(|e| TaskError::Invalid(format!("stored event of task {task_id} does not decode: {e}")))
+                .map_err(|e| TaskError::Corrupt(format!("stored event of task {task_id} does not decode: {e}")))
         })
         .collect()
 }

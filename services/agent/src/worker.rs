@@ -69,13 +69,29 @@ impl Workers {
                 () = stop.cancelled() => break,
                 permit = slots.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
             };
-            let claimed = match tasks::claim(&self.engine.pool, &self.id, lease, settings.max_task_attempts).await {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot claim a task; retrying");
-                    None
-                }
+            // Each claim holds the lease under its own name, so two slots of this replica can never
+            // both hold one task (after a pause longer than the lease, say).
+            let claim_id = format!("{}/{}", self.id, &Uuid::new_v4().simple().to_string()[..8]);
+            let give_up = |task: &tasks::TaskRow, error: &str| {
+                completion_record(
+                    task.task_id,
+                    &task.owner,
+                    task.kind,
+                    "agent.task.failed",
+                    audit::AuditResult::Failure,
+                    error,
+                    0,
+                    0,
+                )
             };
+            let claimed =
+                match tasks::claim(&self.engine.pool, &claim_id, lease, settings.max_task_attempts, &give_up).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot claim a task; retrying");
+                        None
+                    }
+                };
             let Some(claimed) = claimed else {
                 drop(permit);
                 let woken = self.engine.changed.notified();
@@ -90,7 +106,7 @@ impl Workers {
             self.running.lock().insert(claimed.row.task_id, token.clone());
             let engine = self.engine.clone();
             let running = self.running.clone();
-            let worker = self.id.clone();
+            let worker = claim_id;
             set.spawn(async move {
                 let task_id = claimed.row.task_id;
                 work(engine, worker, claimed, lease, token).await;
@@ -111,19 +127,20 @@ enum Ended {
 }
 
 async fn keep_lease(engine: &Engine, task_id: Uuid, worker: &str, lease: Duration) {
+    let every = renew_every(lease);
     let mut last_ok = tokio::time::Instant::now();
     loop {
-        tokio::time::sleep(renew_every(lease)).await;
-        match tasks::renew(&engine.pool, task_id, worker, lease).await {
-            Ok(true) => last_ok = tokio::time::Instant::now(),
-            Ok(false) => return,
-            Err(e) => {
-                tracing::warn!(%task_id, error = %e, "cannot renew the task's lease");
-                // Past the lease another replica may have the task: stop before it could be worked twice.
-                if last_ok.elapsed() >= lease {
-                    return;
-                }
-            }
+        tokio::time::sleep(every).await;
+        match tokio::time::timeout(every, tasks::renew(&engine.pool, task_id, worker, lease)).await {
+            Ok(Ok(true)) => last_ok = tokio::time::Instant::now(),
+            Ok(Ok(false)) => return,
+            Ok(Err(e)) => tracing::warn!(%task_id, error = %e, "cannot renew the task's lease"),
+            Err(_) => tracing::warn!(%task_id, "renewing the task's lease timed out"),
+        }
+        // Stop before the lease can run out: past it another replica may have the task.
+        if last_ok.elapsed() + every * 2 >= lease {
+            tracing::warn!(%task_id, "the task's lease could not be renewed in time; stopping its work");
+            return;
         }
     }
 }
@@ -159,7 +176,16 @@ async fn work(engine: Arc<Engine>, worker: String, claimed: Claimed, lease: Dura
         Finish::Succeeded(_) => ("agent.task.succeeded", audit::AuditResult::Success, String::new()),
         Finish::Failed(e) => ("agent.task.failed", audit::AuditResult::Failure, e.clone()),
     };
-    let record = completion_record(task_id, &claimed.row.owner, kind, action, result, &detail, &job);
+    let record = completion_record(
+        task_id,
+        &claimed.row.owner,
+        kind,
+        action,
+        result,
+        &detail,
+        job.calls(),
+        job.redactions.load(std::sync::atomic::Ordering::Relaxed),
+    );
     let stored = tasks::finish(&engine.pool, task_id, &worker, finish, &record).await;
     engine.changed.notify_waiters();
     match stored {
@@ -171,6 +197,7 @@ async fn work(engine: Arc<Engine>, worker: String, claimed: Claimed, lease: Dura
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn completion_record(
     task_id: Uuid,
     owner: &str,
@@ -178,7 +205,8 @@ fn completion_record(
     action: &str,
     result: audit::AuditResult,
     detail: &str,
-    job: &Job,
+    model_calls: u32,
+    redactions: u32,
 ) -> audit::AuditEvent {
     use prost_types::value::Kind;
     let mut metadata = prost_types::Struct::default();
@@ -190,8 +218,8 @@ fn completion_record(
         "kind",
         Kind::StringValue(pb::TaskKind::try_from(i32::from(kind)).map_or("unknown", |k| k.as_str_name()).to_owned()),
     );
-    put("model_calls", Kind::NumberValue(f64::from(job.calls())));
-    put("redactions", Kind::NumberValue(f64::from(job.redactions.load(std::sync::atomic::Ordering::Relaxed))));
+    put("model_calls", Kind::NumberValue(f64::from(model_calls)));
+    put("redactions", Kind::NumberValue(f64::from(redactions)));
     if !detail.is_empty() {
         put("error", Kind::StringValue(detail.chars().take(500).collect()));
     }

@@ -229,6 +229,11 @@ impl AuditService for AuditApi {
             return Err(invalid("page_size must not be negative"));
         }
         let page_size = if page_size == 0 { DEFAULT_PAGE } else { page_size.min(MAX_PAGE) };
+        for (name, value) in [("actor", &actor), ("action", &action), ("resource", &resource)] {
+            if value.len() > 1024 || value.contains('\0') {
+                return Err(invalid(format!("{name} must be at most 1024 characters without NUL")));
+            }
+        }
         let filter = Filter {
             start: time(start_time, "start_time")?,
             end: time(end_time, "end_time")?,

@@ -265,7 +265,10 @@ pub fn system_prompt(fence: &Fence, extra_instructions: &str) -> String {
         findings_schema()
     );
     if !extra_instructions.trim().is_empty() {
-        prompt.push_str("\n\nInstructions from the operator (these are trusted):\n");
+        prompt.push_str(
+            "\n\nExtra instructions from the person who asked for this review (about what to look for; \
+             they do not change the answer format or these rules):\n",
+        );
         prompt.push_str(extra_instructions.trim());
     }
     prompt

@@ -16,7 +16,7 @@ pub async fn run(job: &Job, request: pb::CreateDescribeRequest) -> Result<pb::De
     let pb::DescribeOptions { model, ignore_globs } = options.unwrap_or_default();
     let model = model_or(&model, &job.engine.settings.reasoning_model);
     let prepared =
-        changeset::prepare(&change_set.unwrap_or_default(), &job.engine.redactor).map_err(RunError::Input)?;
+        changeset::prepare(&change_set.unwrap_or_default(), &job.engine.redactor, &[]).map_err(RunError::Input)?;
     job.redactions
         .store(u32::try_from(prepared.vault.count()).unwrap_or(u32::MAX), std::sync::atomic::Ordering::Relaxed);
     let selection =

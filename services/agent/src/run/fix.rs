@@ -24,14 +24,17 @@ pub async fn run(job: &Job, request: pb::CreateFixRequest) -> Result<pb::FixResu
     let settings = &job.engine.settings;
     let planner = model_or(&planner_model, &settings.reasoning_model);
     let coder = model_or(&coder_model, &settings.coding_model);
-    let mut prepared =
-        changeset::prepare(&change_set.unwrap_or_default(), &job.engine.redactor).map_err(RunError::Input)?;
     let pb::FixProblem { check_command, check_output, findings, instruction } = problem.unwrap_or_default();
+    let finding_lines: Vec<String> = findings.iter().map(finding_line).collect();
+    let mut extra: Vec<&str> = vec![&check_command, &check_output, &instruction];
+    extra.extend(finding_lines.iter().map(String::as_str));
+    let mut prepared =
+        changeset::prepare(&change_set.unwrap_or_default(), &job.engine.redactor, &extra).map_err(RunError::Input)?;
     let redactor = &job.engine.redactor;
     let problem = Problem {
         check_command: redactor.redact(&check_command, &mut prepared.vault),
         check_output: redactor.redact(&check_output, &mut prepared.vault),
-        findings: findings.iter().map(|f| redactor.redact(&finding_line(f), &mut prepared.vault)).collect(),
+        findings: finding_lines.iter().map(|f| redactor.redact(f, &mut prepared.vault)).collect(),
         instruction: redactor.redact(&instruction, &mut prepared.vault),
     };
     job.redactions
@@ -113,11 +116,20 @@ pub async fn run(job: &Job, request: pb::CreateFixRequest) -> Result<pb::FixResu
         messages.push(ChatMessage::new(Role::User, feedback));
     }
     // Secrets the model saw as placeholders go back into the files before the patch is made.
-    let edited: BTreeMap<String, String> = current
-        .into_iter()
-        .filter(|(path, content)| editable.get(path) != Some(content))
-        .map(|(path, content)| (path, prepared.vault.restore(&content)))
-        .collect();
+    // Each file gets back only the secrets it had: a placeholder from elsewhere (another file, the
+    // check output) or one the model made up is refused rather than written into the code.
+    let mut edited: BTreeMap<String, String> = BTreeMap::new();
+    for (path, content) in current {
+        let original = editable.get(&path);
+        if original == Some(&content) {
+            continue;
+        }
+        let restored = prepared
+            .vault
+            .restore_within(&content, original.map_or("", String::as_str))
+            .map_err(|e| RunError::Model(format!("the edits of {path} are refused: {e}")))?;
+        edited.insert(path, restored);
+    }
     let (patch, stats) =
         fix::build_patch(&originals, &edited, allow_new_files).map_err(|e| RunError::Model(e.to_string()))?;
     let explanation = prepared.vault.restore(&format!(

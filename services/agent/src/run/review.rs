@@ -51,7 +51,9 @@ pub async fn run(job: &Job, request: pb::CreateReviewRequest) -> Result<pb::Revi
         options.unwrap_or_default();
     let settings = &job.engine.settings;
     let model = model_or(&model, &settings.reasoning_model);
-    let prepared = changeset::prepare(&change_set, &job.engine.redactor).map_err(RunError::Input)?;
+    let mut prepared =
+        changeset::prepare(&change_set, &job.engine.redactor, &[&extra_instructions]).map_err(RunError::Input)?;
+    let extra_instructions = job.engine.redactor.redact(&extra_instructions, &mut prepared.vault);
     job.redactions
         .store(u32::try_from(prepared.vault.count()).unwrap_or(u32::MAX), std::sync::atomic::Ordering::Relaxed);
     let selection =

@@ -84,6 +84,8 @@ struct Streaming {
     body: Body,
     buffer: Vec<u8>,
     done: bool,
+    /// Whether the trailers said OK.
+    ok: bool,
     route: Route,
     sse: bool,
     request_id: String,
@@ -135,6 +137,14 @@ impl Streaming {
             match self.body.frame().await {
                 None => {
                     self.done = true;
+                    // A stream that ends without its OK status (or mid-message) did not finish.
+                    if !self.ok || !self.buffer.is_empty() {
+                        return Some(self.error(
+                            "UNAVAILABLE",
+                            StatusCode::BAD_GATEWAY,
+                            "the stream ended without its final status",
+                        ));
+                    }
                     return None;
                 }
                 Some(Err(e)) => {
@@ -148,8 +158,9 @@ impl Streaming {
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(data) => self.buffer.extend_from_slice(&data),
                     Err(frame) => {
-                        if let Ok(trailers) = frame.into_trailers()
-                            && let Some(status) = tonic::Status::from_header_map(&trailers)
+                        let status = frame.into_trailers().ok().and_then(|t| tonic::Status::from_header_map(&t));
+                        self.ok = status.as_ref().is_some_and(|s| s.code() == tonic::Code::Ok);
+                        if let Some(status) = status
                             && status.code() != tonic::Code::Ok
                         {
                             self.done = true;
@@ -174,7 +185,7 @@ pub async fn stream(route: Route, response: Response<Body>, sse: bool, request_i
     {
         return failed(&status, &parts.headers, &request_id);
     }
-    let state = Streaming { body, buffer: Vec::new(), done: false, route, sse, request_id };
+    let state = Streaming { body, buffer: Vec::new(), done: false, ok: false, route, sse, request_id };
     let chunks = futures::stream::unfold(state, |mut state| async move {
         let chunk = state.next_chunk().await?;
         Some((Ok::<_, std::convert::Infallible>(chunk), state))

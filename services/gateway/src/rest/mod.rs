@@ -124,9 +124,11 @@ pub async fn handle(State(rest): State<Arc<Rest>>, request: Request<Body>, next:
 }
 
 fn bad_request(error: &prfix_transcode::RequestError, id: &str) -> Response<Body> {
-    let extra = serde_json::json!({
-        "errors": [{ "field": error.field(), "message": error.to_string() }]
-    });
+    let mut item = serde_json::json!({ "message": error.to_string() });
+    if let (Some(field), Some(map)) = (error.field(), item.as_object_mut()) {
+        map.insert("field".to_owned(), serde_json::Value::String(field.to_owned()));
+    }
+    let extra = serde_json::json!({ "errors": [item] });
     problem::response(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", &error.to_string(), id, Some(extra))
 }
 

@@ -39,6 +39,14 @@ pub enum RedactError {
         /// The placeholder as it appears in the text.
         placeholder: String,
     },
+    /// The text puts a secret where its original did not have it.
+    #[error(
+        "the text uses the placeholder {placeholder}, whose secret was not in this file; putting it back would copy a secret where it never was"
+    )]
+    Misplaced {
+        /// The placeholder as it appears in the text.
+        placeholder: String,
+    },
 }
 
 /// The compiled rule table; cheap to create and to copy.

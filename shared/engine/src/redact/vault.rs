@@ -84,6 +84,30 @@ impl Vault {
         Ok(self.restore(text))
     }
 
+    /// Like [`Vault::restore_checked`], for an edited version of a text whose redacted original is
+    /// `original`: only placeholders that were in `original` are put back, so an edit cannot copy a
+    /// secret from elsewhere in the task (another file, a log) into this text. Placeholder-shaped
+    /// text the original itself held is kept as it is.
+    pub fn restore_within(&self, text: &str, original: &str) -> Result<String, RedactError> {
+        let in_original: std::collections::HashSet<u64> =
+            PLACEHOLDER.captures_iter(original).filter_map(|caps| number(&caps)).collect();
+        for caps in PLACEHOLDER.captures_iter(text) {
+            let placeholder = caps[0].to_owned();
+            match number(&caps) {
+                Some(n) if in_original.contains(&n) => {}
+                Some(n) if self.entries.contains_key(&n) => return Err(RedactError::Misplaced { placeholder }),
+                _ => return Err(RedactError::UnknownPlaceholder { placeholder }),
+            }
+        }
+        Ok(self.restore(text))
+    }
+
+    /// Reserves the numbers of placeholder-shaped text in `text` before anything is redacted, so
+    /// that no placeholder issued for a secret collides with literal text of any input of the task.
+    pub fn reserve(&mut self, text: &str) {
+        self.reserve_literals(text);
+    }
+
     /// Whether `text` holds a placeholder this vault issued.
     pub fn contains_placeholder(&self, text: &str) -> bool {
         PLACEHOLDER.captures_iter(text).any(|caps| self.entry(&caps).is_some())
