@@ -170,3 +170,40 @@ async fn a_fix_puts_back_secrets_the_model_only_saw_as_placeholders() {
         assert!(!request.body.contains(&token), "the token reached the model");
     }
 }
+
+#[tokio::test]
+async fn a_fix_that_copies_a_secret_from_the_check_output_into_a_file_is_refused() {
+    let app = spawn_app().await;
+    app.ollama.set_models(&[MODEL]);
+    let (_repo, change_set) = broken_checkout();
+    let password = "Pr0d-Passw0rd-9x7";
+    let mut client = app.agent_client();
+    app.ollama.push("/api/chat", Reply::chat(PLAN));
+    // The check output's connection string is redacted as PRFIX_REDACTED_1; the model pastes it.
+    app.ollama.push(
+        "/api/chat",
+        Reply::chat("calc/stats.py\n<<<<<<< SEARCH\ndef spread(values):\n=======\nDB = \"PRFIX_REDACTED_1\"\n\n\ndef spread(values):\n>>>>>>> REPLACE\n"),
+    );
+    let created = client
+        .create_fix(pb::CreateFixRequest {
+            change_set: Some(change_set),
+            problem: Some(pb::FixProblem {
+                check_command: "pytest".into(),
+                check_output: format!("E   could not connect to postgres://app:{password}@db:5432/app"),
+                ..Default::default()
+            }),
+            options: None,
+        })
+        .await
+        .expect("created")
+        .into_inner()
+        .task
+        .expect("task");
+    let task = prfix_tests::tasks::wait_for_end(&mut client, &created.task_id, Duration::from_secs(15)).await;
+    assert_eq!(task.state, pb::TaskState::Failed as i32);
+    assert!(task.error.contains("refused") && task.error.contains("PRFIX_REDACTED_1"), "{}", task.error);
+    assert!(!task.error.contains(password));
+    for request in app.ollama.requests() {
+        assert!(!request.body.contains(password), "the password reached the model");
+    }
+}

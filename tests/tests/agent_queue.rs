@@ -465,3 +465,23 @@ async fn an_unstreamed_answer_is_read_whole_when_streaming_is_off() {
     assert_eq!(ended.state, pb::TaskState::Succeeded as i32, "{}", ended.error);
     assert_eq!(app.ollama.chat_requests()[0]["stream"], false);
 }
+
+#[tokio::test]
+async fn a_watch_that_resumes_at_or_past_the_end_of_a_finished_task_ends_at_once() {
+    let app = spawn_app().await;
+    app.ollama.set_models(&[MODEL]);
+    app.ollama.set_default("/api/chat", Reply::chat(NO_FINDINGS));
+    let mut client = app.agent_client();
+    let task = create_review(&mut client).await.expect("created");
+    wait_for_end(&mut client, &task.task_id, Duration::from_secs(10)).await;
+    let last = events(&app, &task.task_id).await.last().map(|e| e.sequence).expect("events");
+    for after in [last, last + 100] {
+        let mut stream = client
+            .watch_task(pb::WatchTaskRequest { task_id: task.task_id.clone(), after_sequence: after })
+            .await
+            .expect("watch")
+            .into_inner();
+        let next = tokio::time::timeout(Duration::from_secs(3), stream.next()).await.expect("the stream ends at once");
+        assert!(next.is_none(), "after {after}: {next:?}");
+    }
+}

@@ -153,3 +153,40 @@ impl Vault {
 fn number(caps: &Captures<'_>) -> Option<u64> {
     caps.get(1).and_then(|digits| digits.as_str().parse().ok())
 }
+
+#[cfg(test)]
+mod restore_within_tests {
+    use crate::redact::{RedactError, Redactor, Vault};
+
+    #[test]
+    fn an_edit_gets_back_only_the_secrets_its_own_file_had() {
+        let redactor = Redactor::new();
+        let mut vault = Vault::default();
+        let token = format!("ghp_{}", "aB3dE5fG7h".repeat(4));
+        let password_url = format!("postgres://app:{}@db/app", "S3cr3t-Pa55w0rd");
+        let file_a = redactor.redact(&format!("TOKEN = \"{token}\"\n"), &mut vault);
+        let log = redactor.redact(&format!("connecting to {password_url}\n"), &mut vault);
+        let own = file_a.replace("TOKEN", "GITHUB_TOKEN");
+        assert_eq!(
+            vault.restore_within(&own, &file_a).expect("its own secret"),
+            format!("GITHUB_TOKEN = \"{token}\"\n")
+        );
+        // The log's placeholder copied into the file is refused, not turned into the password.
+        let placeholder = log.split_whitespace().nth(2).expect("a url").to_owned();
+        let copied = format!("{file_a}DB = \"{placeholder}\"\n");
+        assert!(matches!(vault.restore_within(&copied, &file_a), Err(RedactError::Misplaced { .. })), "{copied}");
+        let invented = format!("{file_a}KEY = \"PRFIX_REDACTED_99\"\n");
+        assert!(matches!(vault.restore_within(&invented, &file_a), Err(RedactError::UnknownPlaceholder { .. })));
+    }
+
+    #[test]
+    fn literal_placeholder_text_reserved_up_front_is_never_issued_for_a_secret() {
+        let redactor = Redactor::new();
+        let mut vault = Vault::default();
+        let docs = "Secrets show up as PRFIX_REDACTED_1 in prompts.\n";
+        vault.reserve(docs);
+        let redacted = redactor.redact(&format!("TOKEN = \"ghp_{}\"\n", "aB3dE5fG7h".repeat(4)), &mut vault);
+        assert!(!redacted.contains("PRFIX_REDACTED_1\""), "{redacted}");
+        assert_eq!(vault.restore_within(docs, docs).expect("unchanged"), docs);
+    }
+}
