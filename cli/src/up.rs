@@ -46,9 +46,15 @@ pub async fn run(config: Option<&Path>) -> Result<(), Box<dyn std::error::Error 
 
     let gateway_addr = gateway.local_addr();
     println!("prfix is up:");
-    println!("  gateway   http://{gateway_addr}   (the public endpoint: gRPC, health, reflection)");
+    println!("  gateway   http://{gateway_addr}   (the public endpoint: gRPC, gRPC-web, REST, health, reflection)");
     println!("  agent     http://{}", agent.local_addr());
     println!("  audit     http://{}", audit.local_addr());
+    println!(
+        "  metrics   http://{}/metrics  http://{}/metrics  http://{}/metrics",
+        gateway.admin_addr(),
+        agent.admin_addr(),
+        audit.admin_addr()
+    );
     println!("  database  {database}");
     println!("  ollama    {ollama}");
     if let Some(password) = gateway.generated_admin_password() {

@@ -91,6 +91,7 @@ pub fn common_settings(db: &TestDatabase, redis_prefix: &str, ollama_url: &str) 
 pub fn audit_settings(common: &CommonSettings) -> prfix_audit::Settings {
     let mut s = prfix_audit::Settings { common: common.clone(), ..Default::default() };
     s.audit.listen = ANY_PORT.into();
+    s.audit.admin_listen = ANY_PORT.into();
     s.audit.database_pool_size = 4;
     s.audit.signing_key_file = Some(crate::auth::audit_key().pem_file.clone());
     s
@@ -100,6 +101,7 @@ pub fn audit_settings(common: &CommonSettings) -> prfix_audit::Settings {
 pub fn agent_settings(common: &CommonSettings) -> prfix_agent::Settings {
     let mut s = prfix_agent::Settings { common: common.clone(), ..Default::default() };
     s.agent.listen = ANY_PORT.into();
+    s.agent.admin_listen = ANY_PORT.into();
     s.agent.database_pool_size = 4;
     s
 }
@@ -108,6 +110,7 @@ pub fn agent_settings(common: &CommonSettings) -> prfix_agent::Settings {
 pub fn gateway_settings(common: &CommonSettings, agent: SocketAddr, audit: SocketAddr) -> prfix_gateway::Settings {
     let mut s = prfix_gateway::Settings { common: common.clone(), ..Default::default() };
     s.gateway.listen = ANY_PORT.into();
+    s.gateway.admin_listen = ANY_PORT.into();
     s.gateway.agent_url = format!("http://{agent}");
     s.gateway.audit_url = format!("http://{audit}");
     s.gateway.database_pool_size = 2;
@@ -116,6 +119,17 @@ pub fn gateway_settings(common: &CommonSettings, agent: SocketAddr, audit: Socke
     s.gateway.limits.strict = prfix_gateway::ratelimit::Quota { per_minute: 6_000, burst: 200 };
     s.bootstrap_admin_password = Some(SecretString::from(ADMIN_PASSWORD));
     s
+}
+
+/// The admin (`/metrics`) addresses of the services.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminAddrs {
+    /// The gateway's.
+    pub gateway: SocketAddr,
+    /// The agent's.
+    pub agent: SocketAddr,
+    /// The audit service's.
+    pub audit: SocketAddr,
 }
 
 /// The running system of one test.
@@ -134,6 +148,8 @@ pub struct TestApp {
     pub channel: Channel,
     /// The shared settings the services were started with.
     pub common: CommonSettings,
+    /// Where each service serves `/metrics`.
+    pub admin: AdminAddrs,
     /// This test's database (declared last: dropped after the services stopped).
     pub db: TestDatabase,
 }
@@ -235,17 +251,21 @@ pub async fn spawn_app_configured(
     let common = common_settings(&db, &redis_prefix, &ollama.url());
 
     let audit = prfix_audit::Application::build(audit_settings(&common)).await.expect("audit service starts");
+    let audit_admin = audit.admin_addr();
     let audit = run(audit.local_addr(), |stop| audit.run_until_stopped(stop));
     let mut agent_config = agent_settings(&common);
     tweak_agent(&mut agent_config);
     let agent = prfix_agent::Application::build(agent_config).await.expect("agent starts");
+    let agent_admin = agent.admin_addr();
     let agent = run(agent.local_addr(), |stop| agent.run_until_stopped(stop));
     let mut settings = gateway_settings(&common, agent.addr, audit.addr);
     tweak(&mut settings);
     let gateway = prfix_gateway::Application::build(settings).await.expect("gateway starts");
+    let gateway_admin = gateway.admin_addr();
     let gateway = run(gateway.local_addr(), |stop| gateway.run_until_stopped(stop));
     let channel = channel_to(gateway.addr);
-    TestApp { gateway, agent, audit, ollama, redis_prefix, channel, common, db }
+    let admin = AdminAddrs { gateway: gateway_admin, agent: agent_admin, audit: audit_admin };
+    TestApp { gateway, agent, audit, ollama, redis_prefix, channel, common, admin, db }
 }
 
 impl TestApp {

@@ -26,6 +26,8 @@ pub struct Settings {
 pub struct AgentSettings {
     /// Address the gRPC server listens on.
     pub listen: SocketAddr,
+    /// Address of the admin HTTP server (`GET /metrics` for Prometheus); keep it off the public network.
+    pub admin_listen: SocketAddr,
     /// Role the pooled sessions run as; empty keeps the login role.
     pub database_role: String,
     /// Maximum pooled database connections.
@@ -135,6 +137,7 @@ impl Default for AgentSettings {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 9091)),
             database_role: "prfix_agent".to_owned(),
             database_pool_size: 16,
             database_connect_timeout_ms: 5_000,

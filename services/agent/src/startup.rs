@@ -63,6 +63,8 @@ pub enum StartupError {
 pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
+    admin: TcpListener,
+    admin_addr: SocketAddr,
     pool: Pool,
     report: MigrationReport,
     auth: prfix_auth::AuthLayer,
@@ -78,6 +80,10 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let listen = settings.agent.listen;
         let listener = TcpListener::bind(listen).await.map_err(|source| StartupError::Bind { addr: listen, source })?;
+        let admin_listen = settings.agent.admin_listen;
+        let (admin, admin_addr) = prfix_runtime::metrics::bind_admin(admin_listen)
+            .await
+            .map_err(|source| StartupError::Bind { addr: admin_listen, source })?;
         let addr = listener.local_addr().map_err(|source| StartupError::Bind { addr: listen, source })?;
         let ollama = Ollama::new(
             settings.ollama_endpoints(),
@@ -110,7 +116,20 @@ impl Application {
                 None
             }
         };
-        Ok(Self { listener, addr, pool, report, auth, tls, drain: settings.drain(), ollama, settings, relay })
+        Ok(Self {
+            listener,
+            addr,
+            admin,
+            admin_addr,
+            pool,
+            report,
+            auth,
+            tls,
+            drain: settings.drain(),
+            ollama,
+            settings,
+            relay,
+        })
     }
 
     /// The address actually bound (tests bind port 0).
@@ -121,6 +140,11 @@ impl Application {
     /// What the start-up migration run did.
     pub fn migration_report(&self) -> &MigrationReport {
         &self.report
+    }
+
+    /// The admin address actually bound (`/metrics`).
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
     }
 
     /// The database pool (tests inspect tasks through it).
@@ -148,13 +172,21 @@ impl Application {
         let routes = grpc::with_reflection(Routes::new(health_service).add_service(api))?;
         // Every call is checked against its method's policy here, whoever sent it: reaching the
         // service on the network grants nothing.
-        let routes = Routes::from(routes.into_axum_router().layer(self.auth));
+        let routes = Routes::from(
+            routes.into_axum_router().layer(self.auth).layer(prfix_runtime::metrics::GrpcMetricsLayer::new("agent")),
+        );
         // Background work lives in this future: dropping it (a killed replica) stops all of it.
         let mut background = tokio::task::JoinSet::new();
         if let Some((outbox, channel, credential)) = self.relay {
             let tokens = Arc::new(prfix_runtime::outbox::StaticToken(credential));
             background.spawn(outbox.relay(channel, tokens, shutdown.clone()));
         }
+        let pool = self.pool.clone();
+        let refresh: prfix_runtime::metrics::Refresh = Box::new(move || {
+            let pool = pool.clone();
+            Box::pin(async move { crate::tasks::read_gauges(&pool).await })
+        });
+        background.spawn(prfix_runtime::metrics::serve_admin(self.admin, refresh, shutdown.clone()));
         background.spawn(
             self.ollama
                 .clone()

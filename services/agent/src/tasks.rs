@@ -496,3 +496,33 @@ pub async fn events_after(pool: &Pool, task_id: Uuid, after: i64, limit: i64) ->
         })
         .collect()
 }
+
+/// Reads the queue's gauges (tasks by state, age of the oldest queued task), the outbox backlog and
+/// the pool's use into the metrics, for a scrape.
+pub async fn read_gauges(pool: &Pool) {
+    let metrics = &prfix_runtime::metrics::METRICS;
+    metrics.pool("agent", pool);
+    prfix_runtime::metrics::read_outbox_backlog(pool, "agent.audit_outbox", "audit_outbox").await;
+    let Ok(client) = pool.get().await else { return };
+    let Ok(rows) = client
+        .query(
+            "SELECT state, count(*), extract(epoch FROM now() - min(created_at))::float8
+             FROM tasks WHERE state IN (1, 2) GROUP BY state",
+            &[],
+        )
+        .await
+    else {
+        return;
+    };
+    metrics.tasks.with_label_values(&["queued"]).set(0);
+    metrics.tasks.with_label_values(&["running"]).set(0);
+    metrics.task_queue_oldest_seconds.set(0.0);
+    for row in rows {
+        let (state, count, oldest): (i16, i64, Option<f64>) = (row.get(0), row.get(1), row.get(2));
+        let name = if state == state::QUEUED { "queued" } else { "running" };
+        metrics.tasks.with_label_values(&[name]).set(count);
+        if state == state::QUEUED {
+            metrics.task_queue_oldest_seconds.set(oldest.unwrap_or(0.0));
+        }
+    }
+}

@@ -26,6 +26,8 @@ pub struct Settings {
 pub struct AuditSettings {
     /// Address the gRPC server listens on.
     pub listen: SocketAddr,
+    /// Address of the admin HTTP server (`GET /metrics` for Prometheus); keep it off the public network.
+    pub admin_listen: SocketAddr,
     /// Role the pooled sessions run as; empty keeps the login role.
     pub database_role: String,
     /// Maximum pooled database connections.
@@ -56,6 +58,7 @@ impl Default for AuditSettings {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50052)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 9092)),
             database_role: "prfix_audit".to_owned(),
             database_pool_size: 16,
             database_connect_timeout_ms: 5_000,

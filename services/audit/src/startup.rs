@@ -58,6 +58,8 @@ pub enum StartupError {
 pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
+    admin: TcpListener,
+    admin_addr: SocketAddr,
     pool: Pool,
     report: MigrationReport,
     auth: prfix_auth::AuthLayer,
@@ -73,6 +75,10 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let listen = settings.audit.listen;
         let listener = TcpListener::bind(listen).await.map_err(|source| StartupError::Bind { addr: listen, source })?;
+        let admin_listen = settings.audit.admin_listen;
+        let (admin, admin_addr) = prfix_runtime::metrics::bind_admin(admin_listen)
+            .await
+            .map_err(|source| StartupError::Bind { addr: admin_listen, source })?;
         let addr = listener.local_addr().map_err(|source| StartupError::Bind { addr: listen, source })?;
         let (pool, report) = db::prepare(&settings.database(), crate::MIGRATIONS).await?;
         let revocations = prfix_runtime::redis::connect(&settings.common)
@@ -83,6 +89,8 @@ impl Application {
         let signer = Arc::new(load_signer(&settings)?);
         let checkpointer = Checkpointer::new(pool.clone(), signer, settings.audit.origin.clone());
         Ok(Self {
+            admin,
+            admin_addr,
             listener,
             addr,
             pool,
@@ -117,6 +125,11 @@ impl Application {
     }
 
     /// Serves until `shutdown` is cancelled, then drains.
+    /// The admin address actually bound (`/metrics`).
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), StartupError> {
         let (health, health_service) = Health::new(&[service_names::AUDIT]).await;
         let routes = grpc::with_reflection(Routes::new(health_service).add_service(AuditServiceServer::new(
@@ -124,7 +137,25 @@ impl Application {
         )))?;
         // Every call is checked against its method's policy here, whoever sent it: reaching the
         // service on the network grants nothing.
-        let routes = Routes::from(routes.into_axum_router().layer(self.auth));
+        let routes = Routes::from(
+            routes.into_axum_router().layer(self.auth).layer(prfix_runtime::metrics::GrpcMetricsLayer::new("audit")),
+        );
+        let pool = self.pool.clone();
+        let refresh: prfix_runtime::metrics::Refresh = Box::new(move || {
+            let pool = pool.clone();
+            Box::pin(async move {
+                let metrics = &prfix_runtime::metrics::METRICS;
+                metrics.pool("audit", &pool);
+                if let Ok(client) = pool.get().await
+                    && let Ok(row) = client
+                        .query_one("SELECT extract(epoch FROM now() - max(created_at))::float8 FROM checkpoints", &[])
+                        .await
+                {
+                    metrics.checkpoint_age_seconds.set(row.get::<_, Option<f64>>(0).unwrap_or(0.0));
+                }
+            })
+        });
+        tokio::spawn(prfix_runtime::metrics::serve_admin(self.admin, refresh, shutdown.clone()));
         tokio::spawn(self.checkpointer.clone().run(self.checkpoint_interval, shutdown.clone()));
         tracing::info!(addr = %self.addr, "audit service listening");
         grpc::serve(routes, self.listener, health, shutdown, self.drain, self.tls).await?;

@@ -49,6 +49,9 @@ impl Writer {
                 let all: Vec<NewEvent> = group.iter().flat_map(|job| job.events.iter().cloned()).collect();
                 match store::append_checked(&pool, &all).await {
                     Ok(results) => {
+                        let metrics = &prfix_runtime::metrics::METRICS;
+                        metrics.audit_batch_size.observe(all.len() as f64);
+                        metrics.audit_appends.inc_by(all.len() as u64);
                         let mut results = results.into_iter();
                         for job in group {
                             let mine: Vec<Appended> = results.by_ref().take(job.events.len()).collect();

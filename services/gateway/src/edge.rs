@@ -58,7 +58,12 @@ impl Edge {
         refusal: Refusal,
     ) -> Response<Body> {
         let (status, reason, denied) = match refusal {
-            Refusal::Auth(error) => (error.to_status(), error.to_string(), None),
+            Refusal::Auth(error) => {
+                let kind = format!("{error:?}");
+                let kind: String = kind.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+                prfix_runtime::metrics::METRICS.auth_failures.with_label_values(&[&kind]).inc();
+                (error.to_status(), error.to_string(), None)
+            }
             Refusal::Limited(denied) => (denied.into_status(), "rate limited".to_owned(), Some(denied)),
         };
         let event = SecurityEvent {
@@ -156,7 +161,13 @@ pub async fn check(State(edge): State<Edge>, mut request: Request<Body>, next: N
         return edge.deny(&client, &call, principal.as_ref(), Refusal::Auth(error)).await;
     }
     let key = principal.as_ref().map_or_else(|| format!("ip:{ip}"), |p| format!("sub:{}", p.subject));
-    if let Err(denied) = edge.limiter.check(Class::from_proto(policy.rate_limit), &key).await {
+    let class = Class::from_proto(policy.rate_limit);
+    let decision = edge.limiter.check(class, &key).await;
+    prfix_runtime::metrics::METRICS
+        .rate_limit_decisions
+        .with_label_values(&[class.name(), if decision.is_ok() { "allowed" } else { "denied" }])
+        .inc();
+    if let Err(denied) = decision {
         return edge.deny(&client, &call, principal.as_ref(), Refusal::Limited(denied)).await;
     }
     if let Some(principal) = principal.clone() {

@@ -58,7 +58,8 @@ impl Class {
         }
     }
 
-    fn name(self) -> &'static str {
+    /// The name in keys and metrics.
+    pub fn name(self) -> &'static str {
         match self {
             Class::Default => "default",
             Class::Expensive => "expensive",

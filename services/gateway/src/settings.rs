@@ -42,6 +42,8 @@ pub struct Settings {
 pub struct GatewaySettings {
     /// Address the public endpoint listens on (gRPC, and later REST and gRPC-web, on one port).
     pub listen: SocketAddr,
+    /// Address of the admin HTTP server (`GET /metrics` for Prometheus); keep it off the public network.
+    pub admin_listen: SocketAddr,
     /// The agent service's address.
     pub agent_url: String,
     /// The audit service's address.
@@ -96,6 +98,7 @@ impl Default for GatewaySettings {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
             agent_url: "http://127.0.0.1:50051".to_owned(),
             audit_url: "http://127.0.0.1:50052".to_owned(),
             upstream_connect_timeout_ms: 1_000,

@@ -88,6 +88,8 @@ pub enum StartupError {
 pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
+    admin: TcpListener,
+    admin_addr: SocketAddr,
     pool: Pool,
     redis: Option<Redis>,
     report: MigrationReport,
@@ -169,6 +171,10 @@ impl Application {
         let listen = settings.gateway.listen;
         let listener = TcpListener::bind(listen).await.map_err(|source| StartupError::Bind { addr: listen, source })?;
         let addr = listener.local_addr().map_err(|source| StartupError::Bind { addr: listen, source })?;
+        let admin_listen = settings.gateway.admin_listen;
+        let (admin, admin_addr) = prfix_runtime::metrics::bind_admin(admin_listen)
+            .await
+            .map_err(|source| StartupError::Bind { addr: admin_listen, source })?;
 
         let connect_timeout = Duration::from_millis(settings.gateway.upstream_connect_timeout_ms);
         let tls = upstream_tls(&settings.common)?;
@@ -266,6 +272,8 @@ impl Application {
         Ok(Self {
             listener,
             addr,
+            admin,
+            admin_addr,
             pool,
             redis,
             report,
@@ -346,7 +354,21 @@ impl Application {
 
     /// Serves until `shutdown` is cancelled, then drains: NOT_SERVING, `drain_delay`, in-flight
     /// calls finish.
+    /// The admin address actually bound (`/metrics`).
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), StartupError> {
+        let pool = self.pool.clone();
+        let refresh: prfix_runtime::metrics::Refresh = Box::new(move || {
+            let pool = pool.clone();
+            Box::pin(async move {
+                prfix_runtime::metrics::METRICS.pool("gateway", &pool);
+                prfix_runtime::metrics::read_outbox_backlog(&pool, "gateway.access_outbox", "access_outbox").await;
+            })
+        });
+        tokio::spawn(prfix_runtime::metrics::serve_admin(self.admin, refresh, shutdown.clone()));
         self.readiness.set(ServingStatus::Serving);
         tokio::spawn(self.access.clone().relay(
             self.audit_channel.clone(),

@@ -6,6 +6,7 @@ pub mod binary;
 pub mod db;
 pub mod error;
 pub mod grpc;
+pub mod metrics;
 pub mod migrate;
 pub mod outbox;
 pub mod redis;

@@ -68,6 +68,7 @@ impl Redis {
         let reason = match tokio::time::timeout(CALL_TIMEOUT, call).await {
             Ok(Ok(value)) => {
                 if self.down_until.lock().unwrap_or_else(PoisonError::into_inner).take().is_some() {
+                    crate::metrics::METRICS.redis_fallback.set(0);
                     tracing::info!("redis answers again");
                 }
                 return Ok(value);
@@ -78,6 +79,7 @@ impl Redis {
         self.failures.fetch_add(1, Ordering::Relaxed);
         let mut down = self.down_until.lock().unwrap_or_else(PoisonError::into_inner);
         if down.is_none() {
+            crate::metrics::METRICS.redis_fallback.set(1);
             tracing::warn!(%reason, "redis failed; falling back until it answers");
         }
         *down = Some(Instant::now() + RETRY_AFTER);

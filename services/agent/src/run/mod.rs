@@ -164,6 +164,26 @@ impl Job {
                 ..Default::default()
             },
         };
+        let metrics = &prfix_runtime::metrics::METRICS;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.kind(),
+        };
+        metrics.model_calls.with_label_values(&[model, &call.endpoint, outcome]).inc();
+        if result.is_ok() {
+            metrics
+                .model_call_duration
+                .with_label_values(&[model, &call.endpoint])
+                .observe(call.duration_ms as f64 / 1000.0);
+            metrics
+                .model_tokens
+                .with_label_values(&[model, &call.endpoint, "prompt"])
+                .inc_by(u64::try_from(call.prompt_tokens).unwrap_or(0));
+            metrics
+                .model_tokens
+                .with_label_values(&[model, &call.endpoint, "output"])
+                .inc_by(u64::try_from(call.output_tokens).unwrap_or(0));
+        }
         tracing::info!(
             task_id = %self.task_id, model, purpose, endpoint = %call.endpoint, prompt_tokens = call.prompt_tokens,
             output_tokens = call.output_tokens, duration_ms = call.duration_ms, error = %call.error, "model call"
