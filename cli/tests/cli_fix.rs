@@ -13,18 +13,26 @@ const TESTS: &str = "import unittest\n\nfrom calc import add, mul\n\n\nclass Cal
 
 const PLAN: &str = r#"{"root_cause": "add and mul are wrong", "files": ["calc.py"], "steps": ["fix add", "fix mul"]}"#;
 
-#[tokio::test]
-async fn fix_makes_the_tests_pass_in_two_rounds_and_leaves_history_alone() {
-    let app = spawn_app().await;
-    app.ollama.set_models(&[MODEL]);
+/// `main` with a working calculator and its tests, and a branch `feature` whose last commit breaks
+/// `add` and `mul`; the broken content is returned too.
+fn broken_calculator() -> (Repo, String) {
     let repo = Repo::init();
     repo.write(".gitignore", "__pycache__/\n");
     repo.write("calc.py", CALC);
     repo.write("test_calc.py", TESTS);
     repo.commit("calculator");
     repo.git(&["checkout", "-q", "-b", "feature"]);
-    repo.write("calc.py", &CALC.replace("return a + b", "return a - b").replace("return a * b", "return a ** b"));
+    let broken = CALC.replace("return a + b", "return a - b").replace("return a * b", "return a ** b");
+    repo.write("calc.py", &broken);
     repo.commit("refactor");
+    (repo, broken)
+}
+
+#[tokio::test]
+async fn fix_makes_the_tests_pass_in_two_rounds_and_leaves_history_alone() {
+    let app = spawn_app().await;
+    app.ollama.set_models(&[MODEL]);
+    let (repo, _) = broken_calculator();
     let commits_before = repo.git(&["rev-list", "--count", "HEAD"]);
     // Round 1 fixes only `add`; round 2 fixes `mul`.
     app.ollama.push("/api/chat", Reply::chat(PLAN));
@@ -74,15 +82,7 @@ async fn fix_refuses_a_dirty_tree_and_says_when_the_check_already_passes() {
 async fn an_interrupted_fix_puts_the_working_tree_back_as_it_was() {
     let app = spawn_app().await;
     app.ollama.set_models(&[MODEL]);
-    let repo = Repo::init();
-    repo.write(".gitignore", "__pycache__/\n");
-    repo.write("calc.py", CALC);
-    repo.write("test_calc.py", TESTS);
-    repo.commit("calculator");
-    repo.git(&["checkout", "-q", "-b", "feature"]);
-    let broken = CALC.replace("return a + b", "return a - b").replace("return a * b", "return a ** b");
-    repo.write("calc.py", &broken);
-    repo.commit("refactor");
+    let (repo, broken) = broken_calculator();
     // Round 1 applies a partial fix; round 2's model never answers.
     app.ollama.push("/api/chat", Reply::chat(PLAN));
     app.ollama.push(

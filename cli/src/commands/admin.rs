@@ -4,14 +4,9 @@ use prfix_proto::audit::v1 as audit;
 use prfix_proto::auth::v1 as auth;
 use prfix_proto::options::v1::Role;
 
+use super::time;
 use crate::error::{CliError, CliResult};
 use crate::session::Session;
-
-fn time(t: Option<&prost_types::Timestamp>) -> String {
-    t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0))
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
-        .unwrap_or_else(|| "-".to_owned())
-}
 
 /// `admin,developer` as role numbers.
 pub fn parse_roles(text: &str) -> CliResult<Vec<i32>> {

@@ -62,6 +62,13 @@ pub fn describe_event(event: &pb::TaskEvent) -> Option<String> {
     })
 }
 
+/// A timestamp as `2026-11-26 03:12:23` (UTC), `-` when unset.
+pub fn time(t: Option<&prost_types::Timestamp>) -> String {
+    t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0))
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| "-".to_owned())
+}
+
 /// `running`, `succeeded`...
 pub fn state_name(state: i32) -> String {
     pb::TaskState::try_from(state)

@@ -5,15 +5,9 @@ use prfix_proto::agent::v1 as pb;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use super::{describe_event, kind_name, state_name};
+use super::{describe_event, kind_name, state_name, time};
 use crate::error::{CliError, CliResult};
 use crate::session::Session;
-
-fn time(t: Option<&prost_types::Timestamp>) -> String {
-    t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0))
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
-        .unwrap_or_else(|| "-".to_owned())
-}
 
 /// Lists tasks, newest first.
 pub async fn list(gateway: &str, state: Option<String>, limit: i32, all_pages: bool) -> CliResult {

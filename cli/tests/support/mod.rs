@@ -43,8 +43,8 @@ impl User {
         self.run_with_stdin(dir, args, "").await
     }
 
-    /// Starts `prfix args...` in `dir` without waiting (to interrupt it).
-    pub fn spawn(&self, dir: &Path, args: &[&str]) -> tokio::process::Child {
+    /// `prfix args...` in `dir` with only this user's environment, its output captured.
+    fn command(&self, dir: &Path, args: &[&str], stdin: Stdio) -> tokio::process::Command {
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_prfix"));
         command
             .args(args)
@@ -52,33 +52,25 @@ impl User {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", self.home.path())
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         for (k, v) in &self.env {
             command.env(k, v);
         }
-        command.spawn().expect("prfix runs")
+        command
+    }
+
+    /// Starts `prfix args...` in `dir` without waiting (to interrupt it).
+    pub fn spawn(&self, dir: &Path, args: &[&str]) -> tokio::process::Child {
+        self.command(dir, args, Stdio::null()).spawn().expect("prfix runs")
     }
 
     /// Runs with `stdin` as standard input.
     pub async fn run_with_stdin(&self, dir: &Path, args: &[&str], stdin: &str) -> Run {
         use tokio::io::AsyncWriteExt;
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_prfix"));
-        command
-            .args(args)
-            .current_dir(dir)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", self.home.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in &self.env {
-            command.env(k, v);
-        }
-        let mut child = command.spawn().expect("prfix runs");
+        let mut child = self.command(dir, args, Stdio::piped()).spawn().expect("prfix runs");
         let mut input = child.stdin.take().expect("stdin");
         input.write_all(stdin.as_bytes()).await.expect("write stdin");
         drop(input);

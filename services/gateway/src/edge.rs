@@ -38,12 +38,18 @@ pub struct Edge {
     pub access: prfix_runtime::outbox::Outbox,
 }
 
-fn is_grpc<B>(request: &Request<B>) -> bool {
+/// Whether the request's content type starts with `prefix`.
+pub(crate) fn content_type_is<B>(request: &Request<B>, prefix: &str) -> bool {
     request
         .headers()
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/grpc"))
+        .is_some_and(|ct| ct.starts_with(prefix))
+}
+
+/// gRPC of any flavour (gRPC-web included).
+pub(crate) fn is_grpc<B>(request: &Request<B>) -> bool {
+    content_type_is(request, "application/grpc")
 }
 
 impl Edge {

@@ -127,11 +127,7 @@ pub fn secured(router: axum::Router) -> axum::Router {
 }
 
 fn is_grpc(request: &Request<Body>) -> bool {
-    request
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/grpc") && !ct.starts_with("application/grpc-web"))
+    crate::edge::is_grpc(request) && !crate::edge::content_type_is(request, "application/grpc-web")
 }
 
 async fn dispatch(upstreams: &Upstreams, request: Request<Body>) -> Response<Body> {

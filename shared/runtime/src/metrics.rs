@@ -217,38 +217,9 @@ pub struct GrpcMetrics<S> {
 /// errors are), else OK; an error a stream ends with comes in trailers and is not seen here.
 fn code_of<B>(response: &Response<B>) -> &'static str {
     match response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i32>().ok()) {
-        Some(n) => tonic::Code::from_i32(n).description_name(),
+        Some(n) => crate::error::grpc_code_name(tonic::Code::from_i32(n)),
         None if response.status().is_success() => "OK",
         None => "HTTP_ERROR",
-    }
-}
-
-trait CodeName {
-    fn description_name(self) -> &'static str;
-}
-
-impl CodeName for tonic::Code {
-    fn description_name(self) -> &'static str {
-        use tonic::Code as C;
-        match self {
-            C::Ok => "OK",
-            C::Cancelled => "CANCELLED",
-            C::Unknown => "UNKNOWN",
-            C::InvalidArgument => "INVALID_ARGUMENT",
-            C::DeadlineExceeded => "DEADLINE_EXCEEDED",
-            C::NotFound => "NOT_FOUND",
-            C::AlreadyExists => "ALREADY_EXISTS",
-            C::PermissionDenied => "PERMISSION_DENIED",
-            C::ResourceExhausted => "RESOURCE_EXHAUSTED",
-            C::FailedPrecondition => "FAILED_PRECONDITION",
-            C::Aborted => "ABORTED",
-            C::OutOfRange => "OUT_OF_RANGE",
-            C::Unimplemented => "UNIMPLEMENTED",
-            C::Internal => "INTERNAL",
-            C::Unavailable => "UNAVAILABLE",
-            C::DataLoss => "DATA_LOSS",
-            C::Unauthenticated => "UNAUTHENTICATED",
-        }
     }
 }
 

@@ -16,6 +16,7 @@ use http_body_util::BodyExt;
 use prfix_transcode::{Match, Route, RouteMatch, Routes};
 use prost::Message;
 
+use crate::edge::{content_type_is, is_grpc};
 use crate::problem;
 
 /// The REST surface: routes and the OpenAPI document.
@@ -58,26 +59,10 @@ fn request_id<B>(request: &Request<B>) -> String {
     request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
 }
 
-fn is_grpc<B>(request: &Request<B>) -> bool {
-    request
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/grpc"))
-}
-
-fn is_grpc_web<B>(request: &Request<B>) -> bool {
-    request
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/grpc-web"))
-}
-
 /// The middleware, before routing: gRPC-web is translated by tonic-web, REST requests are
 /// transcoded, gRPC and everything else pass.
 pub async fn handle(State(rest): State<Arc<Rest>>, request: Request<Body>, next: Next) -> Response<Body> {
-    if is_grpc_web(&request) {
+    if content_type_is(&request, "application/grpc-web") {
         let next =
             tower::ServiceBuilder::new().map_request(|r: Request<tonic::body::Body>| r.map(Body::new)).service(next);
         let web = tower::Layer::layer(&tonic_web::GrpcWebLayer::new(), next);
