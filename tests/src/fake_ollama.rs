@@ -93,6 +93,8 @@ pub struct RecordedRequest {
     pub path: String,
     /// The body as text.
     pub body: String,
+    /// The `traceparent` header, when the caller sent one.
+    pub traceparent: Option<String>,
 }
 
 /// Chooses a reply from a request's body (for calls that arrive in no fixed order).
@@ -239,7 +241,13 @@ impl Drop for FakeOllama {
     }
 }
 
-async fn handle(State(shared): State<Shared>, method: Method, uri: Uri, body: Bytes) -> Response {
+async fn handle(
+    State(shared): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: http::HeaderMap,
+    body: Bytes,
+) -> Response {
     let path = uri.path().to_owned();
     let reply = {
         let mut script = shared.script.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -247,6 +255,7 @@ async fn handle(State(shared): State<Shared>, method: Method, uri: Uri, body: By
             method: method.to_string(),
             path: path.clone(),
             body: String::from_utf8_lossy(&body).into_owned(),
+            traceparent: headers.get("traceparent").and_then(|v| v.to_str().ok()).map(str::to_owned),
         });
         let chosen = script.responders.get(&path).and_then(|r| r(&String::from_utf8_lossy(&body)));
         chosen

@@ -13,6 +13,7 @@ use prfix_proto::audit::v1 as audit;
 use prfix_proto::prost::Message;
 use prfix_runtime::error::to_status;
 use prfix_runtime::time::to_timestamp;
+use prfix_runtime::trace::TraceContext;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -59,8 +60,18 @@ fn caller<T>(request: &Request<T>) -> Result<Principal, Status> {
         .ok_or_else(|| Status::unauthenticated("the call carries no authenticated caller"))
 }
 
-fn request_id<T>(request: &Request<T>) -> String {
-    request.metadata().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+/// Where a call came from: the gateway's request id and this call's span in the caller's trace
+/// (the server layer puts it in `traceparent`).
+struct Origin {
+    request_id: String,
+    trace: Option<TraceContext>,
+}
+
+fn origin<T>(request: &Request<T>) -> Origin {
+    Origin {
+        request_id: request.metadata().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned(),
+        trace: TraceContext::from_metadata(request.metadata()),
+    }
 }
 
 /// A task the caller may not see is reported as missing, so ids of others' tasks reveal nothing.
@@ -72,13 +83,7 @@ fn visible(principal: &Principal, row: TaskRow) -> Result<TaskRow, Status> {
     }
 }
 
-fn audit_record(
-    principal: &Principal,
-    request_id: String,
-    action: &str,
-    task_id: Uuid,
-    kind: &str,
-) -> audit::AuditEvent {
+fn audit_record(principal: &Principal, origin: &Origin, action: &str, task_id: Uuid, kind: &str) -> audit::AuditEvent {
     let mut metadata = prost_types::Struct::default();
     metadata.fields.insert(
         "kind".to_owned(),
@@ -91,7 +96,8 @@ fn audit_record(
         action: action.to_owned(),
         resource: format!("tasks/{task_id}"),
         result: audit::AuditResult::Success as i32,
-        request_id,
+        request_id: origin.request_id.clone(),
+        trace_id: origin.trace.map(|t| t.trace_id()).unwrap_or_default(),
         metadata: Some(metadata),
         ..Default::default()
     }
@@ -173,7 +179,7 @@ impl AgentApi {
     async fn create(
         &self,
         principal: &Principal,
-        request_id: String,
+        origin: Origin,
         kind: pb::TaskKind,
         change_set: Option<&pb::ChangeSet>,
         models: &[String],
@@ -187,11 +193,18 @@ impl AgentApi {
         let task_id = Uuid::now_v7();
         let action =
             format!("agent.task.create.{}", kind.as_str_name().trim_start_matches("TASK_KIND_").to_lowercase());
-        let record = audit_record(principal, request_id, &action, task_id, kind.as_str_name());
+        let record = audit_record(principal, &origin, &action, task_id, kind.as_str_name());
         let settings = &self.engine.settings;
         let row = tasks::create(
             &self.engine.pool,
-            NewTask { task_id, kind: kind as i16, owner: principal.subject.clone(), request, audit: record },
+            NewTask {
+                task_id,
+                kind: kind as i16,
+                owner: principal.subject.clone(),
+                request,
+                audit: record,
+                traceparent: origin.trace.map(|t| t.header_value()).unwrap_or_default(),
+            },
             ActiveLimits { per_owner: settings.max_active_tasks_per_user, total: settings.max_active_tasks },
         )
         .await
@@ -209,7 +222,7 @@ impl AgentService for AgentApi {
         request: Request<pb::CreateReviewRequest>,
     ) -> Result<Response<pb::CreateReviewResponse>, Status> {
         let principal = caller(&request)?;
-        let request_id = request_id(&request);
+        let origin = origin(&request);
         let message = request.into_inner();
         let options = message.options.clone().unwrap_or_default();
         let model = self.allowed_model("options.model", &options.model, &self.engine.settings.reasoning_model)?;
@@ -229,7 +242,7 @@ impl AgentService for AgentApi {
         let task = self
             .create(
                 &principal,
-                request_id,
+                origin,
                 pb::TaskKind::Review,
                 message.change_set.as_ref(),
                 &[model],
@@ -244,7 +257,7 @@ impl AgentService for AgentApi {
         request: Request<pb::CreateDescribeRequest>,
     ) -> Result<Response<pb::CreateDescribeResponse>, Status> {
         let principal = caller(&request)?;
-        let request_id = request_id(&request);
+        let origin = origin(&request);
         let message = request.into_inner();
         let options = message.options.clone().unwrap_or_default();
         let model = self.allowed_model("options.model", &options.model, &self.engine.settings.reasoning_model)?;
@@ -252,7 +265,7 @@ impl AgentService for AgentApi {
         let task = self
             .create(
                 &principal,
-                request_id,
+                origin,
                 pb::TaskKind::Describe,
                 message.change_set.as_ref(),
                 &[model],
@@ -267,7 +280,7 @@ impl AgentService for AgentApi {
         request: Request<pb::CreateFixRequest>,
     ) -> Result<Response<pb::CreateFixResponse>, Status> {
         let principal = caller(&request)?;
-        let request_id = request_id(&request);
+        let origin = origin(&request);
         let message = request.into_inner();
         let settings = &self.engine.settings;
         let options = message.options.clone().unwrap_or_default();
@@ -295,9 +308,8 @@ impl AgentService for AgentApi {
             return Err(invalid("change_set.files is empty: a fix needs the content of the files to change"));
         }
         let models = if planner == coder { vec![planner] } else { vec![planner, coder] };
-        let task = self
-            .create(&principal, request_id, pb::TaskKind::Fix, change_set, &models, message.encode_to_vec())
-            .await?;
+        let task =
+            self.create(&principal, origin, pb::TaskKind::Fix, change_set, &models, message.encode_to_vec()).await?;
         Ok(Response::new(pb::CreateFixResponse { task: Some(task) }))
     }
 
@@ -376,13 +388,13 @@ impl AgentService for AgentApi {
         request: Request<pb::CancelTaskRequest>,
     ) -> Result<Response<pb::CancelTaskResponse>, Status> {
         let principal = caller(&request)?;
-        let request_id = request_id(&request);
+        let origin = origin(&request);
         let pb::CancelTaskRequest { task_id } = request.into_inner();
         let task_id = parse_task_id(&task_id)?;
         let row = tasks::get(&self.engine.pool, task_id).await.map_err(to_status)?;
         let row = visible(&principal, row)?;
         let kind = pb::TaskKind::try_from(i32::from(row.kind)).map_or("unknown", |k| k.as_str_name());
-        let record = audit_record(&principal, request_id, "agent.task.cancel", task_id, kind);
+        let record = audit_record(&principal, &origin, "agent.task.cancel", task_id, kind);
         let row = tasks::cancel(&self.engine.pool, task_id, &principal.subject, &record).await.map_err(to_status)?;
         self.running.cancel(task_id);
         self.engine.changed.notify_waiters();
@@ -505,6 +517,7 @@ mod tests {
             created_at: chrono::DateTime::from_timestamp_micros(1_700_000_000_123_456).expect("valid"),
             started_at: None,
             ended_at: None,
+            traceparent: String::new(),
         };
         let decoded = decode_page_token(&encode_page_token(&row)).expect("decodes").expect("some");
         assert_eq!(decoded, (row.created_at, row.task_id));

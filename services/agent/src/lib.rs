@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod changeset;
+pub mod command;
 mod grpc;
 pub mod ollama;
 pub mod run;
@@ -33,5 +34,10 @@ pub const MIGRATIONS: &[prfix_runtime::migrate::Migration] = &[
         version: 3,
         name: "0003_task_queue.sql",
         sql: include_str!("../../../migrations/agent/0003_task_queue.sql"),
+    },
+    prfix_runtime::migrate::Migration {
+        version: 4,
+        name: "0004_task_trace.sql",
+        sql: include_str!("../../../migrations/agent/0004_task_trace.sql"),
     },
 ];

@@ -54,6 +54,8 @@ pub struct TaskRow {
     pub started_at: Option<DateTime<Utc>>,
     /// Final-state time.
     pub ended_at: Option<DateTime<Utc>>,
+    /// The `traceparent` of the creating call (empty when it had none).
+    pub traceparent: String,
 }
 
 impl TaskRow {
@@ -115,7 +117,8 @@ impl ServiceError for TaskError {
     }
 }
 
-const COLUMNS: &str = "task_id, kind, state, owner, result, error, attempts, created_at, started_at, ended_at";
+const COLUMNS: &str =
+    "task_id, kind, state, owner, result, error, attempts, created_at, started_at, ended_at, traceparent";
 
 fn from_row(row: &Row) -> TaskRow {
     TaskRow {
@@ -129,6 +132,7 @@ fn from_row(row: &Row) -> TaskRow {
         created_at: row.get(7),
         started_at: row.get(8),
         ended_at: row.get(9),
+        traceparent: row.get(10),
     }
 }
 
@@ -181,6 +185,8 @@ pub struct NewTask {
     pub request: Vec<u8>,
     /// The audit record of the creation.
     pub audit: AuditEvent,
+    /// The `traceparent` of the creating call's span (empty for none).
+    pub traceparent: String,
 }
 
 /// Limits checked at creation.
@@ -266,10 +272,10 @@ pub async fn create(pool: &Pool, task: NewTask, limits: ActiveLimits) -> Result<
     let row = tx
         .query_one(
             &format!(
-                "INSERT INTO tasks (task_id, kind, state, owner, request) VALUES ($1, $2, 1, $3, $4)
+                "INSERT INTO tasks (task_id, kind, state, owner, request, traceparent) VALUES ($1, $2, 1, $3, $4, $5)
                  RETURNING {COLUMNS}"
             ),
-            &[&task.task_id, &task.kind, &task.owner, &task.request],
+            &[&task.task_id, &task.kind, &task.owner, &task.request, &task.traceparent],
         )
         .await?;
     append_in(&tx, task.task_id, None, state_event(0, state::QUEUED, "created")).await?;
@@ -326,9 +332,9 @@ pub async fn claim(
             return Ok(None);
         };
         let task = from_row(&row);
-        let request: Vec<u8> = row.get(10);
-        let previous_state: i16 = row.get(11);
-        let previous_owner: Option<String> = row.get(12);
+        let request: Vec<u8> = row.get(11);
+        let previous_state: i16 = row.get(12);
+        let previous_owner: Option<String> = row.get(13);
         if task.attempts > max_attempts {
             let error = format!(
                 "the task was claimed {max_attempts} times and its worker stopped each time before finishing; not trying again"

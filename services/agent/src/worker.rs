@@ -12,9 +12,11 @@ use std::time::Duration;
 
 use prfix_proto::agent::v1 as pb;
 use prfix_proto::audit::v1 as audit;
+use prfix_runtime::trace::TraceContext;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::run::{self, Engine, Job, RunError};
@@ -74,9 +76,8 @@ impl Workers {
             let claim_id = format!("{}/{}", self.id, &Uuid::new_v4().simple().to_string()[..8]);
             let give_up = |task: &tasks::TaskRow, error: &str| {
                 completion_record(
-                    task.task_id,
-                    &task.owner,
-                    task.kind,
+                    task,
+                    &TraceContext::parse(&task.traceparent).map(|t| t.trace_id()).unwrap_or_default(),
                     "agent.task.failed",
                     audit::AuditResult::Failure,
                     error,
@@ -107,12 +108,24 @@ impl Workers {
             let engine = self.engine.clone();
             let running = self.running.clone();
             let worker = claim_id;
-            set.spawn(async move {
-                let task_id = claimed.row.task_id;
-                work(engine, worker, claimed, lease, token).await;
-                running.lock().remove(&task_id);
-                drop(permit);
-            });
+            // The task's span joins the trace of the call that created it.
+            let span = tracing::info_span!(
+                "task",
+                task_id = %claimed.row.task_id,
+                trace_id = tracing::field::Empty,
+                span_id = tracing::field::Empty,
+                otel.name = "agent task",
+            );
+            let trace = prfix_runtime::trace::attach(&span, TraceContext::parse(&claimed.row.traceparent));
+            set.spawn(
+                async move {
+                    let task_id = claimed.row.task_id;
+                    work(engine, worker, claimed, lease, token, trace).await;
+                    running.lock().remove(&task_id);
+                    drop(permit);
+                }
+                .instrument(span),
+            );
         }
         // Shutdown: every task's token is a child of `stop`, so each work future hands its task back.
         while set.join_next().await.is_some() {}
@@ -145,11 +158,18 @@ async fn keep_lease(engine: &Engine, task_id: Uuid, worker: &str, lease: Duratio
     }
 }
 
-async fn work(engine: Arc<Engine>, worker: String, claimed: Claimed, lease: Duration, token: CancellationToken) {
+async fn work(
+    engine: Arc<Engine>,
+    worker: String,
+    claimed: Claimed,
+    lease: Duration,
+    token: CancellationToken,
+    trace: TraceContext,
+) {
     let task_id = claimed.row.task_id;
     let kind = claimed.row.kind;
     tracing::info!(%task_id, kind, attempt = claimed.row.attempts, "task started");
-    let job = Job::new(task_id, worker.clone(), engine.clone());
+    let job = Job::new(task_id, worker.clone(), engine.clone(), trace);
     let ended = tokio::select! {
         result = run::execute(&job, kind, &claimed.request) => Ended::Done(result),
         () = keep_lease(&engine, task_id, &worker, lease) => Ended::Lost,
@@ -177,9 +197,8 @@ async fn work(engine: Arc<Engine>, worker: String, claimed: Claimed, lease: Dura
         Finish::Failed(e) => ("agent.task.failed", audit::AuditResult::Failure, e.clone()),
     };
     let record = completion_record(
-        task_id,
-        &claimed.row.owner,
-        kind,
+        &claimed.row,
+        &trace.trace_id(),
         action,
         result,
         &detail,
@@ -197,11 +216,9 @@ async fn work(engine: Arc<Engine>, worker: String, claimed: Claimed, lease: Dura
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn completion_record(
-    task_id: Uuid,
-    owner: &str,
-    kind: i16,
+    task: &tasks::TaskRow,
+    trace_id: &str,
     action: &str,
     result: audit::AuditResult,
     detail: &str,
@@ -209,6 +226,7 @@ fn completion_record(
     redactions: u32,
 ) -> audit::AuditEvent {
     use prost_types::value::Kind;
+    let (task_id, owner, kind) = (task.task_id, task.owner.as_str(), task.kind);
     let mut metadata = prost_types::Struct::default();
     let mut put = |k: &str, v: Kind| {
         metadata.fields.insert(k.to_owned(), prost_types::Value { kind: Some(v) });
@@ -230,6 +248,7 @@ fn completion_record(
         action: action.to_owned(),
         resource: format!("tasks/{task_id}"),
         result: result as i32,
+        trace_id: trace_id.to_owned(),
         metadata: Some(metadata),
         ..Default::default()
     }

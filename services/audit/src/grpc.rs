@@ -17,7 +17,7 @@ use crate::checkpointer::{self, Checkpointer, StoredCheckpoint};
 use crate::export::{ExportLine, line_from_proto};
 use crate::json::{json_to_struct, struct_to_json};
 use crate::merkle;
-use crate::store::{self, AuditError, Filter, NewEvent, Outcome, StoredEvent};
+use crate::store::{self, Appended, AuditError, Filter, NewEvent, Outcome, StoredEvent};
 use crate::writer::Writer;
 
 /// Events fetched per page when exporting.
@@ -179,6 +179,22 @@ fn non_empty(s: String) -> Option<String> {
     Some(s).filter(|s| !s.is_empty())
 }
 
+/// One log line per event newly in the log, with the trace and request ids it carries, so that an
+/// operator can follow a traced call into the audit service's log.
+fn log_appended(events: &[NewEvent], appended: &[Appended]) {
+    for (event, appended) in events.iter().zip(appended).filter(|(_, a)| !a.duplicate) {
+        tracing::info!(
+            sequence = appended.sequence,
+            event_id = %event.event_id,
+            action = %event.action,
+            actor = %event.actor_subject,
+            trace_id = %event.trace_id,
+            event_request_id = %event.request_id,
+            "audit event appended"
+        );
+    }
+}
+
 type ExportStream = Pin<Box<dyn Stream<Item = Result<pb::ExportEventsResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -186,7 +202,8 @@ impl AuditService for AuditApi {
     async fn append(&self, request: Request<pb::AppendRequest>) -> Result<Response<pb::AppendResponse>, Status> {
         let pb::AppendRequest { event } = request.into_inner();
         let event = to_new_event(event.ok_or_else(|| invalid("event is required"))?, 0)?;
-        let appended = self.writer.append(vec![event]).await.map_err(to_status)?;
+        let appended = self.writer.append(vec![event.clone()]).await.map_err(to_status)?;
+        log_appended(std::slice::from_ref(&event), &appended);
         self.appended(appended.iter().filter(|a| !a.duplicate).map(|a| a.sequence));
         let first = appended.first().ok_or_else(|| Status::internal("append returned no result"))?;
         Ok(Response::new(pb::AppendResponse { sequence: first.sequence, duplicate: first.duplicate }))
@@ -199,6 +216,7 @@ impl AuditService for AuditApi {
         let pb::AppendBatchRequest { events } = request.into_inner();
         let events = events.into_iter().enumerate().map(|(i, e)| to_new_event(e, i)).collect::<Result<Vec<_>, _>>()?;
         let appended = self.writer.append(events.clone()).await.map_err(to_status)?;
+        log_appended(&events, &appended);
         self.appended(appended.iter().filter(|a| !a.duplicate).map(|a| a.sequence));
         let results = events
             .iter()

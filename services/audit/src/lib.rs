@@ -8,6 +8,7 @@
 pub mod canonical;
 pub mod checkpoint;
 pub mod checkpointer;
+pub mod command;
 pub mod export;
 mod grpc;
 mod json;

@@ -1,44 +1,8 @@
-//! `prfix-audit`: the audit binary.
+//! `prfix-audit`: the audit service binary (see [`prfix_audit::command`]).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
-
-use clap::Parser;
-use prfix_audit::{Application, Settings};
-
-/// The prfix audit service: the append-only, hash-chained audit log.
-#[derive(Parser)]
-#[command(version)]
-struct Args {
-    /// TOML configuration file (also `PRFIX_CONFIG`).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Apply this service's database migrations, then exit (0 when the schema is current) without
-    /// serving: for a migration Job ahead of a rollout.
-    #[arg(long)]
-    migrate: bool,
-}
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = Args::parse();
-    let settings = Settings::load(args.config.as_deref());
-    if args.migrate {
-        return prfix_runtime::binary::migrate(
-            "prfix-audit",
-            settings,
-            |s| &s.common,
-            Settings::database,
-            prfix_audit::MIGRATIONS,
-        )
-        .await;
-    }
-    prfix_runtime::binary::run(
-        "prfix-audit",
-        settings,
-        |s| &s.common,
-        Application::build,
-        Application::run_until_stopped,
-    )
-    .await
+    prfix_audit::command::main(std::env::args_os()).await
 }

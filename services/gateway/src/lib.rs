@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod command;
 mod edge;
 pub mod health;
 mod problem;

@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::routing::get;
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use prfix_proto::auth::v1::auth_service_server::AuthServiceServer;
-use prfix_runtime::grpc::{request_span, with_reflection};
+use prfix_runtime::grpc::with_reflection;
 use tonic::Status;
 use tonic::service::Routes;
 use tonic_health::pb::health_server::HealthServer;
@@ -16,7 +16,6 @@ use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::auth::AuthApi;
 use crate::edge::Edge;
@@ -110,8 +109,9 @@ pub fn build(
         // anything logs or is forwarded; upstreams receive it and the response carries it back.
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(PropagateRequestIdLayer::x_request_id())
-        // Then a span per request with method and request id.
-        .layer(TraceLayer::new_for_grpc().make_span_with(request_span));
+        // Then a span per request with method, request id and the W3C trace context (the caller's
+        // `traceparent`, or a new trace); upstreams receive this hop as their parent.
+        .layer(prfix_runtime::trace::TraceLayer);
     Ok(router.layer(outer))
 }
 

@@ -25,6 +25,8 @@ pub struct ClientInfo {
     pub ip: String,
     /// The request id.
     pub request_id: String,
+    /// The W3C trace id of the call (the gateway starts a trace when the caller sent none).
+    pub trace_id: String,
 }
 
 /// One security event.
@@ -105,6 +107,7 @@ impl SecurityAudit {
             resource: event.resource.clone(),
             result: event.result as i32,
             request_id: client.request_id.clone(),
+            trace_id: client.trace_id.clone(),
             metadata: Some(metadata),
             ..Default::default()
         };

@@ -32,7 +32,10 @@ where
         }
     };
     let shared = common(&settings);
-    crate::telemetry::init(shared.log_format, &shared.log_level);
+    if let Err(e) = crate::telemetry::init_service(name, shared) {
+        eprintln!("{name}: {e}");
+        return ExitCode::from(2);
+    }
     let app = match build(settings).await {
         Ok(app) => app,
         Err(e) => {
@@ -40,13 +43,15 @@ where
             return ExitCode::FAILURE;
         }
     };
-    match serve(app, crate::shutdown::on_signal()).await {
+    let code = match serve(app, crate::shutdown::on_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %crate::error::chain(&e), "{name} failed");
             ExitCode::FAILURE
         }
-    }
+    };
+    crate::telemetry::shutdown().await;
+    code
 }
 
 /// Runs a service binary's `--migrate` mode: creates the database if needed, applies the pending

@@ -1,5 +1,5 @@
 //! The pieces every gRPC server of ours has: health that is NOT_SERVING until ready and during
-//! drain, reflection v1 and v1alpha over the whole API, request ids and request spans, and a
+//! drain, reflection v1 and v1alpha over the whole API, request ids and request spans in the caller's trace, and a
 //! serve loop with graceful shutdown.
 
 use std::time::Duration;
@@ -10,7 +10,6 @@ use tonic::service::Routes;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
 
 /// The health reporter of a server, with the service names it answers for.
 #[derive(Clone)]
@@ -60,12 +59,6 @@ pub fn with_reflection(routes: Routes) -> Result<Routes, tonic_reflection::serve
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
     Ok(routes.add_service(v1).add_service(v1alpha))
-}
-
-/// The span of one request: method and request id, so every log line of the call carries both.
-pub fn request_span<B>(request: &http::Request<B>) -> tracing::Span {
-    let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-    tracing::info_span!("request", method = %request.uri().path(), request_id)
 }
 
 /// How a server stops.
@@ -142,8 +135,9 @@ pub async fn serve(
         // anything logs, and the id goes back in the response headers.
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(PropagateRequestIdLayer::x_request_id())
-        // Then a span per request carrying method and request id.
-        .layer(TraceLayer::new_for_grpc().make_span_with(request_span))
+        // Then a span per request carrying method, request id and the W3C trace context, which it
+        // also hands on in the request's `traceparent`.
+        .layer(crate::trace::TraceLayer)
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, signal);
     with_grace(server, shutdown, drain).await.unwrap_or(Ok(()))

@@ -1,6 +1,6 @@
 //! Runtime pieces every prfix service shares: typed settings, telemetry, the Postgres pool and
 //! migrations, the Redis client, the mapping of domain errors to `tonic::Status`, the pieces of a
-//! gRPC server (health, reflection, request ids) and shutdown.
+//! gRPC server (health, reflection, request ids, trace context) and shutdown.
 
 pub mod binary;
 pub mod db;
@@ -15,3 +15,4 @@ pub mod shutdown;
 pub mod telemetry;
 pub mod time;
 mod tls;
+pub mod trace;

@@ -256,11 +256,18 @@ where
         Box::pin(async move {
             let result = future.await;
             if let Ok(response) = &result {
-                METRICS.requests.with_label_values(&[service, &method, code_of(response)]).inc();
-                METRICS
-                    .request_duration
-                    .with_label_values(&[service, &method])
-                    .observe(started.elapsed().as_secs_f64());
+                let code = code_of(response);
+                let elapsed = started.elapsed();
+                METRICS.requests.with_label_values(&[service, &method, code]).inc();
+                METRICS.request_duration.with_label_values(&[service, &method]).observe(elapsed.as_secs_f64());
+                // The access log: one line per call, in the request's span (method, request id,
+                // trace id). Health probes every few seconds would drown the rest: debug only.
+                let duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+                if method.starts_with("/grpc.health.") {
+                    tracing::debug!(target: "prfix::access", service, code, duration_ms, "call answered");
+                } else {
+                    tracing::info!(target: "prfix::access", service, code, duration_ms, "call answered");
+                }
             }
             result
         })

@@ -99,6 +99,12 @@ pub struct CommonSettings {
     pub internal_tls_key_file: Option<PathBuf>,
     /// Whether services demand a client certificate signed by the CA (mutual TLS).
     pub internal_tls_require_client_cert: bool,
+    /// OTLP/gRPC endpoint of an OpenTelemetry collector (`http://collector:4317`); unset means spans
+    /// are not exported (trace ids are still taken from `traceparent` and logged).
+    pub otlp_endpoint: Option<String>,
+    /// Share of new traces that are sampled for export, 0.0 to 1.0; a caller's sampling decision
+    /// (the `traceparent` flags) is followed.
+    pub trace_sample_ratio: f64,
 }
 
 impl Default for CommonSettings {
@@ -121,6 +127,8 @@ impl Default for CommonSettings {
             internal_tls_cert_file: None,
             internal_tls_key_file: None,
             internal_tls_require_client_cert: false,
+            otlp_endpoint: None,
+            trace_sample_ratio: 1.0,
         }
     }
 }
@@ -155,6 +163,20 @@ impl CommonSettings {
                     reason: "must start with redis:// or rediss://".to_owned(),
                 });
             }
+        }
+        if let Some(url) = &self.otlp_endpoint
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(SettingsError::Invalid {
+                key: "otlp_endpoint",
+                reason: format!("`{url}` must start with http:// or https://"),
+            });
+        }
+        if !(0.0..=1.0).contains(&self.trace_sample_ratio) {
+            return Err(SettingsError::Invalid {
+                key: "trace_sample_ratio",
+                reason: format!("{} is not between 0.0 and 1.0", self.trace_sample_ratio),
+            });
         }
         for url in self.ollama_url.split(',') {
             let url = url.trim();

@@ -59,6 +59,9 @@ pub struct ChatRequest {
     /// Whether to stream the answer (NDJSON); off, Ollama sends one JSON object at the end, and
     /// only the whole-call limit applies.
     pub stream: bool,
+    /// The span this call belongs to, sent as `traceparent` so a traced Ollama (or a proxy in
+    /// front of it) joins the task's trace.
+    pub trace: Option<prfix_runtime::trace::TraceContext>,
 }
 
 /// A finished chat call.
@@ -172,7 +175,11 @@ impl Ollama {
             },
             keep_alive: &request.keep_alive,
         };
-        let send = self.http.post(format!("{endpoint}/api/chat")).json(&body).send();
+        let mut post = self.http.post(format!("{endpoint}/api/chat")).json(&body);
+        if let Some(trace) = &request.trace {
+            post = post.header(prfix_runtime::trace::TRACEPARENT, trace.header_value());
+        }
+        let send = post.send();
         let response = match timeout_at(first_deadline, send).await {
             Err(_) => return Err(timeout_error(first_limit())),
             Ok(Err(e)) => return Err(self.transport_error(&endpoint, e)),

@@ -13,6 +13,8 @@ use prfix_engine::redact::Redactor;
 use prfix_engine::tokens;
 use prfix_proto::agent::v1 as pb;
 use prfix_proto::prost::Message;
+use prfix_runtime::trace::TraceContext;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::ollama::{CallLimits, ChatMessage, ChatReply, ChatRequest, Ollama, OllamaError};
@@ -73,12 +75,14 @@ pub struct Job {
     calls: AtomicU32,
     /// Secrets redacted from the change set (for the audit record).
     pub redactions: AtomicU32,
+    /// The task's span in the trace of the call that created it.
+    pub trace: TraceContext,
 }
 
 impl Job {
-    /// A job for a claimed task.
-    pub fn new(task_id: Uuid, worker: String, engine: Arc<Engine>) -> Self {
-        Self { task_id, worker, engine, calls: AtomicU32::new(0), redactions: AtomicU32::new(0) }
+    /// A job for a claimed task, working in the span `trace`.
+    pub fn new(task_id: Uuid, worker: String, engine: Arc<Engine>, trace: TraceContext) -> Self {
+        Self { task_id, worker, engine, calls: AtomicU32::new(0), redactions: AtomicU32::new(0), trace }
     }
 
     /// Model calls made so far.
@@ -143,9 +147,21 @@ impl Job {
             seed: (self.engine.settings.seed >= 0).then_some(self.engine.settings.seed),
             keep_alive: self.engine.settings.ollama_keep_alive.clone(),
             stream: self.engine.settings.ollama_stream,
+            trace: None,
         };
+        // A span per model call, a child of the task's, whose context goes to Ollama.
+        let span = tracing::info_span!(
+            "model_call",
+            model,
+            purpose,
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
+            otel.name = "ollama chat",
+            otel.kind = "client",
+        );
+        let request = ChatRequest { trace: Some(prfix_runtime::trace::attach(&span, Some(self.trace))), ..request };
         let started = std::time::Instant::now();
-        let result = self.engine.ollama.chat(&request, self.engine.limits).await;
+        let result = self.engine.ollama.chat(&request, self.engine.limits).instrument(span).await;
         let call = match &result {
             Ok(reply) => pb::ModelCall {
                 model: model.to_owned(),
