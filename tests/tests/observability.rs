@@ -7,28 +7,29 @@
 //! operator's Prometheus chosen at import; every series is on the dashboard and listed in
 //! `docs/observability.md`.
 
+#[path = "observability/grafana.rs"]
+mod grafana;
 #[path = "observability/promql.rs"]
 mod promql;
+#[path = "observability/rules.rs"]
+mod rules;
 #[path = "observability/scrape.rs"]
 mod scrape;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
 use serde_json::Value;
 
+use crate::grafana::{dashboard, datasources, expand, is_templated_datasource, known_variables, panels, variables};
 use crate::promql::{Checker, Shape};
+use crate::rules::{RuleFile, alerts, heading_anchors, is_positive_duration, rules};
 use crate::scrape::{Catalog, scrape_after_traffic};
 
 const RULES: &str = "docs/observability/alerts.yaml";
 const DASHBOARD: &str = "docs/observability/grafana-dashboard.json";
 const RUNBOOK: &str = "docs/operations.md";
 const PAGE: &str = "docs/observability.md";
-
-/// Grafana's interval variables, replaced by a duration so that the expression parses as Prometheus
-/// receives it. Any other `$variable` must be one of the dashboard's and stand inside a string.
-const GRAFANA_INTERVALS: [&str; 3] = ["__rate_interval", "__interval", "__range"];
 
 /// The repository's root (the parent of the `tests` crate).
 fn root() -> PathBuf {
@@ -42,85 +43,6 @@ fn read(relative: &str) -> String {
 
 fn fail_on(problems: &[String], what: &str) {
     assert!(problems.is_empty(), "{what}:\n  {}", problems.join("\n  "));
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// The rules file, as Prometheus reads it: unknown keys are mistakes (`annotation:` for `annotations:`).
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RuleFile {
-    groups: Vec<Group>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Group {
-    name: String,
-    #[serde(default)]
-    interval: Option<String>,
-    rules: Vec<Rule>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Rule {
-    alert: Option<String>,
-    record: Option<String>,
-    expr: String,
-    #[serde(rename = "for")]
-    for_: Option<String>,
-    keep_firing_for: Option<String>,
-    #[serde(default)]
-    labels: BTreeMap<String, String>,
-    #[serde(default)]
-    annotations: BTreeMap<String, String>,
-}
-
-fn rules() -> RuleFile {
-    serde_norway::from_str(&read(RULES)).unwrap_or_else(|e| panic!("{RULES} is not a Prometheus rules file: {e}"))
-}
-
-fn alerts(file: &RuleFile) -> impl Iterator<Item = (&str, &Rule)> {
-    file.groups.iter().flat_map(|g| &g.rules).map(|r| (r.alert.as_deref().unwrap_or("(a recording rule)"), r))
-}
-
-/// Whether `text` is a Prometheus duration (`90s`, `1h30m`, `500ms`), and a positive one.
-fn is_positive_duration(text: &str) -> bool {
-    let units = ["ms", "y", "w", "d", "h", "m", "s"];
-    let mut rest = text;
-    let mut positive = false;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
-        let Ok(number) = rest[..digits].parse::<u64>() else { return false };
-        positive |= number > 0;
-        let Some(unit) = units.iter().find(|u| rest[digits..].starts_with(**u)) else { return false };
-        rest = &rest[digits + unit.len()..];
-    }
-    positive
-}
-
-/// The anchors mdBook (and GitHub) give the headings of a Markdown page, outside code blocks.
-fn heading_anchors(markdown: &str) -> BTreeSet<String> {
-    let mut fenced = false;
-    let mut anchors = BTreeSet::new();
-    for line in markdown.lines() {
-        if line.trim_start().starts_with("```") {
-            fenced = !fenced;
-        } else if !fenced && line.starts_with('#') {
-            let text = line.trim_start_matches('#').trim();
-            let anchor = text
-                .chars()
-                .filter_map(|c| match c {
-                    c if c.is_alphanumeric() || c == '_' || c == '-' => Some(c.to_ascii_lowercase()),
-                    c if c.is_whitespace() => Some('-'),
-                    _ => None,
-                })
-                .collect();
-            anchors.insert(anchor);
-        }
-    }
-    anchors
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -164,58 +86,6 @@ fn rule_queries(file: &RuleFile) -> Vec<Query> {
         .collect()
 }
 
-fn dashboard() -> Value {
-    serde_json::from_str(&read(DASHBOARD)).unwrap_or_else(|e| panic!("{DASHBOARD} is not JSON: {e}"))
-}
-
-/// Every panel, those inside collapsed rows too.
-fn panels(dashboard: &Value) -> Vec<&Value> {
-    let mut all = Vec::new();
-    let mut pending: Vec<&Value> = dashboard["panels"].as_array().map(|p| p.iter().collect()).unwrap_or_default();
-    pending.reverse();
-    while let Some(panel) = pending.pop() {
-        all.push(panel);
-        if let Some(nested) = panel["panels"].as_array() {
-            pending.extend(nested.iter().rev());
-        }
-    }
-    all
-}
-
-fn variables(dashboard: &Value) -> Vec<&Value> {
-    dashboard["templating"]["list"].as_array().map(|l| l.iter().collect()).unwrap_or_default()
-}
-
-/// `expr` as Prometheus receives it: Grafana's intervals replaced; other variables left, once known.
-fn expand(expr: &str, known: &BTreeSet<String>) -> Result<String, String> {
-    let mut out = String::new();
-    let mut rest = expr;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 1..];
-        let (name, used) = match after.strip_prefix('{') {
-            Some(braced) => {
-                let end = braced.find('}').ok_or_else(|| format!("an unclosed `${{` in `{expr}`"))?;
-                (braced[..end].split(':').next().unwrap_or_default(), end + 2)
-            }
-            None => {
-                let end = after.find(|c: char| !c.is_ascii_alphanumeric() && c != '_').unwrap_or(after.len());
-                (&after[..end], end)
-            }
-        };
-        if GRAFANA_INTERVALS.contains(&name) {
-            out.push_str("5m");
-        } else if known.contains(name) {
-            out.push_str(&rest[at..at + 1 + used]);
-        } else {
-            return Err(format!("`${name}` is not a variable of the dashboard in `{expr}`"));
-        }
-        rest = &after[used..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
 fn dashboard_queries(dashboard: &Value) -> Vec<Query> {
     let mut queries = Vec::new();
     for panel in panels(dashboard) {
@@ -235,10 +105,6 @@ fn dashboard_queries(dashboard: &Value) -> Vec<Query> {
 fn parse(query: &Query, known: &BTreeSet<String>) -> Result<promql_parser::parser::Expr, String> {
     let expr = expand(&query.expr, known).map_err(|e| format!("{}: {e}", query.place))?;
     promql_parser::parser::parse(&expr).map_err(|e| format!("{}: `{}` does not parse: {e}", query.place, query.expr))
-}
-
-fn known_variables(dashboard: &Value) -> BTreeSet<String> {
-    variables(dashboard).iter().filter_map(|v| v["name"].as_str()).map(str::to_owned).collect()
 }
 
 /// Checks `queries` against the scrape; returns the problems and the series they name.
@@ -433,41 +299,6 @@ fn the_alerts_watch_what_an_operator_must_hear_about() {
         ("prfix_db_pool_connections", "the database pool is exhausted"),
     ] {
         assert!(watched.contains(series), "no alert reads {series}: nobody hears when {why}");
-    }
-}
-
-/// Whether a `datasource` value is the dashboard's variable (or Grafana's built-in annotations).
-fn is_templated_datasource(value: &Value) -> bool {
-    let templated = |uid: &str| uid == "${datasource}" || uid == "$datasource";
-    match value {
-        Value::String(uid) => templated(uid),
-        Value::Object(o) => match (o.get("type").and_then(Value::as_str), o.get("uid").and_then(Value::as_str)) {
-            (Some("prometheus"), Some(uid)) => templated(uid),
-            (Some("grafana"), Some("-- Grafana --")) => true,
-            _ => false,
-        },
-        _ => false,
-    }
-}
-
-/// Every `datasource` value in the document, with its path.
-fn datasources<'v>(value: &'v Value, path: &str, found: &mut Vec<(String, &'v Value)>) {
-    match value {
-        Value::Object(object) => {
-            for (key, child) in object {
-                let here = format!("{path}.{key}");
-                if key == "datasource" {
-                    found.push((here.clone(), child));
-                }
-                datasources(child, &here, found);
-            }
-        }
-        Value::Array(items) => {
-            for (i, child) in items.iter().enumerate() {
-                datasources(child, &format!("{path}[{i}]"), found);
-            }
-        }
-        _ => {}
     }
 }
 
