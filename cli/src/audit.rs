@@ -49,12 +49,16 @@ fn verifier_key(key: &str) -> Result<VerifierKey, Failure> {
     Ok(VerifierKey::parse(&text)?)
 }
 
-/// Verifies an export offline; returns whether it holds, after printing what was found.
-pub fn verify_file(file: &Path, key: &str) -> Result<bool, Failure> {
-    let key = verifier_key(key)?;
+/// Verifies an export offline with the trusted checkpoint `keys` (several after a key rotation);
+/// returns whether it holds, after printing what was found.
+pub fn verify_file(file: &Path, keys: &[String]) -> Result<bool, Failure> {
+    if keys.is_empty() {
+        return Err("no verifier key given: pass --key (once per key the log was signed with)".into());
+    }
+    let keys = keys.iter().map(|k| verifier_key(k)).collect::<Result<Vec<_>, _>>()?;
     let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
     let lines = read_jsonl(&text).map_err(|e| format!("{}: {e}", file.display()))?;
-    let report = verify(&lines, &key);
+    let report = verify(&lines, &keys);
     if report.ok() {
         println!("ok: {} events, {} signed checkpoints verified", report.events, report.checkpoints);
     } else {

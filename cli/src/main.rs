@@ -195,9 +195,11 @@ enum AuditCommand {
     Verify {
         /// The export file.
         file: PathBuf,
-        /// The verifier key (`<name>+<hash>+<key>`), or `@FILE` holding it.
-        #[arg(long, env = "PRFIX_AUDIT_VERIFIER_KEY")]
-        key: String,
+        /// The verifier key (`<name>+<hash>+<key>`), or `@FILE` holding it. After a signing-key
+        /// rotation, give each key the log was signed with (repeat `--key`, or comma-separate them in
+        /// the environment variable): every checkpoint must verify with one of them.
+        #[arg(long, env = "PRFIX_AUDIT_VERIFIER_KEY", value_delimiter = ',', required = true)]
+        key: Vec<String>,
     },
 }
 

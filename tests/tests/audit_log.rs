@@ -44,7 +44,7 @@ async fn export(app: &TestApp) -> Vec<ExportLine> {
 }
 
 fn check(lines: &[ExportLine]) -> Report {
-    verify(lines, &VerifierKey::parse(&audit_key().verifier_key).expect("verifier key"))
+    verify(lines, &[VerifierKey::parse(&audit_key().verifier_key).expect("verifier key")])
 }
 
 /// A log of 20 events with checkpoints at 12 and 20.

@@ -92,7 +92,7 @@ async fn postgres_restarted_under_write_load_the_service_recovers_and_the_log_ve
     while let Some(item) = stream.message().await.expect("stream") {
         lines.push(line_from_proto(item).expect("line"));
     }
-    let report = verify(&lines, &VerifierKey::parse(&audit_key().verifier_key).expect("key"));
+    let report = verify(&lines, &[VerifierKey::parse(&audit_key().verifier_key).expect("key")]);
     assert!(report.ok(), "{:?}", report.problems);
     let stored: std::collections::HashMap<String, i64> = lines
         .iter()

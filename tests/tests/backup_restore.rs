@@ -286,7 +286,7 @@ async fn a_restore_drill_brings_back_every_row_and_an_audit_log_that_verifies_of
     let mut app = spawn_app().await;
     let mut relaying = create_history(&app).await;
     let before_backup = export(&mut app.audit_client()).await;
-    assert!(verify(&before_backup, &VerifierKey::parse(&audit_key().verifier_key).expect("key")).ok());
+    assert!(verify(&before_backup, &[VerifierKey::parse(&audit_key().verifier_key).expect("key")]).ok());
     // Quiet the system so that the source's counts after the backup are the backup's counts.
     relaying.stop().await;
     app.gateway.stop().await;
@@ -326,7 +326,7 @@ async fn a_restore_drill_brings_back_every_row_and_an_audit_log_that_verifies_of
     let file = backups.path().join("restored-audit.jsonl");
     write_jsonl(&lines, &mut std::fs::File::create(&file).expect("create")).expect("write the export");
     let read = read_jsonl(&std::fs::read_to_string(&file).expect("read")).expect("the export parses");
-    let report = verify(&read, &VerifierKey::parse(&audit_key().verifier_key).expect("verifier key"));
+    let report = verify(&read, &[VerifierKey::parse(&audit_key().verifier_key).expect("verifier key")]);
     assert!(report.ok(), "the restored log does not verify: {:?}", report.problems);
     assert_eq!(report.events as i64, counts["audit.events"]);
     let earlier = events(&before_backup);

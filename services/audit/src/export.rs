@@ -158,7 +158,10 @@ fn to_new_event(e: &ExportedEvent) -> Result<NewEvent, String> {
 /// Verifies an export with only the checkpoint key: each event's leaf hash against its content,
 /// the chain, the sequence without gaps, each checkpoint's signature and Merkle root over the
 /// recomputed leaves, consistency between checkpoints, and that every event is covered.
-pub fn verify(lines: &[ExportLine], key: &VerifierKey) -> Report {
+///
+/// `keys` are the keys trusted to have signed checkpoints: after a key rotation, the old key for the
+/// checkpoints signed before it and the new one for those after. Each checkpoint must verify with one.
+pub fn verify(lines: &[ExportLine], keys: &[VerifierKey]) -> Report {
     let mut report = Report::default();
     let mut leaves: Vec<Hash> = Vec::new();
     let mut chain = [0u8; 32];
@@ -195,11 +198,11 @@ pub fn verify(lines: &[ExportLine], key: &VerifierKey) -> Report {
                 }
                 leaves.push(leaf);
             }
-            ExportLine::Checkpoint { signed_note } => match key.verify(signed_note) {
-                Err(e) => report.problems.push(Problem {
+            ExportLine::Checkpoint { signed_note } => match verify_note(signed_note, keys) {
+                Err(why) => report.problems.push(Problem {
                     sequence: None,
                     tree_size: None,
-                    message: format!("a checkpoint is refused: {e}"),
+                    message: format!("a checkpoint is refused: {why}"),
                 }),
                 Ok((_origin, size, root)) => {
                     report.checkpoints += 1;
@@ -253,6 +256,28 @@ pub fn verify(lines: &[ExportLine], key: &VerifierKey) -> Report {
         });
     }
     report
+}
+
+/// The note's origin, size and root when one of `keys` signed it; else why not (a malformed note is
+/// said as such, a signature by none of the keys names them all).
+fn verify_note(note: &str, keys: &[VerifierKey]) -> Result<(String, u64, Hash), String> {
+    let mut first_error = None;
+    for key in keys {
+        match key.verify(note) {
+            Ok(found) => return Ok(found),
+            Err(e @ crate::checkpoint::NoteError::Malformed(_)) => return Err(e.to_string()),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match (keys.len(), first_error) {
+        (1, Some(e)) => Err(e.to_string()),
+        _ => Err(format!(
+            "checkpoint signature does not verify with any of the keys {}",
+            keys.iter().map(|k| format!("`{}`", k.name)).collect::<Vec<_>>().join(", ")
+        )),
+    }
 }
 
 /// Writes `lines` as JSON lines.

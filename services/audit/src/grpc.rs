@@ -32,12 +32,19 @@ pub struct AuditApi {
     writer: Writer,
     checkpointer: Checkpointer,
     checkpoint_every: i64,
+    previous_keys: Vec<crate::checkpoint::VerifierKey>,
 }
 
 impl AuditApi {
-    /// Serves the log in `pool`; wakes `checkpointer` every `checkpoint_every` events.
-    pub fn new(pool: Pool, checkpointer: Checkpointer, checkpoint_every: i64) -> Self {
-        Self { writer: Writer::start(pool.clone()), pool, checkpointer, checkpoint_every }
+    /// Serves the log in `pool`; wakes `checkpointer` every `checkpoint_every` events. `Verify`
+    /// trusts the checkpointer's key and `previous_keys` (keys rotated out).
+    pub fn new(
+        pool: Pool,
+        checkpointer: Checkpointer,
+        checkpoint_every: i64,
+        previous_keys: Vec<crate::checkpoint::VerifierKey>,
+    ) -> Self {
+        Self { writer: Writer::start(pool.clone()), pool, checkpointer, checkpoint_every, previous_keys }
     }
 
     fn appended(&self, sequences: impl Iterator<Item = i64>) {
@@ -390,7 +397,8 @@ impl AuditService for AuditApi {
         let lines = self.export_lines().await?;
         let key = crate::checkpoint::VerifierKey::parse(&self.checkpointer.verifier_key())
             .map_err(|e| Status::internal(e.to_string()))?;
-        let report = crate::export::verify(&lines, &key);
+        let keys: Vec<_> = std::iter::once(key).chain(self.previous_keys.iter().cloned()).collect();
+        let report = crate::export::verify(&lines, &keys);
         Ok(Response::new(pb::VerifyResponse {
             ok: report.ok(),
             events_checked: i64::try_from(report.events).unwrap_or(i64::MAX),

@@ -52,6 +52,9 @@ pub struct AuditSettings {
     pub checkpoint_interval_ms: u64,
     /// Time in-flight calls get to finish after the listener closed, in milliseconds.
     pub shutdown_grace_ms: u64,
+    /// Verifier keys (`<name>+<hash>+<key>`) of earlier signing keys, after a key rotation: the
+    /// checkpoints they signed still verify (the `Verify` method checks with these and the current key).
+    pub previous_verifier_keys: Vec<String>,
 }
 
 impl Default for AuditSettings {
@@ -71,6 +74,7 @@ impl Default for AuditSettings {
             checkpoint_every: 1_000,
             checkpoint_interval_ms: 10_000,
             shutdown_grace_ms: 30_000,
+            previous_verifier_keys: Vec::new(),
         }
     }
 }
@@ -101,6 +105,12 @@ impl Settings {
                 key: "audit.checkpoint_every",
                 reason: "checkpoint_every and checkpoint_interval_ms must be at least 1".to_owned(),
             });
+        }
+        for key in &self.audit.previous_verifier_keys {
+            crate::checkpoint::VerifierKey::parse(key).map_err(|e| SettingsError::Invalid {
+                key: "audit.previous_verifier_keys",
+                reason: format!("`{key}`: {e}"),
+            })?;
         }
         if self.audit.database_pool_size == 0 {
             return Err(SettingsError::Invalid {

@@ -67,6 +67,7 @@ pub struct Application {
     checkpointer: Checkpointer,
     checkpoint_every: i64,
     checkpoint_interval: std::time::Duration,
+    previous_keys: Vec<crate::checkpoint::VerifierKey>,
     drain: Drain,
 }
 
@@ -100,6 +101,13 @@ impl Application {
             checkpointer,
             checkpoint_every: settings.audit.checkpoint_every,
             checkpoint_interval: std::time::Duration::from_millis(settings.audit.checkpoint_interval_ms),
+            // Checked when the settings were read.
+            previous_keys: settings
+                .audit
+                .previous_verifier_keys
+                .iter()
+                .filter_map(|k| crate::checkpoint::VerifierKey::parse(k).ok())
+                .collect(),
             drain: settings.drain(),
         })
     }
@@ -133,7 +141,7 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), StartupError> {
         let (health, health_service) = Health::new(&[service_names::AUDIT]).await;
         let routes = grpc::with_reflection(Routes::new(health_service).add_service(AuditServiceServer::new(
-            AuditApi::new(self.pool.clone(), self.checkpointer.clone(), self.checkpoint_every),
+            AuditApi::new(self.pool.clone(), self.checkpointer.clone(), self.checkpoint_every, self.previous_keys),
         )))?;
         // Every call is checked against its method's policy here, whoever sent it: reaching the
         // service on the network grants nothing.
