@@ -2,47 +2,23 @@
 //! service as its own process share one entry point.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use prfix_runtime::binary::ServiceBinary;
 
 use crate::{Application, Settings};
 
-/// The prfix gateway: the public endpoint in front of the agent and audit services.
-#[derive(Parser)]
-#[command(name = "prfix-gateway", version)]
-struct Args {
-    /// TOML configuration file (also `PRFIX_CONFIG`).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Apply this service's database migrations, then exit (0 when the schema is current) without
-    /// serving: for a migration Job ahead of a rollout.
-    #[arg(long)]
-    migrate: bool,
-}
-
-/// Runs the command line `args` (the program name first): `--migrate` applies the migrations and
-/// exits; otherwise the service serves until SIGTERM or SIGINT. `--help` and `--version` print and exit.
+/// Runs the command line `args` (the program name first): `--config FILE`, `--migrate` (apply the
+/// migrations and exit), or serve until SIGTERM or SIGINT.
 pub async fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
-    let args = Args::parse_from(args);
-    let settings = Settings::load(args.config.as_deref());
-    if args.migrate {
-        return prfix_runtime::binary::migrate(
-            "prfix-gateway",
-            settings,
-            |s| &s.common,
-            Settings::database,
-            crate::MIGRATIONS,
-        )
-        .await;
+    ServiceBinary {
+        name: "prfix-gateway",
+        about: "The prfix gateway: the public endpoint in front of the agent and audit services.",
+        load: Settings::load,
+        common: |s| &s.common,
+        database: Settings::database,
+        migrations: crate::MIGRATIONS,
     }
-    prfix_runtime::binary::run(
-        "prfix-gateway",
-        settings,
-        |s| &s.common,
-        Application::build,
-        Application::run_until_stopped,
-    )
+    .main(args, Application::build, Application::run_until_stopped)
     .await
 }

@@ -1,13 +1,83 @@
-//! What every service binary does: read settings (exit 2 naming a bad one), start logging, build
-//! the application (exit 1 when it cannot start), and serve until SIGTERM or SIGINT.
+//! What every service binary does: take its command line (`--config`, `--migrate`), read settings
+//! (exit 2 naming a bad one), start logging, build the application (exit 1 when it cannot start), and
+//! serve until SIGTERM or SIGINT; or, with `--migrate`, apply the migrations and exit.
 
+use std::ffi::OsString;
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use clap::{CommandFactory, FromArgMatches, Parser};
 use tokio_util::sync::CancellationToken;
 
+use crate::db::DatabaseSettings;
+use crate::migrate::Migration;
 use crate::settings::{CommonSettings, SettingsError};
+
+/// The command line of every service binary.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// TOML configuration file (also `PRFIX_CONFIG`).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Apply this service's database migrations, then exit (0 when the schema is current) without
+    /// serving: for a migration Job ahead of a rollout.
+    #[arg(long)]
+    migrate: bool,
+}
+
+/// What a service binary is made of; [`ServiceBinary::main`] is its whole `main`.
+pub struct ServiceBinary<S: 'static> {
+    /// The program name (`prfix-gateway`).
+    pub name: &'static str,
+    /// One line for `--help`.
+    pub about: &'static str,
+    /// Reads the settings from defaults, the file and the environment.
+    pub load: fn(Option<&Path>) -> Result<S, SettingsError>,
+    /// The shared part of the settings.
+    pub common: fn(&S) -> &CommonSettings,
+    /// The service's database and schema.
+    pub database: fn(&S) -> DatabaseSettings,
+    /// The schema's migrations.
+    pub migrations: &'static [Migration],
+}
+
+impl<S: 'static> ServiceBinary<S> {
+    /// Runs the command line `args` (the program name first): `--migrate` applies the migrations and
+    /// exits; otherwise the application `build` makes is served by `serve` until SIGTERM or SIGINT.
+    /// `--help` and `--version` print and exit, as does a bad argument (with its usage, status 2).
+    pub async fn main<A, E, B, BF, R, RF>(
+        &self,
+        args: impl IntoIterator<Item = OsString>,
+        build: B,
+        serve: R,
+    ) -> ExitCode
+    where
+        B: FnOnce(S) -> BF,
+        BF: Future<Output = Result<A, E>>,
+        R: FnOnce(A, CancellationToken) -> RF,
+        RF: Future<Output = Result<(), E>>,
+        E: std::error::Error,
+    {
+        let matches = Args::command().name(self.name).bin_name(self.name).about(self.about).get_matches_from(args);
+        let args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        let settings = (self.load)(args.config.as_deref());
+        if args.migrate {
+            migrate(self.name, settings, self.common, self.database, self.migrations).await
+        } else {
+            run(self.name, settings, self.common, build, serve).await
+        }
+    }
+}
+
+/// The settings, or exit status 2 after printing why they are refused.
+fn settings_or_exit<S>(name: &str, settings: Result<S, SettingsError>) -> Result<S, ExitCode> {
+    settings.map_err(|e| {
+        eprintln!("{name}: {e}");
+        ExitCode::from(2)
+    })
+}
 
 /// Runs a service binary named `name`.
 pub async fn run<S, A, E, B, BF, R, RF>(
@@ -24,12 +94,9 @@ where
     RF: Future<Output = Result<(), E>>,
     E: std::error::Error,
 {
-    let settings = match settings {
+    let settings = match settings_or_exit(name, settings) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("{name}: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let shared = common(&settings);
     if let Err(e) = crate::telemetry::init_service(name, shared) {
@@ -63,15 +130,12 @@ pub async fn migrate<S>(
     name: &str,
     settings: Result<S, SettingsError>,
     common: fn(&S) -> &CommonSettings,
-    database: fn(&S) -> crate::db::DatabaseSettings,
-    migrations: &[crate::migrate::Migration],
+    database: fn(&S) -> DatabaseSettings,
+    migrations: &[Migration],
 ) -> ExitCode {
-    let settings = match settings {
+    let settings = match settings_or_exit(name, settings) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("{name}: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let shared = common(&settings);
     crate::telemetry::init(shared.log_format, &shared.log_level);
