@@ -13,6 +13,7 @@ pub mod db;
 pub mod fake_ollama;
 pub mod git;
 pub mod pg_server;
+pub mod processes;
 pub mod redis_server;
 pub mod tasks;
 

@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,13 +18,10 @@ use prfix_proto::agent::v1 as pb;
 use prfix_proto::agent::v1::agent_service_client::AgentServiceClient;
 use prfix_proto::audit::v1 as audit;
 use prfix_proto::audit::v1::audit_service_client::AuditServiceClient;
-use prfix_proto::auth::v1 as auth;
-use prfix_proto::auth::v1::auth_service_client::AuthServiceClient;
-use prfix_tests::auth::{ADMIN_PASSWORD, Bearer, audit_key, keys, operator_token};
-use prfix_tests::{FakeOllama, Reply, TestDatabase};
+use prfix_tests::auth::{Bearer, operator_token};
+use prfix_tests::processes::{Service, System, channel};
+use prfix_tests::{FakeOllama, Reply};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
 const MODEL: &str = "qwen2.5-coder:14b";
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -100,106 +96,6 @@ impl Collector {
     }
 }
 
-/// A service running as its own process, its JSON log lines collected as they come.
-struct Service {
-    name: &'static str,
-    child: Child,
-    lines: Arc<Mutex<Vec<Value>>>,
-    raw: Arc<Mutex<Vec<String>>>,
-}
-
-impl Service {
-    async fn start(name: &'static str, env: &[(&str, String)]) -> (Self, SocketAddr) {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_prfix-service"));
-        command
-            .arg(name)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("PRFIX_LOG_FORMAT", "json")
-            .env("PRFIX_LOG_LEVEL", "info")
-            // Export each batch at once rather than every 5 s.
-            .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start the {name} process: {e}"));
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let raw = Arc::new(Mutex::new(Vec::new()));
-        let stdout = child.stdout.take().expect("piped stdout");
-        let stderr = child.stderr.take().expect("piped stderr");
-        for (reader, parse) in [
-            (Box::new(stdout) as Box<dyn tokio::io::AsyncRead + Send + Unpin>, true),
-            (Box::new(stderr) as Box<dyn tokio::io::AsyncRead + Send + Unpin>, false),
-        ] {
-            let (lines, raw) = (lines.clone(), raw.clone());
-            tokio::spawn(async move {
-                let mut reader = BufReader::new(reader).lines();
-                while let Ok(Some(line)) = reader.next_line().await {
-                    if parse && let Ok(value) = serde_json::from_str::<Value>(&line) {
-                        lines.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(value);
-                    }
-                    raw.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(line);
-                }
-            });
-        }
-        let mut service = Self { name, child, lines, raw };
-        let addr = service.wait_for_listening().await;
-        (service, addr)
-    }
-
-    fn lines(&self) -> Vec<Value> {
-        self.lines.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
-    }
-
-    fn output(&self) -> String {
-        self.raw.lock().unwrap_or_else(std::sync::PoisonError::into_inner).join("\n")
-    }
-
-    /// The address from the service's "… listening" line (it binds port 0).
-    async fn wait_for_listening(&mut self) -> SocketAddr {
-        let deadline = tokio::time::Instant::now() + LIMIT;
-        loop {
-            let found = self.lines().iter().find_map(|line| {
-                let message = line["message"].as_str()?;
-                message.ends_with("listening").then(|| line["addr"].as_str()?.parse().ok())?
-            });
-            if let Some(addr) = found {
-                return addr;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("the {} process exited with {status} before listening:\n{}", self.name, self.output());
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the {} process did not listen within {LIMIT:?}:\n{}",
-                self.name,
-                self.output()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Its log lines whose current span, or whose own fields, carry `trace_id`.
-    fn traced_lines(&self, trace_id: &str) -> Vec<Value> {
-        self.lines()
-            .into_iter()
-            .filter(|line| line["span"]["trace_id"].as_str() == Some(trace_id) || line["trace_id"] == trace_id)
-            .collect()
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
-}
-
-fn channel(addr: SocketAddr) -> tonic::transport::Channel {
-    tonic::transport::Channel::from_shared(format!("http://{addr}")).expect("valid URI").connect_lazy()
-}
-
 /// Waits until `check` holds, polling; panics with `what` and `context()` after [`LIMIT`].
 async fn eventually(what: &str, mut check: impl FnMut() -> bool, context: impl Fn() -> String) {
     let deadline = tokio::time::Instant::now() + LIMIT;
@@ -218,93 +114,18 @@ fn traced<T>(message: T) -> tonic::Request<T> {
 
 #[tokio::test]
 async fn a_clients_trace_id_is_in_every_services_logs_in_the_audit_events_and_in_the_exported_spans() {
-    let db = TestDatabase::fresh();
     let ollama = FakeOllama::start().await;
     ollama.set_models(&[MODEL]);
     ollama.set_default("/api/chat", Reply::chat(r#"{"findings": []}"#));
     let collector = Collector::default();
     let collector_addr = collector.start().await;
     let data = tempfile::tempdir().expect("temp dir");
-    let common = [
-        ("PRFIX_DATABASE_URL", db.url.clone()),
-        (
-            "PRFIX_REDIS_URL",
-            std::env::var("PRFIX_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned()),
-        ),
-        ("PRFIX_REDIS_KEY_PREFIX", format!("prfix-test:{}:", uuid::Uuid::new_v4().simple())),
-        ("PRFIX_OLLAMA_URL", ollama.url()),
-        ("PRFIX_AUTH_JWKS_FILE", keys().jwks_file.display().to_string()),
-        ("PRFIX_OTLP_ENDPOINT", format!("http://{collector_addr}")),
-    ];
-    let with = |more: &[(&'static str, String)]| common.iter().chain(more).cloned().collect::<Vec<_>>();
-
-    let (audit_service, audit_addr) = Service::start(
-        "audit",
-        &with(&[
-            ("PRFIX_AUDIT__LISTEN", "127.0.0.1:0".into()),
-            ("PRFIX_AUDIT__ADMIN_LISTEN", "127.0.0.1:0".into()),
-            ("PRFIX_AUDIT__DRAIN_DELAY_MS", "0".into()),
-            ("PRFIX_AUDIT__DATA_DIR", data.path().join("audit").display().to_string()),
-            ("PRFIX_AUDIT_SIGNING_KEY_FILE", audit_key().pem_file.display().to_string()),
-        ]),
-    )
-    .await;
-    // The gateway needs the agent's address and the agent a credential the gateway makes.
-    let agent_port = free_port();
-    let (gateway_service, gateway_addr) = Service::start(
-        "gateway",
-        &with(&[
-            ("PRFIX_GATEWAY__LISTEN", "127.0.0.1:0".into()),
-            ("PRFIX_GATEWAY__ADMIN_LISTEN", "127.0.0.1:0".into()),
-            ("PRFIX_GATEWAY__DRAIN_DELAY_MS", "0".into()),
-            ("PRFIX_GATEWAY__AGENT_URL", format!("http://127.0.0.1:{agent_port}")),
-            ("PRFIX_GATEWAY__AUDIT_URL", format!("http://{audit_addr}")),
-            ("PRFIX_GATEWAY__DATA_DIR", data.path().join("gateway").display().to_string()),
-            ("PRFIX_SIGNING_KEY_FILE", keys().pem_file.display().to_string()),
-            ("PRFIX_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD.to_owned()),
-        ]),
-    )
-    .await;
-    let gateway = channel(gateway_addr);
+    let otlp = [("PRFIX_OTLP_ENDPOINT", format!("http://{collector_addr}"))];
+    let system = System::start(env!("CARGO_BIN_EXE_prfix-service"), &ollama, data.path(), &otlp).await;
+    let (gateway_service, agent_service, audit_service) = (&system.gateway, &system.agent, &system.audit);
+    let gateway = channel(gateway_service.addr);
     let operator = Bearer::new(&operator_token());
-    let mut admin = AuthServiceClient::with_interceptor(gateway.clone(), operator.clone());
-    admin
-        .create_user(auth::CreateUserRequest {
-            username: "agent".into(),
-            password: "agent-password-123".into(),
-            roles: vec![prfix_proto::options::v1::Role::Service as i32],
-        })
-        .await
-        .expect("the operator creates the agent's service user");
-    let credential = admin
-        .create_api_key(auth::CreateApiKeyRequest {
-            name: "agent-audit".into(),
-            roles: vec![prfix_proto::options::v1::Role::Service as i32],
-            ttl: None,
-            owner: "agent".into(),
-        })
-        .await
-        .expect("the operator creates the agent's API key")
-        .into_inner()
-        .secret;
-    let (agent_service, _) = Service::start(
-        "agent",
-        &with(&[
-            ("PRFIX_AGENT__LISTEN", format!("127.0.0.1:{agent_port}")),
-            ("PRFIX_AGENT__ADMIN_LISTEN", "127.0.0.1:0".into()),
-            ("PRFIX_AGENT__DRAIN_DELAY_MS", "0".into()),
-            ("PRFIX_AGENT__AUDIT_URL", format!("http://{gateway_addr}")),
-            ("PRFIX_AGENT_AUDIT_CREDENTIAL", credential),
-        ]),
-    )
-    .await;
-    let logs = || {
-        [&gateway_service, &agent_service, &audit_service]
-            .iter()
-            .map(|s| format!("--- {} ---\n{}", s.name, s.output()))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
+    let logs = || system.logs();
 
     // The client starts the trace: a review, then a look at the audit log in the same trace.
     let mut agent = AgentServiceClient::with_interceptor(gateway.clone(), operator.clone());
@@ -384,14 +205,14 @@ async fn a_clients_trace_id_is_in_every_services_logs_in_the_audit_events_and_in
             .into_iter()
             .any(|l| l["message"] == "call answered" && l["span"]["method"] == method && l["code"] == "OK")
     };
-    eventually("the gateway logs the traced CreateReview", || answered(&gateway_service, create), logs).await;
-    eventually("the agent logs the traced CreateReview", || answered(&agent_service, create), logs).await;
+    eventually("the gateway logs the traced CreateReview", || answered(gateway_service, create), logs).await;
+    eventually("the agent logs the traced CreateReview", || answered(agent_service, create), logs).await;
     let agent_lines = agent_service.traced_lines(TRACE_ID);
     for message in ["task queued", "task started", "task ended"] {
         assert!(agent_lines.iter().any(|l| l["message"] == message), "agent: no traced `{message}` line\n{}", logs());
     }
     let list = "/prfix.audit.v1.AuditService/ListEvents";
-    eventually("the audit service logs the traced ListEvents", || answered(&audit_service, list), logs).await;
+    eventually("the audit service logs the traced ListEvents", || answered(audit_service, list), logs).await;
     eventually(
         "the audit service logs the traced events it appended",
         || {

@@ -194,7 +194,7 @@ impl Application {
         );
         let workers = Workers { id: worker_id(self.addr), engine, running };
         background.spawn(workers.run(shutdown.clone()));
-        tracing::info!(addr = %self.addr, "agent listening");
+        tracing::info!(addr = %self.addr, admin = %self.admin_addr, "agent listening");
         grpc::serve(routes, self.listener, health, shutdown, self.drain, self.tls).await?;
         // Workers hand their tasks back once `shutdown` fires; wait for that before returning.
         while background.join_next().await.is_some() {}

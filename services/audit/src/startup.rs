@@ -165,7 +165,7 @@ impl Application {
         });
         tokio::spawn(prfix_runtime::metrics::serve_admin(self.admin, refresh, shutdown.clone()));
         tokio::spawn(self.checkpointer.clone().run(self.checkpoint_interval, shutdown.clone()));
-        tracing::info!(addr = %self.addr, "audit service listening");
+        tracing::info!(addr = %self.addr, admin = %self.admin_addr, "audit service listening");
         grpc::serve(routes, self.listener, health, shutdown, self.drain, self.tls).await?;
         tracing::info!("audit service stopped");
         Ok(())

@@ -375,7 +375,7 @@ impl Application {
             Arc::new(self.security_audit.clone()),
             shutdown.clone(),
         ));
-        tracing::info!(addr = %self.addr, tls = self.tls.is_some(), "gateway listening");
+        tracing::info!(addr = %self.addr, admin = %self.admin_addr, tls = self.tls.is_some(), "gateway listening");
         // The accept loop stops after the drain delay, so load balancers see NOT_SERVING first.
         let stop_accepting = CancellationToken::new();
         let readiness = self.readiness.clone();

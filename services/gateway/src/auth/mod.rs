@@ -212,6 +212,9 @@ impl AuthService for AuthApi {
         let user = match user {
             Some(user) if matched && !user.disabled => user,
             _ => {
+                // Password guessing shows here; which of name, password or disabled account failed
+                // stays out of the labels as it stays out of the answer.
+                prfix_runtime::metrics::METRICS.auth_failures.with_label_values(&["LoginFailed"]).inc();
                 self.event(
                     &client,
                     SecurityEvent::new(

@@ -1,0 +1,252 @@
+//! The three services as separate processes, as in production: each its own global log subscriber,
+//! metrics registry and exporter, started through the `prfix-service` helper binary (the services'
+//! own command line) with settings from the environment, their JSON log lines collected as they come.
+//! Cargo names that binary to integration tests only: they pass `env!("CARGO_BIN_EXE_prfix-service")`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prfix_proto::auth::v1 as auth;
+use prfix_proto::auth::v1::auth_service_client::AuthServiceClient;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::auth::{ADMIN_PASSWORD, Bearer, audit_key, keys, operator_token};
+use crate::{FakeOllama, TestDatabase};
+
+/// How long a process gets to start.
+const START_LIMIT: Duration = Duration::from_secs(30);
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// One service process (killed when dropped).
+pub struct Service {
+    /// `gateway`, `agent` or `audit`.
+    pub name: &'static str,
+    /// Its gRPC address.
+    pub addr: SocketAddr,
+    /// Its admin (`/metrics`) address.
+    pub admin: SocketAddr,
+    child: Child,
+    lines: Arc<Mutex<Vec<Value>>>,
+    raw: Arc<Mutex<Vec<String>>>,
+}
+
+impl Service {
+    /// Starts `<program> <name>` (`program` is the `prfix-service` binary) with `env` (on top of JSON
+    /// logs at `info`) and waits for its "… listening" line, which gives the addresses it bound.
+    pub async fn start(program: &str, name: &'static str, env: &[(&str, String)]) -> Self {
+        let mut command = Command::new(program);
+        command
+            .arg(name)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("PRFIX_LOG_FORMAT", "json")
+            .env("PRFIX_LOG_LEVEL", "info")
+            // Export each batch of spans at once rather than every 5 s.
+            .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start the {name} process: {e}"));
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let raw = Arc::new(Mutex::new(Vec::new()));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        for (reader, parse) in [
+            (Box::new(stdout) as Box<dyn tokio::io::AsyncRead + Send + Unpin>, true),
+            (Box::new(stderr) as Box<dyn tokio::io::AsyncRead + Send + Unpin>, false),
+        ] {
+            let (lines, raw) = (lines.clone(), raw.clone());
+            tokio::spawn(async move {
+                let mut reader = BufReader::new(reader).lines();
+                while let Ok(Some(line)) = reader.next_line().await {
+                    if parse && let Ok(value) = serde_json::from_str::<Value>(&line) {
+                        lock(&lines).push(value);
+                    }
+                    lock(&raw).push(line);
+                }
+            });
+        }
+        let unbound = SocketAddr::from(([0, 0, 0, 0], 0));
+        let mut service = Self { name, addr: unbound, admin: unbound, child, lines, raw };
+        (service.addr, service.admin) = service.wait_for_listening().await;
+        service
+    }
+
+    /// Its JSON log lines so far.
+    pub fn lines(&self) -> Vec<Value> {
+        lock(&self.lines).clone()
+    }
+
+    /// Everything it wrote so far (standard output and error), for failure messages.
+    pub fn output(&self) -> String {
+        lock(&self.raw).join("\n")
+    }
+
+    async fn wait_for_listening(&mut self) -> (SocketAddr, SocketAddr) {
+        let deadline = tokio::time::Instant::now() + START_LIMIT;
+        loop {
+            let found = self.lines().iter().find_map(|line| {
+                let message = line["message"].as_str()?;
+                let addr = line["addr"].as_str()?.parse().ok()?;
+                let admin = line["admin"].as_str()?.parse().ok()?;
+                message.ends_with("listening").then_some((addr, admin))
+            });
+            if let Some(found) = found {
+                return found;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("the {} process exited with {status} before listening:\n{}", self.name, self.output());
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the {} process did not listen within {START_LIMIT:?}:\n{}",
+                self.name,
+                self.output()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Its log lines whose current span, or whose own fields, carry `trace_id`.
+    pub fn traced_lines(&self, trace_id: &str) -> Vec<Value> {
+        self.lines()
+            .into_iter()
+            .filter(|line| line["span"]["trace_id"].as_str() == Some(trace_id) || line["trace_id"] == trace_id)
+            .collect()
+    }
+
+    /// `GET /metrics` of its admin port.
+    pub async fn scrape(&self) -> String {
+        let response = reqwest::get(format!("http://{}/metrics", self.admin)).await.expect("the admin port answers");
+        assert_eq!(response.status(), 200, "{} /metrics", self.name);
+        response.text().await.expect("text")
+    }
+}
+
+/// A port free at the time of asking.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+}
+
+/// A channel to `addr`.
+pub fn channel(addr: SocketAddr) -> tonic::transport::Channel {
+    tonic::transport::Channel::from_shared(format!("http://{addr}")).expect("valid URI").connect_lazy()
+}
+
+/// The three services started in order (audit, gateway, agent with an API key the operator makes
+/// through the gateway), on a fresh database, a fresh Redis prefix and `ollama`.
+pub struct System {
+    /// The gateway process.
+    pub gateway: Service,
+    /// The agent process.
+    pub agent: Service,
+    /// The audit process.
+    pub audit: Service,
+    /// The database (dropped after the processes).
+    pub db: TestDatabase,
+}
+
+impl System {
+    /// Starts the system with `program` (the `prfix-service` binary); `extra` settings (such as
+    /// `PRFIX_OTLP_ENDPOINT`) go to every service.
+    pub async fn start(program: &str, ollama: &FakeOllama, data_dir: &Path, extra: &[(&str, String)]) -> Self {
+        let db = TestDatabase::fresh();
+        let mut common = vec![
+            ("PRFIX_DATABASE_URL", db.url.clone()),
+            (
+                "PRFIX_REDIS_URL",
+                std::env::var("PRFIX_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned()),
+            ),
+            ("PRFIX_REDIS_KEY_PREFIX", format!("prfix-test:{}:", uuid::Uuid::new_v4().simple())),
+            ("PRFIX_OLLAMA_URL", ollama.url()),
+            ("PRFIX_AUTH_JWKS_FILE", keys().jwks_file.display().to_string()),
+        ];
+        common.extend(extra.iter().cloned());
+        let with = |more: &[(&'static str, String)]| common.iter().chain(more).cloned().collect::<Vec<_>>();
+        let any = || "127.0.0.1:0".to_owned();
+
+        let audit = Service::start(
+            program,
+            "audit",
+            &with(&[
+                ("PRFIX_AUDIT__LISTEN", any()),
+                ("PRFIX_AUDIT__ADMIN_LISTEN", any()),
+                ("PRFIX_AUDIT__DRAIN_DELAY_MS", "0".into()),
+                ("PRFIX_AUDIT__DATA_DIR", data_dir.join("audit").display().to_string()),
+                ("PRFIX_AUDIT_SIGNING_KEY_FILE", audit_key().pem_file.display().to_string()),
+            ]),
+        )
+        .await;
+        // The gateway needs the agent's address and the agent a credential the gateway makes.
+        let agent_port = free_port();
+        let gateway = Service::start(
+            program,
+            "gateway",
+            &with(&[
+                ("PRFIX_GATEWAY__LISTEN", any()),
+                ("PRFIX_GATEWAY__ADMIN_LISTEN", any()),
+                ("PRFIX_GATEWAY__DRAIN_DELAY_MS", "0".into()),
+                ("PRFIX_GATEWAY__AGENT_URL", format!("http://127.0.0.1:{agent_port}")),
+                ("PRFIX_GATEWAY__AUDIT_URL", format!("http://{}", audit.addr)),
+                ("PRFIX_GATEWAY__DATA_DIR", data_dir.join("gateway").display().to_string()),
+                ("PRFIX_SIGNING_KEY_FILE", keys().pem_file.display().to_string()),
+                ("PRFIX_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD.to_owned()),
+            ]),
+        )
+        .await;
+        let mut admin = AuthServiceClient::with_interceptor(channel(gateway.addr), Bearer::new(&operator_token()));
+        admin
+            .create_user(auth::CreateUserRequest {
+                username: "agent".into(),
+                password: "agent-password-123".into(),
+                roles: vec![prfix_proto::options::v1::Role::Service as i32],
+            })
+            .await
+            .expect("the operator creates the agent's service user");
+        let credential = admin
+            .create_api_key(auth::CreateApiKeyRequest {
+                name: "agent-audit".into(),
+                roles: vec![prfix_proto::options::v1::Role::Service as i32],
+                ttl: None,
+                owner: "agent".into(),
+            })
+            .await
+            .expect("the operator creates the agent's API key")
+            .into_inner()
+            .secret;
+        let agent = Service::start(
+            program,
+            "agent",
+            &with(&[
+                ("PRFIX_AGENT__LISTEN", format!("127.0.0.1:{agent_port}")),
+                ("PRFIX_AGENT__ADMIN_LISTEN", any()),
+                ("PRFIX_AGENT__DRAIN_DELAY_MS", "0".into()),
+                ("PRFIX_AGENT__AUDIT_URL", format!("http://{}", gateway.addr)),
+                ("PRFIX_AGENT_AUDIT_CREDENTIAL", credential),
+            ]),
+        )
+        .await;
+        Self { gateway, agent, audit, db }
+    }
+
+    /// Every process's output, for failure messages.
+    pub fn logs(&self) -> String {
+        [&self.gateway, &self.agent, &self.audit]
+            .iter()
+            .map(|s| format!("--- {} ---\n{}", s.name, s.output()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
