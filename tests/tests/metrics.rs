@@ -1,9 +1,14 @@
 //! `/metrics` on each service's admin port, after traffic: the series operators alert on, with
-//! their labels.
+//! their labels; and the audit checkpoint gauges, which must tell when events wait for a checkpoint.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use prfix_proto::agent::v1 as pb;
+use prfix_proto::audit::v1 as audit;
+use prfix_proto::audit::v1::audit_service_client::AuditServiceClient;
+use prfix_tests::app::{Authed, audit_settings, channel_to, common_settings, run};
+use prfix_tests::auth::{Bearer, operator_token};
+use prfix_tests::db::TestDatabase;
 use prfix_tests::{Reply, TestApp, spawn_app};
 
 const MODEL: &str = "qwen2.5-coder:14b";
@@ -22,6 +27,11 @@ fn has(text: &str, name: &str, labels: &[(&str, &str)]) -> bool {
         (rest.starts_with('{') || rest.starts_with(' '))
             && labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
     })
+}
+
+/// The value of the sample of `name` without labels.
+fn value(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 async fn traffic(app: &TestApp) {
@@ -83,6 +93,7 @@ async fn each_service_exposes_its_series_with_their_labels_after_traffic() {
         ("prfix_audit_appends_total", vec![]),
         ("prfix_audit_batch_size_bucket", vec![]),
         ("prfix_audit_checkpoint_age_seconds", vec![]),
+        ("prfix_audit_uncovered_events", vec![]),
         ("prfix_db_pool_connections", vec![("service", "audit"), ("state", "idle")]),
     ] {
         assert!(has(&audit, name, &labels), "audit: {name} {labels:?} missing:\n{audit}");
@@ -95,4 +106,91 @@ async fn each_service_exposes_its_series_with_their_labels_after_traffic() {
         .await;
     let gateway = scrape(app.admin.gateway).await;
     assert!(!gateway.contains("no.such.Service"), "{gateway}");
+}
+
+/// Events for the log, each new.
+fn events(n: usize) -> Vec<audit::AuditEvent> {
+    (0..n)
+        .map(|i| audit::AuditEvent {
+            event_id: uuid::Uuid::new_v4().to_string(),
+            time: Some(prost_types::Timestamp { seconds: 1_790_000_000, nanos: 0 }),
+            actor: Some(audit::Actor { subject: "user".into(), roles: vec!["developer".into()] }),
+            action: format!("demo.action{i}"),
+            result: audit::AuditResult::Success as i32,
+            ..Default::default()
+        })
+        .collect()
+}
+
+async fn append(client: &mut AuditServiceClient<Authed>, n: usize) {
+    client.append_batch(audit::AppendBatchRequest { events: events(n) }).await.expect("the events are appended");
+}
+
+/// `prfix_audit_uncovered_events` and `prfix_audit_checkpoint_age_seconds` of one scrape, with the
+/// instants just before and after it.
+async fn coverage(admin: std::net::SocketAddr) -> (f64, f64, Instant, Instant) {
+    let before = Instant::now();
+    let text = scrape(admin).await;
+    let after = Instant::now();
+    let uncovered =
+        value(&text, "prfix_audit_uncovered_events").unwrap_or_else(|| panic!("no uncovered events:\n{text}"));
+    let age =
+        value(&text, "prfix_audit_checkpoint_age_seconds").unwrap_or_else(|| panic!("no checkpoint age:\n{text}"));
+    (uncovered, age, before, after)
+}
+
+/// Room for the database's clock and the test's to disagree.
+const SLACK: f64 = 0.05;
+
+#[tokio::test]
+async fn the_checkpoint_gauges_count_events_waiting_for_a_checkpoint_and_how_long_the_oldest_has_waited() {
+    // Only an audit service, on a fresh database, whose checkpointer would not sign for an hour.
+    let db = TestDatabase::fresh();
+    let common = common_settings(&db, &format!("prfix-test:{}:", uuid::Uuid::new_v4().simple()), "http://127.0.0.1:9");
+    let mut settings = audit_settings(&common);
+    settings.audit.checkpoint_every = 1_000_000;
+    settings.audit.checkpoint_interval_ms = 3_600_000;
+    let service = prfix_audit::Application::build(settings).await.expect("the audit service starts");
+    let admin = service.admin_addr();
+    let mut running = run(service.local_addr(), |stop| service.run_until_stopped(stop));
+    let mut client = AuditServiceClient::with_interceptor(channel_to(running.addr), Bearer::new(&operator_token()));
+
+    let (uncovered, age, ..) = coverage(admin).await;
+    assert_eq!((uncovered, age), (0.0, 0.0), "an empty log waits for nothing");
+
+    // Before the first checkpoint: every event is uncovered, and the age is the oldest one's, not 0.
+    let first_sent = Instant::now();
+    append(&mut client, 3).await;
+    let first_stored = Instant::now();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    append(&mut client, 2).await;
+    let (uncovered, age, before, after) = coverage(admin).await;
+    assert_eq!(uncovered, 5.0, "no checkpoint covers the five events");
+    let oldest_at_least = before.duration_since(first_stored).as_secs_f64() - SLACK;
+    let oldest_at_most = after.duration_since(first_sent).as_secs_f64() + SLACK;
+    assert!(
+        (oldest_at_least..=oldest_at_most).contains(&age),
+        "the age is the first event's wait: {age} s, not within {oldest_at_least}..={oldest_at_most}"
+    );
+
+    // An export starts with a checkpoint over the whole log: nothing waits any more, and the age is
+    // the new checkpoint's.
+    let exported = Instant::now();
+    let mut stream =
+        client.export_events(audit::ExportEventsRequest::default()).await.expect("the export starts").into_inner();
+    while stream.message().await.expect("the export streams").is_some() {}
+    let (uncovered, age, _, after) = coverage(admin).await;
+    assert_eq!(uncovered, 0.0, "the checkpoint covers every event");
+    assert!(age <= after.duration_since(exported).as_secs_f64() + SLACK, "the new checkpoint's age: {age} s");
+
+    // After a quiet spell, a new event has waited since it was stored, not since the last checkpoint.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent = Instant::now();
+    append(&mut client, 1).await;
+    let (uncovered, age, _, after) = coverage(admin).await;
+    assert_eq!(uncovered, 1.0);
+    let at_most = after.duration_since(sent).as_secs_f64() + SLACK;
+    assert!(age <= at_most, "the new event's wait: {age} s, more than {at_most} s");
+
+    running.stop().await;
 }

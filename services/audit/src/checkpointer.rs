@@ -64,6 +64,40 @@ pub async fn range(pool: &Pool, from: i64, to: i64) -> Result<Vec<StoredCheckpoi
     Ok(rows.iter().map(checkpoint_row).collect())
 }
 
+/// How far the newest signed checkpoint lags behind the log.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Coverage {
+    /// Events not covered by the newest checkpoint: the head's sequence minus its tree size.
+    pub uncovered: i64,
+    /// Seconds the log has waited for a checkpoint: while events are uncovered, the age of the oldest
+    /// of them (before the first checkpoint too); when none is, the age of the newest checkpoint; 0
+    /// for an empty log.
+    pub age_seconds: f64,
+}
+
+/// Reads the log's [`Coverage`] (for the gauges refreshed before each scrape). The age of uncovered
+/// events is taken from when they were stored (`recorded_at`), not from the newest checkpoint: after a
+/// quiet hour the first new event has waited seconds, not an hour, and before the first checkpoint
+/// there is no checkpoint to be old.
+pub async fn coverage(pool: &Pool) -> Result<Coverage, AuditError> {
+    let client = pool.get().await?;
+    let row = client
+        .query_one(
+            "WITH head AS (SELECT coalesce(max(sequence), 0) AS size FROM events),
+                  latest AS (SELECT tree_size, created_at FROM checkpoints ORDER BY tree_size DESC LIMIT 1)
+             SELECT head.size - coalesce(latest.tree_size, 0),
+                    greatest(0, extract(epoch FROM now() - CASE
+                        WHEN head.size > coalesce(latest.tree_size, 0)
+                            THEN (SELECT recorded_at FROM events WHERE sequence = coalesce(latest.tree_size, 0) + 1)
+                        ELSE latest.created_at
+                    END))::float8
+             FROM head LEFT JOIN latest ON true",
+            &[],
+        )
+        .await?;
+    Ok(Coverage { uncovered: row.get(0), age_seconds: row.get::<_, Option<f64>>(1).unwrap_or(0.0) })
+}
+
 /// Makes what checkpoints need.
 #[derive(Clone)]
 pub struct Checkpointer {

@@ -154,12 +154,11 @@ impl Application {
             Box::pin(async move {
                 let metrics = &prfix_runtime::metrics::METRICS;
                 metrics.pool("audit", &pool);
-                if let Ok(client) = pool.get().await
-                    && let Ok(row) = client
-                        .query_one("SELECT extract(epoch FROM now() - max(created_at))::float8 FROM checkpoints", &[])
-                        .await
-                {
-                    metrics.checkpoint_age_seconds.set(row.get::<_, Option<f64>>(0).unwrap_or(0.0));
+                // Only this service sets the checkpoint gauges: the others do not expose them at all.
+                // On a database error they keep the last value read, like the other refreshed gauges.
+                if let Ok(coverage) = crate::checkpointer::coverage(&pool).await {
+                    metrics.uncovered_events.set(coverage.uncovered);
+                    metrics.checkpoint_age_seconds.set(coverage.age_seconds);
                 }
             })
         });

@@ -1,7 +1,7 @@
 //! Prometheus metrics: every series of the three services defined in one place, a tower layer
 //! counting gRPC calls by method and code, and the admin HTTP server that serves `/metrics`.
 //!
-//! Gauges that describe stored state (queue depth, outbox backlog, checkpoint age) are read when
+//! Gauges that describe stored state (queue depth, outbox backlog, checkpoint coverage) are read when
 //! `/metrics` is scraped, by the refresh function each service passes to [`serve_admin`], so they
 //! are never stale and cost nothing between scrapes.
 
@@ -12,6 +12,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use http::{Request, Response};
+use prometheus::core::{Atomic, AtomicF64, AtomicI64, GenericGaugeVec};
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -46,12 +47,37 @@ pub struct Metrics {
     pub audit_appends: IntCounter,
     /// Events per group commit of the audit writer.
     pub audit_batch_size: Histogram,
-    /// Age of the newest signed checkpoint, in seconds, read at scrape time.
-    pub checkpoint_age_seconds: Gauge,
+    /// Seconds the audit log has waited for a checkpoint, read at scrape time (the help text says
+    /// exactly what); set by the audit service only.
+    pub checkpoint_age_seconds: OwnGauge<AtomicF64>,
+    /// Events not yet covered by the newest signed checkpoint, read at scrape time; set by the audit
+    /// service only.
+    pub uncovered_events: OwnGauge<AtomicI64>,
     /// Records waiting in an outbox, by table, read at scrape time.
     pub outbox_backlog: IntGaugeVec,
     /// Database pool connections by service and state (`in_use`, `idle`, `max`).
     pub db_pool: IntGaugeVec,
+}
+
+/// A gauge without labels that one service sets from its own state and that only a process which set
+/// it exposes. The three services share these definitions (and, in tests, one registry), and a plain
+/// gauge shows 0 until set: the gateway would report a checkpoint age of 0, a healthy-looking value
+/// for a log it knows nothing of. Built on a vector with no labels, whose empty family is left out of
+/// the exposition until the first `set`.
+#[derive(Clone)]
+pub struct OwnGauge<P: Atomic>(GenericGaugeVec<P>);
+
+impl<P: Atomic + 'static> OwnGauge<P> {
+    fn new(registry: &Registry, name: &str, help: &str) -> Self {
+        let metric = GenericGaugeVec::new(Opts::new(name, help), &[]).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+        registry.register(Box::new(metric.clone())).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+        Self(metric)
+    }
+
+    /// Sets the value, exposing the series from now on.
+    pub fn set(&self, value: P::T) {
+        self.0.with_label_values::<&str>(&[]).set(value);
+    }
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -151,7 +177,19 @@ impl Metrics {
             task_queue_oldest_seconds: gauge("prfix_task_queue_oldest_seconds", "Age of the oldest queued task."),
             audit_appends: appends,
             audit_batch_size: batch,
-            checkpoint_age_seconds: gauge("prfix_audit_checkpoint_age_seconds", "Age of the newest signed checkpoint."),
+            checkpoint_age_seconds: OwnGauge::new(
+                &registry,
+                "prfix_audit_checkpoint_age_seconds",
+                "Seconds the audit log has waited for a signed checkpoint: while events are not covered by \
+                 the newest checkpoint, the age of the oldest of them (also before the first checkpoint); \
+                 when every event is covered, the age of the newest checkpoint; 0 for an empty log.",
+            ),
+            uncovered_events: OwnGauge::new(
+                &registry,
+                "prfix_audit_uncovered_events",
+                "Audit events not covered by the newest signed checkpoint: the highest sequence minus the \
+                 checkpoint's tree size (all events before the first checkpoint).",
+            ),
             outbox_backlog: gauges(&registry, "prfix_outbox_backlog", "Records waiting in an outbox.", &["table"]),
             db_pool: gauges(
                 &registry,
