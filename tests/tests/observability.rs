@@ -3,14 +3,17 @@
 //! (`docs/observability/grafana-dashboard.json`) parses, and names only series and labels that a real
 //! scrape of the three services shows after traffic (histogram parts mapped to their family,
 //! Prometheus's own `up` aside). The rules have what Prometheus and the on-call need (a severity, a
-//! `for`, a runbook section in `docs/operations.md`); the dashboard imports into Grafana with the
-//! operator's Prometheus chosen at import; every series is on the dashboard and listed in
-//! `docs/observability.md`.
+//! `for`, a runbook section in `docs/operations.md`), pass `promtool check rules`, and fire as their unit
+//! tests (`docs/observability/alerts.test.yaml`, run by `promtool test rules`) expect; the dashboard
+//! imports into Grafana with the operator's Prometheus chosen at import; every series is on the
+//! dashboard and listed in `docs/observability.md`.
 
 #[path = "observability/grafana.rs"]
 mod grafana;
 #[path = "observability/promql.rs"]
 mod promql;
+#[path = "observability/promtool.rs"]
+mod promtool;
 #[path = "observability/rules.rs"]
 mod rules;
 #[path = "observability/scrape.rs"]
