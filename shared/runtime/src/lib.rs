@@ -3,6 +3,7 @@
 //! gRPC server (health, reflection, request ids, trace context) and shutdown.
 
 pub mod binary;
+pub mod calls;
 pub mod db;
 pub mod error;
 pub mod grpc;

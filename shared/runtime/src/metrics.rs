@@ -1,5 +1,5 @@
-//! Prometheus metrics: every series of the three services defined in one place, a tower layer
-//! counting gRPC calls by method and code, and the admin HTTP server that serves `/metrics`.
+//! Prometheus metrics: every series of the three services defined in one place, the layer counting
+//! gRPC calls by method and code ([`crate::calls`]), and the admin HTTP server that serves `/metrics`.
 //!
 //! Gauges that describe stored state (queue depth, outbox backlog, checkpoint coverage) are read when
 //! `/metrics` is scraped, by the refresh function each service passes to [`serve_admin`], so they
@@ -8,10 +8,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::LazyLock;
-use std::task::{Context, Poll};
-use std::time::Instant;
 
-use http::{Request, Response};
 use prometheus::core::{Atomic, AtomicF64, AtomicI64, GenericGaugeVec};
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
@@ -25,7 +22,7 @@ pub struct Metrics {
     registry: Registry,
     /// gRPC calls by service, method and status code.
     pub requests: IntCounterVec,
-    /// Time to the response headers, by service and method.
+    /// Time to the end of the response (a stream: its whole life), by service and method.
     pub request_duration: HistogramVec,
     /// Rate-limit decisions by class and decision (`allowed`, `denied`).
     pub rate_limit_decisions: IntCounterVec,
@@ -134,7 +131,7 @@ impl Metrics {
             request_duration: histogram(
                 &registry,
                 "prfix_request_duration_seconds",
-                "Time from a call to its response headers.",
+                "Time from a call to the end of its response (a stream: its whole life).",
                 &["service", "method"],
                 seconds,
             ),
@@ -223,94 +220,7 @@ impl Metrics {
 /// The process's metrics.
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
-/// Counts the gRPC calls of `service` by method and code.
-#[derive(Clone, Copy)]
-pub struct GrpcMetricsLayer {
-    service: &'static str,
-}
-
-impl GrpcMetricsLayer {
-    /// A layer labelling calls with `service`.
-    pub fn new(service: &'static str) -> Self {
-        Self { service }
-    }
-}
-
-impl<S> tower::Layer<S> for GrpcMetricsLayer {
-    type Service = GrpcMetrics<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        GrpcMetrics { inner, service: self.service }
-    }
-}
-
-/// The service of [`GrpcMetricsLayer`].
-#[derive(Clone)]
-pub struct GrpcMetrics<S> {
-    inner: S,
-    service: &'static str,
-}
-
-/// The code of a response: `grpc-status` in its headers (an error answered at once, as unary
-/// errors are), else OK; an error a stream ends with comes in trailers and is not seen here.
-fn code_of<B>(response: &Response<B>) -> &'static str {
-    match response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i32>().ok()) {
-        Some(n) => crate::error::grpc_code_name(tonic::Code::from_i32(n)),
-        None if response.status().is_success() => "OK",
-        None => "HTTP_ERROR",
-    }
-}
-
-/// Methods are `/package.Service/Method`; anything else (unknown paths) is one label value, so a
-/// scanner cannot grow the series without bound.
-fn method_label(path: &str) -> String {
-    let mut parts = path.trim_start_matches('/').split('/');
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some(service), Some(method), None) if service.starts_with("prfix.") || service.starts_with("grpc.") => {
-            format!("/{service}/{method}")
-        }
-        _ => "other".to_owned(),
-    }
-}
-
-impl<S, B, R> tower::Service<Request<B>> for GrpcMetrics<S>
-where
-    S: tower::Service<Request<B>, Response = Response<R>> + Send,
-    S::Future: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        let method = method_label(request.uri().path());
-        let service = self.service;
-        let started = Instant::now();
-        let future = self.inner.call(request);
-        Box::pin(async move {
-            let result = future.await;
-            if let Ok(response) = &result {
-                let code = code_of(response);
-                let elapsed = started.elapsed();
-                METRICS.requests.with_label_values(&[service, &method, code]).inc();
-                METRICS.request_duration.with_label_values(&[service, &method]).observe(elapsed.as_secs_f64());
-                // The access log: one line per call, in the request's span (method, request id,
-                // trace id). Health probes every few seconds would drown the rest: debug only.
-                let duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
-                if method.starts_with("/grpc.health.") {
-                    tracing::debug!(target: "prfix::access", service, code, duration_ms, "call answered");
-                } else {
-                    tracing::info!(target: "prfix::access", service, code, duration_ms, "call answered");
-                }
-            }
-            result
-        })
-    }
-}
+pub use crate::calls::{GrpcMetrics, GrpcMetricsLayer, Measured};
 
 /// Sets `prfix_outbox_backlog{table}` from the outbox table `table` of `pool`'s schema.
 pub async fn read_outbox_backlog(pool: &deadpool_postgres::Pool, label: &str, table: &str) {
