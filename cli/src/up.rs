@@ -22,7 +22,10 @@ pub async fn run(config: Option<&Path>) -> Result<(), Box<dyn std::error::Error 
     } else {
         LogFormat::Pretty
     };
-    telemetry::init(format, &audit_settings.common.log_level);
+    // Spans go to `otlp_endpoint` when one is set, as one service `prfix` (the three run here).
+    let mut logging = audit_settings.common.clone();
+    logging.log_format = format;
+    telemetry::init_service("prfix", &logging)?;
     let database = redact(audit_settings.common.database_url.expose_secret());
     let ollama = agent_settings.common.ollama_url.clone();
 
@@ -87,6 +90,7 @@ pub async fn run(config: Option<&Path>) -> Result<(), Box<dyn std::error::Error 
             first_error.get_or_insert(e);
         }
     }
+    telemetry::shutdown().await;
     match first_error {
         Some(e) => Err(e),
         None => Ok(()),

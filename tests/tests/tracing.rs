@@ -18,6 +18,8 @@ use prfix_proto::agent::v1 as pb;
 use prfix_proto::agent::v1::agent_service_client::AgentServiceClient;
 use prfix_proto::audit::v1 as audit;
 use prfix_proto::audit::v1::audit_service_client::AuditServiceClient;
+use prfix_proto::auth::v1 as auth;
+use prfix_proto::auth::v1::auth_service_client::AuthServiceClient;
 use prfix_tests::auth::{Bearer, operator_token};
 use prfix_tests::processes::{Service, System, channel};
 use prfix_tests::{FakeOllama, Reply};
@@ -141,6 +143,10 @@ async fn a_clients_trace_id_is_in_every_services_logs_in_the_audit_events_and_in
         .task
         .expect("task");
     let ended = prfix_tests::tasks::wait_for_end(&mut agent, &task.task_id, LIMIT).await;
+    // A failed login in the same trace: the gateway appends its security event directly.
+    let mut anonymous = AuthServiceClient::with_interceptor(gateway.clone(), Bearer::new(""));
+    let login = auth::LoginRequest { username: "mallory".into(), password: "guess-123".into() };
+    assert!(anonymous.login(traced(login)).await.is_err(), "a wrong password is refused");
     assert_eq!(ended.state, pb::TaskState::Succeeded as i32, "{ended:?}\n{}", logs());
 
     // Ollama got the trace with the model call's span as the parent.
@@ -171,9 +177,14 @@ async fn a_clients_trace_id_is_in_every_services_logs_in_the_audit_events_and_in
             .events;
         let traced_actions: Vec<&str> =
             events.iter().filter(|e| e.trace_id == TRACE_ID).map(|e| e.action.as_str()).collect();
-        if ["/prfix.agent.v1.AgentService/CreateReview", "agent.task.create.review", "agent.task.succeeded"]
-            .iter()
-            .all(|a| traced_actions.contains(a))
+        if [
+            "/prfix.agent.v1.AgentService/CreateReview",
+            "agent.task.create.review",
+            "agent.task.succeeded",
+            "auth.login",
+        ]
+        .iter()
+        .all(|a| traced_actions.contains(a))
         {
             break events;
         }
@@ -212,6 +223,9 @@ async fn a_clients_trace_id_is_in_every_services_logs_in_the_audit_events_and_in
         assert!(agent_lines.iter().any(|l| l["message"] == message), "agent: no traced `{message}` line\n{}", logs());
     }
     let list = "/prfix.audit.v1.AuditService/ListEvents";
+    let append = "/prfix.audit.v1.AuditService/Append";
+    eventually("the audit service logs the traced security event's Append", || answered(audit_service, append), logs)
+        .await;
     eventually("the audit service logs the traced ListEvents", || answered(audit_service, list), logs).await;
     eventually(
         "the audit service logs the traced events it appended",

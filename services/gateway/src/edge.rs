@@ -134,9 +134,8 @@ pub async fn check(State(edge): State<Edge>, mut request: Request<Body>, next: N
     let ip = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default();
     let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     // The trace layer outside put this hop's span in `traceparent`.
-    let trace_id =
-        prfix_runtime::trace::TraceContext::from_headers(request.headers()).map(|t| t.trace_id()).unwrap_or_default();
-    let client = ClientInfo { ip: ip.clone(), request_id, trace_id };
+    let trace = prfix_runtime::trace::TraceContext::from_headers(request.headers());
+    let client = ClientInfo { ip: ip.clone(), request_id, trace };
     request.extensions_mut().insert(client.clone());
     let call = Call { path: request.uri().path().to_owned(), grpc: is_grpc(&request) };
     let policy = match edge.policies.decide(&call.path) {
@@ -220,7 +219,7 @@ fn access_record(
         action: call.path.clone(),
         result: if ok { pb::AuditResult::Success } else { pb::AuditResult::Failure } as i32,
         request_id: client.request_id.clone(),
-        trace_id: client.trace_id.clone(),
+        trace_id: client.trace_id(),
         metadata: Some(metadata),
         ..Default::default()
     }

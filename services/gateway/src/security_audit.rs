@@ -25,8 +25,15 @@ pub struct ClientInfo {
     pub ip: String,
     /// The request id.
     pub request_id: String,
-    /// The W3C trace id of the call (the gateway starts a trace when the caller sent none).
-    pub trace_id: String,
+    /// The call's span in its W3C trace (the gateway starts a trace when the caller sent none).
+    pub trace: Option<prfix_runtime::trace::TraceContext>,
+}
+
+impl ClientInfo {
+    /// The call's trace id (empty without a trace).
+    pub fn trace_id(&self) -> String {
+        self.trace.map(|t| t.trace_id()).unwrap_or_default()
+    }
 }
 
 /// One security event.
@@ -107,7 +114,7 @@ impl SecurityAudit {
             resource: event.resource.clone(),
             result: event.result as i32,
             request_id: client.request_id.clone(),
-            trace_id: client.trace_id.clone(),
+            trace_id: client.trace_id(),
             metadata: Some(metadata),
             ..Default::default()
         };
@@ -117,6 +124,10 @@ impl SecurityAudit {
             request.set_timeout(Duration::from_secs(2));
             let value = format!("Bearer {token}").parse().map_err(|_| "token is not a header value".to_owned())?;
             request.metadata_mut().insert("authorization", value);
+            // The audit service's span of the append joins the call's trace.
+            if let Some(trace) = client.trace {
+                trace.inject_metadata(request.metadata_mut());
+            }
             self.client.clone().append(request).await.map_err(|s| format!("{}: {}", s.code(), s.message()))
         }
         .await;
