@@ -221,6 +221,32 @@ impl TestApp {
     }
 }
 
+/// A service credential as an operator provisions one: a `service` user `username` and an API key
+/// of it named `<username>-audit`, made through `admin`; returns the key's secret.
+pub async fn provision_service_key(mut admin: AuthServiceClient<Authed>, username: &str) -> String {
+    use prfix_proto::auth::v1 as auth;
+    let service = vec![prfix_proto::options::v1::Role::Service as i32];
+    admin
+        .create_user(auth::CreateUserRequest {
+            username: username.to_owned(),
+            password: format!("{username}-password-123"),
+            roles: service.clone(),
+        })
+        .await
+        .expect("the operator creates the service user");
+    admin
+        .create_api_key(auth::CreateApiKeyRequest {
+            name: format!("{username}-audit"),
+            roles: service,
+            ttl: None,
+            owner: username.to_owned(),
+        })
+        .await
+        .expect("the operator creates the service user's API key")
+        .into_inner()
+        .secret
+}
+
 /// A channel to `addr` (connected lazily: the first call connects).
 pub fn channel_to(addr: SocketAddr) -> Channel {
     Channel::from_shared(format!("http://{addr}")).expect("a socket address is a valid URI").connect_lazy()

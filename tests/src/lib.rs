@@ -12,6 +12,7 @@ pub mod auth;
 pub mod db;
 pub mod fake_ollama;
 pub mod git;
+pub mod metrics;
 pub mod pg_server;
 pub mod processes;
 pub mod redis_server;

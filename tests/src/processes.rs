@@ -9,7 +9,6 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use prfix_proto::auth::v1 as auth;
 use prfix_proto::auth::v1::auth_service_client::AuthServiceClient;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -129,9 +128,7 @@ impl Service {
 
     /// `GET /metrics` of its admin port.
     pub async fn scrape(&self) -> String {
-        let response = reqwest::get(format!("http://{}/metrics", self.admin)).await.expect("the admin port answers");
-        assert_eq!(response.status(), 200, "{} /metrics", self.name);
-        response.text().await.expect("text")
+        crate::metrics::scrape(self.admin).await
     }
 }
 
@@ -206,26 +203,8 @@ impl System {
             ]),
         )
         .await;
-        let mut admin = AuthServiceClient::with_interceptor(channel(gateway.addr), Bearer::new(&operator_token()));
-        admin
-            .create_user(auth::CreateUserRequest {
-                username: "agent".into(),
-                password: "agent-password-123".into(),
-                roles: vec![prfix_proto::options::v1::Role::Service as i32],
-            })
-            .await
-            .expect("the operator creates the agent's service user");
-        let credential = admin
-            .create_api_key(auth::CreateApiKeyRequest {
-                name: "agent-audit".into(),
-                roles: vec![prfix_proto::options::v1::Role::Service as i32],
-                ttl: None,
-                owner: "agent".into(),
-            })
-            .await
-            .expect("the operator creates the agent's API key")
-            .into_inner()
-            .secret;
+        let admin = AuthServiceClient::with_interceptor(channel(gateway.addr), Bearer::new(&operator_token()));
+        let credential = crate::app::provision_service_key(admin, "agent").await;
         let agent = Service::start(
             program,
             "agent",

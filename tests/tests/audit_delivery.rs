@@ -72,31 +72,11 @@ async fn access_records_made_while_audit_is_down_are_delivered_when_it_returns()
 
 #[tokio::test]
 async fn the_agents_outbox_is_relayed_through_the_gateway_with_a_service_api_key() {
-    use prfix_proto::auth::v1 as auth;
     use prfix_proto::prost::Message;
     let app = spawn_app().await;
     // An operator provisions the agent's credential: a `service` user and an API key of it.
     let admin = app.admin_token().await;
-    app.auth_client_as(&admin)
-        .create_user(auth::CreateUserRequest {
-            username: "agent".into(),
-            password: "agent-password-123".into(),
-            roles: vec![prfix_proto::options::v1::Role::Service as i32],
-        })
-        .await
-        .expect("service user");
-    let key = app
-        .auth_client_as(&admin)
-        .create_api_key(auth::CreateApiKeyRequest {
-            name: "agent-audit".into(),
-            roles: vec![prfix_proto::options::v1::Role::Service as i32],
-            ttl: None,
-            owner: "agent".into(),
-        })
-        .await
-        .expect("key")
-        .into_inner()
-        .secret;
+    let key = prfix_tests::app::provision_service_key(app.auth_client_as(&admin), "agent").await;
 
     let mut settings = prfix_tests::app::agent_settings(&app.common);
     settings.audit_credential = Some(secrecy::SecretString::from(key));

@@ -13,7 +13,7 @@ use prfix_proto::agent::v1 as agent;
 use prfix_proto::audit::v1 as audit;
 use prfix_proto::audit::v1::audit_service_client::AuditServiceClient;
 use prfix_proto::auth::v1 as auth;
-use prfix_tests::app::{Authed, Running, agent_settings, audit_settings, channel_to, run};
+use prfix_tests::app::{Authed, Running, agent_settings, audit_settings, channel_to, provision_service_key, run};
 use prfix_tests::auth::{Bearer, audit_key, operator_token};
 use prfix_tests::db::admin_url;
 use prfix_tests::git::Repo;
@@ -206,25 +206,7 @@ async fn create_history(app: &TestApp) -> Running {
         .secret;
 
     // The agent's audit credential, as an operator provisions it, and a replica that relays with it.
-    admin_client()
-        .create_user(auth::CreateUserRequest {
-            username: "agent".into(),
-            password: "agent-password-123".into(),
-            roles: vec![Role::Service.to_proto() as i32],
-        })
-        .await
-        .expect("service user");
-    let service_key = admin_client()
-        .create_api_key(auth::CreateApiKeyRequest {
-            name: "agent-audit".into(),
-            roles: vec![Role::Service.to_proto() as i32],
-            ttl: None,
-            owner: "agent".into(),
-        })
-        .await
-        .expect("service key")
-        .into_inner()
-        .secret;
+    let service_key = provision_service_key(admin_client(), "agent").await;
     let mut settings = agent_settings(&app.common);
     settings.audit_credential = Some(SecretString::from(service_key));
     settings.agent.audit_url = format!("http://{}", app.gateway.addr);

@@ -3,57 +3,13 @@
 
 use std::time::{Duration, Instant};
 
-use prfix_proto::agent::v1 as pb;
 use prfix_proto::audit::v1 as audit;
 use prfix_proto::audit::v1::audit_service_client::AuditServiceClient;
 use prfix_tests::app::{Authed, audit_settings, channel_to, common_settings, run};
 use prfix_tests::auth::{Bearer, operator_token};
 use prfix_tests::db::TestDatabase;
-use prfix_tests::{Reply, TestApp, spawn_app};
-
-const MODEL: &str = "qwen2.5-coder:14b";
-
-async fn scrape(addr: std::net::SocketAddr) -> String {
-    let response = reqwest::get(format!("http://{addr}/metrics")).await.expect("the admin port answers");
-    assert_eq!(response.status(), 200);
-    assert!(response.headers()["content-type"].to_str().is_ok_and(|t| t.starts_with("text/plain")));
-    response.text().await.expect("text")
-}
-
-/// Whether a sample of `name` carries every label of `labels`.
-fn has(text: &str, name: &str, labels: &[(&str, &str)]) -> bool {
-    text.lines().filter(|l| !l.starts_with('#')).any(|line| {
-        let Some(rest) = line.strip_prefix(name) else { return false };
-        (rest.starts_with('{') || rest.starts_with(' '))
-            && labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
-    })
-}
-
-/// The value of the sample of `name` without labels.
-fn value(text: &str, name: &str) -> Option<f64> {
-    text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-}
-
-async fn traffic(app: &TestApp) {
-    app.ollama.set_models(&[MODEL]);
-    app.ollama.set_default("/api/chat", Reply::chat(r#"{"findings": []}"#));
-    let change_set = pb::ChangeSet {
-        diff: "diff --git a/a.rs b/a.rs\n--- a/a.rs\n+++ b/a.rs\n@@ -1 +1 @@\n-1\n+2\n".into(),
-        ..Default::default()
-    };
-    let mut client = app.agent_client();
-    let task = client
-        .create_review(pb::CreateReviewRequest { change_set: Some(change_set), options: None })
-        .await
-        .expect("created")
-        .into_inner()
-        .task
-        .expect("task");
-    prfix_tests::tasks::wait_for_end(&mut client, &task.task_id, Duration::from_secs(15)).await;
-    // Refusals: a wrong password and a call without credentials.
-    assert!(app.login("admin", "wrong-password").await.is_err());
-    assert!(app.agent_client_as("").list_tasks(pb::ListTasksRequest::default()).await.is_err());
-}
+use prfix_tests::metrics::{MODEL, has, scrape, sum, traffic};
+use prfix_tests::spawn_app;
 
 #[tokio::test]
 async fn each_service_exposes_its_series_with_their_labels_after_traffic() {
@@ -133,9 +89,9 @@ async fn coverage(admin: std::net::SocketAddr) -> (f64, f64, Instant, Instant) {
     let text = scrape(admin).await;
     let after = Instant::now();
     let uncovered =
-        value(&text, "prfix_audit_uncovered_events").unwrap_or_else(|| panic!("no uncovered events:\n{text}"));
+        sum(&text, "prfix_audit_uncovered_events", &[]).unwrap_or_else(|| panic!("no uncovered events:\n{text}"));
     let age =
-        value(&text, "prfix_audit_checkpoint_age_seconds").unwrap_or_else(|| panic!("no checkpoint age:\n{text}"));
+        sum(&text, "prfix_audit_checkpoint_age_seconds", &[]).unwrap_or_else(|| panic!("no checkpoint age:\n{text}"));
     (uncovered, age, before, after)
 }
 

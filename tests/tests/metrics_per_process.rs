@@ -10,31 +10,13 @@ use prfix_proto::agent::v1::agent_service_client::AgentServiceClient;
 use prfix_proto::auth::v1 as auth;
 use prfix_proto::auth::v1::auth_service_client::AuthServiceClient;
 use prfix_tests::auth::{Bearer, operator_token};
+use prfix_tests::metrics::{MODEL, one_line_change, sum};
 use prfix_tests::processes::{System, channel};
 use prfix_tests::{FakeOllama, Reply};
-
-const MODEL: &str = "qwen2.5-coder:14b";
 const CREATE: &str = "/prfix.agent.v1.AgentService/CreateReview";
 
-/// The sum of the samples of `name` that carry every label of `labels`; `None` when there is none.
-fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let samples: Vec<f64> = text
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|line| {
-            let rest = line.strip_prefix(name)?;
-            if !(rest.starts_with('{') || rest.starts_with(' ')) {
-                return None;
-            }
-            labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\""))).then_some(())?;
-            rest.rsplit(' ').next()?.parse::<f64>().ok()
-        })
-        .collect();
-    (!samples.is_empty()).then(|| samples.iter().sum())
-}
-
 fn count(text: &str, name: &str, labels: &[(&str, &str)], who: &str) -> f64 {
-    value(text, name, labels).unwrap_or_else(|| panic!("{who}: no {name} {labels:?}:\n{text}"))
+    sum(text, name, labels).unwrap_or_else(|| panic!("{who}: no {name} {labels:?}:\n{text}"))
 }
 
 #[tokio::test]
@@ -47,12 +29,8 @@ async fn each_service_process_exposes_the_series_of_its_own_work() {
     let gateway = channel(system.gateway.addr);
 
     let mut agent = AgentServiceClient::with_interceptor(gateway.clone(), Bearer::new(&operator_token()));
-    let change_set = pb::ChangeSet {
-        diff: "diff --git a/a.rs b/a.rs\n--- a/a.rs\n+++ b/a.rs\n@@ -1 +1 @@\n-1\n+2\n".into(),
-        ..Default::default()
-    };
     let task = agent
-        .create_review(pb::CreateReviewRequest { change_set: Some(change_set), options: None })
+        .create_review(pb::CreateReviewRequest { change_set: Some(one_line_change()), options: None })
         .await
         .expect("the review is created")
         .into_inner()
@@ -70,7 +48,7 @@ async fn each_service_process_exposes_the_series_of_its_own_work() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let audit = loop {
         let text = system.audit.scrape().await;
-        if value(&text, "prfix_audit_appends_total", &[]).unwrap_or(0.0) >= 3.0 {
+        if sum(&text, "prfix_audit_appends_total", &[]).unwrap_or(0.0) >= 3.0 {
             break text;
         }
         assert!(tokio::time::Instant::now() < deadline, "no audit appends:\n{text}\n{}", system.logs());
@@ -112,11 +90,11 @@ async fn each_service_process_exposes_the_series_of_its_own_work() {
     for (text, own) in [(&gateway_metrics, "gateway"), (&agent_metrics, "agent"), (&audit, "audit")] {
         for other in ["gateway", "agent", "audit"].into_iter().filter(|s| *s != own) {
             assert_eq!(
-                value(text, "prfix_requests_total", &[("service", other)]),
+                sum(text, "prfix_requests_total", &[("service", other)]),
                 None,
                 "the {own} process shows calls of the {other} service"
             );
         }
     }
-    assert_eq!(value(&gateway_metrics, "prfix_model_calls_total", &[]), None, "the gateway makes no model calls");
+    assert_eq!(sum(&gateway_metrics, "prfix_model_calls_total", &[]), None, "the gateway makes no model calls");
 }

@@ -5,37 +5,22 @@
 use std::time::Duration;
 
 use prfix_proto::agent::v1 as pb;
+use prfix_tests::metrics::{MODEL, one_line_change, sum};
 use prfix_tests::{Reply, TestApp, spawn_app};
-
-const MODEL: &str = "qwen2.5-coder:14b";
 const WATCH: &str = "/prfix.agent.v1.AgentService/WatchTask";
 
 async fn scrape(app: &TestApp) -> String {
-    reqwest::get(format!("http://{}/metrics", app.admin.agent)).await.expect("scrape").text().await.expect("text")
+    prfix_tests::metrics::scrape(app.admin.agent).await
 }
 
-/// The value of the one sample of `name` with exactly these `labels` (in any order), or 0.
+/// The value of the sample of `name` with these `labels`, or 0.
 fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    text.lines()
-        .filter_map(|line| {
-            let rest = line.strip_prefix(name)?.strip_prefix('{')?;
-            let (inside, value) = rest.split_once("} ")?;
-            let mut found: Vec<&str> = inside.split(',').collect();
-            let mut wanted: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
-            found.sort_unstable();
-            wanted.sort();
-            (found == wanted).then(|| value.trim().parse::<f64>().ok())?
-        })
-        .sum()
+    sum(text, name, labels).unwrap_or(0.0)
 }
 
 async fn review(app: &TestApp) -> String {
-    let change_set = pb::ChangeSet {
-        diff: "diff --git a/a.rs b/a.rs\n--- a/a.rs\n+++ b/a.rs\n@@ -1 +1 @@\n-1\n+2\n".into(),
-        ..Default::default()
-    };
     app.agent_client()
-        .create_review(pb::CreateReviewRequest { change_set: Some(change_set), options: None })
+        .create_review(pb::CreateReviewRequest { change_set: Some(one_line_change()), options: None })
         .await
         .expect("created")
         .into_inner()

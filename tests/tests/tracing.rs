@@ -21,11 +21,11 @@ use prfix_proto::audit::v1::audit_service_client::AuditServiceClient;
 use prfix_proto::auth::v1 as auth;
 use prfix_proto::auth::v1::auth_service_client::AuthServiceClient;
 use prfix_tests::auth::{Bearer, operator_token};
+use prfix_tests::metrics::{MODEL, one_line_change};
 use prfix_tests::processes::{Service, System, channel};
 use prfix_tests::{FakeOllama, Reply};
 use serde_json::Value;
 
-const MODEL: &str = "qwen2.5-coder:14b";
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CLIENT_SPAN: &str = "00f067aa0ba902b7";
 const LIMIT: Duration = Duration::from_secs(30);
@@ -131,12 +131,8 @@ async fn a_clients_trace_id_is_in_every_services_logs_in_the_audit_events_and_in
 
     // The client starts the trace: a review, then a look at the audit log in the same trace.
     let mut agent = AgentServiceClient::with_interceptor(gateway.clone(), operator.clone());
-    let change_set = pb::ChangeSet {
-        diff: "diff --git a/a.rs b/a.rs\n--- a/a.rs\n+++ b/a.rs\n@@ -1 +1 @@\n-1\n+2\n".into(),
-        ..Default::default()
-    };
     let task = agent
-        .create_review(traced(pb::CreateReviewRequest { change_set: Some(change_set), options: None }))
+        .create_review(traced(pb::CreateReviewRequest { change_set: Some(one_line_change()), options: None }))
         .await
         .expect("the review is created")
         .into_inner()

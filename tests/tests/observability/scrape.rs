@@ -2,12 +2,9 @@
 //! family with its type.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
-use prfix_proto::agent::v1 as pb;
-use prfix_tests::{Reply, TestApp, spawn_app};
-
-const MODEL: &str = "qwen2.5-coder:14b";
+use prfix_tests::metrics::{scrape, traffic};
+use prfix_tests::spawn_app;
 
 /// Labels Prometheus adds to every series it scrapes.
 pub const TARGET_LABELS: [&str; 2] = ["job", "instance"];
@@ -126,37 +123,6 @@ fn label_names(mut rest: &str) -> Vec<String> {
             .unwrap_or_else(|| panic!("a label value ends: {rest}"));
         rest = &value[close + 1..];
     }
-}
-
-async fn scrape(addr: std::net::SocketAddr) -> String {
-    let response = reqwest::get(format!("http://{addr}/metrics")).await.expect("the admin port answers");
-    assert_eq!(response.status(), 200, "GET /metrics on {addr}");
-    response.text().await.expect("the exposition is text")
-}
-
-/// Calls that make every series appear: a review that calls the (fake) model, a refused login and a
-/// call without credentials.
-async fn traffic(app: &TestApp) {
-    app.ollama.set_models(&[MODEL]);
-    app.ollama.set_default("/api/chat", Reply::chat(r#"{"findings": []}"#));
-    let change_set = pb::ChangeSet {
-        diff: "diff --git a/a.rs b/a.rs\n--- a/a.rs\n+++ b/a.rs\n@@ -1 +1 @@\n-1\n+2\n".into(),
-        ..Default::default()
-    };
-    let mut client = app.agent_client();
-    let task = client
-        .create_review(pb::CreateReviewRequest { change_set: Some(change_set), options: None })
-        .await
-        .expect("a review is created")
-        .into_inner()
-        .task
-        .expect("the answer holds the task");
-    prfix_tests::tasks::wait_for_end(&mut client, &task.task_id, Duration::from_secs(15)).await;
-    assert!(app.login("admin", "wrong-password").await.is_err(), "a wrong password is refused");
-    assert!(
-        app.agent_client_as("").list_tasks(pb::ListTasksRequest::default()).await.is_err(),
-        "a call without credentials is refused"
-    );
 }
 
 /// Starts the three services, sends them traffic and scrapes each admin port.
