@@ -173,7 +173,7 @@ impl Application {
         // Every call is checked against its method's policy here, whoever sent it: reaching the
         // service on the network grants nothing.
         let routes = Routes::from(
-            routes.into_axum_router().layer(self.auth).layer(prfix_runtime::metrics::GrpcMetricsLayer::new("agent")),
+            routes.into_axum_router().layer(self.auth).layer(prfix_runtime::calls::GrpcMetricsLayer::new("agent")),
         );
         // Background work lives in this future: dropping it (a killed replica) stops all of it.
         let mut background = tokio::task::JoinSet::new();

@@ -146,7 +146,7 @@ impl Application {
         // Every call is checked against its method's policy here, whoever sent it: reaching the
         // service on the network grants nothing.
         let routes = Routes::from(
-            routes.into_axum_router().layer(self.auth).layer(prfix_runtime::metrics::GrpcMetricsLayer::new("audit")),
+            routes.into_axum_router().layer(self.auth).layer(prfix_runtime::calls::GrpcMetricsLayer::new("audit")),
         );
         let pool = self.pool.clone();
         let refresh: prfix_runtime::metrics::Refresh = Box::new(move || {

@@ -69,7 +69,7 @@ pub fn build(
         // Bodies larger than the limit are refused (413) before anything reads them.
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_request_bytes))
         // Calls by method and code, whatever protocol they came in (REST and gRPC-web arrive here as gRPC).
-        .layer(prfix_runtime::metrics::GrpcMetricsLayer::new("gateway"));
+        .layer(prfix_runtime::calls::GrpcMetricsLayer::new("gateway"));
     // Before routing: gRPC-web (binary and text) and REST/JSON become gRPC calls of the routed API,
     // so the edge and the forwarding see one protocol; `/openapi.json` is served here too.
     let translated = tower::Layer::layer(&axum::middleware::from_fn_with_state(rest, crate::rest::handle), router);

@@ -220,8 +220,6 @@ impl Metrics {
 /// The process's metrics.
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
-pub use crate::calls::{GrpcMetrics, GrpcMetricsLayer, Measured};
-
 /// Sets `prfix_outbox_backlog{table}` from the outbox table `table` of `pool`'s schema.
 pub async fn read_outbox_backlog(pool: &deadpool_postgres::Pool, label: &str, table: &str) {
     let Ok(client) = pool.get().await else { return };

@@ -31,12 +31,22 @@ fn filter(level: &str) -> EnvFilter {
 
 /// Installs the global subscriber with logs only. A second call (tests, `prfix up`) keeps the first.
 pub fn init(format: LogFormat, level: &str) {
-    let registry = tracing_subscriber::registry().with(filter(level));
-    // Already initialised: the earlier subscriber stays.
-    let _ = match format {
-        LogFormat::Json => registry.with(json_layer()).try_init(),
-        LogFormat::Pretty => registry.with(fmt::layer().compact()).try_init(),
-    };
+    install::<tracing_opentelemetry::OpenTelemetryLayer<_, opentelemetry_sdk::trace::Tracer>>(format, level, None);
+}
+
+/// Installs the global subscriber: the filter, `otel` when given, and the log lines in `format`.
+/// Whether it was installed (false: one was already, and it stays).
+fn install<L>(format: LogFormat, level: &str, otel: Option<L>) -> bool
+where
+    L: tracing_subscriber::Layer<tracing_subscriber::layer::Layered<EnvFilter, tracing_subscriber::Registry>>
+        + Send
+        + Sync,
+{
+    let registry = tracing_subscriber::registry().with(filter(level)).with(otel);
+    match format {
+        LogFormat::Json => registry.with(json_layer()).try_init().is_ok(),
+        LogFormat::Pretty => registry.with(fmt::layer().compact()).try_init().is_ok(),
+    }
 }
 
 fn json_layer<S>() -> impl tracing_subscriber::Layer<S>
@@ -75,12 +85,7 @@ pub fn init_service(service: &str, common: &CommonSettings) -> Result<(), Tracin
         .build();
     let tracer = provider.tracer(service.to_owned());
     let otel = tracing_opentelemetry::layer().with_tracer(tracer);
-    let registry = tracing_subscriber::registry().with(filter(&common.log_level)).with(otel);
-    let installed = match common.log_format {
-        LogFormat::Json => registry.with(json_layer()).try_init(),
-        LogFormat::Pretty => registry.with(fmt::layer().compact()).try_init(),
-    };
-    if installed.is_ok() {
+    if install(common.log_format, &common.log_level, Some(otel)) {
         let _ = PROVIDER.set(provider);
         EXPORTING.store(true, Ordering::Relaxed);
         tracing::info!(%endpoint, ratio = common.trace_sample_ratio, "exporting spans over OTLP");

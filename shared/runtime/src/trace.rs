@@ -72,6 +72,11 @@ impl TraceContext {
         Self { span_id: nonzero(), ..*self }
     }
 
+    /// A span under `parent`, or the root of a new trace without one.
+    pub fn next(parent: Option<Self>) -> Self {
+        parent.map_or_else(Self::root, |p| p.child())
+    }
+
     /// The trace id, 32 lower-case hex digits (as logs and audit events show it).
     pub fn trace_id(&self) -> String {
         hex::encode(self.trace_id)
@@ -157,7 +162,7 @@ pub fn attach(span: &tracing::Span, parent: Option<TraceContext>) -> TraceContex
     } else {
         None
     };
-    let context = context.unwrap_or_else(|| parent.map_or_else(TraceContext::root, |p| p.child()));
+    let context = context.unwrap_or_else(|| TraceContext::next(parent));
     span.record("trace_id", context.trace_id());
     span.record("span_id", context.span_id());
     context
@@ -172,7 +177,7 @@ pub fn server_span<B>(request: &Request<B>) -> (tracing::Span, TraceContext) {
     if !crate::telemetry::exporting() {
         // The ids are known before the span exists: written once, never re-recorded (recording a
         // field again costs the JSON formatter a parse of the span's fields).
-        let context = parent.map_or_else(TraceContext::root, |p| p.child());
+        let context = TraceContext::next(parent);
         let span = tracing::info_span!(
             "request",
             method = %method,
