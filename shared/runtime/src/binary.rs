@@ -80,7 +80,7 @@ fn settings_or_exit<S>(name: &str, settings: Result<S, SettingsError>) -> Result
 }
 
 /// Runs a service binary named `name`.
-pub async fn run<S, A, E, B, BF, R, RF>(
+async fn run<S, A, E, B, BF, R, RF>(
     name: &str,
     settings: Result<S, SettingsError>,
     common: fn(&S) -> &CommonSettings,
@@ -126,7 +126,7 @@ where
 /// service role can open a session, logs what was applied, and exits: 0 when the schema is current,
 /// 1 when it could not be made so, 2 for bad settings. Nothing is served and no other secret is read,
 /// so a migration Job (a Helm pre-install/pre-upgrade hook) needs the database URL only.
-pub async fn migrate<S>(
+async fn migrate<S>(
     name: &str,
     settings: Result<S, SettingsError>,
     common: fn(&S) -> &CommonSettings,

@@ -11,7 +11,8 @@ use crate::checks::{
     container_environment, secret_references, selects, validate_strictly,
 };
 use crate::support::{
-    SERVICES, find, kind, list, name, quantity, read, run_tool, service_of_image, strings, workspace_root,
+    SERVICES, WORKLOAD_KINDS, find, kind, list, name, quantity, read, run_tool, service_of_image, strings,
+    workspace_root,
 };
 
 const OVERLAYS: [&str; 2] = ["dev", "production"];
@@ -51,14 +52,7 @@ fn every_overlay_renders_with_kustomize_and_validates_strictly_against_the_kuber
             ("NetworkPolicy", "allow-dns".to_owned()),
         ];
         for service in SERVICES {
-            for kind in [
-                "ServiceAccount",
-                "Deployment",
-                "Service",
-                "PodDisruptionBudget",
-                "HorizontalPodAutoscaler",
-                "NetworkPolicy",
-            ] {
+            for kind in WORKLOAD_KINDS {
                 expected.push((kind, service.workload()));
             }
         }

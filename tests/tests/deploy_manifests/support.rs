@@ -41,6 +41,10 @@ impl Service {
     }
 }
 
+/// The objects every service runs as, in the kustomize overlays and in its Helm release alike.
+pub const WORKLOAD_KINDS: [&str; 6] =
+    ["ServiceAccount", "Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy"];
+
 pub const SERVICES: [Service; 3] = [
     Service { name: "gateway", port: 8080, metrics_port: 9090 },
     Service { name: "agent", port: 50051, metrics_port: 9091 },

@@ -113,44 +113,15 @@ async fn the_migration_hooks_command_and_environment_migrate_a_fresh_database() 
     assert_eq!(schemas, ["agent", "audit", "gateway"], "every service's schema is in");
 }
 
-/// What `prfix-<service> --migrate` does with `environment` (as its settings file).
+/// What `prfix-<service> --migrate --config <file>` does with `environment` as its settings file:
+/// the service's own command line, as the hook's container runs it.
 pub(super) async fn migrate(release: &str, environment: &BTreeMap<String, String>) -> ExitCode {
     let (file, _) = write_settings_file(environment);
-    let path = Some(file.path());
+    let args = [release.into(), "--migrate".into(), "--config".into(), file.path().as_os_str().to_owned()];
     match release {
-        "prfix-gateway" => {
-            let settings = prfix_gateway::Settings::load(path);
-            prfix_runtime::binary::migrate(
-                release,
-                settings,
-                |s| &s.common,
-                prfix_gateway::Settings::database,
-                prfix_gateway::MIGRATIONS,
-            )
-            .await
-        }
-        "prfix-agent" => {
-            let settings = prfix_agent::Settings::load(path);
-            prfix_runtime::binary::migrate(
-                release,
-                settings,
-                |s| &s.common,
-                prfix_agent::Settings::database,
-                prfix_agent::MIGRATIONS,
-            )
-            .await
-        }
-        "prfix-audit" => {
-            let settings = prfix_audit::Settings::load(path);
-            prfix_runtime::binary::migrate(
-                release,
-                settings,
-                |s| &s.common,
-                prfix_audit::Settings::database,
-                prfix_audit::MIGRATIONS,
-            )
-            .await
-        }
+        "prfix-gateway" => prfix_gateway::command::main(args).await,
+        "prfix-agent" => prfix_agent::command::main(args).await,
+        "prfix-audit" => prfix_audit::command::main(args).await,
         other => panic!("unknown release {other}"),
     }
 }

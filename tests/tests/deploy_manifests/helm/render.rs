@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use super::{CHARTS, Charts, NAMESPACE, VALUES_FILES, secret_flags};
 use crate::checks::validate_strictly;
-use crate::support::{SERVICES, kind, list, name, read, yaml_documents};
+use crate::support::{SERVICES, WORKLOAD_KINDS, kind, list, name, read, yaml_documents};
 
 #[test]
 fn every_chart_builds_its_library_dependency_and_passes_helm_lint_strict_with_each_values_file() {
@@ -55,14 +55,7 @@ fn every_chart_renders_with_each_values_file_and_validates_strictly_against_the_
         let mut expected: Vec<(&str, String)> = Vec::new();
         for service in SERVICES {
             let release = service.workload();
-            for kind in [
-                "ServiceAccount",
-                "Deployment",
-                "Service",
-                "PodDisruptionBudget",
-                "HorizontalPodAutoscaler",
-                "NetworkPolicy",
-            ] {
+            for kind in WORKLOAD_KINDS {
                 expected.push((kind, release.clone()));
             }
             expected.push(("ConfigMap", format!("{release}-settings")));
