@@ -362,3 +362,92 @@ fn huge_lines_and_non_ascii_text_are_matched_without_trouble() {
         Err(BlockFailure::NotFound { .. })
     ));
 }
+
+// ---- edits matched with their indentation ignored ----
+
+const COMPOSE: &str = "services:\n  web:\n    image: nginx:1.25\n    ports:\n      - \"80:80\"\n  db:\n    image: postgres:16\n    environment:\n      POSTGRES_PASSWORD: example   \n";
+
+#[test]
+fn a_flattened_yaml_edit_either_gives_the_intended_file_byte_for_byte_or_is_refused() {
+    // Each case: the flattened SEARCH and REPLACE a model wrote, and the file it meant.
+    let cases = [
+        (
+            "web:\nimage: nginx:1.25\nports:\n",
+            "web:\nimage: nginx:1.27\nports:\n",
+            COMPOSE.replace("nginx:1.25", "nginx:1.27"),
+        ),
+        (
+            "db:\nimage: postgres:16\nenvironment:\nPOSTGRES_PASSWORD: example\n",
+            "db:\nimage: postgres:17\nenvironment:\nPOSTGRES_PASSWORD: example\n",
+            COMPOSE.replace("postgres:16", "postgres:17"),
+        ),
+        (
+            "web:\nimage: nginx:1.25\nports:\n",
+            "web:\nimage: nginx:1.25\nrestart: always\nports:\n",
+            COMPOSE.replace("    image: nginx:1.25\n", "    image: nginx:1.25\n    restart: always\n"),
+        ),
+        (
+            "ports:\n- \"80:80\"\ndb:\n",
+            "ports:\n- \"80:80\"\n- \"443:443\"\ndb:\n",
+            COMPOSE.replace("      - \"80:80\"\n", "      - \"80:80\"\n      - \"443:443\"\n"),
+        ),
+    ];
+    let mut applied = 0;
+    for (search, replace, intended) in cases {
+        match apply_search_replace(COMPOSE, search, replace, THRESHOLD) {
+            Ok((out, kind)) => {
+                assert_eq!(kind, MatchKind::IgnoringIndentation, "{search}");
+                assert_eq!(out, intended, "a flattened edit that applies must give the intended file");
+                applied += 1;
+            }
+            Err(BlockFailure::IndentationUnclear { closest, reason }) => {
+                assert!(!reason.is_empty());
+                assert!(closest.text.contains("  "), "the refusal shows the real indentation: {}", closest.text);
+            }
+            Err(other) => panic!("{search}: unexpected failure {other}"),
+        }
+    }
+    assert!(applied >= 2, "one-for-one changes of a value are derivable and applied");
+}
+
+#[test]
+fn a_flattened_yaml_insertion_whose_nesting_cannot_be_derived_is_refused_with_the_real_lines() {
+    let edits = vec![sr(
+        "compose.yaml",
+        "web:\nimage: nginx:1.25\nports:\n",
+        "web:\nimage: nginx:1.25\nrestart: always\nports:\n",
+    )];
+    let outcome = apply_edits(&files(&[("compose.yaml", COMPOSE)]), &edits, THRESHOLD);
+    assert_eq!(outcome.files["compose.yaml"], COMPOSE, "a refused edit leaves the file as it was");
+    assert!(
+        matches!(outcome.failed.as_slice(), [(0, BlockFailure::IndentationUnclear { .. })]),
+        "{:?}",
+        outcome.failed
+    );
+    let feedback = retry_feedback(&edits, &outcome);
+    assert!(feedback.contains("indentation ignored") && feedback.contains("|     image: nginx:1.25"), "{feedback}");
+}
+
+#[test]
+fn a_python_edit_with_lost_indentation_gives_the_intended_file_exactly() {
+    let module = "import math\n\n\nclass Shape:\n    def area(self):\n        raise NotImplementedError  \n\n\nclass Circle(Shape):\n    def __init__(self, r):\n        self.r = r\n\n    def area(self):\n        # pi r squared\n        return math.pi * self.r * 2\n";
+    let search = "def area(self):\n    # pi r squared\n    return math.pi * self.r * 2\n";
+    let replace = "def area(self):\n    # pi r squared\n    if self.r < 0:\n        raise ValueError(\"negative radius\")\n    return math.pi * self.r ** 2\n";
+    let intended = module.replace(
+        "        return math.pi * self.r * 2\n",
+        "        if self.r < 0:\n            raise ValueError(\"negative radius\")\n        return math.pi * self.r ** 2\n",
+    );
+    let (out, kind) = apply_search_replace(module, search, replace, THRESHOLD).expect("applies");
+    assert_eq!(kind, MatchKind::IgnoringIndentation);
+    assert_eq!(out, intended);
+}
+
+#[test]
+fn lines_the_edit_does_not_change_keep_their_odd_whitespace() {
+    // The file's trailing spaces and a tab-and-space indent survive an edit matched by re-indentation.
+    let content = "def f():\n\t x = 1   \n\t return x\n";
+    let (out, kind) =
+        apply_search_replace(content, "x = 1\nreturn x\n", "x = 1\nreturn x + 1\n", THRESHOLD).expect("applies");
+    assert_eq!(kind, MatchKind::IgnoringIndentation);
+    assert_eq!(out, "def f():\n\t x = 1   \n\t return x + 1\n");
+}

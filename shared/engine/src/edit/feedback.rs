@@ -84,6 +84,14 @@ fn describe_failure(out: &mut String, edits: &[Edit], index: usize, failure: &Bl
                 "an empty SEARCH creates a new file, but {path} already exists; copy the lines to change into SEARCH."
             );
         }
+        BlockFailure::IndentationUnclear { closest, reason } => {
+            let _ = writeln!(
+                out,
+                "its SEARCH lines match {path} only with their indentation ignored, and {reason}. Copy the lines \
+                 with their exact indentation, as below, and indent the new lines as the file does."
+            );
+            show_closest(out, path, closest);
+        }
         BlockFailure::EmptySearch => {
             let _ = writeln!(out, "its SEARCH part is empty; copy the lines to change from {path} into SEARCH.");
         }

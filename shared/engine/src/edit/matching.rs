@@ -2,7 +2,7 @@
 
 use super::fuzzy::{Window, ranked_windows};
 use super::lines::{FileLines, block_lines};
-use super::reindent::Reindenter;
+use super::preserve;
 use super::{BlockFailure, Closest, FUZZY_UNIQUE_MARGIN_PERMILLE, MatchKind};
 
 /// Replaces the lines `search` of `content` by `replace`, finding them by the first rule that
@@ -41,8 +41,13 @@ pub fn apply_search_replace(
                 let n = search_lines.len();
                 let new_lines = if kind == MatchKind::IgnoringIndentation {
                     let window = &file.text[*start..start + n];
-                    let pairs = search_lines.iter().map(String::as_str).zip(window.iter().copied());
-                    reindented(&replace_lines, pairs, &search_lines, window)
+                    let aligned: Vec<Option<usize>> = (0..n).map(Some).collect();
+                    preserve::replacement(&search_lines, &replace_lines, window, &aligned).map_err(|reason| {
+                        BlockFailure::IndentationUnclear {
+                            closest: closest(&file, Window { start: *start, len: n, score: 1000 }),
+                            reason,
+                        }
+                    })?
                 } else {
                     replace_lines
                 };
@@ -67,18 +72,6 @@ fn matching_starts(file: &[&str], search: &[String], same: LineEq) -> Vec<usize>
         .collect()
 }
 
-/// The REPLACE lines re-indented from the model's indentation to the file's.
-fn reindented<'a>(
-    replace: &'a [String],
-    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
-    search: &'a [String],
-    window: &[&str],
-) -> Vec<String> {
-    let model_lines = search.iter().chain(replace).map(String::as_str);
-    let reindenter = Reindenter::new(pairs, model_lines, window);
-    replace.iter().map(|l| reindenter.apply(l)).collect()
-}
-
 /// Rule 4: the most similar window, if it reaches the threshold and is clearly the best.
 fn fuzzy(
     file: &FileLines<'_>,
@@ -100,29 +93,10 @@ fn fuzzy(
         return Err(BlockFailure::Ambiguous { matches: rivals + 1 });
     }
     let window = &file.text[best.start..best.start + best.len];
-    let new_lines = reindented(replace, anchor_pairs(search, window), search, window);
+    let aligned = preserve::align(search, window);
+    let new_lines = preserve::replacement(search, replace, window, &aligned)
+        .map_err(|reason| BlockFailure::IndentationUnclear { closest: closest(file, best), reason })?;
     Ok((file.splice(best.start, best.len, &new_lines), MatchKind::Fuzzy { score_permille: best.score }))
-}
-
-/// SEARCH and window lines that are equal once trimmed, paired in order; the first non-blank
-/// lines of each when none are.
-fn anchor_pairs<'a>(search: &'a [String], window: &[&'a str]) -> Vec<(&'a str, &'a str)> {
-    let mut pairs = Vec::new();
-    let mut next = 0;
-    for line in search.iter().filter(|l| !l.trim().is_empty()) {
-        if let Some(found) = window[next.min(window.len())..].iter().position(|f| f.trim() == line.trim()) {
-            pairs.push((line.as_str(), window[next + found]));
-            next += found + 1;
-        }
-    }
-    if pairs.is_empty() {
-        let first_search = search.iter().find(|l| !l.trim().is_empty());
-        let first_window = window.iter().find(|l| !l.trim().is_empty());
-        if let (Some(s), Some(f)) = (first_search, first_window) {
-            pairs.push((s.as_str(), *f));
-        }
-    }
-    pairs
 }
 
 /// The window as shown to the model.

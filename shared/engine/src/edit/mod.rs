@@ -56,12 +56,17 @@
 //!
 //! 1. the SEARCH lines exactly, as whole lines ([`MatchKind::Exact`]);
 //! 2. ignoring trailing whitespace on each line;
-//! 3. ignoring indentation, then re-indenting the REPLACE lines to the file's indentation
-//!    (levels taken from the matched lines, tabs or spaces as in the file);
+//! 3. ignoring indentation; then only the lines the edit changes (SEARCH and REPLACE compared
+//!    line by line) are written, re-indented to the file's indentation (levels taken from the
+//!    matched lines, tabs or spaces as in the file), and every unchanged line keeps the file's
+//!    bytes; when the model's indentation gives no consistent map to the file's (flattened
+//!    nesting), a new line's place cannot be derived and the block is refused with
+//!    [`BlockFailure::IndentationUnclear`];
 //! 4. fuzzy: the window of the file (the SEARCH's line count ±10%) most similar to the SEARCH
 //!    (line diff of the trimmed lines, changed lines compared by character ratio), if its score
 //!    reaches the threshold and no other, non-overlapping window comes within
-//!    [`FUZZY_UNIQUE_MARGIN_PERMILLE`] of it; the replacement is re-indented as in rule 3.
+//!    [`FUZZY_UNIQUE_MARGIN_PERMILLE`] of it; the replacement is written as in rule 3, the
+//!    window lines that correspond to unchanged SEARCH lines kept as the file has them.
 //!
 //! Two or more places at one rule is [`BlockFailure::Ambiguous`]: nothing is guessed. No place
 //! is [`BlockFailure::NotFound`] with the closest window, so the model can be shown the real
@@ -74,6 +79,7 @@ mod lines;
 mod matching;
 mod parse;
 mod paths;
+mod preserve;
 #[cfg(test)]
 mod proptests;
 mod reindent;
@@ -239,6 +245,15 @@ pub enum BlockFailure {
     FileExists,
     /// An empty SEARCH given to [`apply_search_replace`] for content that is not empty.
     EmptySearch,
+    /// The SEARCH lines were found only once indentation was ignored (or fuzzily), and the
+    /// REPLACE lines' place in the file's nesting cannot be derived from them (the model
+    /// flattened nested lines): nothing is guessed.
+    IndentationUnclear {
+        /// The lines the SEARCH matched, with their real indentation.
+        closest: Closest,
+        /// What is inconsistent.
+        reason: String,
+    },
 }
 
 impl std::fmt::Display for BlockFailure {
@@ -256,6 +271,11 @@ impl std::fmt::Display for BlockFailure {
             BlockFailure::UnknownFile => write!(f, "the file is not among the files given"),
             BlockFailure::FileExists => write!(f, "an empty SEARCH creates a file, but the file already exists"),
             BlockFailure::EmptySearch => write!(f, "the SEARCH part is empty but the content is not"),
+            BlockFailure::IndentationUnclear { closest, reason } => write!(
+                f,
+                "the SEARCH lines match line {} only with their indentation ignored, and {reason}",
+                closest.start_line
+            ),
         }
     }
 }

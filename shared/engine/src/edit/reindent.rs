@@ -101,6 +101,11 @@ impl Reindenter {
     }
 }
 
+/// The width of a model line's indentation, a tab counting [`MODEL_TAB_COLUMNS`].
+pub(super) fn model_width(line: &str) -> usize {
+    columns(indentation(line), MODEL_TAB_COLUMNS)
+}
+
 /// The width of whitespace `ws`, a tab counting `tab` columns.
 fn columns(ws: &str, tab: usize) -> usize {
     ws.chars().map(|c| if c == '\t' { tab } else { 1 }).fold(0, usize::saturating_add)
