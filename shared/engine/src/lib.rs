@@ -16,6 +16,7 @@ pub mod diff;
 pub mod edit;
 pub mod fix;
 pub mod json;
+pub mod outline;
 pub mod paths;
 pub mod prompt;
 pub mod redact;
