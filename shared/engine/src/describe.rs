@@ -1,6 +1,9 @@
 //! Describes: a title, a summary, a walkthrough line per file and labels.
 
+use std::sync::LazyLock;
+
 use crate::diff::FilePatch;
+use crate::json::Ordered;
 use crate::prompt::Fence;
 
 /// A change's description.
@@ -24,19 +27,23 @@ pub enum DescribeError {
     Unusable(String),
 }
 
-/// The JSON schema of a describe answer.
+/// The schema of a describe answer as written: the title first (it is what a reader sees and what
+/// a cut-off answer must still hold), then the summary, the walkthrough (each entry's path before
+/// its summary) and the labels last; prose bounded.
+const SCHEMA: &str = r#"{"type":"object","properties":{"title":{"type":"string","maxLength":100},"summary":{"type":"string","maxLength":1200},"walkthrough":{"type":"array","items":{"type":"object","properties":{"path":{"type":"string","maxLength":300},"summary":{"type":"string","maxLength":300}},"required":["path","summary"]}},"labels":{"type":"array","maxItems":5,"items":{"type":"string","maxLength":40}}},"required":["title","summary","walkthrough","labels"]}"#;
+
+static FORMAT: LazyLock<Ordered> = LazyLock::new(|| Ordered::parse(SCHEMA).expect("the describe schema is valid JSON"));
+
+/// The JSON schema of a describe answer with its keys in the order a model should write them:
+/// send this as Ollama's `format`.
+pub fn format() -> Ordered {
+    FORMAT.clone()
+}
+
+/// The JSON schema of a describe answer as a `serde_json::Value` (keys sorted), for checks and
+/// token counts.
 pub fn schema() -> serde_json::Value {
-    serde_json::json!({
-        "type": "object",
-        "properties": {
-            "title": {"type": "string"},
-            "summary": {"type": "string"},
-            "walkthrough": {"type": "array", "items": {"type": "object", "properties": {
-                "path": {"type": "string"}, "summary": {"type": "string"}}, "required": ["path", "summary"]}},
-            "labels": {"type": "array", "items": {"type": "string"}}
-        },
-        "required": ["title", "summary", "walkthrough", "labels"]
-    })
+    FORMAT.to_value()
 }
 
 /// The system prompt.
@@ -47,7 +54,7 @@ pub fn system_prompt(fence: &Fence) -> String {
          on what changes and why it matters. walkthrough: one entry per changed file with one sentence on what \
          changed in it. labels: up to five short lowercase labels such as bug, feature, refactor, docs, tests, \
          security, performance, dependencies.\n\n{}",
-        schema(),
+        format(),
         fence.rule()
     )
 }

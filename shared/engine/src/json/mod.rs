@@ -9,8 +9,11 @@
 //! gets a partial element: an element cut short is dropped whole.
 
 mod number;
+mod ordered;
 mod repair;
 mod wrappers;
+
+pub use ordered::Ordered;
 
 #[cfg(test)]
 mod tests;

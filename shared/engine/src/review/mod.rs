@@ -19,7 +19,7 @@ pub use anchor::{Anchored, Finding, anchor, finalize};
 pub use chunk::{Chunk, chunk, chunk_prompt};
 pub use findings::{RawFinding, parse_findings};
 pub use plan::{OVERLAP_LINES, PartBudget, ReviewPart, plan_parts};
-pub use prompt::{findings_schema, system_prompt};
+pub use prompt::{findings_format, findings_schema, system_prompt};
 pub use render::render_hunks;
 pub use select::{DEFAULT_IGNORE_GLOBS, Selection, select};
 

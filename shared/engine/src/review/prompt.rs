@@ -1,50 +1,48 @@
 //! The review's system prompt and the JSON schema of its answer.
 
+use std::sync::LazyLock;
+
+use crate::json::Ordered;
 use crate::prompt::Fence;
 
-/// The JSON schema of a review answer (Ollama's `format` and the prompt).
+/// The schema of a review answer as written: each finding's keys in the order a model should
+/// write them (where, how bad, what kind, then prose, then code), prose bounded so one finding
+/// cannot spend the whole answer, and a bound on findings per part.
+const FINDINGS_SCHEMA: &str = r#"{"type":"object","properties":{"findings":{"type":"array","maxItems":12,"items":{"type":"object","properties":{"path":{"type":"string"},"line":{"type":"integer"},"end_line":{"type":"integer"},"severity":{"type":"string","enum":["critical","major","minor","info"]},"category":{"type":"string","maxLength":40},"title":{"type":"string","maxLength":120},"body":{"type":"string","maxLength":1200},"suggestion":{"type":"string","maxLength":2000}},"required":["path","line","severity","title","body"]}}},"required":["findings"]}"#;
+
+static FINDINGS_FORMAT: LazyLock<Ordered> =
+    LazyLock::new(|| Ordered::parse(FINDINGS_SCHEMA).expect("the findings schema is valid JSON"));
+
+/// The JSON schema of a review answer with its keys in the order a model should write them: send
+/// this as Ollama's `format` (it serializes in that order; a `serde_json::Value` would sort them).
+pub fn findings_format() -> Ordered {
+    FINDINGS_FORMAT.clone()
+}
+
+/// The JSON schema of a review answer as a `serde_json::Value` (keys sorted), for checks and for
+/// [`crate::tokens::Estimator::prompt_tokens`]: its serialization has the same tokens as
+/// [`findings_format`]'s, in another order.
 pub fn findings_schema() -> serde_json::Value {
-    serde_json::json!({
-        "type": "object",
-        "properties": {
-            "findings": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "path": {"type": "string"},
-                        "line": {"type": "integer"},
-                        "end_line": {"type": "integer"},
-                        "severity": {"type": "string", "enum": ["critical", "major", "minor", "info"]},
-                        "category": {"type": "string"},
-                        "title": {"type": "string"},
-                        "body": {"type": "string"},
-                        "suggestion": {"type": "string"}
-                    },
-                    "required": ["path", "line", "severity", "title", "body"]
-                }
-            }
-        },
-        "required": ["findings"]
-    })
+    FINDINGS_FORMAT.to_value()
 }
 
 /// The review's system prompt: stable for a given fence and instructions, first in every call.
 pub fn system_prompt(fence: &Fence, extra_instructions: &str) -> String {
+    // Every token here is spent again in each part of a review: keep it short (a 2,048-token model
+    // must still have room for some diff).
     let mut prompt = format!(
-        "You are a meticulous senior engineer reviewing a pull request. Report real problems in the \
-         changed lines: bugs, security holes, data loss, crashes, races, resource leaks, wrong error handling, \
-         and clear maintainability problems. Do not praise, do not restate the change, do not report style \
-         nits unless asked.\n\n{}\n\n\
-         Each diff line is shown as `<new line number> + text` (added), `<new line number>   text` (unchanged) \
-         or `      - text` (removed). Anchor each finding to the new line number of an added or unchanged line of \
-         that file. Answer with JSON only, matching this schema:\n{}\n\
-         severity is one of critical (security hole, data loss, crash), major (a bug to fix before merging), \
-         minor (a small improvement), info. category is a short word such as bug, security, performance, \
-         error-handling, concurrency, maintainability. suggestion, when you have one, is the replacement text \
-         for the lines from line to end_line. If there is nothing to report, answer {{\"findings\": []}}.",
+        "You review a pull request. Report real problems in the changed lines: bugs, security holes, data \
+         loss, crashes, races, leaks, wrong error handling, clear maintainability problems. No praise, no \
+         restating the change, no style nits unless asked.\n\n{}\n\n\
+         Diff lines read `<new line number> + text` (added), `<new line number>   text` (unchanged) or \
+         `      - text` (removed). Anchor each finding to the new line number of an added or unchanged line of \
+         its file. Answer with JSON only, matching this schema:\n{}\n\
+         severity: critical (security hole, data loss, crash), major (a bug to fix before merging), minor (a \
+         small improvement) or info. category: one word such as bug, security, performance, error-handling. \
+         suggestion (optional): the exact replacement for lines line to end_line, indented as in the file. \
+         Nothing to report: {{\"findings\": []}}.",
         fence.rule(),
-        findings_schema()
+        findings_format()
     );
     if !extra_instructions.trim().is_empty() {
         prompt.push_str(
