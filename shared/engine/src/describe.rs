@@ -77,12 +77,24 @@ fn text(value: Option<&serde_json::Value>) -> String {
     }
 }
 
-/// Reads an answer, keeps walkthrough lines of files in the diff (in diff order), fills files the
+/// Reads an answer (the last description when it holds several JSON values, never an echoed
+/// schema), keeps walkthrough lines of files in the diff (in diff order), fills files the
 /// model left out with their line counts, and cleans the labels.
 pub fn parse(answer: &str, files: &[FilePatch]) -> Result<Description, DescribeError> {
-    let value = crate::json::parse_lenient(answer).map_err(|e| DescribeError::Unusable(e.to_string()))?;
-    let serde_json::Value::Object(map) = value else {
-        return Err(DescribeError::Unusable("not a JSON object".to_owned()));
+    let candidates = crate::json::candidates(answer);
+    if candidates.is_empty() {
+        let reason = crate::json::parse_lenient(answer).err().map_or_else(|| "no JSON".to_owned(), |e| e.to_string());
+        return Err(DescribeError::Unusable(reason));
+    }
+    // Several values (an example, the schema echoed, then the answer): the last description wins.
+    let Some(map) = candidates.iter().rev().filter_map(serde_json::Value::as_object).find(|map| {
+        !map.contains_key("properties")
+            && ["title", "summary"].iter().any(|k| map.get(*k).is_some_and(|v| v.is_string()))
+    }) else {
+        return Err(DescribeError::Unusable(format!(
+            "{} JSON value(s), none an object with a title or summary",
+            candidates.len()
+        )));
     };
     let title: String = text(map.get("title")).lines().next().unwrap_or_default().chars().take(120).collect();
     let summary = text(map.get("summary"));

@@ -112,6 +112,40 @@ pub fn parse_lenient_as<T: DeserializeOwned>(text: &str) -> Result<T, JsonError>
     search(text, |value| serde_json::from_value(value).map_err(|error| error.to_string())).map(|(found, _)| found)
 }
 
+/// Every top-level JSON value recoverable from a model's answer, in the order written: an example
+/// before the real answer, a schema echoed before it, or several fenced blocks each give one
+/// (values nested inside another are not repeated). Reasoning blocks are left out, each value is
+/// repaired as [`parse_lenient`] would, and text that repairs to nothing is skipped. Callers pick
+/// the candidate that has the shape they need.
+pub fn candidates(text: &str) -> Vec<Value> {
+    let stripped = wrappers::strip_think(text);
+    let work = stripped.as_deref().unwrap_or(text);
+    if let Ok(value) = serde_json::from_str::<Value>(work) {
+        return vec![value];
+    }
+    let bytes = work.as_bytes();
+    let mut found = Vec::new();
+    let mut from = 0;
+    for _ in 0..MAX_STARTS {
+        let Some(start) = bytes.get(from..).and_then(|rest| rest.iter().position(|&b| b == b'{' || b == b'[')) else {
+            break;
+        };
+        let start = from + start;
+        let mut repairs = Repairs::default();
+        let value = repair::repair_value(work, start, &mut repairs)
+            .ok()
+            .and_then(|repaired| serde_json::from_str::<Value>(&repaired.json).ok().map(|v| (v, repaired.end)));
+        match value {
+            Some((value, end)) => {
+                found.push(value);
+                from = end.max(start + 1);
+            }
+            None => from = start + 1,
+        }
+    }
+    found
+}
+
 /// Where the search stands: the first failure of each kind, kept for the error message.
 #[derive(Default)]
 struct Misses {

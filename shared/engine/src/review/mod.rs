@@ -14,6 +14,7 @@ mod plan;
 mod prompt;
 mod render;
 mod select;
+pub mod suggestions;
 
 pub use anchor::{Anchored, Finding, anchor, finalize};
 pub use chunk::{Chunk, chunk, chunk_prompt};
@@ -22,6 +23,7 @@ pub use plan::{OVERLAP_LINES, PartBudget, ReviewPart, plan_parts};
 pub use prompt::{findings_format, findings_schema, system_prompt};
 pub use render::render_hunks;
 pub use select::{DEFAULT_IGNORE_GLOBS, Selection, select};
+pub use suggestions::{SuggestionCheck, apply_suggestion, check_suggestion};
 
 /// How much a finding matters; numbers grow with severity (as in the API).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
