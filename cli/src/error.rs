@@ -1,7 +1,8 @@
 //! What the CLI tells a user when something fails: one line, and an exit code.
 //!
 //! Exit codes: 0 success; 1 the work ran and found what the user asked to fail on (findings at or
-//! above `--fail-on`, a check that still fails after `prfix fix`); 2 anything that stopped the work
+//! above `--fail-on`, a failed part of a review with `--strict`, a check that still fails after
+//! `prfix fix`); 2 anything that stopped the work
 //! (usage, configuration, git, the gateway, the service); 130 interrupted.
 
 use std::fmt;

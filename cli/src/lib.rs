@@ -14,6 +14,7 @@ pub mod config;
 pub mod credentials;
 pub mod error;
 pub mod git;
+pub mod interrupt;
 pub mod progress;
 pub mod report;
 pub mod session;

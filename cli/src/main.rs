@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use prfix_cli::commands::review::{DescribeFormat, ReviewArgs, Target};
+use prfix_cli::commands::task_ref::TaskRef;
 use prfix_cli::commands::{admin, auth, fix, review, tasks};
 use prfix_cli::error::{CliError, CliResult, EXIT_ERROR};
 use prfix_cli::report::Format;
@@ -15,8 +16,9 @@ use prfix_cli::{audit, config, git, up};
 /// Review pull requests and write fixes for them with local models served by Ollama, through a
 /// prfix gateway that authenticates, limits and audits every call.
 ///
-/// Exit codes: 0 success; 1 findings at or above --fail-on, or a check still failing after
-/// `prfix fix`; 2 an error (said in one line); 130 interrupted.
+/// Exit codes: 0 success; 1 findings at or above --fail-on, a failed part of the review with
+/// --strict, or a check still failing after `prfix fix`; 2 an error (said in one line); 130
+/// interrupted (Ctrl-C also cancels the task on the server).
 #[derive(Parser)]
 #[command(name = "prfix", version, propagate_version = true, max_term_width = 100)]
 struct Cli {
@@ -86,6 +88,10 @@ enum Command {
         /// Model to review with (must be allowed by the agent).
         #[arg(long, env = "PRFIX_REVIEW_MODEL")]
         model: Option<String>,
+        /// Exit with 1 when a part of the review failed (the other parts' findings are printed
+        /// either way; without --strict a failed part is a warning).
+        #[arg(long)]
+        strict: bool,
     },
     /// Print a title, a summary and a walkthrough of the changes of this checkout.
     Describe {
@@ -150,21 +156,43 @@ enum TasksCommand {
         #[arg(long)]
         all: bool,
     },
-    /// Show a task and its result.
+    /// Show a task and its result; with --format, the stored result rendered as the command that
+    /// made it printed it (no model call).
     Show {
-        /// The task id.
-        task_id: String,
+        #[command(flatten)]
+        task: TaskArg,
+        /// Print the result in this format: terminal, json, sarif, markdown or github for a review;
+        /// terminal, json or markdown for a description or a fix.
+        #[arg(long, short, value_enum)]
+        format: Option<Format>,
     },
     /// Print a task's events from the start, following it until it ends.
     Watch {
-        /// The task id.
-        task_id: String,
+        #[command(flatten)]
+        task: TaskArg,
     },
     /// Cancel a queued or running task.
     Cancel {
-        /// The task id.
-        task_id: String,
+        #[command(flatten)]
+        task: TaskArg,
     },
+}
+
+/// A task named on the command line.
+#[derive(clap::Args)]
+struct TaskArg {
+    /// The task id, or a unique prefix of one of your tasks (at least 4 characters).
+    #[arg(value_name = "ID", required_unless_present = "last", conflicts_with = "last")]
+    task_id: Option<String>,
+    /// Your newest task.
+    #[arg(long)]
+    last: bool,
+}
+
+impl TaskArg {
+    fn task_ref(self) -> CliResult<TaskRef> {
+        TaskRef::from_args(self.task_id, self.last)
+    }
 }
 
 #[derive(Subcommand)]
@@ -327,12 +355,12 @@ async fn run(cli: Cli) -> CliResult {
         }
         Command::Logout => auth::logout().await,
         Command::Whoami => auth::whoami(&settings(gateway)?.gateway).await,
-        Command::Review { target, format, fail_on, min_severity, model } => {
+        Command::Review { target, format, fail_on, min_severity, model, strict } => {
             let (config, checkout) = repository(gateway, target.base.as_deref())?;
             review::review(
                 &config,
                 &checkout,
-                ReviewArgs { target: target.into(), format, fail_on, model, min_severity },
+                ReviewArgs { target: target.into(), format, fail_on, model, min_severity, strict },
             )
             .await
         }
@@ -346,12 +374,15 @@ async fn run(cli: Cli) -> CliResult {
             fix::fix(&config, &checkout, fix::FixArgs { target, check, max_rounds, dry_run, commit, allow_dirty }).await
         }
         Command::Tasks(command) => {
-            let gateway = settings(gateway)?.gateway;
+            let config = settings(gateway)?;
+            let gateway = &config.gateway;
             match command {
-                TasksCommand::List { state, limit, all } => tasks::list(&gateway, state, limit, all).await,
-                TasksCommand::Show { task_id } => tasks::show(&gateway, &task_id).await,
-                TasksCommand::Watch { task_id } => tasks::watch(&gateway, &task_id).await,
-                TasksCommand::Cancel { task_id } => tasks::cancel(&gateway, &task_id).await,
+                TasksCommand::List { state, limit, all } => tasks::list(gateway, state, limit, all).await,
+                TasksCommand::Show { task, format } => {
+                    tasks::show(gateway, &task.task_ref()?, format, review::use_color(&config)).await
+                }
+                TasksCommand::Watch { task } => tasks::watch(gateway, &task.task_ref()?).await,
+                TasksCommand::Cancel { task } => tasks::cancel(gateway, &task.task_ref()?).await,
             }
         }
         Command::Models => tasks::models(&settings(gateway)?.gateway).await,
@@ -403,7 +434,12 @@ async fn run(cli: Cli) -> CliResult {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli).await {
+    let result = match run(cli).await {
+        // Interrupted while following a task (review, describe, fix): cancel it on the server.
+        Err(e) if e.code == prfix_cli::error::EXIT_INTERRUPTED => Err(prfix_cli::interrupt::cancel_followed(e).await),
+        other => other,
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("prfix: {}", e.message);

@@ -46,6 +46,16 @@ impl Progress {
         }
     }
 
+    /// Prints `line` on standard error above the spinner, where it stays (a warning the user should
+    /// still see when the spinner is gone); nothing when there is no spinner.
+    pub fn keep(&self, line: &str) {
+        if self.message.is_some() {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "\r\x1b[2K{line}");
+            let _ = err.flush();
+        }
+    }
+
     /// Stops and clears the line.
     pub fn finish(mut self) {
         self.clear();

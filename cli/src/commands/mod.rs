@@ -4,6 +4,8 @@ pub mod admin;
 pub mod auth;
 pub mod fix;
 pub mod review;
+pub mod show;
+pub mod task_ref;
 pub mod tasks;
 
 use futures::StreamExt;
@@ -11,34 +13,128 @@ use prfix_proto::agent::v1 as pb;
 
 use crate::error::{CliError, CliResult};
 use crate::progress::Progress;
-use crate::session::Session;
+use crate::session::{RenewError, Session};
+
+/// Reconnections to WatchTask in a row without a new event before following gives up.
+const MAX_RECONNECTS: u32 = 8;
 
 /// Follows a task's events until it ends (updating `progress`), then reads the task.
+///
+/// A dropped WatchTask stream is resumed after the last event seen (`after_sequence`), with a
+/// growing pause between attempts; the token is renewed as it nears its expiry, so a wait of any
+/// length stays signed in. While it follows, the task is the one Ctrl-C cancels
+/// ([`crate::interrupt`]).
 pub async fn follow(session: &Session, task_id: &str, progress: &Progress) -> CliResult<pb::Task> {
-    let mut agent = session.agent();
-    let watched = agent.watch_task(pb::WatchTaskRequest { task_id: task_id.to_owned(), after_sequence: 0 }).await;
-    if let Ok(stream) = watched {
-        let mut stream = stream.into_inner();
-        while let Some(Ok(item)) = stream.next().await {
-            if let Some(text) = item.event.as_ref().and_then(describe_event) {
-                progress.set(crate::report::printable(&text));
-            }
-        }
-    }
-    // The stream ended (or broke): the task's state says where it is; poll until it is final.
+    crate::interrupt::following(&session.gateway, task_id);
+    let mut after_sequence = 0;
+    let mut attempts = 0u32;
     loop {
-        let task = agent
-            .get_task(pb::GetTaskRequest { task_id: task_id.to_owned() })
-            .await
-            .map_err(|s| session.fail("reading the task", &s))?
-            .into_inner()
-            .task
-            .ok_or_else(|| CliError::new("the gateway sent no task"))?;
-        if task.state >= pb::TaskState::Succeeded as i32 {
-            return Ok(task);
+        let seen = after_sequence;
+        match watch(session, task_id, after_sequence, progress, &mut after_sequence).await {
+            Ok(()) | Err(Failed::Transient) => {}
+            Err(Failed::Fatal(e)) => return Err(e),
         }
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        if after_sequence > seen {
+            attempts = 0;
+        }
+        // The stream ended or broke: the task's state says whether it is over.
+        match read_task(session, task_id).await {
+            Ok(task) if task.state >= pb::TaskState::Succeeded as i32 => {
+                crate::interrupt::finished(task_id);
+                return Ok(task);
+            }
+            Ok(_) | Err(Failed::Transient) => {}
+            Err(Failed::Fatal(e)) => return Err(e),
+        }
+        attempts += 1;
+        if attempts > MAX_RECONNECTS {
+            return Err(CliError::new(format!(
+                "lost the connection to the gateway at {} while following task {task_id}; the task goes on: \
+                 `prfix tasks watch {task_id}` follows it again",
+                session.gateway
+            )));
+        }
+        tokio::time::sleep(backoff(attempts)).await;
     }
+}
+
+/// Why following stopped for a moment or for good.
+enum Failed {
+    /// The connection dropped, or the gateway or a service is busy or restarting: try again.
+    Transient,
+    /// A refusal (the task is not there, not yours, the login is gone): stop with this error.
+    Fatal(CliError),
+}
+
+impl Failed {
+    fn of(session: &Session, what: &str, status: &tonic::Status) -> Self {
+        use tonic::Code;
+        match status.code() {
+            Code::Unavailable | Code::Unknown | Code::Cancelled | Code::DeadlineExceeded | Code::Aborted => {
+                Self::Transient
+            }
+            _ => Self::Fatal(session.fail(what, status)),
+        }
+    }
+
+    fn renewal(e: RenewError) -> Self {
+        if e.unreachable { Self::Transient } else { Self::Fatal(e.error) }
+    }
+}
+
+/// One WatchTask stream from `after`, until it ends: each event shown on `progress` (a failed
+/// part as a line that stays), its sequence kept in `last`.
+async fn watch(
+    session: &Session,
+    task_id: &str,
+    after: i64,
+    progress: &Progress,
+    last: &mut i64,
+) -> Result<(), Failed> {
+    const WHAT: &str = "watching the task";
+    session.renew(false).await.map_err(Failed::renewal)?;
+    let request = pb::WatchTaskRequest { task_id: task_id.to_owned(), after_sequence: after };
+    let stream = match session.agent().watch_task(request.clone()).await {
+        Err(status) if status.code() == tonic::Code::Unauthenticated => {
+            session.renew(true).await.map_err(Failed::renewal)?;
+            session.agent().watch_task(request).await
+        }
+        other => other,
+    };
+    let mut stream = stream.map_err(|s| Failed::of(session, WHAT, &s))?.into_inner();
+    while let Some(item) = stream.next().await {
+        let Some(event) = item.map_err(|s| Failed::of(session, WHAT, &s))?.event else { continue };
+        *last = (*last).max(event.sequence);
+        if let Some(text) = describe_event(&event) {
+            let text = crate::report::printable(&text);
+            if matches!(event.payload, Some(pb::task_event::Payload::FailedPart(_))) {
+                progress.keep(&text);
+            }
+            progress.set(text);
+        }
+    }
+    Ok(())
+}
+
+/// GetTask with a fresh token.
+async fn read_task(session: &Session, task_id: &str) -> Result<pb::Task, Failed> {
+    const WHAT: &str = "reading the task";
+    session.renew(false).await.map_err(Failed::renewal)?;
+    let request = pb::GetTaskRequest { task_id: task_id.to_owned() };
+    let response = match session.agent().get_task(request.clone()).await {
+        Err(status) if status.code() == tonic::Code::Unauthenticated => {
+            session.renew(true).await.map_err(Failed::renewal)?;
+            session.agent().get_task(request).await
+        }
+        other => other,
+    };
+    let task = response.map_err(|s| Failed::of(session, WHAT, &s))?.into_inner().task;
+    task.ok_or_else(|| Failed::Fatal(CliError::new("the gateway sent no task")))
+}
+
+/// The pause before attempt `attempt` (from 1): 0.5 s doubling to at most 8 s.
+fn backoff(attempt: u32) -> std::time::Duration {
+    std::time::Duration::from_millis(500u64 << attempt.saturating_sub(1).min(4))
 }
 
 /// One line for a task event, for progress and `prfix tasks watch`.
@@ -59,6 +155,7 @@ pub fn describe_event(event: &pb::TaskEvent) -> Option<String> {
         Payload::Finding(f) => format!("finding: {}:{} {}", f.path, f.line, f.title),
         Payload::Patch(p) => format!("patch ready: {} files", p.files.len()),
         Payload::Progress(p) => p.message.clone(),
+        Payload::FailedPart(p) => format!("warning: review {}", crate::report::failed_part_line(p)),
     })
 }
 

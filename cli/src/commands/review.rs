@@ -9,6 +9,7 @@ use prfix_proto::agent::v1 as pb;
 use crate::config::Config;
 use crate::error::{CliError, CliResult};
 use crate::git::{Checkout, Collected, DiffSpec};
+use crate::interrupt::interruptible;
 use crate::progress::Progress;
 use crate::report::{self, Format, Review, ReviewStats};
 use crate::session::Session;
@@ -37,6 +38,9 @@ pub struct ReviewArgs {
     pub model: Option<String>,
     /// Leave out findings below this severity.
     pub min_severity: Option<String>,
+    /// Fail (exit 1) when a part of the review failed, even though the other parts' findings are
+    /// printed.
+    pub strict: bool,
 }
 
 /// `info`/`minor`/`major`/`critical` as the API's number; `none` and empty as `None`.
@@ -79,7 +83,9 @@ pub fn collect(checkout: &Checkout, target: &Target) -> CliResult<(Collected, pb
     Ok((collected, change_set))
 }
 
-fn use_color(config: &Config) -> bool {
+/// Whether the terminal format is coloured: `NO_COLOR` wins, then `[output] color`, then whether
+/// standard output is a terminal.
+pub fn use_color(config: &Config) -> bool {
     if std::env::var_os("NO_COLOR").is_some() {
         return false;
     }
@@ -112,15 +118,19 @@ pub async fn review(config: &Config, checkout: &Checkout, args: ReviewArgs) -> C
         extra_instructions: config.review.instructions.clone().unwrap_or_default(),
     };
     let progress = Progress::start("sending the change for review");
-    let task = session
-        .agent()
-        .create_review(pb::CreateReviewRequest { change_set: Some(change_set), options: Some(options) })
-        .await
-        .map_err(|s| session.fail("review", &s))?
-        .into_inner()
-        .task
-        .ok_or_else(|| CliError::new("the gateway sent no task"))?;
-    let task = super::follow(&session, &task.task_id, &progress).await?;
+    let request = pb::CreateReviewRequest { change_set: Some(change_set), options: Some(options) };
+    let task = interruptible(async {
+        let created = session
+            .call("review", |mut agent| {
+                let request = request.clone();
+                async move { agent.create_review(request).await }
+            })
+            .await?
+            .task
+            .ok_or_else(|| CliError::new("the gateway sent no task"))?;
+        super::follow(&session, &created.task_id, &progress).await
+    })
+    .await?;
     progress.finish();
     let Some(pb::task_result::Result::Review(result)) = task.result.as_ref().and_then(|r| r.result.clone()) else {
         return Err(super::not_succeeded("the review", &task));
@@ -128,23 +138,47 @@ pub async fn review(config: &Config, checkout: &Checkout, args: ReviewArgs) -> C
     let files: BTreeMap<String, String> = collected.files.iter().map(|f| (f.path.clone(), f.content.clone())).collect();
     let rendered = report::render(
         format,
-        &Review {
-            findings: &result.findings,
-            diff: &collected.diff,
-            files: &files,
-            task_id: &task.task_id,
-            stats: ReviewStats {
-                reanchored: result.reanchored_findings,
-                dropped: result.dropped_findings,
-                redactions: result.redactions,
-                chunks: result.chunks,
-            },
-        },
+        &review_report(&task.task_id, &result, &collected.diff, &files),
         format == Format::Terminal && use_color(config),
     )?;
     print!("{rendered}");
     if !rendered.ends_with('\n') {
         println!();
+    }
+    verdict(&result, fail_on, args.strict)
+}
+
+/// What a report needs of a finished review; `diff` and `files` may be empty (a stored review).
+pub fn review_report<'a>(
+    task_id: &'a str,
+    result: &'a pb::ReviewResult,
+    diff: &'a str,
+    files: &'a BTreeMap<String, String>,
+) -> Review<'a> {
+    Review {
+        findings: &result.findings,
+        diff,
+        files,
+        task_id,
+        stats: ReviewStats {
+            reanchored: result.reanchored_findings,
+            dropped: result.dropped_findings,
+            redactions: result.redactions,
+            chunks: result.chunks,
+            dropped_suggestions: result.dropped_suggestions,
+        },
+        failed_parts: &result.failed_parts,
+    }
+}
+
+/// The exit of a printed review: a warning on standard error for failed parts; exit 1 when a
+/// finding reaches `fail_on`, or (with `strict`) when a part failed.
+pub fn verdict(result: &pb::ReviewResult, fail_on: Option<pb::Severity>, strict: bool) -> CliResult {
+    if let Some(warning) = report::failed_parts_warning(&result.failed_parts) {
+        eprintln!("prfix: warning: {warning}:");
+        for part in &result.failed_parts {
+            eprintln!("prfix:   {}", report::printable(&report::failed_part_line(part)));
+        }
     }
     if let Some(threshold) = fail_on {
         let over = result.findings.iter().filter(|f| f.severity >= threshold as i32).count();
@@ -152,6 +186,13 @@ pub async fn review(config: &Config, checkout: &Checkout, args: ReviewArgs) -> C
             let name = report::severity_name(threshold as i32);
             return Err(CliError::found(format!("{over} finding(s) at or above {name} (--fail-on {name})")));
         }
+    }
+    if strict && !result.failed_parts.is_empty() {
+        let total = result.failed_parts.iter().map(|p| p.total).max().unwrap_or(0);
+        return Err(CliError::found(format!(
+            "{} of {total} parts of the review failed (--strict)",
+            result.failed_parts.len()
+        )));
     }
     Ok(())
 }
@@ -176,23 +217,33 @@ pub async fn describe(config: &Config, checkout: &Checkout, target: Target, form
         ignore_globs: config.review.ignore.clone(),
     };
     let progress = Progress::start("sending the change to describe");
-    let task = session
-        .agent()
-        .create_describe(pb::CreateDescribeRequest { change_set: Some(change_set), options: Some(options) })
-        .await
-        .map_err(|s| session.fail("describe", &s))?
-        .into_inner()
-        .task
-        .ok_or_else(|| CliError::new("the gateway sent no task"))?;
-    let task = super::follow(&session, &task.task_id, &progress).await?;
+    let request = pb::CreateDescribeRequest { change_set: Some(change_set), options: Some(options) };
+    let task = interruptible(async {
+        let created = session
+            .call("describe", |mut agent| {
+                let request = request.clone();
+                async move { agent.create_describe(request).await }
+            })
+            .await?
+            .task
+            .ok_or_else(|| CliError::new("the gateway sent no task"))?;
+        super::follow(&session, &created.task_id, &progress).await
+    })
+    .await?;
     progress.finish();
     let Some(pb::task_result::Result::Describe(d)) = task.result.as_ref().and_then(|r| r.result.clone()) else {
         return Err(super::not_succeeded("the description", &task));
     };
+    print_description(&task.task_id, &d, format);
+    Ok(())
+}
+
+/// Prints a description in `format`.
+pub fn print_description(task_id: &str, d: &pb::DescribeResult, format: DescribeFormat) {
     match format {
         DescribeFormat::Json => {
             let value = serde_json::json!({
-                "task_id": task.task_id,
+                "task_id": task_id,
                 "title": d.title,
                 "summary": d.summary,
                 "walkthrough": d.walkthrough.iter().map(|w| serde_json::json!({"path": w.path, "summary": w.summary})).collect::<Vec<_>>(),
@@ -227,5 +278,4 @@ pub async fn describe(config: &Config, checkout: &Checkout, target: Target, form
             }
         }
     }
-    Ok(())
 }

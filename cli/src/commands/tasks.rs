@@ -5,8 +5,10 @@ use prfix_proto::agent::v1 as pb;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
+use super::task_ref::{TaskRef, resolve};
 use super::{describe_event, kind_name, state_name, time};
 use crate::error::{CliError, CliResult};
+use crate::report::Format;
 use crate::session::Session;
 
 /// Lists tasks, newest first.
@@ -47,17 +49,22 @@ pub async fn list(gateway: &str, state: Option<String>, limit: i32, all_pages: b
     }
 }
 
-/// Shows one task and its result.
-pub async fn show(gateway: &str, task_id: &str) -> CliResult {
+/// Shows one task and its result: its details, or with `format` its stored result rendered as the
+/// command that made it printed it (no model call). `color` for the terminal format.
+pub async fn show(gateway: &str, task: &TaskRef, format: Option<Format>, color: bool) -> CliResult {
     let session = Session::open(gateway).await?;
+    let task_id = resolve(&session, task).await?;
     let task = session
-        .agent()
-        .get_task(pb::GetTaskRequest { task_id: task_id.to_owned() })
-        .await
-        .map_err(|s| session.fail("reading the task", &s))?
-        .into_inner()
+        .call("reading the task", |mut agent| {
+            let request = pb::GetTaskRequest { task_id: task_id.clone() };
+            async move { agent.get_task(request).await }
+        })
+        .await?
         .task
         .ok_or_else(|| CliError::new("the gateway sent no task"))?;
+    if let Some(format) = format {
+        return super::show::print(&task, format, color && format == Format::Terminal);
+    }
     println!("task      {}", task.task_id);
     println!("kind      {}", kind_name(task.kind));
     println!("state     {}", state_name(task.state));
@@ -80,6 +87,12 @@ pub async fn show(gateway: &str, task_id: &str) -> CliResult {
                 r.dropped_findings,
                 r.redactions
             );
+            if let Some(warning) = crate::report::failed_parts_warning(&r.failed_parts) {
+                println!("warning   {warning}:");
+                for part in &r.failed_parts {
+                    println!("  {}", p(&crate::report::failed_part_line(part)));
+                }
+            }
             for f in &r.findings {
                 println!("  {}:{} {} {}", p(&f.path), f.line, crate::report::severity_name(f.severity), p(&f.title));
             }
@@ -94,14 +107,15 @@ pub async fn show(gateway: &str, task_id: &str) -> CliResult {
 }
 
 /// Prints a task's events from the start until it ends.
-pub async fn watch(gateway: &str, task_id: &str) -> CliResult {
+pub async fn watch(gateway: &str, task: &TaskRef) -> CliResult {
     let session = Session::open(gateway).await?;
+    let task_id = resolve(&session, task).await?;
     let mut stream = session
-        .agent()
-        .watch_task(pb::WatchTaskRequest { task_id: task_id.to_owned(), after_sequence: 0 })
-        .await
-        .map_err(|s| session.fail("watching the task", &s))?
-        .into_inner();
+        .call("watching the task", |mut agent| {
+            let request = pb::WatchTaskRequest { task_id: task_id.clone(), after_sequence: 0 };
+            async move { agent.watch_task(request).await }
+        })
+        .await?;
     while let Some(item) = stream.next().await {
         let item = item.map_err(|s| session.fail("watching the task", &s))?;
         if let Some(event) = item.event {
@@ -114,14 +128,15 @@ pub async fn watch(gateway: &str, task_id: &str) -> CliResult {
 }
 
 /// Cancels a task.
-pub async fn cancel(gateway: &str, task_id: &str) -> CliResult {
+pub async fn cancel(gateway: &str, task: &TaskRef) -> CliResult {
     let session = Session::open(gateway).await?;
+    let task_id = resolve(&session, task).await?;
     let task = session
-        .agent()
-        .cancel_task(pb::CancelTaskRequest { task_id: task_id.to_owned() })
-        .await
-        .map_err(|s| session.fail("cancelling the task", &s))?
-        .into_inner()
+        .call("cancelling the task", |mut agent| {
+            let request = pb::CancelTaskRequest { task_id: task_id.clone() };
+            async move { agent.cancel_task(request).await }
+        })
+        .await?
         .task
         .ok_or_else(|| CliError::new("the gateway sent no task"))?;
     println!("task {} is {}", task.task_id, state_name(task.state));
@@ -132,19 +147,17 @@ pub async fn cancel(gateway: &str, task_id: &str) -> CliResult {
 pub async fn models(gateway: &str) -> CliResult {
     let session = Session::open(gateway).await?;
     let models = session
-        .agent()
-        .list_models(pb::ListModelsRequest {})
-        .await
-        .map_err(|s| session.fail("listing models", &s))?
-        .into_inner();
-    println!("{:<32}  {:<8}  {:<8}  {:>8}  endpoint", "model", "params", "quant", "size");
+        .call("listing models", |mut agent| async move { agent.list_models(pb::ListModelsRequest {}).await })
+        .await?;
+    println!("{:<32}  {:<8}  {:<8}  {:>8}  {:<22}  endpoint", "model", "params", "quant", "size", "token ratio");
     for m in &models.models {
         println!(
-            "{:<32}  {:<8}  {:<8}  {:>6.1}GB  {}",
+            "{:<32}  {:<8}  {:<8}  {:>6.1}GB  {:<22}  {}",
             m.name,
             m.parameter_size,
             m.quantization_level,
             m.size_bytes as f64 / 1e9,
+            token_ratio(m),
             m.endpoint
         );
     }
@@ -152,6 +165,16 @@ pub async fn models(gateway: &str) -> CliResult {
         eprintln!("prfix: {} did not answer: {}", e.url, e.error);
     }
     Ok(())
+}
+
+/// The learned ratio of counted to estimated prompt tokens: `ratio 1.60 (12 answers)`, `-` before
+/// the model's first answer.
+pub fn token_ratio(model: &pb::Model) -> String {
+    if model.token_ratio <= 0.0 || !model.token_ratio.is_finite() {
+        return "-".to_owned();
+    }
+    let answers = if model.token_ratio_samples == 1 { "answer" } else { "answers" };
+    format!("ratio {:.2} ({} {answers})", model.token_ratio, model.token_ratio_samples)
 }
 
 async fn health(session: &Session, service: &str) -> String {
@@ -196,4 +219,22 @@ pub async fn status(gateway: &str) -> CliResult {
         Err(s) => println!("ollama   {}", s.message().lines().next().unwrap_or_default()),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_ratio_shows_with_its_answers_or_a_dash_before_any() {
+        let model = |ratio: f64, samples: i64| pb::Model {
+            token_ratio: ratio,
+            token_ratio_samples: samples,
+            ..Default::default()
+        };
+        assert_eq!(token_ratio(&model(1.6, 12)), "ratio 1.60 (12 answers)");
+        assert_eq!(token_ratio(&model(0.92, 1)), "ratio 0.92 (1 answer)");
+        assert_eq!(token_ratio(&model(0.0, 0)), "-");
+        assert_eq!(token_ratio(&model(f64::NAN, 3)), "-");
+    }
 }

@@ -63,7 +63,10 @@ pub(super) fn render(review: &Review) -> Result<String, ReportError> {
 }
 
 pub(super) fn build(review: &Review) -> Result<GithubReview, ReportError> {
-    let patches = diff::parse(review.diff)?;
+    // No diff (a stored review rendered again by `prfix tasks show`): the server anchored every
+    // finding on a line of the diff it reviewed, so the findings' own lines are used.
+    let known_diff = !review.diff.trim().is_empty();
+    let patches = if known_diff { diff::parse(review.diff)? } else { Vec::new() };
     let mut by_path: BTreeMap<&str, &FilePatch> = BTreeMap::new();
     for patch in &patches {
         by_path.entry(patch.path()).or_insert(patch);
@@ -71,7 +74,12 @@ pub(super) fn build(review: &Review) -> Result<GithubReview, ReportError> {
     let mut comments = Vec::new();
     let mut outside = Vec::new();
     for finding in review.findings {
-        match by_path.get(finding.path.as_str()).and_then(|patch| anchor(finding, patch)) {
+        let anchored = if known_diff {
+            by_path.get(finding.path.as_str()).and_then(|patch| anchor(finding, patch))
+        } else {
+            stored_anchor(finding)
+        };
+        match anchored {
             Some(anchor) => comments.push(comment(finding, anchor)),
             None => outside.push(finding),
         }
@@ -108,6 +116,12 @@ fn anchor(finding: &pb::Finding, patch: &FilePatch) -> Option<Anchor> {
         lines_text(start, end)
     );
     Some(Anchor { start: None, line: start, note: Some(note) })
+}
+
+/// Where the finding says it is: its range, or its line.
+fn stored_anchor(finding: &pb::Finding) -> Option<Anchor> {
+    let (start, end) = line_span(finding)?;
+    Some(Anchor { start: (end > start).then_some(start), line: end, note: None })
 }
 
 /// The index of the hunk whose new side covers `line`.
@@ -171,6 +185,7 @@ fn body(review: &Review, placed: usize, outside: &[&pb::Finding]) -> String {
             );
         }
     }
+    markdown::write_failed_parts(&mut out, review);
     markdown::write_notes(&mut out, review);
     if !outside.is_empty() {
         out.push_str("\n### Findings outside the diff\n");

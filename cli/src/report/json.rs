@@ -1,5 +1,6 @@
 //! Findings as a stable JSON document for scripts:
-//! `{"task_id", "summary", "findings": [{"path", "line", "end_line", "severity", ...}], "stats": {...}}`.
+//! `{"task_id", "summary", "findings": [{"path", "line", "end_line", "severity", ...}], "stats": {...},
+//! "failed_parts": [{"part", "total", "paths", "reason"}]}`.
 
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +17,21 @@ pub(super) struct Document {
     pub(super) findings: Vec<Finding>,
     /// What the server did besides finding.
     pub(super) stats: Stats,
+    /// Parts of the review that failed (their files have no findings); empty when all succeeded.
+    pub(super) failed_parts: Vec<FailedPart>,
+}
+
+/// A part of the review whose model answers stayed unusable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct FailedPart {
+    /// Which part, from 1.
+    pub(super) part: i32,
+    /// How many parts the review had.
+    pub(super) total: i32,
+    /// The files (or pieces of files) the part covered.
+    pub(super) paths: Vec<String>,
+    /// Why it failed.
+    pub(super) reason: String,
 }
 
 /// One finding; `severity` is a name ("critical", "major", "minor", "info", "unspecified").
@@ -50,6 +66,8 @@ pub(super) struct Stats {
     pub(super) redactions: i32,
     /// Chunks the diff was reviewed in.
     pub(super) chunks: i32,
+    /// Suggestions dropped because they would not change the file.
+    pub(super) dropped_suggestions: i32,
 }
 
 pub(super) fn document(review: &Review) -> Document {
@@ -75,7 +93,13 @@ pub(super) fn document(review: &Review) -> Document {
             dropped: review.stats.dropped,
             redactions: review.stats.redactions,
             chunks: review.stats.chunks,
+            dropped_suggestions: review.stats.dropped_suggestions,
         },
+        failed_parts: review
+            .failed_parts
+            .iter()
+            .map(|p| FailedPart { part: p.part, total: p.total, paths: p.paths.clone(), reason: p.reason.clone() })
+            .collect(),
     }
 }
 

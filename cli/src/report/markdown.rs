@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use prfix_proto::agent::v1 as pb;
 
 use super::escape;
-use super::{Review, line_span, location, notes, severity_name, summary};
+use super::{Review, failed_parts_warning, line_span, location, notes, severity_name, summary};
 
 pub(super) fn render(review: &Review) -> String {
     let mut out = String::from("## prfix review\n\n");
@@ -15,6 +15,7 @@ pub(super) fn render(review: &Review) -> String {
     } else {
         let _ = writeln!(out, "{}.", summary(review.findings));
     }
+    write_failed_parts(&mut out, review);
     write_notes(&mut out, review);
     if !review.findings.is_empty() {
         out.push_str("\n| Severity | Location | Category | Finding |\n| --- | --- | --- | --- |\n");
@@ -38,6 +39,22 @@ pub(super) fn render(review: &Review) -> String {
         let _ = write!(out, "\n<sub>prfix task {}</sub>\n", escape::code(review.task_id, false));
     }
     out
+}
+
+/// The parts of the review that failed, as a GitHub warning block: how many, and each one's files
+/// and reason.
+pub(super) fn write_failed_parts(out: &mut String, review: &Review) {
+    let Some(warning) = failed_parts_warning(review.failed_parts) else {
+        return;
+    };
+    let _ = writeln!(out, "\n> [!WARNING]\n> {}.", escape::inline(&warning));
+    for part in review.failed_parts {
+        let paths: Vec<String> = part.paths.iter().map(|p| escape::code(p, false)).collect();
+        let files = if paths.is_empty() { String::new() } else { format!(" ({})", paths.join(", ")) };
+        let reason =
+            if part.reason.trim().is_empty() { "no reason given".to_owned() } else { escape::inline(&part.reason) };
+        let _ = writeln!(out, "> - Part {} of {}{files}: {reason}", part.part, part.total);
+    }
 }
 
 /// The notes about moved, dropped and redacted things, as a quoted block.

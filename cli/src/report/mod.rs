@@ -48,6 +48,9 @@ pub struct Review<'a> {
     pub task_id: &'a str,
     /// What the server did to the findings and the change.
     pub stats: ReviewStats,
+    /// Parts of the review whose model answers stayed unusable: their files have no findings. The
+    /// findings are those of the other parts.
+    pub failed_parts: &'a [pb::FailedPart],
 }
 
 /// What the server reports about a review besides its findings.
@@ -61,6 +64,8 @@ pub struct ReviewStats {
     pub redactions: i32,
     /// How many chunks the diff was split into.
     pub chunks: i32,
+    /// Suggestions dropped because applying them to their lines would not change the file.
+    pub dropped_suggestions: i32,
 }
 
 /// Why a report could not be rendered.
@@ -168,7 +173,45 @@ fn notes(stats: &ReviewStats) -> Vec<String> {
     if stats.chunks > 1 {
         notes.push(format!("the diff was reviewed in {} chunks", stats.chunks));
     }
+    if stats.dropped_suggestions > 0 {
+        let verb = if stats.dropped_suggestions == 1 { "was" } else { "were" };
+        notes.push(format!(
+            "{} {verb} dropped: applying it to its lines would not change the file",
+            plural(count(stats.dropped_suggestions), "suggestion")
+        ));
+    }
     notes
+}
+
+/// `1 of 5 parts of the review failed; the findings are those of the other parts`, `None` when
+/// every part was reviewed.
+pub fn failed_parts_warning(parts: &[pb::FailedPart]) -> Option<String> {
+    if parts.is_empty() {
+        return None;
+    }
+    let total = parts.iter().map(|p| count(p.total)).max().unwrap_or(0).max(parts.len());
+    let theirs = if parts.len() == 1 { "its files have" } else { "their files have" };
+    Some(format!(
+        "{} of {total} parts of the review failed ({theirs} no findings); the findings are those of the other parts",
+        parts.len()
+    ))
+}
+
+/// `part 3 of 5 (src/a.rs, src/b.rs): the answer was not JSON`, the reason on one line.
+pub fn failed_part_line(part: &pb::FailedPart) -> String {
+    let mut line = format!("part {} of {}", part.part, part.total);
+    if !part.paths.is_empty() {
+        line.push_str(&format!(" ({})", part.paths.join(", ")));
+    }
+    let reason = one_line(&part.reason);
+    line.push_str(": ");
+    line.push_str(if reason.is_empty() { "no reason given" } else { &reason });
+    line
+}
+
+/// The text with its runs of white space (line breaks included) as single spaces.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn count(value: i32) -> usize {

@@ -69,6 +69,7 @@ pub(super) fn log(review: &Review) -> Value {
                     "description": { "text": "The root of the repository the reviewed diff was taken in." }
                 }
             },
+            "invocations": [invocation(review)],
             "results": results,
             "properties": {
                 "taskId": review.task_id,
@@ -76,9 +77,61 @@ pub(super) fn log(review: &Review) -> Value {
                 "droppedFindings": review.stats.dropped,
                 "redactions": review.stats.redactions,
                 "chunks": review.stats.chunks,
+                "droppedSuggestions": review.stats.dropped_suggestions,
             }
         }]
     })
+}
+
+/// The run's invocation: it succeeded (there are findings to upload) and each failed part of the
+/// review is a tool execution notification, an error naming the part, its reason and its files, so
+/// code scanning shows that the analysis is incomplete.
+fn invocation(review: &Review) -> Value {
+    let notifications: Vec<Value> = review
+        .failed_parts
+        .iter()
+        .map(|part| {
+            let locations: Vec<Value> = part
+                .paths
+                .iter()
+                .filter(|path| is_repository_path(path))
+                .map(|path| {
+                    json!({
+                        "physicalLocation": {
+                            "artifactLocation": { "uri": uri(path), "uriBaseId": "%SRCROOT%" }
+                        }
+                    })
+                })
+                .collect();
+            let mut notification = json!({
+                "descriptor": { "id": FAILED_PART_ID },
+                "level": "error",
+                "message": { "text": format!("Review {}; its files have no findings.", super::failed_part_line(part)) },
+                "properties": { "part": part.part, "total": part.total, "reason": part.reason },
+            });
+            if !locations.is_empty() {
+                notification["locations"] = json!(locations);
+            }
+            notification
+        })
+        .collect();
+    let mut invocation = json!({ "executionSuccessful": true });
+    if !notifications.is_empty() {
+        invocation["toolExecutionNotifications"] = json!(notifications);
+    }
+    invocation
+}
+
+/// The id of the notification a failed part of a review is reported as.
+pub(super) const FAILED_PART_ID: &str = "prfix/review-part-failed";
+
+/// Whether a failed part's entry names a file of the repository (`src/a.rs`), not a description
+/// of a piece of one or a path that leaves the repository.
+fn is_repository_path(path: &str) -> bool {
+    !path.is_empty()
+        && !path.starts_with('/')
+        && !path.contains(['\n', '\r'])
+        && !path.split('/').any(|segment| segment.is_empty() || segment == "..")
 }
 
 fn rule(name: &str, findings: &[pb::Finding]) -> Value {

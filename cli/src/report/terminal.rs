@@ -16,7 +16,10 @@ use std::fmt::Write as _;
 
 use prfix_proto::agent::v1 as pb;
 
-use super::{Review, line_span, location, notes, printable, severity_name, summary, text_lines};
+use super::{
+    Review, failed_part_line, failed_parts_warning, line_span, location, notes, printable, severity_name, summary,
+    text_lines,
+};
 
 /// At most this many code lines are shown for one finding; the rest are counted.
 const MAX_CODE_LINES: usize = 12;
@@ -34,6 +37,13 @@ pub(super) fn render(review: &Review, color: bool) -> String {
     out.push('\n');
     for note in notes(&review.stats) {
         let _ = writeln!(out, "note: {note}");
+    }
+    if let Some(warning) = failed_parts_warning(review.failed_parts) {
+        let label = if color { format!("{BOLD}\x1b[33mwarning{RESET}") } else { "warning".to_owned() };
+        let _ = writeln!(out, "{label}: {warning}:");
+        for part in review.failed_parts {
+            let _ = writeln!(out, "  {}", printable(&failed_part_line(part)));
+        }
     }
     out
 }

@@ -3,6 +3,7 @@
 
 mod github;
 mod markdown;
+mod partial;
 mod sarif;
 mod terminal;
 mod text;
@@ -104,6 +105,7 @@ pub(super) struct Fixture {
     pub(super) findings: Vec<pb::Finding>,
     pub(super) files: BTreeMap<String, String>,
     pub(super) stats: ReviewStats,
+    pub(super) failed_parts: Vec<pb::FailedPart>,
 }
 
 impl Fixture {
@@ -175,7 +177,31 @@ impl Fixture {
             .into_iter()
             .map(|(path, content)| (path.to_owned(), content.to_owned()))
             .collect();
-        Self { findings, files, stats: ReviewStats { reanchored: 1, dropped: 1, redactions: 2, chunks: 1 } }
+        let stats = ReviewStats { reanchored: 1, dropped: 1, redactions: 2, chunks: 1, dropped_suggestions: 0 };
+        Self { findings, files, stats, failed_parts: Vec::new() }
+    }
+
+    /// The realistic review of a diff in five parts, two of which failed: the findings are those of
+    /// the other three.
+    pub(super) fn partial() -> Self {
+        let failed = |part: i32, paths: &[&str], reason: &str| pb::FailedPart {
+            part,
+            total: 5,
+            paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+            reason: reason.to_owned(),
+        };
+        let mut fixture = Self::realistic();
+        fixture.stats.chunks = 5;
+        fixture.stats.dropped_suggestions = 1;
+        fixture.failed_parts = vec![
+            failed(
+                2,
+                &["src/cache.rs"],
+                "the model's answer was not JSON after a retry: `{\"findings\": [` ... (cut off)",
+            ),
+            failed(4, &["src/api/handlers.rs", "src/api/routes.rs"], "the model call failed:\n503 server busy"),
+        ];
+        fixture
     }
 
     /// The same change with no findings.
@@ -184,7 +210,14 @@ impl Fixture {
     }
 
     pub(super) fn review(&self) -> Review<'_> {
-        Review { findings: &self.findings, diff: DIFF, files: &self.files, task_id: TASK_ID, stats: self.stats }
+        Review {
+            findings: &self.findings,
+            diff: DIFF,
+            files: &self.files,
+            task_id: TASK_ID,
+            stats: self.stats,
+            failed_parts: &self.failed_parts,
+        }
     }
 
     pub(super) fn render(&self, format: Format, color: bool) -> String {

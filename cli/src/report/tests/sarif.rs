@@ -34,6 +34,14 @@ fn the_sarif_log_of_a_realistic_review_validates_against_the_sarif_2_1_0_schema(
 }
 
 #[test]
+fn the_sarif_log_of_a_review_with_failed_parts_validates_against_the_schema() {
+    let log = sarif(&Fixture::partial());
+    let errors = violations(&log);
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(log["runs"][0]["invocations"][0]["toolExecutionNotifications"].as_array().map(Vec::len), Some(2));
+}
+
+#[test]
 fn the_sarif_log_of_a_review_without_findings_validates_too() {
     let log = sarif(&Fixture::empty());
     let errors = violations(&log);
@@ -100,6 +108,7 @@ fn fingerprints_follow_path_category_and_title_not_lines() {
             files: &files,
             task_id: "",
             stats: Default::default(),
+            failed_parts: &[],
         };
         let log: Value = serde_json::from_str(&render(Format::Sarif, &review, false).expect("renders")).expect("JSON");
         log["runs"][0]["results"][0]["partialFingerprints"]["prfixFindingHash/v1"].clone()

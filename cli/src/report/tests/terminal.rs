@@ -98,7 +98,14 @@ fn a_suggestion_is_shown_line_by_line() {
 fn a_finding_without_a_line_is_shown_at_its_file() {
     let files = Default::default();
     let findings = [finding("README.md", (0, 0), pb::Severity::Info, "", "Mention the new flag", "", "")];
-    let review = Review { findings: &findings, diff: "", files: &files, task_id: "", stats: Default::default() };
+    let review = Review {
+        findings: &findings,
+        diff: "",
+        files: &files,
+        task_id: "",
+        stats: Default::default(),
+        failed_parts: &[],
+    };
     let text = render(Format::Terminal, &review, false).expect("renders");
     assert_eq!(text, "info[general]: Mention the new flag\n --> README.md\n\n1 finding: 1 info\n");
 }

@@ -17,7 +17,10 @@ fn the_json_report_reads_back_as_the_same_document() {
     assert_eq!((first["line"].as_i64(), first["end_line"].as_i64()), (Some(5), Some(7)));
     assert_eq!(value["findings"][2]["suggestion"], serde_json::Value::Null);
     assert_eq!(value["findings"][4]["path"], "docs/guía de uso.md");
-    assert_eq!(value["stats"], serde_json::json!({ "reanchored": 1, "dropped": 1, "redactions": 2, "chunks": 1 }));
+    assert_eq!(
+        value["stats"],
+        serde_json::json!({ "reanchored": 1, "dropped": 1, "redactions": 2, "chunks": 1, "dropped_suggestions": 0 })
+    );
 }
 
 #[test]
@@ -31,7 +34,7 @@ fn the_summary_counts_each_severity_from_the_most_severe() {
 #[test]
 fn notes_appear_only_for_what_happened() {
     assert!(notes(&ReviewStats::default()).is_empty());
-    let stats = ReviewStats { reanchored: 2, dropped: 0, redactions: 1, chunks: 3 };
+    let stats = ReviewStats { reanchored: 2, dropped: 0, redactions: 1, chunks: 3, dropped_suggestions: 0 };
     assert_eq!(
         notes(&stats),
         [
