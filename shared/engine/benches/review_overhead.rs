@@ -1,100 +1,154 @@
-//! The agent's own time per review, outside model time: redaction, diff parsing, file selection,
-//! chunking, prompt building, parsing the answers, anchoring and finalising, for a 5,000-line diff.
-//! Prints figures; run with `cargo bench -p prfix-engine --bench review_overhead`.
+//! The agent's own time and memory per review, outside model time, for a change of about 50,000
+//! diff lines in 500 files: redaction, diff parsing, file selection, planning the parts (assembled
+//! and measured prompts), parsing an answer per part, anchoring and finalising; at model contexts
+//! of 8,192 and 32,768 tokens. Figures are also given as ratios to a reference measured in the same
+//! run (rendering every file's hunks once, the least any review must do), so they compare across
+//! machines. Prints figures, asserts nothing; run with
+//! `cargo bench -p prfix-engine --bench review_overhead`. The goal is under 0.5 s and 200 MB.
 
 use std::time::{Duration, Instant};
 
 use prfix_engine::diff;
 use prfix_engine::prompt::Fence;
 use prfix_engine::redact::{Redactor, Vault};
-use prfix_engine::review;
+use prfix_engine::review::{self, PartBudget};
+use prfix_engine::tokens::Estimator;
 
-/// A diff of `files` files with `lines_per_file` changed lines each (half added, half context).
-fn make_diff(files: usize, lines_per_file: usize) -> String {
+const FILES: usize = 500;
+/// Lines of each file; every third is changed, which gives about 100 diff lines a file.
+const LINES_PER_FILE: usize = 75;
+const ROUNDS: usize = 7;
+
+/// A diff of `FILES` files, every third line of each changed.
+fn make_diff() -> String {
     let mut out = String::new();
-    for f in 0..files {
-        let old: String =
-            (0..lines_per_file).map(|l| format!("    let value_{l} = compute(input, {l}); // file {f}\n")).collect();
-        let new: String = (0..lines_per_file)
+    for f in 0..FILES {
+        let old: String = (0..LINES_PER_FILE)
+            .map(|l| format!("    let value_{l} = compute(input, {l}); // file {f} keeps a comment here\n"))
+            .collect();
+        let new: String = (0..LINES_PER_FILE)
             .map(|l| {
-                if l % 2 == 0 {
-                    format!("    let value_{l} = compute_checked(input, {l})?; // file {f}\n")
+                if l % 3 == 0 {
+                    format!("    let value_{l} = compute_checked(input, {l})?; // file {f} changed this line\n")
                 } else {
-                    format!("    let value_{l} = compute(input, {l}); // file {f}\n")
+                    format!("    let value_{l} = compute(input, {l}); // file {f} keeps a comment here\n")
                 }
             })
             .collect();
-        let path = format!("src/module_{f}/handler.rs");
+        let path = format!("src/module_{}/handler_{f}.rs", f % 40);
         out.push_str(&diff::unified_diff(&path, &path, Some(&old), Some(&new), 3));
     }
     out
 }
 
-fn peak_rss_kib() -> Option<u64> {
+fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
+    let kib: f64 = status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+fn budget(context: usize) -> PartBudget {
+    PartBudget {
+        context,
+        answer: (context / 4).clamp(256, 4096),
+        margin: (context / 32).min(512),
+        estimator: Estimator::default(),
+    }
+}
+
+/// What a model answers for a part: prose, a fence, a finding per file with a line off the diff.
+fn answer(paths: &[String]) -> String {
+    let findings: Vec<String> = paths
+        .iter()
+        .map(|p| {
+            format!(
+                r#"{{"path": "{p}", "line": 9999, "severity": "major", "title": "Unchecked {p}", "body": "b", "suggestion": "    x\n"}}"#
+            )
+        })
+        .collect();
+    format!("Here you go:\n```json\n{{\"findings\": [{}]}}\n```", findings.join(","))
+}
+
+struct Run {
+    parts: usize,
+    findings: usize,
+}
+
+/// One whole review of `text` at `context`, without the model.
+fn review(text: &str, redactor: &Redactor, context: usize) -> Run {
+    let mut vault = Vault::default();
+    let redacted = redactor.redact(text, &mut vault);
+    let patches = diff::parse(&redacted).expect("the generated diff parses");
+    let selection = review::select(patches, &[]).expect("default globs");
+    let fence = Fence::new();
+    let system = review::system_prompt(&fence, "");
+    let parts = review::plan_parts(&selection.files, &fence, &system, &budget(context)).expect("the context fits");
+    let lines = review::DiffLines::new(&selection.files);
+    let mut all = Vec::new();
+    for part in &parts {
+        std::hint::black_box(&part.user_prompt);
+        let raw = review::parse_findings(&answer(&part.paths)).expect("findings parse");
+        all.extend(lines.anchor(raw).findings);
+    }
+    let findings = review::finalize(all, None, 50);
+    Run { parts: parts.len(), findings: findings.len() }
+}
+
+fn median(mut timings: Vec<Duration>) -> Duration {
+    timings.sort();
+    timings[timings.len() / 2]
 }
 
 fn main() {
-    let text = make_diff(50, 67);
-    let diff_lines = text.lines().count();
+    let text = make_diff();
     let redactor = Redactor::new();
-    let context_tokens = 32_768usize;
-    let rounds = 30;
-    let before = peak_rss_kib();
-    let mut timings: Vec<Duration> = Vec::with_capacity(rounds);
-    let mut chunks_seen = 0;
-    let mut findings_seen = 0;
-    for _ in 0..rounds {
-        let started = Instant::now();
-        let mut vault = Vault::default();
-        let redacted = redactor.redact(&text, &mut vault);
-        let patches = diff::parse(&redacted).expect("the generated diff parses");
-        let selection = review::select(patches, &[]).expect("default globs");
-        let fence = Fence::new();
-        let system = review::system_prompt(&fence, "");
-        let chunks = review::chunk(&selection.files, context_tokens - 6_000);
-        let mut all = Vec::new();
-        for (i, chunk) in chunks.iter().enumerate() {
-            let prompt = review::chunk_prompt(&fence, chunk, i, chunks.len());
-            std::hint::black_box((&system, &prompt));
-            // What a model answers: prose, a fence, a finding per file with a line off the diff.
-            let answer = format!(
-                "Here you go:\n```json\n{{\"findings\": [{}]}}\n```",
-                chunk
-                    .paths
-                    .iter()
-                    .map(|p| format!(
-                        r#"{{"path": "{p}", "line": 9999, "severity": "major", "title": "Unchecked", "body": "b", }}"#
-                    ))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            );
-            let raw = review::parse_findings(&answer).expect("findings parse");
-            all.extend(review::anchor(raw, &selection.files).findings);
-        }
-        let findings = review::finalize(all, None, 50);
-        timings.push(started.elapsed());
-        chunks_seen = chunks.len();
-        findings_seen = findings.len();
-    }
-    timings.sort();
-    let after = peak_rss_kib();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!("review overhead for a {diff_lines}-line diff (50 files), {rounds} rounds:");
-    println!("  chunks per review: {chunks_seen}; findings kept: {findings_seen}");
+    let diff_lines = text.lines().count();
+    let patches = diff::parse(&text).expect("the generated diff parses");
     println!(
-        "  time per review: min {:.2} ms, median {:.2} ms, max {:.2} ms",
-        ms(timings[0]),
-        ms(timings[rounds / 2]),
-        ms(timings[rounds - 1])
+        "review overhead for a {diff_lines}-line diff of {FILES} files ({:.2} MiB), median of {ROUNDS} rounds:",
+        text.len() as f64 / 1_048_576.0
     );
-    if let (Some(b), Some(a)) = (before, after) {
+    println!("  peak RSS before any review: {:.1} MiB", peak_rss_mib().unwrap_or(f64::NAN));
+
+    let reference = median(
+        (0..ROUNDS)
+            .map(|_| {
+                let started = Instant::now();
+                let rendered: usize = patches.iter().map(|p| review::render_hunks(p).len()).sum();
+                std::hint::black_box(rendered);
+                started.elapsed()
+            })
+            .collect(),
+    );
+    let copy = median(
+        (0..ROUNDS)
+            .map(|_| {
+                let started = Instant::now();
+                std::hint::black_box(text.clone());
+                started.elapsed()
+            })
+            .collect(),
+    );
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!("  reference: render every file's hunks {:.2} ms; copy the diff text {:.3} ms", ms(reference), ms(copy));
+
+    for context in [8_192usize, 32_768] {
+        let mut timings = Vec::with_capacity(ROUNDS);
+        let mut last = Run { parts: 0, findings: 0 };
+        for _ in 0..ROUNDS {
+            let started = Instant::now();
+            last = review(&text, &redactor, context);
+            timings.push(started.elapsed());
+        }
+        let time = median(timings);
         println!(
-            "  peak RSS: {:.1} MiB (before the reviews {:.1} MiB; diff text {:.2} MiB)",
-            a as f64 / 1024.0,
-            b as f64 / 1024.0,
-            text.len() as f64 / 1_048_576.0
+            "  context {context}: {} parts, {} findings kept; {:.1} ms a review ({:.1}x the render reference); \
+             peak RSS so far {:.1} MiB",
+            last.parts,
+            last.findings,
+            ms(time),
+            time.as_secs_f64() / reference.as_secs_f64(),
+            peak_rss_mib().unwrap_or(f64::NAN)
         );
     }
 }

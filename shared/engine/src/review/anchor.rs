@@ -47,11 +47,34 @@ fn normalise_path(path: &str) -> String {
 /// shows is kept; another line moves to the nearest added line of that file (or the nearest shown
 /// line when the file only lost lines); a path not in the diff is matched by a unique suffix or the
 /// finding is dropped. The range end is clamped to the contiguous shown lines after `line`.
+///
+/// A review of many parts anchors each part's answer: build [`DiffLines`] once and call
+/// [`DiffLines::anchor`] per part instead.
 pub fn anchor(raw: Vec<RawFinding>, files: &[FilePatch]) -> Anchored {
-    let mut lines_of: BTreeMap<&str, (Vec<u32>, Vec<u32>)> = BTreeMap::new();
-    for file in files {
-        lines_of.insert(file.path(), (file.new_lines_in_diff(), file.changed_new_lines()));
+    DiffLines::new(files).anchor(raw)
+}
+
+/// The lines each file of a diff shows and changes, indexed once for anchoring many answers.
+#[derive(Debug, Clone)]
+pub struct DiffLines<'a> {
+    /// Per path: the new-side lines shown and the added lines, both sorted.
+    lines_of: BTreeMap<&'a str, (Vec<u32>, Vec<u32>)>,
+}
+
+impl<'a> DiffLines<'a> {
+    /// Indexes `files`.
+    pub fn new(files: &'a [FilePatch]) -> Self {
+        let lines_of = files.iter().map(|file| (file.path(), (file.new_lines_in_diff(), file.changed_new_lines())));
+        Self { lines_of: lines_of.collect() }
     }
+
+    /// [`anchor`] against the indexed files.
+    pub fn anchor(&self, raw: Vec<RawFinding>) -> Anchored {
+        anchor_in(&self.lines_of, raw)
+    }
+}
+
+fn anchor_in(lines_of: &BTreeMap<&str, (Vec<u32>, Vec<u32>)>, raw: Vec<RawFinding>) -> Anchored {
     let mut out = Anchored::default();
     for finding in raw {
         let wanted = normalise_path(&finding.path);

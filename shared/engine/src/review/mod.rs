@@ -16,7 +16,7 @@ mod render;
 mod select;
 pub mod suggestions;
 
-pub use anchor::{Anchored, Finding, anchor, finalize};
+pub use anchor::{Anchored, DiffLines, Finding, anchor, finalize};
 pub use chunk::{Chunk, chunk, chunk_prompt};
 pub use findings::{RawFinding, parse_findings};
 pub use plan::{OVERLAP_LINES, PartBudget, ReviewPart, plan_parts};
