@@ -4,13 +4,54 @@
 use std::collections::BTreeMap;
 
 use prfix_engine::edit;
-use prfix_engine::fix::{self, Problem};
+use prfix_engine::fix::{self, Budget, FixError, Problem};
 use prfix_engine::prompt::Fence;
+use prfix_engine::tokens;
 use prfix_proto::agent::v1 as pb;
 
 use super::{Job, RunError, model_or};
 use crate::changeset;
 use crate::ollama::{ChatMessage, Role};
+
+/// Tokens kept for a retry of the plan: a short excerpt of the unusable answer and what was wrong.
+const PLAN_RETRY_RESERVE: usize = 400;
+/// At most this many tokens of an unusable plan are quoted back.
+const ANSWER_EXCERPT_TOKENS: usize = 150;
+/// Tokens kept for the feedback after edits that did not apply (the closest lines of each miss).
+const FEEDBACK_TOKENS: usize = 1_200;
+/// Below this many tokens for the user message, a fix cannot show anything useful.
+const MIN_MESSAGE_TOKENS: usize = 300;
+
+/// The room for the user message of a call to `model` with `system` and `format`: the context
+/// less the answer, the margin, the system prompt, the schema and `reserve`, counted with the
+/// model's learned ratio.
+async fn room(
+    job: &Job,
+    model: &str,
+    system: &str,
+    format: Option<&serde_json::Value>,
+    reserve: usize,
+) -> Result<Budget, RunError> {
+    let context = job.engine.ollama.model_context(model).await?;
+    let estimator = job.estimator(model);
+    let fixed = estimator.prompt_tokens(&[system, ""], format)
+        + job.answer_budget(context) as usize
+        + job.context_margin(context) as usize
+        + reserve;
+    let tokens = (context as usize).saturating_sub(fixed);
+    if tokens < MIN_MESSAGE_TOKENS {
+        return Err(RunError::Input(format!(
+            "model {model} has a context of {context} tokens, too small for a fix: its instructions and answer \
+             alone take about {fixed}"
+        )));
+    }
+    Ok(Budget { estimator, tokens })
+}
+
+/// A prompt that cannot be made to fit is the input's fault, said with what is too large.
+fn too_large(e: FixError) -> RunError {
+    RunError::Input(e.to_string())
+}
 
 fn finding_line(f: &pb::Finding) -> String {
     let severity = pb::Severity::try_from(f.severity).map_or("unspecified", |s| s.as_str_name());
@@ -49,39 +90,44 @@ pub async fn run(job: &Job, request: pb::CreateFixRequest) -> Result<pb::FixResu
     }
     let fence = Fence::new();
 
+    // Plan: a map of the change (whole files only when they fit in half the room).
     job.progress(format!("planning with {planner}"), 0, 2).await?;
-    let mut plan_messages = vec![
-        ChatMessage::new(Role::System, fix::plan_system_prompt(&fence)),
-        ChatMessage::new(Role::User, fix::plan_prompt(&fence, &problem, &editable, &prepared.diff)),
-    ];
-    let reply = job.chat("plan", &planner, plan_messages.clone(), Some(fix::plan_schema())).await?;
+    let plan_system = fix::plan_system_prompt(&fence);
+    let schema = fix::plan_schema();
+    let budget = room(job, &planner, &plan_system, Some(&schema), PLAN_RETRY_RESERVE).await?;
+    let map = fix::plan_prompt(&fence, &problem, &editable, &prepared.diff, &budget).map_err(too_large)?;
+    let plan_messages = vec![ChatMessage::new(Role::System, plan_system), ChatMessage::new(Role::User, map.text)];
+    let reply = job.chat("plan", &planner, plan_messages.clone(), Some(schema.clone())).await?;
     let plan = match fix::parse_plan(&reply.content) {
         Ok(plan) => plan,
         Err(first) => {
-            plan_messages.push(ChatMessage::new(Role::Assistant, reply.content));
-            plan_messages.push(ChatMessage::new(Role::User, format!("{first}. Answer again with only the JSON plan.")));
-            let retry = job.chat("plan, again", &planner, plan_messages, Some(fix::plan_schema())).await?;
-            fix::parse_plan(&retry.content).map_err(|e| RunError::Model(e.to_string()))?
+            // The unusable answer is quoted only in part: echoing it whole could overflow the context.
+            let excerpt = fix::head_within(&reply.content, ANSWER_EXCERPT_TOKENS, &budget.estimator);
+            let mut retry = plan_messages;
+            retry.push(ChatMessage::new(Role::Assistant, excerpt));
+            retry.push(ChatMessage::new(Role::User, format!("{first}. Answer again with only the JSON plan.")));
+            let again = job.chat("plan, again", &planner, retry, Some(schema)).await?;
+            fix::parse_plan(&again.content).map_err(|e| RunError::Model(e.to_string()))?
         }
     };
     job.progress(format!("plan: {}", prepared.vault.restore(&plan.root_cause)), 1, 2).await?;
 
-    // Show the coder the planned files it may edit; all of them when the plan names none it knows.
-    let planned: BTreeMap<String, String> = editable
-        .iter()
-        .filter(|(path, _)| plan.files.iter().any(|p| p.trim_start_matches("./") == path.as_str()))
-        .map(|(p, c)| (p.clone(), c.clone()))
-        .collect();
-    let shown = if planned.is_empty() { editable.clone() } else { planned };
-    let whole: Vec<String> = shown
-        .iter()
-        .filter(|(_, c)| c.lines().count() <= settings.whole_file_max_lines)
-        .map(|(p, _)| p.clone())
-        .collect();
-    let mut messages = vec![
-        ChatMessage::new(Role::System, fix::edit_system_prompt(&fence, &whole)),
-        ChatMessage::new(Role::User, fix::edit_prompt(&fence, &problem, &plan, &shown)),
+    // Edits: the regions the plan names, with context lines, applied to the whole files in memory.
+    let regions = fix::resolve_regions(&plan, &editable, &prepared.diff);
+    let region_paths: Vec<String> = regions.iter().map(|r| r.path.clone()).collect();
+    let context = job.engine.ollama.model_context(&coder).await?;
+    let echo_tokens = job.answer_budget(context) as usize / 2;
+    let reserve = echo_tokens + FEEDBACK_TOKENS + 2 * tokens::MESSAGE_OVERHEAD;
+    let budget = room(job, &coder, &fix::edit_system_prompt(&fence, &region_paths), None, reserve).await?;
+    let view = fix::edit_prompt(&fence, &problem, &plan, &editable, &regions, settings.whole_file_max_lines, &budget)
+        .map_err(too_large)?;
+    let shown: Vec<String> = view.shown.iter().map(|r| format!("{} {}-{}", r.path, r.start_line, r.end_line)).collect();
+    tracing::debug!(task_id = %job.task_id, shown = ?shown, "edit regions");
+    let first_messages = vec![
+        ChatMessage::new(Role::System, fix::edit_system_prompt(&fence, &view.whole_files)),
+        ChatMessage::new(Role::User, view.prompt),
     ];
+    let mut messages = first_messages.clone();
     let attempts_allowed = match u32::try_from(max_attempts) {
         Ok(0) | Err(_) => settings.max_fix_attempts,
         Ok(n) => n.min(settings.max_fix_attempts),
@@ -91,7 +137,7 @@ pub async fn run(job: &Job, request: pb::CreateFixRequest) -> Result<pb::FixResu
     let mut attempts = 0u32;
     loop {
         attempts += 1;
-        let reply = job.chat(&format!("edit attempt {attempts}"), &coder, messages.clone(), None).await?;
+        let reply = job.chat(&format!("edit attempt {attempts}"), &coder, messages, None).await?;
         let feedback = match edit::parse_edits(&reply.content) {
             Err(e) => format!(
                 "Your answer could not be read as edits: {e}. Write SEARCH/REPLACE or FILE blocks as the rules say."
@@ -112,8 +158,12 @@ pub async fn run(job: &Job, request: pb::CreateFixRequest) -> Result<pb::FixResu
                 "the coding model's edits did not apply after {attempts} attempts: {last_problem}"
             )));
         }
-        messages.push(ChatMessage::new(Role::Assistant, reply.content));
-        messages.push(ChatMessage::new(Role::User, feedback));
+        // Only the last answer and its feedback follow the first prompt, each cut to the room kept
+        // for them, so every retry fits the context like the first attempt.
+        messages = first_messages.clone();
+        messages
+            .push(ChatMessage::new(Role::Assistant, fix::head_within(&reply.content, echo_tokens, &budget.estimator)));
+        messages.push(ChatMessage::new(Role::User, fix::head_within(&feedback, FEEDBACK_TOKENS, &budget.estimator)));
     }
     // Secrets the model saw as placeholders go back into the files before the patch is made.
     // Each file gets back only the secrets it had: a placeholder from elsewhere (another file, the
