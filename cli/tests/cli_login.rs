@@ -101,11 +101,12 @@ async fn tasks_models_and_status_show_what_the_services_have() {
     assert!(run.stdout.contains("qwen2.5-coder:14b"), "{}", run.stdout);
     let run = user.run(dir.path(), &["models"]).await;
     assert!(run.stdout.contains("qwen2.5-coder:14b") && run.stdout.contains("Q4_K_M"), "{}", run.stdout);
+    assert!(run.stdout.lines().next().is_some_and(|header| header.contains("token ratio")), "{}", run.stdout);
     let run = user.run(dir.path(), &["tasks", "list"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     let run = user.run(dir.path(), &["tasks", "show", "not-a-uuid"]).await;
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("task_id must be a UUID"), "{}", run.stderr);
+    assert!(run.stderr.contains("`not-a-uuid` is not a task id nor the start of one"), "{}", run.stderr);
     let run = user.run(dir.path(), &["audit", "list", "--limit", "5"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
