@@ -409,17 +409,23 @@ impl AgentService for AgentApi {
         let started = Instant::now();
         let (models, answers) = self.engine.ollama.all_models().await.map_err(to_status)?;
         let latency = prost_types::Duration::try_from(started.elapsed()).ok();
+        let ratios = self.engine.ollama.ratios();
         let models = models
             .into_iter()
-            .map(|m| pb::Model {
-                name: m.name,
-                endpoint: m.endpoint,
-                size_bytes: m.size,
-                family: m.family,
-                parameter_size: m.parameter_size,
-                quantization_level: m.quantization_level,
-                digest: m.digest,
-                modify_time: m.modified_at.map(to_timestamp),
+            .map(|m| {
+                let learned = ratios.learned(&m.name);
+                pb::Model {
+                    token_ratio: learned.ratio,
+                    token_ratio_samples: i64::try_from(learned.samples).unwrap_or(i64::MAX),
+                    name: m.name,
+                    endpoint: m.endpoint,
+                    size_bytes: m.size,
+                    family: m.family,
+                    parameter_size: m.parameter_size,
+                    quantization_level: m.quantization_level,
+                    digest: m.digest,
+                    modify_time: m.modified_at.map(to_timestamp),
+                }
             })
             .collect();
         let status = self.engine.ollama.status();

@@ -59,6 +59,17 @@ pub struct AgentSettings {
     /// Stream answers from Ollama (off for proxies that buffer streamed responses: only the call
     /// limit applies then).
     pub ollama_stream: bool,
+    /// Chat calls each Ollama endpoint serves at once (Ollama's `OLLAMA_NUM_PARALLEL`, 1 by
+    /// default for one model); further calls wait in the agent, where their time limits have not
+    /// started yet.
+    pub ollama_parallel: usize,
+    /// Retries of a model call that failed with a fault that heals (503 busy, a runner that died,
+    /// a broken stream), on another endpoint when one has the model.
+    pub ollama_retries: u32,
+    /// Pause before the first such retry, in ms; each next one doubles it (with jitter).
+    pub ollama_retry_base_ms: u64,
+    /// Longest pause between such retries, in ms.
+    pub ollama_retry_max_ms: u64,
     /// Context length assumed when `/api/show` does not report one, in tokens.
     pub default_context_tokens: u32,
     /// Model for reviews, describes and fix plans (the reasoning model).
@@ -85,7 +96,8 @@ pub struct AgentSettings {
     pub max_active_tasks_per_user: i64,
     /// Queued and running tasks in all.
     pub max_active_tasks: i64,
-    /// Model calls one task may make.
+    /// Model calls one task may make; a review of many parts may make up to three per part and
+    /// the retries of one call more (this is the floor).
     pub max_model_calls_per_task: u32,
     /// Chunks of one review sent to models at once.
     pub review_chunk_concurrency: usize,
@@ -153,6 +165,10 @@ impl Default for AgentSettings {
             ollama_health_interval_ms: 15_000,
             ollama_keep_alive: "30m".to_owned(),
             ollama_stream: true,
+            ollama_parallel: 1,
+            ollama_retries: 3,
+            ollama_retry_base_ms: 200,
+            ollama_retry_max_ms: 5_000,
             default_context_tokens: 8_192,
             reasoning_model: "qwen2.5-coder:14b".to_owned(),
             coding_model: "qwen2.5-coder:14b".to_owned(),
@@ -204,7 +220,8 @@ impl Settings {
                 reason: "must be at least 1".to_owned(),
             });
         }
-        let positive: [(&'static str, u64); 9] = [
+        let positive: [(&'static str, u64); 10] = [
+            ("agent.ollama_parallel", self.agent.ollama_parallel as u64),
             ("agent.ollama_first_token_timeout_ms", self.agent.ollama_first_token_timeout_ms),
             ("agent.ollama_token_gap_timeout_ms", self.agent.ollama_token_gap_timeout_ms),
             ("agent.ollama_call_timeout_ms", self.agent.ollama_call_timeout_ms),
@@ -266,6 +283,15 @@ impl Settings {
             first_token: Duration::from_millis(self.agent.ollama_first_token_timeout_ms),
             token_gap: Duration::from_millis(self.agent.ollama_token_gap_timeout_ms),
             total: Duration::from_millis(self.agent.ollama_call_timeout_ms),
+        }
+    }
+
+    /// How model calls that failed with a fault that heals are retried.
+    pub fn retry_policy(&self) -> crate::ollama::RetryPolicy {
+        crate::ollama::RetryPolicy {
+            retries: self.agent.ollama_retries,
+            base: Duration::from_millis(self.agent.ollama_retry_base_ms),
+            cap: Duration::from_millis(self.agent.ollama_retry_max_ms.max(self.agent.ollama_retry_base_ms)),
         }
     }
 

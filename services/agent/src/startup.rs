@@ -90,6 +90,7 @@ impl Application {
             Duration::from_millis(settings.agent.ollama_connect_timeout_ms),
             Duration::from_millis(settings.agent.ollama_request_timeout_ms),
             settings.agent.default_context_tokens,
+            settings.agent.ollama_parallel,
         )
         .map_err(StartupError::Http)?;
         let (pool, report) = db::prepare(&settings.database(), crate::MIGRATIONS).await?;
@@ -157,6 +158,7 @@ impl Application {
         let (health, health_service) = Health::new(&[service_names::AGENT]).await;
         let engine = Arc::new(Engine {
             limits: self.settings.call_limits(),
+            retry: self.settings.retry_policy(),
             settings: self.settings.agent.clone(),
             ollama: self.ollama.clone(),
             redactor: prfix_engine::redact::Redactor::new(),

@@ -6,21 +6,26 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use super::ratios::TokenRatios;
 use super::{ModelInfo, OllamaError, TagsResponse, canonical_model};
-
-/// How long a model list is trusted before it is asked for again.
-const MODELS_TTL: Duration = Duration::from_secs(30);
 
 /// One endpoint and what is known of it.
 pub(super) struct Endpoint {
     pub(super) url: String,
-    /// Chat calls running on it now.
+    /// Chat calls on it now, waiting for a slot or running.
     pub(super) in_flight: AtomicUsize,
-    healthy: AtomicBool,
+    /// Chat calls it serves at once (`ollama_parallel`): a call holds a permit from before its
+    /// request is sent until its answer ends, so calls beyond it wait here, not in Ollama's queue,
+    /// and their time limits start only once they are sent.
+    pub(super) slots: Arc<Semaphore>,
+    /// When a call last failed there with a transient fault; cleared by a success.
+    pub(super) failed_at: Mutex<Option<Instant>>,
+    pub(super) healthy: AtomicBool,
     version: Mutex<String>,
-    models: Mutex<Option<(Instant, HashSet<String>)>>,
+    pub(super) models: Mutex<Option<(Instant, HashSet<String>)>>,
     context: Mutex<HashMap<String, u32>>,
 }
 
@@ -37,20 +42,13 @@ pub struct EndpointStatus {
     pub in_flight: usize,
 }
 
-/// Counts a call against an endpoint while it lives.
-pub(super) struct Busy(pub(super) Arc<Endpoint>);
-
-impl Drop for Busy {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 /// A client for one or more Ollama endpoints.
 #[derive(Clone)]
 pub struct Ollama {
     pub(super) http: reqwest::Client,
-    endpoints: Arc<Vec<Arc<Endpoint>>>,
+    pub(super) endpoints: Arc<Vec<Arc<Endpoint>>>,
+    /// What each model's tokenizer counts per estimated token, learned from its answers.
+    pub(super) ratios: TokenRatios,
     request_timeout: Duration,
     /// Context length assumed when `/api/show` does not say.
     default_context: u32,
@@ -71,13 +69,15 @@ struct ShowResponse {
 }
 
 impl Ollama {
-    /// A client for `endpoints` (base URLs without a trailing slash). Endpoints start healthy and
-    /// are checked by [`Ollama::health_loop`].
+    /// A client for `endpoints` (base URLs without a trailing slash), each serving `parallel` chat
+    /// calls at once (at least one). Endpoints start healthy and are checked by
+    /// [`Ollama::health_loop`].
     pub fn new(
         endpoints: Vec<String>,
         connect_timeout: Duration,
         request_timeout: Duration,
         default_context: u32,
+        parallel: usize,
     ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder().connect_timeout(connect_timeout).build()?;
         let endpoints = endpoints
@@ -86,6 +86,8 @@ impl Ollama {
                 Arc::new(Endpoint {
                     url,
                     in_flight: AtomicUsize::new(0),
+                    slots: Arc::new(Semaphore::new(parallel.max(1))),
+                    failed_at: Mutex::new(None),
                     healthy: AtomicBool::new(true),
                     version: Mutex::new(String::new()),
                     models: Mutex::new(None),
@@ -93,12 +95,23 @@ impl Ollama {
                 })
             })
             .collect();
-        Ok(Self { http, endpoints: Arc::new(endpoints), request_timeout, default_context })
+        Ok(Self {
+            http,
+            endpoints: Arc::new(endpoints),
+            ratios: TokenRatios::default(),
+            request_timeout,
+            default_context,
+        })
     }
 
     /// The configured endpoints.
     pub fn endpoints(&self) -> Vec<String> {
         self.endpoints.iter().map(|e| e.url.clone()).collect()
+    }
+
+    /// The token ratios learned from every model's answers (shared by every clone of this client).
+    pub fn ratios(&self) -> &TokenRatios {
+        &self.ratios
     }
 
     /// Health, version and load of each endpoint.
@@ -260,60 +273,6 @@ impl Ollama {
             }
         }
     }
-
-    async fn has_model(&self, endpoint: &Arc<Endpoint>, model: &str) -> Result<bool, OllamaError> {
-        let fresh = lock(&endpoint.models)
-            .as_ref()
-            .filter(|(at, _)| at.elapsed() < MODELS_TTL)
-            .map(|(_, names)| names.contains(model));
-        if let Some(has) = fresh {
-            // A model pulled after the list was read is found by asking again.
-            if has {
-                return Ok(true);
-            }
-        }
-        let models = self.tags(&endpoint.url).await?;
-        Ok(models.iter().any(|m| canonical_model(&m.name) == model))
-    }
-
-    /// The context length of `model` on an endpoint that has it; `ModelNotPulled` when none has it.
-    pub async fn model_context(&self, model: &str) -> Result<u32, OllamaError> {
-        let busy = self.pick(model).await?;
-        let url = busy.0.url.clone();
-        drop(busy);
-        Ok(self.context_length(&url, &canonical_model(model)).await)
-    }
-
-    /// The least busy healthy endpoint that has `model`, counted busy until the guard drops.
-    pub(super) async fn pick(&self, model: &str) -> Result<Busy, OllamaError> {
-        if self.endpoints.is_empty() {
-            return Err(OllamaError::NoEndpoint("ollama_url lists no endpoint".to_owned()));
-        }
-        let model = canonical_model(model);
-        let healthy: Vec<_> = self.endpoints.iter().filter(|e| e.healthy.load(Ordering::Relaxed)).cloned().collect();
-        // When every endpoint failed its last check, try them all: one may be back.
-        let candidates = if healthy.is_empty() { self.endpoints.iter().cloned().collect() } else { healthy };
-        let mut with_model = Vec::new();
-        let mut first_error = None;
-        let mut asked = Vec::new();
-        for endpoint in candidates {
-            match self.has_model(&endpoint, &model).await {
-                Ok(true) => with_model.push(endpoint),
-                Ok(false) => asked.push(endpoint.url.clone()),
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
-        let Some(best) = with_model.into_iter().min_by_key(|e| e.in_flight.load(Ordering::Relaxed)) else {
-            return Err(match (asked.is_empty(), first_error) {
-                (true, Some(e)) => e,
-                _ => OllamaError::ModelNotPulled { model, where_: asked.join(", ") },
-            });
-        };
-        best.in_flight.fetch_add(1, Ordering::Relaxed);
-        Ok(Busy(best))
-    }
 }
 
 /// Ollama's `{"error": "..."}` text, or the start of the body.
@@ -328,6 +287,6 @@ pub(super) fn error_text(body: &[u8]) -> String {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -2,12 +2,18 @@
 //! versions (`/api/version`) and chat (`/api/chat`, streamed), over one or more endpoints.
 //!
 //! Endpoints are health-checked; each chat goes to the least busy healthy endpoint that has the
-//! model pulled. Every call has its own limits (connect, first token, gap between tokens, whole
-//! call), each failing with its own error; dropping a call's future closes its HTTP stream, so a
-//! cancelled task stops the model at once.
+//! model pulled, and waits there for one of the calls the endpoint serves at once. Every call has
+//! its own limits (connect, first token, gap between tokens, whole call), each failing with its
+//! own error; dropping a call's future closes its HTTP stream, so a cancelled task stops the model
+//! at once. Faults that heal are known by [`OllamaError::is_transient`] and retried by the caller
+//! with a [`RetryPolicy`]; each model's token ratio is learned from its answers ([`TokenRatios`]).
 
 mod chat;
+mod degenerate;
 mod endpoints;
+mod pick;
+mod ratios;
+mod retry;
 
 use std::time::Duration;
 
@@ -16,7 +22,10 @@ use prfix_runtime::error::{ErrorCode, ServiceError};
 use serde::Deserialize;
 
 pub use chat::{ChatMessage, ChatReply, ChatRequest, Role};
+pub use degenerate::Degeneration;
 pub use endpoints::{EndpointStatus, Ollama};
+pub use ratios::{LearnedRatio, TokenRatios};
+pub use retry::RetryPolicy;
 
 /// Time limits of one chat call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +108,26 @@ pub enum OllamaError {
         /// The start of the body.
         body: String,
     },
+    /// The connection broke, or the stream ended without its `done` message, mid-answer.
+    #[error("Ollama at {endpoint} broke off the answer: {reason}")]
+    Interrupted {
+        /// The endpoint.
+        endpoint: String,
+        /// What happened.
+        reason: String,
+    },
+    /// The answer degenerated (whitespace or one unit repeated) and was stopped.
+    #[error("model {model} on {endpoint} {} after {chars} characters; the call was stopped", how.describe())]
+    Degenerate {
+        /// The model.
+        model: String,
+        /// The endpoint.
+        endpoint: String,
+        /// How it degenerated.
+        how: Degeneration,
+        /// Characters received when it was stopped.
+        chars: usize,
+    },
     /// The answer was not what the API documents.
     #[error("Ollama at {endpoint} sent a response that does not parse: {reason}")]
     Malformed {
@@ -122,6 +151,8 @@ impl OllamaError {
             OllamaError::ModelNotPulled { .. } => "model_not_pulled",
             OllamaError::Status { .. } => "status",
             OllamaError::Malformed { .. } => "malformed",
+            OllamaError::Interrupted { .. } => "interrupted",
+            OllamaError::Degenerate { .. } => "degenerate",
         }
     }
 }
@@ -132,6 +163,8 @@ impl ServiceError for OllamaError {
             OllamaError::Unreachable { .. }
             | OllamaError::NoEndpoint(_)
             | OllamaError::Status { .. }
+            | OllamaError::Interrupted { .. }
+            | OllamaError::Degenerate { .. }
             | OllamaError::Malformed { .. } => ErrorCode::Unavailable,
             OllamaError::Timeout { .. }
             | OllamaError::FirstTokenTimeout { .. }

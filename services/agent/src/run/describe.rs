@@ -3,10 +3,9 @@
 use prfix_engine::describe;
 use prfix_engine::prompt::Fence;
 use prfix_engine::review;
-use prfix_engine::tokens;
 use prfix_proto::agent::v1 as pb;
 
-use super::{Job, RunError, model_or};
+use super::{Job, RunError, Sampling, feedback, model_or};
 use crate::changeset;
 use crate::ollama::{ChatMessage, Role};
 
@@ -25,9 +24,16 @@ pub async fn run(job: &Job, request: pb::CreateDescribeRequest) -> Result<pb::De
     let system = describe::system_prompt(&fence);
     let context = job.engine.ollama.model_context(&model).await?;
     let answer = job.answer_budget(context);
-    let budget = (context as usize)
-        .saturating_sub(tokens::estimate(&system) + answer as usize + super::CONTEXT_MARGIN as usize + 200)
-        .max(256);
+    // What the first file parts may take: the context without the system prompt, the schema, the
+    // answer, the margin, room for a retry note and the describe prompt's own words.
+    let estimator = job.estimator(&model);
+    let format = describe::format();
+    let fixed = estimator.prompt_tokens(&[&system, ""], Some(&format.to_value()))
+        + answer as usize
+        + job.context_margin(context) as usize
+        + feedback::note_reserve(&estimator)
+        + estimator.scale(200);
+    let budget = estimator.fits((context as usize).saturating_sub(fixed)).max(256);
     let chunks = review::chunk(&selection.files, budget);
     let mut parts = chunks.first().map(|c| c.parts.clone()).unwrap_or_default();
     if chunks.len() > 1 {
@@ -46,14 +52,24 @@ pub async fn run(job: &Job, request: pb::CreateDescribeRequest) -> Result<pb::De
         ChatMessage::new(Role::System, system),
         ChatMessage::new(Role::User, describe::user_prompt(&fence, &parts)),
     ];
-    let reply = job.chat("describe", &model, messages.clone(), Some(describe::schema())).await?;
+    let reply = job.chat_with("describe", &model, messages.clone(), Some(format.clone()), Sampling::default()).await?;
     let description = match describe::parse(&reply.content, &prepared.patches) {
-        Ok(d) => d,
-        Err(first) => {
+        Ok(d) if !reply.truncated => d,
+        first => {
+            // The retry quotes only the start of the bad answer (see `feedback`).
+            let problem = match first {
+                Err(e) => e.to_string(),
+                Ok(_) => format!("the answer was cut off at the output limit ({} tokens)", reply.output_tokens),
+            };
+            let note = feedback::retry_note(
+                &fence,
+                &problem,
+                Some(&reply.content),
+                "Answer again with only the JSON object the schema describes, short, and nothing after it.",
+            );
             let mut messages = messages;
-            messages.push(ChatMessage::new(Role::Assistant, reply.content));
-            messages.push(ChatMessage::new(Role::User, format!("{first}. Answer again with only the JSON object.")));
-            let retry = job.chat("describe, again", &model, messages, Some(describe::schema())).await?;
+            messages.push(ChatMessage::new(Role::User, note));
+            let retry = job.chat_with("describe, again", &model, messages, Some(format), Sampling::varied()).await?;
             describe::parse(&retry.content, &prepared.patches).map_err(|e| RunError::Model(e.to_string()))?
         }
     };

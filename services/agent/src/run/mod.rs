@@ -1,8 +1,11 @@
 //! Working one claimed task: the context every kind shares (model calls with their limits and
 //! events), and the review, describe and fix pipelines.
 
+mod call;
 mod describe;
+mod feedback;
 mod fix;
+mod part;
 mod review;
 
 use std::sync::Arc;
@@ -10,18 +13,19 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use deadpool_postgres::Pool;
 use prfix_engine::redact::Redactor;
-use prfix_engine::tokens;
 use prfix_proto::agent::v1 as pb;
 use prfix_proto::prost::Message;
 use prfix_runtime::trace::TraceContext;
-use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::ollama::{CallLimits, ChatMessage, ChatReply, ChatRequest, Ollama, OllamaError};
+pub use call::Sampling;
+
+use crate::ollama::{CallLimits, Ollama, OllamaError, RetryPolicy};
 use crate::settings::AgentSettings;
 use crate::tasks::{self, TaskError};
 
-/// Tokens kept free besides the prompt and the answer (template tokens, estimate error).
+/// Most tokens kept free besides the prompt and the answer (template tokens, estimate error);
+/// small contexts keep a sixteenth.
 const CONTEXT_MARGIN: u32 = 512;
 
 /// What the engine needs besides the task.
@@ -30,6 +34,8 @@ pub struct Engine {
     pub settings: AgentSettings,
     /// Limits of each model call.
     pub limits: CallLimits,
+    /// How model calls that failed with a fault that heals are retried.
+    pub retry: RetryPolicy,
     /// The Ollama endpoints.
     pub ollama: Ollama,
     /// The secret rules.
@@ -73,6 +79,8 @@ pub struct Job {
     /// Shared engine parts.
     pub engine: Arc<Engine>,
     calls: AtomicU32,
+    /// Model calls this task may make: the setting, raised by a review of many parts.
+    call_limit: AtomicU32,
     /// Secrets redacted from the change set (for the audit record).
     pub redactions: AtomicU32,
     /// The task's span in the trace of the call that created it.
@@ -82,12 +90,18 @@ pub struct Job {
 impl Job {
     /// A job for a claimed task, working in the span `trace`.
     pub fn new(task_id: Uuid, worker: String, engine: Arc<Engine>, trace: TraceContext) -> Self {
-        Self { task_id, worker, engine, calls: AtomicU32::new(0), redactions: AtomicU32::new(0), trace }
+        let call_limit = AtomicU32::new(engine.settings.max_model_calls_per_task);
+        Self { task_id, worker, engine, calls: AtomicU32::new(0), call_limit, redactions: AtomicU32::new(0), trace }
     }
 
     /// Model calls made so far.
     pub fn calls(&self) -> u32 {
         self.calls.load(Ordering::Relaxed)
+    }
+
+    /// Raises the task's limit of model calls to `calls` (never lowers it below the setting).
+    pub fn allow_calls(&self, calls: u32) {
+        self.call_limit.fetch_max(calls, Ordering::Relaxed);
     }
 
     /// Appends an event; `Lost` when this replica no longer holds the task.
@@ -103,109 +117,6 @@ impl Job {
     /// A progress event.
     pub async fn progress(&self, message: impl Into<String>, done: i32, total: i32) -> Result<(), RunError> {
         self.event(pb::task_event::Payload::Progress(pb::Progress { message: message.into(), done, total })).await
-    }
-
-    /// Tokens the answer of a call may use, given the model's context.
-    pub fn answer_budget(&self, context: u32) -> u32 {
-        self.engine.settings.max_output_tokens.min(context / 4).max(256)
-    }
-
-    /// One model call, counted against the task's limit and recorded as an event whether it
-    /// succeeds or fails. `num_ctx` is set from the prompt's size.
-    pub async fn chat(
-        &self,
-        purpose: &str,
-        model: &str,
-        messages: Vec<ChatMessage>,
-        format: Option<serde_json::Value>,
-    ) -> Result<ChatReply, RunError> {
-        let max = self.engine.settings.max_model_calls_per_task;
-        if self.calls.fetch_add(1, Ordering::Relaxed) >= max {
-            return Err(RunError::Limit(format!("the task reached its limit of {max} model calls")));
-        }
-        let context = self.engine.ollama.model_context(model).await?;
-        let answer = self.answer_budget(context);
-        let prompt_tokens: usize = messages.iter().map(|m| tokens::estimate(&m.content) + 4).sum::<usize>()
-            + format.as_ref().map_or(0, |f| tokens::estimate(&f.to_string()));
-        let prompt_tokens = u32::try_from(prompt_tokens).unwrap_or(u32::MAX);
-        let needed = prompt_tokens.saturating_add(answer).saturating_add(CONTEXT_MARGIN);
-        if needed > context {
-            return Err(RunError::Input(format!(
-                "{purpose}: the prompt needs about {prompt_tokens} tokens and the answer {answer}, but model {model} \
-                 has a context of {context} tokens; send fewer or smaller files"
-            )));
-        }
-        // Whole thousands, so calls of similar size share one loaded context in Ollama.
-        let num_ctx = needed.div_ceil(1024).saturating_mul(1024).clamp(2048, context.max(2048));
-        let request = ChatRequest {
-            model: model.to_owned(),
-            messages,
-            format,
-            num_ctx,
-            num_predict: answer,
-            temperature: self.engine.settings.temperature,
-            seed: (self.engine.settings.seed >= 0).then_some(self.engine.settings.seed),
-            keep_alive: self.engine.settings.ollama_keep_alive.clone(),
-            stream: self.engine.settings.ollama_stream,
-            trace: None,
-        };
-        // A span per model call, a child of the task's, whose context goes to Ollama.
-        let span = tracing::info_span!(
-            "model_call",
-            model,
-            purpose,
-            trace_id = tracing::field::Empty,
-            span_id = tracing::field::Empty,
-            otel.name = "ollama chat",
-            otel.kind = "client",
-        );
-        let request = ChatRequest { trace: Some(prfix_runtime::trace::attach(&span, Some(self.trace))), ..request };
-        let started = std::time::Instant::now();
-        let result = self.engine.ollama.chat(&request, self.engine.limits).instrument(span).await;
-        let call = match &result {
-            Ok(reply) => pb::ModelCall {
-                model: model.to_owned(),
-                endpoint: reply.endpoint.clone(),
-                purpose: purpose.to_owned(),
-                prompt_tokens: i32::try_from(reply.prompt_tokens).unwrap_or(i32::MAX),
-                output_tokens: i32::try_from(reply.output_tokens).unwrap_or(i32::MAX),
-                duration_ms: i64::try_from(reply.duration.as_millis()).unwrap_or(i64::MAX),
-                error: String::new(),
-            },
-            Err(e) => pb::ModelCall {
-                model: model.to_owned(),
-                purpose: purpose.to_owned(),
-                duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
-                error: e.to_string(),
-                ..Default::default()
-            },
-        };
-        let metrics = &prfix_runtime::metrics::METRICS;
-        let outcome = match &result {
-            Ok(_) => "ok",
-            Err(e) => e.kind(),
-        };
-        metrics.model_calls.with_label_values(&[model, &call.endpoint, outcome]).inc();
-        if result.is_ok() {
-            metrics
-                .model_call_duration
-                .with_label_values(&[model, &call.endpoint])
-                .observe(call.duration_ms as f64 / 1000.0);
-            metrics
-                .model_tokens
-                .with_label_values(&[model, &call.endpoint, "prompt"])
-                .inc_by(u64::try_from(call.prompt_tokens).unwrap_or(0));
-            metrics
-                .model_tokens
-                .with_label_values(&[model, &call.endpoint, "output"])
-                .inc_by(u64::try_from(call.output_tokens).unwrap_or(0));
-        }
-        tracing::info!(
-            task_id = %self.task_id, model, purpose, endpoint = %call.endpoint, prompt_tokens = call.prompt_tokens,
-            output_tokens = call.output_tokens, duration_ms = call.duration_ms, error = %call.error, "model call"
-        );
-        self.event(pb::task_event::Payload::ModelCall(call)).await?;
-        Ok(result?)
     }
 }
 

@@ -1,17 +1,19 @@
-//! The review pipeline: select files, chunk to the model's context, ask per chunk (several at
-//! once), parse tolerantly, anchor, deduplicate, order and cap.
+//! The review pipeline: select files, plan parts that fit the model's context (measured with its
+//! learned token ratio), ask per part (several at once), parse tolerantly, anchor, deduplicate,
+//! order and cap. A part whose answer stays unusable after one retry, or whose model call fails,
+//! is reported as a failed part; the review fails only when no part succeeded.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use futures::StreamExt;
 use prfix_engine::prompt::Fence;
-use prfix_engine::review::{self, Finding, Severity};
-use prfix_engine::tokens;
+use prfix_engine::review::{self, Finding, PartBudget, ReviewPart, Severity, SuggestionCheck};
 use prfix_proto::agent::v1 as pb;
 
-use super::{Job, RunError, model_or};
+use super::part::{PartOutcome, review_part};
+use super::{Job, RunError, feedback, model_or};
 use crate::changeset;
-use crate::ollama::{ChatMessage, Role};
 
 /// A finding as the API sends it, with redacted secrets put back (the user owns the code).
 pub fn to_proto(f: &Finding, vault: &prfix_engine::redact::Vault) -> pb::Finding {
@@ -38,9 +40,11 @@ fn min_severity(value: i32) -> Option<Severity> {
     }
 }
 
-struct ChunkOutcome {
-    anchored: review::Anchored,
-    error: Option<String>,
+/// Model calls a review of `parts` parts may make: two answers per part (the ask and one retry)
+/// and, across the task, `retries` retries of faults that heal per part; at least the setting.
+fn call_budget(parts: usize, retries: u32, floor: u32) -> u32 {
+    let per_part = 2u32.saturating_add(retries);
+    u32::try_from(parts).unwrap_or(u32::MAX).saturating_mul(per_part).max(floor)
 }
 
 /// Runs a review.
@@ -54,8 +58,7 @@ pub async fn run(job: &Job, request: pb::CreateReviewRequest) -> Result<pb::Revi
     let mut prepared =
         changeset::prepare(&change_set, &job.engine.redactor, &[&extra_instructions]).map_err(RunError::Input)?;
     let extra_instructions = job.engine.redactor.redact(&extra_instructions, &mut prepared.vault);
-    job.redactions
-        .store(u32::try_from(prepared.vault.count()).unwrap_or(u32::MAX), std::sync::atomic::Ordering::Relaxed);
+    job.redactions.store(u32::try_from(prepared.vault.count()).unwrap_or(u32::MAX), Ordering::Relaxed);
     let selection =
         review::select(prepared.patches.clone(), &ignore_globs).map_err(|e| RunError::Input(e.to_string()))?;
     if selection.files.is_empty() {
@@ -65,11 +68,18 @@ pub async fn run(job: &Job, request: pb::CreateReviewRequest) -> Result<pb::Revi
     let fence = Fence::new();
     let system = review::system_prompt(&fence, &extra_instructions);
     let context = job.engine.ollama.model_context(&model).await?;
-    let answer = job.answer_budget(context);
-    let fixed = tokens::estimate(&system) + 200 + tokens::estimate(&review::findings_schema().to_string());
-    let budget = (context as usize).saturating_sub(fixed + answer as usize + super::CONTEXT_MARGIN as usize).max(256);
-    let chunks = review::chunk(&selection.files, budget);
-    let total = chunks.len();
+    // Every part keeps room for a retry note, so its retry fits as well as its first call.
+    let estimator = job.estimator(&model);
+    let budget = PartBudget {
+        context: context as usize,
+        answer: job.answer_budget(context) as usize,
+        margin: job.context_margin(context) as usize + feedback::note_reserve(&estimator),
+        estimator,
+    };
+    let parts = review::plan_parts(&selection.files, &fence, &system, &budget)
+        .map_err(|e| RunError::Input(format!("model {model}: {e}")))?;
+    let total = parts.len();
+    job.allow_calls(call_budget(total, job.engine.retry.retries, settings.max_model_calls_per_task));
     job.progress(
         format!(
             "reviewing {} in {} with {model} ({} left out)",
@@ -78,38 +88,49 @@ pub async fn run(job: &Job, request: pb::CreateReviewRequest) -> Result<pb::Revi
             selection.skipped.len()
         ),
         0,
-        i32::try_from(total).unwrap_or(i32::MAX),
+        count(total),
     )
     .await?;
     let concurrency = settings.review_chunk_concurrency.max(1);
     let files = &selection.files;
-    // Chunks report their own events: this loop must not await the database while a chunk's
+    // Parts report their own events: this loop must not await the database while a part's
     // future, paused inside an event's transaction, holds the task's row lock.
     let done = AtomicI32::new(0);
-    let mut waiting = chunks.iter().enumerate();
+    let mut waiting = parts.iter();
     let mut outcomes = futures::stream::FuturesUnordered::new();
     let mut all: Vec<Finding> = Vec::new();
-    let (mut reanchored, mut dropped, mut failures) = (0usize, 0usize, Vec::new());
+    let (mut reanchored, mut dropped, mut dropped_suggestions, mut failed) = (0usize, 0usize, 0usize, Vec::new());
     loop {
         while outcomes.len() < concurrency {
-            let Some((i, chunk)) = waiting.next() else { break };
-            let messages = vec![
-                ChatMessage::new(Role::System, system.clone()),
-                ChatMessage::new(Role::User, review::chunk_prompt(&fence, chunk, i, total)),
-            ];
-            outcomes.push(review_chunk(job, &model, messages, i, total, files, &prepared.vault, &done));
+            let Some(part) = waiting.next() else { break };
+            let context = PartContext {
+                job,
+                model: &model,
+                system: &system,
+                fence: &fence,
+                files,
+                contents: &prepared.files,
+                vault: &prepared.vault,
+            };
+            outcomes.push(run_part(context, part, &done));
         }
         let Some(outcome) = outcomes.next().await else { break };
-        let outcome = outcome?;
-        reanchored += outcome.anchored.reanchored;
-        dropped += outcome.anchored.dropped;
-        if let Some(error) = outcome.error {
-            failures.push(error);
+        let (outcome, suggestions_dropped) = outcome?;
+        dropped_suggestions += suggestions_dropped;
+        match outcome {
+            PartOutcome::Reviewed(anchored) => {
+                reanchored += anchored.reanchored;
+                dropped += anchored.dropped;
+                all.extend(anchored.findings);
+            }
+            PartOutcome::Failed(part) => failed.push(part),
         }
-        all.extend(outcome.anchored.findings);
     }
-    if failures.len() == total {
-        return Err(RunError::Model(format!("no part of the review gave usable findings: {}", failures.join("; "))));
+    failed.sort_by_key(|p: &pb::FailedPart| p.part);
+    if failed.len() == total {
+        let reasons: Vec<String> =
+            failed.iter().map(|p| format!("part {} of {}: {}", p.part, p.total, p.reason)).collect();
+        return Err(RunError::Model(format!("no part of the review gave usable findings: {}", reasons.join("; "))));
     }
     let requested = usize::try_from(max_findings).unwrap_or(0);
     let cap = if requested == 0 { settings.max_findings } else { requested.min(settings.max_findings) };
@@ -120,7 +141,79 @@ pub async fn run(job: &Job, request: pb::CreateReviewRequest) -> Result<pb::Revi
         dropped_findings: count(dropped),
         redactions: count(prepared.vault.count()),
         chunks: count(total),
+        failed_parts: failed,
+        dropped_suggestions: count(dropped_suggestions),
     })
+}
+
+/// What every part of one review shares.
+#[derive(Clone, Copy)]
+pub(super) struct PartContext<'a> {
+    /// The task.
+    pub job: &'a Job,
+    /// The model asked.
+    pub model: &'a str,
+    /// The system prompt.
+    pub system: &'a str,
+    /// The fence of this review's data.
+    pub fence: &'a Fence,
+    /// The reviewed files, to anchor findings.
+    pub files: &'a [prfix_engine::diff::FilePatch],
+    /// The changed files' contents (redacted, as the model saw them), to check suggestions.
+    pub contents: &'a BTreeMap<String, String>,
+    /// The redactions, to restore the user's text in findings.
+    pub vault: &'a prfix_engine::redact::Vault,
+}
+
+/// One part: reviewed, its findings' suggestions checked, then its findings (or its failure) and
+/// the progress reported as events; with the number of suggestions dropped.
+async fn run_part(cx: PartContext<'_>, part: &ReviewPart, done: &AtomicI32) -> Result<(PartOutcome, usize), RunError> {
+    let mut outcome = review_part(cx, part).await?;
+    let dropped_suggestions = match &mut outcome {
+        PartOutcome::Reviewed(anchored) => check_suggestions(&mut anchored.findings, cx.contents),
+        PartOutcome::Failed(_) => 0,
+    };
+    let job = cx.job;
+    let total = count(part.total);
+    let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
+    match &outcome {
+        PartOutcome::Reviewed(anchored) => {
+            for finding in &anchored.findings {
+                job.event(pb::task_event::Payload::Finding(to_proto(finding, cx.vault))).await?;
+            }
+            job.progress(format!("reviewed part {finished} of {total}"), finished, total).await?;
+        }
+        PartOutcome::Failed(failed) => {
+            job.event(pb::task_event::Payload::FailedPart(failed.clone())).await?;
+            job.progress(
+                format!("part {} of {total} failed ({finished} of {total} done): {}", failed.part, failed.reason),
+                finished,
+                total,
+            )
+            .await?;
+        }
+    }
+    Ok((outcome, dropped_suggestions))
+}
+
+/// Checks each finding's suggestion against its file as changed, as GitHub would apply it: a
+/// suggestion that changes the file is kept (re-indented when the model flattened it), one that
+/// would not change it or whose lines are not in the file is dropped; the number dropped. Files
+/// whose content the change set does not carry are left as they are.
+fn check_suggestions(findings: &mut [Finding], contents: &BTreeMap<String, String>) -> usize {
+    let mut dropped = 0;
+    for finding in findings {
+        let Some(file) = contents.get(&finding.path) else { continue };
+        match review::check_suggestion(file, finding) {
+            SuggestionCheck::Keep(suggestion) => finding.suggestion = suggestion,
+            SuggestionCheck::Unchanged | SuggestionCheck::OutOfRange => {
+                finding.suggestion.clear();
+                dropped += 1;
+            }
+            SuggestionCheck::Absent => {}
+        }
+    }
+    dropped
 }
 
 fn plural(n: usize, noun: &str) -> String {
@@ -131,59 +224,15 @@ fn count(n: usize) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
-/// One chunk: ask, and when the answer holds no findings list ask once more saying why; then
-/// report its findings and the progress as events.
-#[allow(clippy::too_many_arguments)]
-async fn review_chunk(
-    job: &Job,
-    model: &str,
-    messages: Vec<ChatMessage>,
-    index: usize,
-    total: usize,
-    files: &[prfix_engine::diff::FilePatch],
-    vault: &prfix_engine::redact::Vault,
-    done: &AtomicI32,
-) -> Result<ChunkOutcome, RunError> {
-    let outcome = ask_chunk(job, model, messages, index, total, files).await?;
-    for finding in &outcome.anchored.findings {
-        job.event(pb::task_event::Payload::Finding(to_proto(finding, vault))).await?;
-    }
-    let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
-    let total = i32::try_from(total).unwrap_or(i32::MAX);
-    job.progress(format!("reviewed part {finished} of {total}"), finished, total).await?;
-    Ok(outcome)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-async fn ask_chunk(
-    job: &Job,
-    model: &str,
-    mut messages: Vec<ChatMessage>,
-    index: usize,
-    total: usize,
-    files: &[prfix_engine::diff::FilePatch],
-) -> Result<ChunkOutcome, RunError> {
-    let purpose = format!("review part {} of {total}", index + 1);
-    let reply = job.chat(&purpose, model, messages.clone(), Some(review::findings_schema())).await?;
-    let raw = match review::parse_findings(&reply.content) {
-        Ok(raw) => raw,
-        Err(first) => {
-            messages.push(ChatMessage::new(Role::Assistant, reply.content));
-            messages.push(ChatMessage::new(
-                Role::User,
-                format!("{first}. Answer again with only the JSON object {{\"findings\": [...]}} as the schema says."),
-            ));
-            let retry =
-                job.chat(&format!("{purpose}, again"), model, messages, Some(review::findings_schema())).await?;
-            match review::parse_findings(&retry.content) {
-                Ok(raw) => raw,
-                Err(e) => {
-                    return Ok(ChunkOutcome {
-                        anchored: review::Anchored::default(),
-                        error: Some(format!("part {}: {e}", index + 1)),
-                    });
-                }
-            }
-        }
-    };
-    Ok(ChunkOutcome { anchored: review::anchor(raw, files), error: None })
+    #[test]
+    fn the_call_budget_grows_with_the_parts_and_never_falls_below_the_setting() {
+        assert_eq!(call_budget(3, 3, 40), 40);
+        assert_eq!(call_budget(30, 3, 40), 150);
+        assert_eq!(call_budget(30, 0, 40), 60);
+        assert_eq!(call_budget(usize::MAX, 3, 40), u32::MAX);
+    }
 }
