@@ -121,6 +121,10 @@ enum Command {
         /// Start even when the working tree has uncommitted changes.
         #[arg(long)]
         allow_dirty: bool,
+        /// Consider only these files or directories (relative to the current directory or the
+        /// repository's top): only their contents and diffs are sent.
+        #[arg(value_name = "PATH")]
+        paths: Vec<String>,
     },
     /// List, show, follow or cancel tasks.
     #[command(subcommand)]
@@ -368,10 +372,12 @@ async fn run(cli: Cli) -> CliResult {
             let (config, checkout) = repository(gateway, target.base.as_deref())?;
             review::describe(&config, &checkout, target.into(), format).await
         }
-        Command::Fix { base, check, max_rounds, dry_run, commit, allow_dirty } => {
+        Command::Fix { base, check, max_rounds, dry_run, commit, allow_dirty, paths } => {
             let (config, checkout) = repository(gateway, base.as_deref())?;
+            let paths = fix::checkout_paths(&checkout, &paths)?;
             let target = Target { base, ..Default::default() };
-            fix::fix(&config, &checkout, fix::FixArgs { target, check, max_rounds, dry_run, commit, allow_dirty }).await
+            let args = fix::FixArgs { target, paths, check, max_rounds, dry_run, commit, allow_dirty };
+            fix::fix(&config, &checkout, args).await
         }
         Command::Tasks(command) => {
             let config = settings(gateway)?;

@@ -24,8 +24,11 @@ const MAX_CONTEXT_FILES: usize = 20;
 /// `prfix fix` options.
 #[derive(Debug, Clone, Default)]
 pub struct FixArgs {
-    /// What the change is (base, staged, paths).
+    /// What the change is (base, staged).
     pub target: Target,
+    /// The files and directories to consider, from the checkout's top (all when empty): only
+    /// their diffs and contents are sent (see [`checkout_paths`]).
+    pub paths: Vec<String>,
     /// The check command (default from `.prfix.toml`).
     pub check: Option<String>,
     /// Rounds of fix and check.
@@ -85,8 +88,9 @@ fn tail(text: &str, max: usize) -> String {
     format!("[... {} bytes cut ...]\n{}", text.len() - kept.iter().map(|l| l.len() + 1).sum::<usize>(), kept.join("\n"))
 }
 
-/// Files of the checkout the check output names (`tests/test_x.py::t`, `src/a.rs:12:5`), for context.
-fn named_files(root: &Path, output: &str, skip: &BTreeSet<String>) -> Vec<pb::ContextFile> {
+/// Files of the checkout the check output names (`tests/test_x.py::t`, `src/a.rs:12:5`), for
+/// context, within `paths` when some are given.
+fn named_files(root: &Path, output: &str, skip: &BTreeSet<String>, paths: &[String]) -> Vec<pb::ContextFile> {
     let mut seen = BTreeSet::new();
     let mut files = Vec::new();
     for token in
@@ -101,23 +105,74 @@ fn named_files(root: &Path, output: &str, skip: &BTreeSet<String>) -> Vec<pb::Co
         {
             continue;
         }
-        if skip.contains(token) || prfix_engine::paths::check(token).is_err() {
+        if skip.contains(token) || !within(paths, token) {
             continue;
         }
-        let path = root.join(token);
-        // Never a symlink (it could point out of the checkout), never an ignored file (`.env`).
-        let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
-        if !meta.is_file() || meta.len() > 512 * 1024 || ignored(root, token) {
-            continue;
-        }
-        if let Ok(content) = std::fs::read_to_string(&path) {
-            files.push(pb::ContextFile { path: token.to_owned(), content });
+        if let Some(file) = context_file(root, token) {
+            files.push(file);
         }
         if files.len() >= MAX_CONTEXT_FILES {
             break;
         }
     }
     files
+}
+
+/// The file at `path` (from the top) as context, if it may be sent: a checked path to a regular
+/// file (never a symlink, which could point out of the checkout) of at most 512 KiB of text
+/// that git does not ignore (`.env`).
+fn context_file(root: &Path, path: &str) -> Option<pb::ContextFile> {
+    prfix_engine::paths::check(path).ok()?;
+    let full = root.join(path);
+    let meta = std::fs::symlink_metadata(&full).ok()?;
+    if !meta.is_file() || meta.len() > 512 * 1024 || ignored(root, path) {
+        return None;
+    }
+    let content = std::fs::read_to_string(&full).ok()?;
+    Some(pb::ContextFile { path: path.to_owned(), content })
+}
+
+/// Whether `path` is one of `paths` or under one of them (always, when none are given).
+fn within(paths: &[String], path: &str) -> bool {
+    paths.is_empty()
+        || paths.iter().any(|p| path == p || path.strip_prefix(p.as_str()).is_some_and(|r| r.starts_with('/')))
+}
+
+/// The `PATH…` arguments of `prfix fix` as paths from the checkout's top, each read from the
+/// current directory first, then from the top. A path that does not exist, or that leads out
+/// of the checkout (`..`, a symlink) or into `.git`, is an error naming it; a path that is the
+/// top itself narrows nothing.
+pub fn checkout_paths(checkout: &Checkout, given: &[String]) -> CliResult<Vec<String>> {
+    let root = checkout
+        .root()
+        .canonicalize()
+        .map_err(|e| CliError::new(format!("cannot read the checkout {}: {e}", checkout.root().display())))?;
+    let cwd = std::env::current_dir().map_err(|e| CliError::new(format!("cannot read the current directory: {e}")))?;
+    let mut paths = Vec::new();
+    for path in given {
+        let found = [cwd.join(path), root.join(path)].into_iter().find_map(|p| p.canonicalize().ok());
+        let Some(found) = found else {
+            return Err(CliError::new(format!(
+                "{path}: no such file or directory in the checkout (paths are read from the current directory, \
+                 then from {})",
+                root.display()
+            )));
+        };
+        let Ok(relative) = found.strip_prefix(&root) else {
+            return Err(CliError::new(format!("{path} is outside the checkout {}", root.display())));
+        };
+        let parts: Vec<String> = relative.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+        if parts.first().is_some_and(|p| p == ".git") {
+            return Err(CliError::new(format!("{path} is inside .git, which is never sent")));
+        }
+        if parts.is_empty() {
+            return Ok(Vec::new());
+        }
+        paths.push(parts.join("/"));
+    }
+    paths.sort();
+    paths.dedup();
+    Ok(paths)
 }
 
 /// Whether git ignores `path` (such files are never sent).
@@ -173,9 +228,19 @@ async fn fix_rounds(
     // The files the patches touched: what `--commit` commits, nothing else.
     let mut changed: BTreeSet<String> = BTreeSet::new();
     for round in 1..=rounds {
-        let (_, mut change_set) = collect_for_fix(checkout, &args.target)?;
-        let known: BTreeSet<String> = change_set.files.iter().map(|f| f.path.clone()).collect();
-        change_set.context_files = named_files(&root, &last.output, &known);
+        let (_, mut change_set) = collect_for_fix(checkout, &args.target, &args.paths)?;
+        let mut known: BTreeSet<String> = change_set.files.iter().map(|f| f.path.clone()).collect();
+        // The files named on the command line are sent even when the change did not touch them
+        // (the bug may predate it); then the files the check output names, within those paths.
+        for path in &args.paths {
+            if !known.contains(path)
+                && let Some(file) = context_file(&root, path)
+            {
+                known.insert(file.path.clone());
+                change_set.context_files.push(file);
+            }
+        }
+        change_set.context_files.extend(named_files(&root, &last.output, &known, &args.paths));
         let options = pb::FixOptions {
             planner_model: config.fix.planner_model.clone().unwrap_or_default(),
             coder_model: config.fix.coder_model.clone().unwrap_or_default(),
@@ -239,9 +304,19 @@ async fn fix_rounds(
     )))
 }
 
-/// The change set for a fix: like a review's, but an empty diff is fine (the bug may predate it).
-fn collect_for_fix(checkout: &Checkout, target: &Target) -> CliResult<(crate::git::Collected, pb::ChangeSet)> {
-    match collect(checkout, target) {
+/// The change set for a fix: like a review's, but an empty diff is fine (the bug may predate
+/// it); limited to `paths` (from the checkout's top) when some are given.
+fn collect_for_fix(
+    checkout: &Checkout,
+    target: &Target,
+    paths: &[String],
+) -> CliResult<(crate::git::Collected, pb::ChangeSet)> {
+    let mut target = target.clone();
+    if !paths.is_empty() {
+        // Pathspecs from the top, read literally (a `*` in a name is a `*`).
+        target.paths = paths.iter().map(|p| format!(":(top,literal){p}")).collect();
+    }
+    match collect(checkout, &target) {
         Ok(found) => Ok(found),
         Err(e) if e.message.starts_with("nothing to review") => {
             Ok((crate::git::Collected::default(), pb::ChangeSet { repository: String::new(), ..Default::default() }))
@@ -270,4 +345,67 @@ fn commit(root: &Path, check: &str, paths: &BTreeSet<String>) -> CliResult {
     run(&commit)?;
     println!("committed {}", paths.join(", "));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A git checkout in a temp dir with `src/big.py` and `tests/test_big.py`.
+    fn checkout() -> (tempfile::TempDir, Checkout) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let run = |args: &[&str]| {
+            let status = std::process::Command::new("git").args(args).current_dir(dir.path()).status();
+            assert!(status.is_ok_and(|s| s.success()), "git {args:?}");
+        };
+        run(&["init", "-q"]);
+        for (path, text) in [("src/big.py", "x = 1\n"), ("tests/test_big.py", "def test(): pass\n")] {
+            let full = dir.path().join(path);
+            std::fs::create_dir_all(full.parent().expect("a parent")).expect("mkdir");
+            std::fs::write(full, text).expect("write");
+        }
+        let checkout = Checkout::discover(dir.path()).expect("a checkout");
+        (dir, checkout)
+    }
+
+    #[test]
+    fn paths_from_the_top_are_accepted_and_kept_sorted_without_repeats() {
+        let (_dir, checkout) = checkout();
+        let given = ["tests/test_big.py".to_owned(), "src".to_owned(), "./src/".to_owned()];
+        assert_eq!(checkout_paths(&checkout, &given).expect("valid"), vec!["src", "tests/test_big.py"]);
+        assert!(checkout_paths(&checkout, &[".".to_owned()]).expect("the top").is_empty(), "the top narrows nothing");
+    }
+
+    #[test]
+    fn a_path_not_in_the_checkout_is_an_error_that_names_it() {
+        let (_dir, checkout) = checkout();
+        let missing = checkout_paths(&checkout, &["src/nope.py".to_owned()]).expect_err("missing");
+        assert!(
+            missing.message.contains("src/nope.py: no such file or directory in the checkout"),
+            "{}",
+            missing.message
+        );
+        let outside = checkout_paths(&checkout, &["..".to_owned()]).expect_err("outside");
+        assert!(outside.message.contains("is outside the checkout"), "{}", outside.message);
+        let git = checkout_paths(&checkout, &[".git/config".to_owned()]).expect_err("inside .git");
+        assert!(git.message.contains("inside .git"), "{}", git.message);
+    }
+
+    #[test]
+    fn narrowing_keeps_a_path_and_what_is_under_it_only() {
+        let paths = vec!["src".to_owned(), "tests/test_big.py".to_owned()];
+        assert!(within(&paths, "src/big.py") && within(&paths, "src") && within(&paths, "tests/test_big.py"));
+        assert!(!within(&paths, "srcx/a.py") && !within(&paths, "tests/other.py"));
+        assert!(within(&[], "anything"));
+    }
+
+    #[test]
+    fn context_files_named_by_the_check_output_stay_within_the_paths() {
+        let (dir, _checkout) = checkout();
+        let output = "FAILED tests/test_big.py::test - src/big.py:1: boom";
+        let all = named_files(dir.path(), output, &BTreeSet::new(), &[]);
+        assert_eq!(all.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), vec!["tests/test_big.py", "src/big.py"]);
+        let narrowed = named_files(dir.path(), output, &BTreeSet::new(), &["src".to_owned()]);
+        assert_eq!(narrowed.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), vec!["src/big.py"]);
+    }
 }
