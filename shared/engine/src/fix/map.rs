@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::prompts::problem_text;
-use super::text::head_within;
+use super::text::{head_within, tail_within};
 use super::{Budget, FixError, Problem};
 
 /// A first hunk is cut to fit only when at least this many tokens of it can be shown.
@@ -60,7 +60,9 @@ pub fn plan_prompt(
         )
     };
     let room = budget.tokens.saturating_sub(budget.count(&frame("")));
-    let outlines = outlines_text(fence, files, &patches, &problem.check_output, room, budget);
+    // The symbols worth keeping are those the output the model sees names.
+    let output = tail_within(&problem.check_output, budget.tokens / 4, e);
+    let outlines = outlines_text(fence, files, &patches, &output, room, budget);
     let text = frame(&outlines);
     let tokens = budget.count(&text);
     if tokens > budget.tokens {
@@ -158,7 +160,7 @@ fn outlines_text(
 ) -> String {
     // A symbol the check output names (a failing test, a function in a traceback) is kept like
     // a changed one; short names are left out, they match by accident.
-    let named = |s: &Symbol| s.kind != SymbolKind::Lines && s.name.len() >= 4 && check_output.contains(&s.name);
+    let named = |s: &Symbol| s.kind != SymbolKind::Lines && s.name.len() >= 4 && mentions(check_output, &s.name);
     let changed: BTreeMap<&str, Vec<u32>> = patches.iter().map(|p| (p.path(), p.changed_new_lines())).collect();
     let outlines: Vec<(&String, Outline)> = files.iter().map(|(path, text)| (path, outline(path, text))).collect();
     let render = |max_depth: usize, neighbours: Option<usize>, share: Option<usize>| -> String {
@@ -214,6 +216,13 @@ fn outlines_text(
     render(0, Some(0), Some(share))
 }
 
+/// Whether `text` holds `name` as a whole word (`metric_2` is not in `metric_21`).
+fn mentions(text: &str, name: &str) -> bool {
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    text.match_indices(name)
+        .any(|(at, _)| !word(text[..at].chars().next_back()) && !word(text[at + name.len()..].chars().next()))
+}
+
 /// One line for a run of symbols left out of an outline, if any.
 fn collapse(body: &mut String, skipped: &mut Vec<&Symbol>) {
     if let (Some(first), Some(last)) = (skipped.first(), skipped.last()) {
@@ -227,4 +236,17 @@ fn collapse(body: &mut String, skipped: &mut Vec<&Symbol>) {
         ));
     }
     skipped.clear();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_is_mentioned_only_as_a_whole_word() {
+        assert!(mentions("FAILED test_metric_217 - x", "test_metric_217"));
+        assert!(mentions("in metric_21()", "metric_21"));
+        assert!(!mentions("in metric_217()", "metric_21"));
+        assert!(!mentions("test_metric_21", "metric_21"));
+    }
 }
