@@ -1,8 +1,19 @@
 //! A fake Ollama HTTP server: answers from scripts and records every request it receives. The one
 //! test double of the suite, standing where the network edge is.
+//!
+//! Requests are checked against Ollama's API contract ([`contract`]) and refused with a 400 when
+//! they break it. Like Ollama, it can serve a limited number of chats at once (the others wait, as
+//! in Ollama's queue), count prompt tokens from what it received, break a stream off, and it
+//! records how far each streamed reply got before its client went away.
+
+pub mod contract;
+mod reply;
+
+pub use reply::Reply;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,78 +22,6 @@ use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::Response;
 use tokio_util::sync::CancellationToken;
-
-/// A scripted reply.
-#[derive(Debug, Clone)]
-pub struct Reply {
-    /// HTTP status.
-    pub status: u16,
-    /// Body chunks, sent in order (NDJSON lines for streaming endpoints).
-    pub chunks: Vec<String>,
-    /// Pause before each chunk.
-    pub chunk_delay: Duration,
-    /// Never finish the body after the chunks (a hanging model).
-    pub hang: bool,
-}
-
-impl Reply {
-    /// A 200 with a JSON body.
-    pub fn json(value: serde_json::Value) -> Self {
-        Self { status: 200, chunks: vec![value.to_string()], chunk_delay: Duration::ZERO, hang: false }
-    }
-
-    /// An error status with a JSON `{"error": ...}` body, as Ollama sends them.
-    pub fn error(status: u16, message: &str) -> Self {
-        Self::json(serde_json::json!({ "error": message })).with_status(status)
-    }
-
-    /// A streamed `/api/chat` answer: `content` in a few NDJSON messages, then `done` with token
-    /// counts, as Ollama sends it.
-    pub fn chat(content: &str) -> Self {
-        let chars: Vec<char> = content.chars().collect();
-        let piece = chars.len().div_ceil(3).max(1);
-        let mut chunks: Vec<String> = chars
-            .chunks(piece)
-            .map(|part| {
-                let text: String = part.iter().collect();
-                format!(
-                    "{}\n",
-                    serde_json::json!({"model": "m", "message": {"role": "assistant", "content": text}, "done": false})
-                )
-            })
-            .collect();
-        chunks.push(format!(
-            "{}\n",
-            serde_json::json!({"model": "m", "message": {"role": "assistant", "content": ""}, "done": true,
-                "done_reason": "stop", "prompt_eval_count": 321, "eval_count": chars.len() / 4 + 1,
-                "total_duration": 1_000_000})
-        ));
-        Self { status: 200, chunks, chunk_delay: Duration::ZERO, hang: false }
-    }
-
-    /// A chat that sends `tokens` (maybe none) and then nothing more, never finishing.
-    pub fn chat_hanging(tokens: &[&str]) -> Self {
-        let chunks = tokens
-            .iter()
-            .map(|t| {
-                format!("{}\n", serde_json::json!({"message": {"role": "assistant", "content": t}, "done": false}))
-            })
-            .collect();
-        Self { status: 200, chunks, chunk_delay: Duration::ZERO, hang: true }
-    }
-
-    /// The same reply with a pause before each chunk.
-    pub fn with_delay(mut self, delay: Duration) -> Self {
-        self.chunk_delay = delay;
-        self
-    }
-
-    /// The same reply with another status.
-    pub fn with_status(mut self, status: u16) -> Self {
-        self.status = status;
-        self
-    }
-}
 
 /// One request the fake received.
 #[derive(Debug, Clone)]
@@ -95,6 +34,21 @@ pub struct RecordedRequest {
     pub body: String,
     /// The `traceparent` header, when the caller sent one.
     pub traceparent: Option<String>,
+    /// Why the request breaks Ollama's contract (it was answered 400), if it does.
+    pub violation: Option<String>,
+}
+
+/// How far a reply's body got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamRecord {
+    /// The request's path.
+    pub path: String,
+    /// Chunks the reply had.
+    pub chunks: usize,
+    /// Chunks handed to the connection before it ended.
+    pub sent: usize,
+    /// The client went away before the reply's end.
+    pub client_left: bool,
 }
 
 /// Chooses a reply from a request's body (for calls that arrive in no fixed order).
@@ -104,13 +58,19 @@ pub type Responder = Arc<dyn Fn(&str) -> Option<Reply> + Send + Sync>;
 struct Script {
     /// Replies chosen from the body, tried before the queue.
     responders: HashMap<String, Responder>,
-    /// Replies used once each, in order, per path.
-    queued: HashMap<String, VecDeque<Reply>>,
+    /// Replies used once each, in order, per path, each maybe broken off after some chunks.
+    queued: HashMap<String, VecDeque<(Reply, Option<usize>)>>,
     /// Replies used when a path's queue is empty.
     default: HashMap<String, Reply>,
     recorded: Vec<RecordedRequest>,
     /// Hanging replies whose client went away.
     disconnects: usize,
+    /// Each reply body's progress, in the order replies started.
+    streams: Vec<StreamRecord>,
+    /// Prompt tokens per estimated token, when `prompt_eval_count` is computed from the request.
+    token_ratio: Option<f64>,
+    /// Chats served at once; the others wait (Ollama's `OLLAMA_NUM_PARALLEL`).
+    chat_slots: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 /// A running fake Ollama; stops when dropped.
@@ -118,6 +78,7 @@ pub struct FakeOllama {
     addr: SocketAddr,
     script: Arc<Mutex<Script>>,
     disconnected: Arc<tokio::sync::Notify>,
+    chats_most: Arc<AtomicUsize>,
     stop: CancellationToken,
 }
 
@@ -125,6 +86,9 @@ pub struct FakeOllama {
 struct Shared {
     script: Arc<Mutex<Script>>,
     disconnected: Arc<tokio::sync::Notify>,
+    /// Chats being answered now, and the most at once so far.
+    chats_now: Arc<AtomicUsize>,
+    chats_most: Arc<AtomicUsize>,
 }
 
 impl FakeOllama {
@@ -134,14 +98,20 @@ impl FakeOllama {
         let disconnected = Arc::new(tokio::sync::Notify::new());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("loopback port is free");
         let addr = listener.local_addr().expect("bound address");
-        let shared = Shared { script: script.clone(), disconnected: disconnected.clone() };
+        let chats_most = Arc::new(AtomicUsize::new(0));
+        let shared = Shared {
+            script: script.clone(),
+            disconnected: disconnected.clone(),
+            chats_now: Arc::new(AtomicUsize::new(0)),
+            chats_most: chats_most.clone(),
+        };
         let router = axum::Router::new().fallback(handle).with_state(shared);
         let stop = CancellationToken::new();
         let token = stop.clone();
         tokio::spawn(async move {
             let _ = axum::serve(listener, router).with_graceful_shutdown(token.cancelled_owned()).await;
         });
-        let fake = Self { addr, script, disconnected, stop };
+        let fake = Self { addr, script, disconnected, chats_most, stop };
         fake.set_models(&[]);
         fake.set_default("/api/version", Reply::json(serde_json::json!({"version": "0.12.6"})));
         fake.set_context_length(32_768);
@@ -192,6 +162,40 @@ impl FakeOllama {
         self.lock().responders.insert(path.to_owned(), Arc::new(responder));
     }
 
+    /// Makes every chat answer report `prompt_eval_count` as `ratio` times the agent's estimate of
+    /// the prompt it received ([`contract::estimated_prompt_tokens`]), rounded up: a model whose
+    /// tokenizer is that much denser (or sparser) than the estimate.
+    pub fn set_prompt_token_ratio(&self, ratio: f64) {
+        self.lock().token_ratio = Some(ratio);
+    }
+
+    /// The prompt tokens this fake counts for a chat request (with its ratio, 1.0 when unset).
+    pub fn counted_prompt_tokens(&self, request: &serde_json::Value) -> usize {
+        let ratio = self.lock().token_ratio.unwrap_or(1.0);
+        counted(request, ratio)
+    }
+
+    /// Serves at most `chats` chat replies at once; further ones wait for a slot before their first
+    /// chunk, as Ollama queues requests beyond `OLLAMA_NUM_PARALLEL`.
+    pub fn set_parallel(&self, chats: usize) {
+        self.lock().chat_slots = Some(Arc::new(tokio::sync::Semaphore::new(chats.max(1))));
+    }
+
+    /// The most chat replies that were being sent at once.
+    pub fn most_concurrent_chats(&self) -> usize {
+        self.chats_most.load(Ordering::Relaxed)
+    }
+
+    /// How far each reply body got, in the order replies started.
+    pub fn streams(&self) -> Vec<StreamRecord> {
+        self.lock().streams.clone()
+    }
+
+    /// Requests refused for breaking Ollama's contract, with the reason.
+    pub fn violations(&self) -> Vec<String> {
+        self.lock().recorded.iter().filter_map(|r| r.violation.clone()).collect()
+    }
+
     /// The bodies of the `/api/chat` requests received, parsed.
     pub fn chat_requests(&self) -> Vec<serde_json::Value> {
         self.requests()
@@ -203,7 +207,13 @@ impl FakeOllama {
 
     /// Queues a reply for the next request to `path`.
     pub fn push(&self, path: &str, reply: Reply) {
-        self.lock().queued.entry(path.to_owned()).or_default().push_back(reply);
+        self.lock().queued.entry(path.to_owned()).or_default().push_back((reply, None));
+    }
+
+    /// Queues a reply for the next request to `path` that breaks the connection off (a reset)
+    /// after `chunks` of its chunks.
+    pub fn push_broken(&self, path: &str, reply: Reply, chunks: usize) {
+        self.lock().queued.entry(path.to_owned()).or_default().push_back((reply, Some(chunks)));
     }
 
     /// Every request received so far.
@@ -241,6 +251,36 @@ impl Drop for FakeOllama {
     }
 }
 
+fn counted(request: &serde_json::Value, ratio: f64) -> usize {
+    (contract::estimated_prompt_tokens(request) as f64 * ratio).ceil() as usize
+}
+
+/// The contract violation of a request, if any.
+fn violation(method: &Method, path: &str, body: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(body);
+    match (method.as_str(), path) {
+        ("POST", "/api/chat") => contract::check_chat(&text).err(),
+        ("POST", "/api/show") => contract::check_show(&text).err(),
+        ("GET", "/api/tags" | "/api/version") => None,
+        (method, path) if path.starts_with("/api/") => Some(format!("{method} {path} is not a call the agent makes")),
+        _ => None,
+    }
+}
+
+/// Sets the `prompt_eval_count` of a chat reply's `done` message to what the fake counts.
+fn count_prompt(reply: &mut Reply, body: &[u8], ratio: f64) {
+    let Ok(request) = serde_json::from_slice::<serde_json::Value>(body) else { return };
+    let tokens = counted(&request, ratio);
+    for chunk in &mut reply.chunks {
+        if let Ok(mut message) = serde_json::from_str::<serde_json::Value>(chunk)
+            && message["done"] == true
+        {
+            message["prompt_eval_count"] = serde_json::json!(tokens);
+            *chunk = format!("{message}\n");
+        }
+    }
+}
+
 async fn handle(
     State(shared): State<Shared>,
     method: Method,
@@ -249,18 +289,36 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let path = uri.path().to_owned();
-    let reply = {
+    let violation = violation(&method, &path, &body);
+    let (reply, slots, reset_after) = {
         let mut script = shared.script.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         script.recorded.push(RecordedRequest {
             method: method.to_string(),
             path: path.clone(),
             body: String::from_utf8_lossy(&body).into_owned(),
             traceparent: headers.get("traceparent").and_then(|v| v.to_str().ok()).map(str::to_owned),
+            violation: violation.clone(),
         });
+        if let Some(reason) = &violation {
+            return Response::builder()
+                .status(StatusCode::BAD_REQUEST)
+                .header("content-type", "application/json")
+                .body(Body::from(serde_json::json!({ "error": reason }).to_string()))
+                .unwrap_or_default();
+        }
         let chosen = script.responders.get(&path).and_then(|r| r(&String::from_utf8_lossy(&body)));
-        chosen
-            .or_else(|| script.queued.get_mut(&path).and_then(VecDeque::pop_front))
-            .or_else(|| script.default.get(&path).cloned())
+        let (mut reply, reset_after) = match chosen {
+            Some(reply) => (Some(reply), None),
+            None => match script.queued.get_mut(&path).and_then(VecDeque::pop_front) {
+                Some((reply, reset_after)) => (Some(reply), reset_after),
+                None => (script.default.get(&path).cloned(), None),
+            },
+        };
+        let chat = path == "/api/chat";
+        if chat && let (Some(ratio), Some(reply)) = (script.token_ratio, reply.as_mut()) {
+            count_prompt(reply, &body, ratio);
+        }
+        (reply, if chat { script.chat_slots.clone() } else { None }, reset_after)
     };
     let Some(reply) = reply else {
         return Response::builder()
@@ -268,27 +326,63 @@ async fn handle(
             .body(Body::from("404 page not found"))
             .unwrap_or_default();
     };
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
     let shared = shared.clone();
+    let chat = path == "/api/chat";
     tokio::spawn(async move {
-        for chunk in reply.chunks {
-            if !reply.chunk_delay.is_zero() {
-                tokio::time::sleep(reply.chunk_delay).await;
-            }
-            if tx.send(Ok(Bytes::from(chunk))).await.is_err() {
-                return;
-            }
+        // Like Ollama's queue: a chat waits for a slot before its model says anything.
+        let _slot = match slots {
+            Some(slots) => slots.acquire_owned().await.ok(),
+            None => None,
+        };
+        if chat {
+            let now = shared.chats_now.fetch_add(1, Ordering::Relaxed) + 1;
+            shared.chats_most.fetch_max(now, Ordering::Relaxed);
         }
-        if reply.hang {
-            // Keep the body open until the client goes away, and say that it did.
-            tx.closed().await;
-            shared.script.lock().unwrap_or_else(std::sync::PoisonError::into_inner).disconnects += 1;
+        let total = reply.chunks.len();
+        let (sent, client_left) = send_chunks(&tx, &reply, reset_after).await;
+        if chat {
+            shared.chats_now.fetch_sub(1, Ordering::Relaxed);
+        }
+        let mut script = shared.script.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        script.streams.push(StreamRecord { path, chunks: total, sent, client_left });
+        if client_left && reply.hang {
+            script.disconnects += 1;
+            drop(script);
             shared.disconnected.notify_waiters();
         }
     });
     Response::builder()
-        .status(StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .status(status)
         .header("content-type", "application/json")
         .body(Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)))
         .unwrap_or_default()
+}
+
+/// Sends a reply's chunks; how many were handed over, and whether the client went away first.
+async fn send_chunks(
+    tx: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    reply: &Reply,
+    reset_after: Option<usize>,
+) -> (usize, bool) {
+    for (sent, chunk) in reply.chunks.iter().enumerate() {
+        if reset_after == Some(sent) {
+            // An error in the body makes the server abort the connection mid-response.
+            let _ = tx.send(Err(std::io::Error::from(std::io::ErrorKind::ConnectionReset))).await;
+            return (sent, false);
+        }
+        if !reply.chunk_delay.is_zero() {
+            tokio::time::sleep(reply.chunk_delay).await;
+        }
+        if tx.send(Ok(Bytes::from(chunk.clone()))).await.is_err() {
+            return (sent, true);
+        }
+    }
+    if reply.hang {
+        // Keep the body open until the client goes away.
+        tx.closed().await;
+        return (reply.chunks.len(), true);
+    }
+    (reply.chunks.len(), false)
 }

@@ -266,3 +266,66 @@ async fn a_describe_gives_a_title_summary_and_a_walkthrough_line_for_every_file(
     assert!(d.walkthrough[2].summary.contains("added"), "files the model skipped get their counts");
     assert_eq!(d.labels, ["feature", "needs-review"]);
 }
+
+#[tokio::test]
+async fn a_model_whose_tokenizer_is_denser_than_the_estimate_teaches_its_ratio_and_the_next_review_fits() {
+    const CONTEXT: usize = 8192;
+    let app = spawn_app_configured(|_| {}, |a| a.agent.review_chunk_concurrency = 1).await;
+    app.ollama.set_models(&[MODEL]);
+    app.ollama.set_context_length(CONTEXT as u32);
+    // The model counts 1.6 tokens for each token of the agent's estimate.
+    app.ollama.set_prompt_token_ratio(1.6);
+    app.ollama.respond_with("/api/chat", |body| {
+        let request: serde_json::Value = serde_json::from_str(body).ok()?;
+        let prompt = request["messages"][1]["content"].as_str()?.to_owned();
+        let path = (0..8).map(|i| format!("src/m{i}.rs")).find(|p| prompt.contains(&format!("diff of {p}>>>")))?;
+        let answer = serde_json::json!({"findings": [{"path": path, "line": 2, "severity": "minor", "title": format!("Check {path}"), "body": "unused"}]});
+        Some(Reply::chat(&answer.to_string()))
+    });
+    let repo = Repo::init();
+    repo.write("README.md", "base\n");
+    repo.commit("base");
+    let base = repo.git(&["rev-parse", "HEAD"]).trim().to_owned();
+    for i in 0..8 {
+        let body: String =
+            (0..120).map(|l| format!("    let value_{l} = compute_something_{i}(input, {l});\n")).collect();
+        repo.write(&format!("src/m{i}.rs"), &format!("fn f{i}(input: u64) {{\n{body}}}\n"));
+    }
+    repo.commit("eight modules");
+    let change_set = repo.change_set(&base);
+    let overflows = |bodies: &[serde_json::Value]| {
+        bodies
+            .iter()
+            .filter(|body| {
+                let predict = body["options"]["num_predict"].as_u64().unwrap_or(0) as usize;
+                app.ollama.counted_prompt_tokens(body) + predict > CONTEXT
+            })
+            .count()
+    };
+
+    // The first review is sized by the plain estimate: its first answer teaches the ratio.
+    let first = review(&app, change_set.clone()).await;
+    assert_eq!(first.state, pb::TaskState::Succeeded as i32, "{}", first.error);
+    let asked_first = app.ollama.chat_requests();
+    assert!(overflows(&asked_first) >= 1, "the plain estimate overflows this model's context");
+
+    // The second is sized with the learned ratio: every prompt and its answer fit the context.
+    let second = review(&app, change_set).await;
+    let result = findings_of(&second);
+    assert!(result.failed_parts.is_empty(), "{:?}", result.failed_parts);
+    assert_eq!(result.findings.len(), 8);
+    let asked_second = app.ollama.chat_requests().split_off(asked_first.len());
+    assert_eq!(asked_second.len(), result.chunks as usize);
+    assert_eq!(overflows(&asked_second), 0);
+    for body in &asked_second {
+        let predict = body["options"]["num_predict"].as_u64().unwrap_or(0) as usize;
+        let num_ctx = body["options"]["num_ctx"].as_u64().unwrap_or(0) as usize;
+        assert!(app.ollama.counted_prompt_tokens(body) + predict <= num_ctx, "num_ctx holds the prompt: {num_ctx}");
+    }
+
+    let models = app.agent_client().list_models(pb::ListModelsRequest {}).await.expect("models").into_inner();
+    let model = models.models.iter().find(|m| m.name == MODEL).expect("the model is listed");
+    assert!((1.6..1.7).contains(&model.token_ratio), "ratio {}", model.token_ratio);
+    assert!(model.token_ratio_samples >= 2, "{}", model.token_ratio_samples);
+    assert!(app.ollama.violations().is_empty(), "{:?}", app.ollama.violations());
+}
