@@ -3,7 +3,7 @@
 //! commits unless asked; leaves the tree as it found it when interrupted.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use prfix_proto::agent::v1 as pb;
@@ -150,15 +150,17 @@ pub fn checkout_paths(checkout: &Checkout, given: &[String]) -> CliResult<Vec<St
     let cwd = std::env::current_dir().map_err(|e| CliError::new(format!("cannot read the current directory: {e}")))?;
     let mut paths = Vec::new();
     for path in given {
-        let found = [cwd.join(path), root.join(path)].into_iter().find_map(|p| p.canonicalize().ok());
-        let Some(found) = found else {
+        // The first reading that exists inside the checkout (the current directory may be outside it).
+        let found: Vec<PathBuf> =
+            [cwd.join(path), root.join(path)].into_iter().filter_map(|p| p.canonicalize().ok()).collect();
+        if found.is_empty() {
             return Err(CliError::new(format!(
                 "{path}: no such file or directory in the checkout (paths are read from the current directory, \
                  then from {})",
                 root.display()
             )));
-        };
-        let Ok(relative) = found.strip_prefix(&root) else {
+        }
+        let Some(relative) = found.iter().find_map(|f| f.strip_prefix(&root).ok()) else {
             return Err(CliError::new(format!("{path} is outside the checkout {}", root.display())));
         };
         let parts: Vec<String> = relative.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
