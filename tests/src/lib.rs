@@ -14,6 +14,7 @@ pub mod fake_ollama;
 pub mod git;
 pub mod metrics;
 pub mod pg_server;
+pub mod pr_fixture;
 pub mod processes;
 pub mod redis_server;
 pub mod tasks;
