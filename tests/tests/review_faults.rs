@@ -162,7 +162,7 @@ async fn parts_queued_behind_each_other_do_not_spend_their_first_token_limit() {
     repo.commit("base");
     let base = repo.git(&["rev-parse", "HEAD"]).trim().to_owned();
     for i in 0..3 {
-        let body: String = (0..70).map(|l| format!("    let value_{l} = compute_{i}(input, {l});\n")).collect();
+        let body: String = (0..40).map(|l| format!("    let value_{l} = compute_{i}(input, {l});\n")).collect();
         repo.write(&format!("src/m{i}.rs"), &format!("fn f{i}(input: u64) {{\n{body}}}\n"));
     }
     repo.commit("three modules");

@@ -50,7 +50,7 @@ async fn a_part_whose_answers_stay_garbage_fails_alone_and_the_review_succeeds_w
             .collect();
         Some(Reply::chat(&serde_json::json!({ "findings": findings }).to_string()))
     });
-    let (_repo, change_set) = five_modules(70);
+    let (_repo, change_set) = five_modules(40);
     let mut client = app.agent_client();
     let created = client
         .create_review(pb::CreateReviewRequest { change_set: Some(change_set), options: None })
@@ -95,6 +95,7 @@ async fn a_part_whose_answers_stay_garbage_fails_alone_and_the_review_succeeds_w
     assert!(messages.iter().all(|m| m["role"] != "assistant"), "the bad answer is not echoed back");
     let note = messages[2]["content"].as_str().expect("a note");
     assert!(note.len() < 1_500 && garbage.len() > 15_000, "{note}");
-    assert!(note.contains("could not be used") && note.contains("I am sorry"), "{note}");
+    // The garbage repeats itself, so the stream was stopped early and the note says so.
+    assert!(note.contains("could not be used") && note.contains("repeated the same text"), "{note}");
     assert!(app.ollama.violations().is_empty(), "{:?}", app.ollama.violations());
 }
