@@ -199,7 +199,7 @@ pub const LARGE_MODULE: &str = "shop/ledger/core.py";
 /// A project of 86 modules (one of them over 2,000 lines) and a branch that changes 84 of them
 /// (over +9,000 −3,400 lines in all), and 2 new test modules.
 pub fn refactoring_branch() -> Branch {
-    let mut rng = Rng(0x5eed_0f_9e7_u64);
+    let mut rng = Rng(0x0005_eed0_f9e7_u64);
     let repo = Repo::init();
     let mut modules: Vec<Module> = Vec::new();
     modules.push(Module::generate(&mut rng, LARGE_MODULE.to_owned(), "Ledger", 125));
