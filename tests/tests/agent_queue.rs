@@ -443,8 +443,18 @@ async fn a_replica_that_stops_gracefully_hands_its_task_back_at_once() {
 async fn a_task_stops_at_its_limit_of_model_calls() {
     let app = spawn_app_configured(|_| {}, |a| a.agent.max_model_calls_per_task = 1).await;
     app.ollama.set_models(&[MODEL]);
-    // An unusable answer asks for a second call, which the limit refuses.
-    let failed = failing_task(&app, Reply::chat("I cannot review this.")).await;
+    // An unusable description asks for a second call, which the limit refuses. (A review's limit
+    // is at least what its parts need, with the setting as its floor: agent_review.rs.)
+    app.ollama.push("/api/chat", Reply::chat("I cannot describe this."));
+    let mut client = app.agent_client();
+    let task = client
+        .create_describe(pb::CreateDescribeRequest { change_set: Some(small_change()), options: None })
+        .await
+        .expect("created")
+        .into_inner()
+        .task
+        .expect("task");
+    let failed = wait_for_end(&mut client, &task.task_id, Duration::from_secs(15)).await;
     assert_eq!(failed.state, pb::TaskState::Failed as i32);
     assert!(failed.error.contains("limit of 1 model calls"), "{}", failed.error);
     assert_eq!(app.ollama.chat_requests().len(), 1);
