@@ -1,7 +1,8 @@
 //! Reviews of pull requests of real size: a branch of 86 changed files (one over 2,000 lines) and
 //! over +9,000 −3,400 lines, made with real git, reviewed with the default settings against a
 //! scripted model that reports an 8,192- and a 32,768-token context. Every review must succeed,
-//! with findings from every part, and no prompt the model receives may exceed its context.
+//! with findings from every part, a describe must succeed too, and no prompt the model receives
+//! may exceed its context.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -159,4 +160,41 @@ async fn a_real_size_branch_is_reviewed_whole_at_an_8192_token_context() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_size_branch_is_reviewed_whole_at_a_32768_token_context() {
     review_at_context(32_768).await;
+}
+
+async fn describe_at_context(context: u32) {
+    let branch = pr_fixture::refactoring_branch();
+    let change_set = branch.repo.change_set(&branch.base);
+    let app = spawn_app_configured(|_| {}, |_| {}).await;
+    app.ollama.set_models(&[MODEL]);
+    app.ollama.set_context_length(context);
+    app.ollama.set_default(
+        "/api/chat",
+        Reply::chat(r#"{"title": "Refactor the shop", "summary": "Rewrites functions.", "walkthrough": [], "labels": ["refactor"]}"#),
+    );
+    let task = app
+        .agent_client()
+        .create_describe(pb::CreateDescribeRequest { change_set: Some(change_set), options: None })
+        .await
+        .expect("describe created")
+        .into_inner()
+        .task
+        .expect("task");
+    let task = prfix_tests::tasks::wait_for_end(&mut app.agent_client(), &task.task_id, Duration::from_secs(120)).await;
+    assert_eq!(task.state, pb::TaskState::Succeeded as i32, "context {context}: {}", task.error);
+    let requests = app.ollama.chat_requests();
+    assert!(!requests.is_empty());
+    for request in &requests {
+        let prompt = counted_tokens(request);
+        let answer = request["options"]["num_predict"].as_u64().unwrap_or(0) as usize;
+        assert!(prompt + answer <= context as usize, "context {context}: prompt {prompt} + answer {answer} tokens");
+        // The diff shows only the first files; the list after it names the others.
+        let user = request["messages"][1]["content"].as_str().unwrap_or_default();
+        assert!(user.contains("the files of the change") && user.contains(LARGE_MODULE), "{user}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_size_branch_is_described_at_an_8192_token_context() {
+    describe_at_context(8_192).await;
 }

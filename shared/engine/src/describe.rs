@@ -5,6 +5,7 @@ use std::sync::LazyLock;
 use crate::diff::FilePatch;
 use crate::json::Ordered;
 use crate::prompt::Fence;
+use crate::review::PartFrame;
 
 /// A change's description.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -59,15 +60,44 @@ pub fn system_prompt(fence: &Fence) -> String {
     )
 }
 
-/// The user message: the diff of each file, fenced.
-pub fn user_prompt(fence: &Fence, parts: &[(String, String)]) -> String {
-    let mut prompt = String::from("Describe this change.\n\n");
-    for (path, text) in parts {
-        prompt.push_str(&fence.wrap(&format!("diff of {path}"), text));
-        prompt.push('\n');
+/// The first line of a describe's user message.
+const HEADING: &str = "Describe this change.\n\n";
+
+/// What wraps the diffs a describe shows (see [`crate::review::plan_framed`]): a heading, then
+/// after the diffs every file of the change with its added and removed lines (the diffs may show
+/// only some), the files left out with why, at most `list_tokens` estimated tokens of them, then
+/// the instruction. Paths come from the change, so the list is fenced like the diffs.
+pub fn frame(fence: &Fence, files: &[FilePatch], skipped: &[(String, &str)], list_tokens: usize) -> PartFrame {
+    let lines = files
+        .iter()
+        .map(|f| format!("{} (+{} -{})\n", f.path(), f.additions(), f.deletions()))
+        .chain(skipped.iter().map(|(path, reason)| format!("{path} (not shown: {reason})\n")));
+    let all = files.len() + skipped.len();
+    let mut list = String::new();
+    let mut cost = 0;
+    let mut listed = 0;
+    for line in lines {
+        let line_cost = crate::tokens::estimate(&line);
+        if cost + line_cost > list_tokens {
+            break;
+        }
+        list.push_str(&line);
+        cost += line_cost;
+        listed += 1;
     }
-    prompt.push_str("Answer with the JSON object only.");
-    prompt
+    if listed < all {
+        list.push_str(&format!("… and {} more files\n", all - listed));
+    }
+    let mut closing = fence.wrap("the files of the change", &list);
+    closing.push('\n');
+    closing.push_str("Answer with the JSON object only.");
+    PartFrame { heading: |_, _| HEADING.to_owned(), closing, schema: schema() }
+}
+
+/// The user message of a describe whose change shows no diff (every file binary, deleted or
+/// ignored): the frame alone.
+pub fn user_prompt_without_diff(frame: &PartFrame) -> String {
+    format!("{}{}", (frame.heading)(0, 1), frame.closing)
 }
 
 fn text(value: Option<&serde_json::Value>) -> String {

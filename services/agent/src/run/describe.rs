@@ -1,8 +1,9 @@
-//! The describe pipeline: one call over the change (its first part when it does not fit).
+//! The describe pipeline: one call over the change (its first part when it does not fit), with
+//! the list of the change's files.
 
 use prfix_engine::describe;
 use prfix_engine::prompt::Fence;
-use prfix_engine::review;
+use prfix_engine::review::{self, PartBudget};
 use prfix_proto::agent::v1 as pb;
 
 use super::{Job, RunError, Sampling, feedback, model_or};
@@ -23,35 +24,25 @@ pub async fn run(job: &Job, request: pb::CreateDescribeRequest) -> Result<pb::De
     let fence = Fence::new();
     let system = describe::system_prompt(&fence);
     let context = job.engine.ollama.model_context(&model).await?;
-    let answer = job.answer_budget(context);
-    // What the first file parts may take: the context without the system prompt, the schema, the
-    // answer, the margin, room for a retry note and the describe prompt's own words.
+    // The first part of the diff, packed as a review part is, in the describe's frame; the list of
+    // the change's files after it takes at most an eighth of the context. Every part keeps room
+    // for a retry note, so the retry fits as well as the first call.
     let estimator = job.estimator(&model);
+    let budget = PartBudget {
+        context: context as usize,
+        answer: job.answer_budget(context) as usize,
+        margin: job.context_margin(context) as usize + feedback::note_reserve(&estimator),
+        estimator,
+    };
+    let frame = describe::frame(&fence, &selection.files, &selection.skipped, estimator.fits(context as usize / 8));
+    let parts = review::plan_framed(&selection.files, &fence, &system, &budget, &frame)
+        .map_err(|e| RunError::Input(format!("model {model}: {e}")))?;
+    let user = match parts.into_iter().next() {
+        Some(first) => first.user_prompt,
+        None => describe::user_prompt_without_diff(&frame),
+    };
     let format = describe::format();
-    let fixed = estimator.prompt_tokens(&[&system, ""], Some(&format.to_value()))
-        + answer as usize
-        + job.context_margin(context) as usize
-        + feedback::note_reserve(&estimator)
-        + estimator.scale(200);
-    let budget = estimator.fits((context as usize).saturating_sub(fixed)).max(256);
-    let chunks = review::chunk(&selection.files, budget);
-    let mut parts = chunks.first().map(|c| c.parts.clone()).unwrap_or_default();
-    if chunks.len() > 1 {
-        let rest: Vec<String> = selection
-            .files
-            .iter()
-            .filter(|f| !parts.iter().any(|(p, _)| p == f.path()))
-            .map(|f| format!("{} (+{} -{})", f.path(), f.additions(), f.deletions()))
-            .collect();
-        parts.push(("the files not shown".to_owned(), rest.join("\n")));
-    }
-    for (path, reason) in &selection.skipped {
-        parts.push((format!("{path} (not shown: {reason})"), String::new()));
-    }
-    let messages = vec![
-        ChatMessage::new(Role::System, system),
-        ChatMessage::new(Role::User, describe::user_prompt(&fence, &parts)),
-    ];
+    let messages = vec![ChatMessage::new(Role::System, system), ChatMessage::new(Role::User, user)];
     let reply = job.chat_with("describe", &model, messages.clone(), Some(format.clone()), Sampling::default()).await?;
     let description = match describe::parse(&reply.content, &prepared.patches) {
         Ok(d) if !reply.truncated => d,

@@ -8,7 +8,6 @@
 //! suggestion would do to the file.
 
 mod anchor;
-mod chunk;
 mod findings;
 mod plan;
 mod prompt;
@@ -17,9 +16,8 @@ mod select;
 pub mod suggestions;
 
 pub use anchor::{Anchored, DiffLines, Finding, anchor, finalize};
-pub use chunk::{Chunk, chunk, chunk_prompt};
 pub use findings::{RawFinding, parse_findings};
-pub use plan::{OVERLAP_LINES, PartBudget, ReviewPart, plan_parts};
+pub use plan::{OVERLAP_LINES, PartBudget, PartFrame, ReviewPart, plan_framed, plan_parts};
 pub use prompt::{findings_format, findings_schema, system_prompt};
 pub use render::render_hunks;
 pub use select::{DEFAULT_IGNORE_GLOBS, Selection, select};

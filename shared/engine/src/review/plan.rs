@@ -48,31 +48,66 @@ pub struct ReviewPart {
     pub paths: Vec<String>,
     /// The user message, to send after the system prompt.
     pub user_prompt: String,
-    /// `estimator.prompt_tokens(&[system, user_prompt], Some(&findings_schema()))`; with the
-    /// budget's answer and margin it is at most the context.
+    /// `estimator.prompt_tokens(&[system, user_prompt], Some(&frame.schema))`; with the budget's
+    /// answer and margin it is at most the context.
     pub prompt_tokens: usize,
 }
 
-/// Packs `files` into parts whose assembled prompt (with `system` and the findings schema), answer
-/// and margin fit `budget.context`. Fails only when the system prompt, schema, answer, margin and
-/// the smallest piece of diff with its wrapping cannot fit together.
+/// What wraps the fenced diff of every part: the heading, the text after the files and the schema
+/// sent as `format`. A review's parts have [`PartFrame::review`]; a describe shows its first part
+/// in its own frame.
+#[derive(Debug, Clone)]
+pub struct PartFrame {
+    /// The heading of part `index` (0-based) of `total`; it must end with a newline, so the
+    /// estimate of the assembled message is the sum of its pieces.
+    pub heading: fn(usize, usize) -> String,
+    /// The text after the fenced files.
+    pub closing: String,
+    /// The schema sent as `format` with each part (counted in every part's prompt).
+    pub schema: serde_json::Value,
+}
+
+impl PartFrame {
+    /// A review part: "Review part i of n", the closing instruction and the findings schema.
+    pub fn review() -> Self {
+        Self { heading: part_heading, closing: PART_CLOSING.to_owned(), schema: findings_schema() }
+    }
+}
+
+/// Packs `files` into review parts whose assembled prompt (with `system` and the findings schema),
+/// answer and margin fit `budget.context`: [`plan_framed`] with [`PartFrame::review`].
 pub fn plan_parts(
     files: &[FilePatch],
     fence: &Fence,
     system: &str,
     budget: &PartBudget,
 ) -> Result<Vec<ReviewPart>, ReviewError> {
+    plan_framed(files, fence, system, budget, &PartFrame::review())
+}
+
+/// Packs `files` into parts whose user message (the frame's heading, the fenced diffs and its
+/// closing), with `system`, the frame's schema, the answer and the margin, fits `budget.context`.
+/// Fails only when the system prompt, schema, frame, answer, margin and the smallest piece of diff
+/// with its wrapping cannot fit together.
+pub fn plan_framed(
+    files: &[FilePatch],
+    fence: &Fence,
+    system: &str,
+    budget: &PartBudget,
+    frame: &PartFrame,
+) -> Result<Vec<ReviewPart>, ReviewError> {
     if files.is_empty() {
         return Ok(Vec::new());
     }
-    let schema = findings_schema();
+    let schema = &frame.schema;
     let estimator = budget.estimator;
-    let fixed = estimator.prompt_tokens(&[system, ""], Some(&schema));
+    let fixed = estimator.prompt_tokens(&[system, ""], Some(schema));
     let reserved = fixed.saturating_add(budget.answer).saturating_add(budget.margin);
     let room = estimator.fits(budget.context.saturating_sub(reserved));
-    let frame = estimate(&part_heading(usize::MAX - 1, usize::MAX)) + estimate(PART_CLOSING);
-    let mut packer = Packer { fence, room, frame, parts: Vec::new() };
-    let smallest = frame + files.iter().map(|file| packer.smallest_piece(file)).max().unwrap_or(0);
+    // The heading is reserved at its widest: "part i of n" grows with n, unknown until the end.
+    let frame_cost = estimate(&(frame.heading)(usize::MAX - 1, usize::MAX)) + estimate(&frame.closing);
+    let mut packer = Packer { fence, room, frame: frame_cost, parts: Vec::new() };
+    let smallest = frame_cost + files.iter().map(|file| packer.smallest_piece(file)).max().unwrap_or(0);
     if smallest > room {
         return Err(ReviewError::ContextTooSmall {
             context: budget.context,
@@ -85,7 +120,7 @@ pub fn plan_parts(
     for file in files {
         packer.file(file);
     }
-    Ok(assemble(packer.parts, fence, system, &schema, estimator))
+    Ok(assemble(packer.parts, fence, system, frame, estimator))
 }
 
 /// A line (or piece of one) as rendered, with its estimate.
@@ -328,7 +363,7 @@ fn assemble(
     drafts: Vec<Draft>,
     fence: &Fence,
     system: &str,
-    schema: &serde_json::Value,
+    frame: &PartFrame,
     estimator: Estimator,
 ) -> Vec<ReviewPart> {
     let total = drafts.len();
@@ -336,7 +371,7 @@ fn assemble(
         .into_iter()
         .enumerate()
         .map(|(index, draft)| {
-            let mut user_prompt = part_heading(index, total);
+            let mut user_prompt = (frame.heading)(index, total);
             let mut paths: Vec<String> = Vec::new();
             for (path, body) in &draft.segments {
                 user_prompt.push_str(&fence.wrap(&label(path), body));
@@ -345,8 +380,8 @@ fn assemble(
                     paths.push(path.clone());
                 }
             }
-            user_prompt.push_str(PART_CLOSING);
-            let prompt_tokens = estimator.prompt_tokens(&[system, &user_prompt], Some(schema));
+            user_prompt.push_str(&frame.closing);
+            let prompt_tokens = estimator.prompt_tokens(&[system, &user_prompt], Some(&frame.schema));
             ReviewPart { index, total, paths, user_prompt, prompt_tokens }
         })
         .collect()
