@@ -27,6 +27,19 @@ pub async fn wait_for_end(client: &mut AgentServiceClient<Authed>, task_id: &str
     }
 }
 
+/// Creates a review of `change_set` with default options and waits for its end; panics after
+/// `limit`.
+pub async fn review(client: &mut AgentServiceClient<Authed>, change_set: pb::ChangeSet, limit: Duration) -> pb::Task {
+    let created = client
+        .create_review(pb::CreateReviewRequest { change_set: Some(change_set), options: None })
+        .await
+        .expect("review created")
+        .into_inner()
+        .task
+        .expect("a task");
+    wait_for_end(client, &created.task_id, limit).await
+}
+
 /// Every event of a task, by watching it from the start to its end.
 pub async fn events(client: &mut AgentServiceClient<Authed>, task_id: &str) -> Vec<pb::TaskEvent> {
     let mut stream = client

@@ -24,15 +24,7 @@ fn small_change() -> pb::ChangeSet {
 }
 
 async fn review(app: &TestApp, change_set: pb::ChangeSet) -> pb::Task {
-    let mut client = app.agent_client();
-    let created = client
-        .create_review(pb::CreateReviewRequest { change_set: Some(change_set), options: None })
-        .await
-        .expect("created")
-        .into_inner()
-        .task
-        .expect("task");
-    prfix_tests::tasks::wait_for_end(&mut client, &created.task_id, Duration::from_secs(30)).await
+    prfix_tests::tasks::review(&mut app.agent_client(), change_set, Duration::from_secs(30)).await
 }
 
 fn result_of(task: &pb::Task) -> pb::ReviewResult {

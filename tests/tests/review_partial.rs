@@ -52,14 +52,7 @@ async fn a_part_whose_answers_stay_garbage_fails_alone_and_the_review_succeeds_w
     });
     let (_repo, change_set) = five_modules(40);
     let mut client = app.agent_client();
-    let created = client
-        .create_review(pb::CreateReviewRequest { change_set: Some(change_set), options: None })
-        .await
-        .expect("created")
-        .into_inner()
-        .task
-        .expect("task");
-    let task = prfix_tests::tasks::wait_for_end(&mut client, &created.task_id, Duration::from_secs(30)).await;
+    let task = prfix_tests::tasks::review(&mut client, change_set, Duration::from_secs(30)).await;
     assert_eq!(task.state, pb::TaskState::Succeeded as i32, "{}", task.error);
     let Some(pb::task_result::Result::Review(result)) = task.result.and_then(|r| r.result) else {
         panic!("no review result")
@@ -74,7 +67,7 @@ async fn a_part_whose_answers_stay_garbage_fails_alone_and_the_review_succeeds_w
     assert!(failed.reason.contains("no usable answer after a retry"), "{}", failed.reason);
 
     // WatchTask streams the same failed part, and a finding event for each finding.
-    let events = prfix_tests::tasks::events(&mut client, &created.task_id).await;
+    let events = prfix_tests::tasks::events(&mut client, &task.task_id).await;
     let streamed: Vec<_> = events
         .iter()
         .filter_map(|e| match &e.payload {

@@ -97,15 +97,7 @@ async fn review_at_context(context: u32) {
     app.ollama.set_context_length(context);
     script_reviewer(&app);
 
-    let task = app
-        .agent_client()
-        .create_review(pb::CreateReviewRequest { change_set: Some(change_set.clone()), options: None })
-        .await
-        .expect("review created")
-        .into_inner()
-        .task
-        .expect("task");
-    let task = prfix_tests::tasks::wait_for_end(&mut app.agent_client(), &task.task_id, Duration::from_secs(300)).await;
+    let task = prfix_tests::tasks::review(&mut app.agent_client(), change_set.clone(), Duration::from_secs(300)).await;
     assert_eq!(task.state, pb::TaskState::Succeeded as i32, "context {context}: {}", task.error);
     let Some(pb::task_result::Result::Review(result)) = task.result.and_then(|r| r.result) else {
         panic!("context {context}: no review result");
