@@ -1,10 +1,12 @@
 //! `prfix audit export` and `prfix audit verify`: take the log and its signed checkpoints out of the
-//! service, and check them anywhere with only the checkpoint public key.
+//! service, and check them anywhere with only the checkpoint public key (and, as a monitor, against
+//! the checkpoint remembered from the last run: `--state`).
 
 use std::path::{Path, PathBuf};
 
 use prfix_audit::checkpoint::VerifierKey;
-use prfix_audit::export::{line_from_proto, read_jsonl, verify, write_jsonl};
+use prfix_audit::export::{VerifyOptions, line_from_proto, read_jsonl, verify_with, write_jsonl};
+use prfix_audit::monitor::monitor;
 use prfix_proto::audit::v1 as pb;
 use prfix_proto::audit::v1::audit_service_client::AuditServiceClient;
 
@@ -50,15 +52,34 @@ fn verifier_key(key: &str) -> Result<VerifierKey, Failure> {
 }
 
 /// Verifies an export offline with the trusted checkpoint `keys` (several after a key rotation);
-/// returns whether it holds, after printing what was found.
-pub fn verify_file(file: &Path, keys: &[String]) -> Result<bool, Failure> {
+/// with `state`, also against the checkpoint remembered there by the last run that passed (a smaller
+/// or rewritten log fails, naming the missing events), and remembers the export's newest checkpoint
+/// when everything holds. Returns whether it holds, after printing what was found.
+pub fn verify_file(file: &Path, keys: &[String], state: Option<&Path>) -> Result<bool, Failure> {
     if keys.is_empty() {
         return Err("no verifier key given: pass --key (once per key the log was signed with)".into());
     }
     let keys = keys.iter().map(|k| verifier_key(k)).collect::<Result<Vec<_>, _>>()?;
+    let options = VerifyOptions { keys, ..VerifyOptions::default() };
     let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
     let lines = read_jsonl(&text).map_err(|e| format!("{}: {e}", file.display()))?;
-    let report = verify(&lines, &keys);
+    let (report, remembered) = match state {
+        None => (verify_with(&lines, &options), None),
+        Some(path) => {
+            let run = monitor(&lines, &options, path, chrono::Utc::now())?;
+            let remembered = match (&run.advanced, &run.before) {
+                (Some(now), _) => format!("remembered checkpoint {} in {}", now.tree_size, path.display()),
+                (None, Some(before)) => format!(
+                    "{} still remembers checkpoint {} (verified {})",
+                    path.display(),
+                    before.tree_size,
+                    before.verified_at
+                ),
+                (None, None) => format!("{} not written: nothing verified to remember", path.display()),
+            };
+            (run.report, Some(remembered))
+        }
+    };
     if report.ok() {
         println!("ok: {} events, {} signed checkpoints verified", report.events, report.checkpoints);
     } else {
@@ -71,6 +92,9 @@ pub fn verify_file(file: &Path, keys: &[String]) -> Result<bool, Failure> {
             report.events,
             report.checkpoints
         );
+    }
+    if let Some(remembered) = remembered {
+        println!("state: {remembered}");
     }
     Ok(report.ok())
 }

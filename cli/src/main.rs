@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 use prfix_cli::commands::review::{DescribeFormat, ReviewArgs, Target};
 use prfix_cli::commands::task_ref::TaskRef;
-use prfix_cli::commands::{admin, auth, fix, review, tasks};
+use prfix_cli::commands::{admin, auth, fix, flags, review, tasks};
 use prfix_cli::error::{CliError, CliResult, EXIT_ERROR};
 use prfix_cli::report::Format;
 use prfix_cli::{audit, config, git, up};
@@ -92,6 +92,11 @@ enum Command {
         /// either way; without --strict a failed part is a warning).
         #[arg(long)]
         strict: bool,
+        /// Post the review to the pull request this CI job runs for (GitHub Actions, GitLab CI,
+        /// Gitea/Forgejo Actions): comments on lines, one summary comment edited in place, a check
+        /// on the head commit. Without --base, the diff starts at the pull request's base.
+        #[arg(long)]
+        post: bool,
     },
     /// Print a title, a summary and a walkthrough of the changes of this checkout.
     Describe {
@@ -121,11 +126,21 @@ enum Command {
         /// Start even when the working tree has uncommitted changes.
         #[arg(long)]
         allow_dirty: bool,
+        /// The model for both the plan and the edits (default: `[fix] planner_model` and
+        /// `coder_model` of the config, then the agent's).
+        #[arg(long)]
+        model: Option<String>,
+        /// Tag the fix's tasks with this `prfix eval` run id (set by `prfix eval fix`).
+        #[arg(long, value_name = "ID")]
+        eval_run_id: Option<String>,
         /// Consider only these files or directories (relative to the current directory or the
         /// repository's top): only their contents and diffs are sent.
         #[arg(value_name = "PATH")]
         paths: Vec<String>,
     },
+    /// Measure which model and prompt review and fix best, on this checkout's own history.
+    #[command(subcommand)]
+    Eval(EvalCommand),
     /// List, show, follow or cancel tasks.
     #[command(subcommand)]
     Tasks(TasksCommand),
@@ -139,10 +154,99 @@ enum Command {
     /// Manage users and API keys (admins).
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// List the flags the agent sees, where each comes from, and its value for a context (admins).
+    Flags {
+        /// The user to evaluate for.
+        #[arg(long)]
+        user: Option<String>,
+        /// The user's roles, comma-separated.
+        #[arg(long)]
+        roles: Option<String>,
+        /// The repository to evaluate for.
+        #[arg(long)]
+        repository: Option<String>,
+        /// The forge to evaluate for (github, gitlab).
+        #[arg(long)]
+        forge: Option<String>,
+        /// The model to evaluate for.
+        #[arg(long)]
+        model: Option<String>,
+        /// One JSON object per flag instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
+    },
+}
+
+/// Options `prfix eval review` and `prfix eval fix` share.
+#[derive(clap::Args)]
+struct EvalCommon {
+    /// Only bug fixes committed since this date, and only bugs introduced since (YYYY-MM-DD).
+    #[arg(long, value_name = "DATE")]
+    since: Option<String>,
+    /// At most this many cases, the newest (bug-introducing commits, or fix commits with tests).
+    #[arg(long, value_name = "N")]
+    max: Option<usize>,
+    /// A model to compare (repeat for each; default: the configured one).
+    #[arg(long = "model", value_name = "MODEL")]
+    models: Vec<String>,
+    /// Output format.
+    #[arg(long, short, value_enum)]
+    format: Option<prfix_cli::eval::report::EvalFormat>,
+    /// Start no new case after this long (90s, 30m, 2h); run again to go on.
+    #[arg(long, value_name = "DURATION")]
+    time_limit: Option<String>,
+    /// The run's id, on its tasks and in the audit log (default: derived from the command and
+    /// HEAD, so the same command resumes the same run).
+    #[arg(long, value_name = "ID")]
+    run_id: Option<String>,
+    /// Where results are kept between runs (default: <git dir>/prfix/eval).
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Do again the cases whose review or fix failed in an earlier run.
+    #[arg(long)]
+    retry_failed: bool,
+}
+
+impl From<EvalCommon> for prfix_cli::eval::Common {
+    fn from(c: EvalCommon) -> Self {
+        let EvalCommon { since, max, models, format, time_limit, run_id, cache_dir, retry_failed } = c;
+        Self { since, max, models, format, time_limit, run_id, cache_dir, retry_failed }
+    }
+}
+
+#[derive(Subcommand)]
+enum EvalCommand {
+    /// Review the commits that introduced bugs later fixed (found with git blame from fix
+    /// commits) and report how many each model and prompt variant catches.
+    Review {
+        #[command(flatten)]
+        common: EvalCommon,
+        /// A prompt variant: `default`, a name of [eval.prompts] in .prfix.toml, or @FILE (repeat
+        /// to compare).
+        #[arg(long = "prompt-variant", value_name = "V")]
+        variants: Vec<String>,
+        /// Lines between a finding and a line the fix changed that still count as a hit
+        /// (default: [eval] distance, then 3).
+        #[arg(long, value_name = "LINES")]
+        distance: Option<u32>,
+    },
+    /// Replay fix commits that add or change a test from their parent with `prfix fix --check`
+    /// and report how many each model fixes without editing the test.
+    Fix {
+        #[command(flatten)]
+        common: EvalCommon,
+        /// The command that runs the tests, `{tests}` standing for the test files, e.g.
+        /// "python3 -m pytest -q {tests}" (default: [eval] test_check).
+        #[arg(long, value_name = "COMMAND")]
+        check: Option<String>,
+        /// Rounds of fix and check per case (default: [fix] max_rounds, then 3).
+        #[arg(long, value_name = "N")]
+        max_rounds: Option<u32>,
     },
 }
 
@@ -159,6 +263,9 @@ enum TasksCommand {
         /// Every page, not only the first.
         #[arg(long)]
         all: bool,
+        /// Only the tasks of this `prfix eval` run (its id is in the eval report).
+        #[arg(long, value_name = "RUN_ID")]
+        eval_run: Option<String>,
     },
     /// Show a task and its result; with --format, the stored result rendered as the command that
     /// made it printed it (no model call).
@@ -223,7 +330,8 @@ enum AuditCommand {
         output: PathBuf,
     },
     /// Check an export with only the checkpoint public key: hashes, chain, Merkle roots,
-    /// signatures, consistency between checkpoints, coverage. Exit code 1 when anything fails.
+    /// signatures, consistency between checkpoints, coverage; with --state, also that the log
+    /// still extends the checkpoint verified last time. Exit code 1 when anything fails.
     Verify {
         /// The export file.
         file: PathBuf,
@@ -232,6 +340,43 @@ enum AuditCommand {
         /// the environment variable): every checkpoint must verify with one of them.
         #[arg(long, env = "PRFIX_AUDIT_VERIFIER_KEY", value_delimiter = ',', required = true)]
         key: Vec<String>,
+        /// Monitor mode: the file (JSON) where the newest checkpoint verified is remembered. The
+        /// export must still hold every event of the remembered checkpoint and reproduce its root,
+        /// else it fails naming the missing events; the file is created when absent and advanced
+        /// only when everything holds. Keep it on a machine the database admin does not control.
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
+        /// A witness's verifier key (`<name>+<key ID>+<key>`, or `@FILE`): the newest checkpoint
+        /// must carry cosignatures by enough of the given witnesses (repeat for each witness).
+        #[arg(long, value_name = "KEY")]
+        witness: Vec<String>,
+        /// How many of the --witness keys must have cosigned (default: all of them).
+        #[arg(long, value_name = "N", requires = "witness")]
+        witness_quorum: Option<usize>,
+    },
+    /// Run a witness (c2sp.org/tlog-witness) for audit logs: it cosigns a log's checkpoint only
+    /// when it extends the last one it cosigned. Run it on a machine the log's operators do not
+    /// control; it prints its verifier key for the log's settings and for `verify --witness`.
+    Witness {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:7380")]
+        listen: std::net::SocketAddr,
+        /// The state file (JSON): the newest checkpoint cosigned for each log.
+        #[arg(long, value_name = "FILE")]
+        state: PathBuf,
+        /// The witness's Ed25519 key (PEM PKCS#8).
+        #[arg(long, value_name = "KEYFILE")]
+        key: PathBuf,
+        /// The witness's name, by convention a schema-less URL (`witness.example.com/w1`).
+        #[arg(long)]
+        name: String,
+        /// A log to witness: `ORIGIN=VERIFIERKEY` (its checkpoints' origin line and signing key);
+        /// repeat for each log.
+        #[arg(long = "log", value_name = "ORIGIN=VERIFIERKEY", required = true)]
+        logs: Vec<String>,
+        /// Create the key file when it does not exist.
+        #[arg(long)]
+        generate_key: bool,
     },
 }
 
@@ -359,12 +504,22 @@ async fn run(cli: Cli) -> CliResult {
         }
         Command::Logout => auth::logout().await,
         Command::Whoami => auth::whoami(&settings(gateway)?.gateway).await,
-        Command::Review { target, format, fail_on, min_severity, model, strict } => {
+        Command::Review { mut target, format, fail_on, min_severity, model, strict, post } => {
+            // The CI job is read first: outside one, --post fails before any work, naming the variable.
+            let post = if post {
+                let job = prfix_cli::ci::detect(&|name: &str| std::env::var(name).ok());
+                Some(job.map_err(|e| CliError::new(e.to_string()))?)
+            } else {
+                None
+            };
+            if target.base.is_none() {
+                target.base = post.as_ref().and_then(|job| job.base_sha.clone());
+            }
             let (config, checkout) = repository(gateway, target.base.as_deref())?;
             review::review(
                 &config,
                 &checkout,
-                ReviewArgs { target: target.into(), format, fail_on, model, min_severity, strict },
+                ReviewArgs { target: target.into(), format, fail_on, model, min_severity, strict, post },
             )
             .await
         }
@@ -372,18 +527,31 @@ async fn run(cli: Cli) -> CliResult {
             let (config, checkout) = repository(gateway, target.base.as_deref())?;
             review::describe(&config, &checkout, target.into(), format).await
         }
-        Command::Fix { base, check, max_rounds, dry_run, commit, allow_dirty, paths } => {
+        Command::Fix { base, check, max_rounds, dry_run, commit, allow_dirty, model, eval_run_id, paths } => {
             let (config, checkout) = repository(gateway, base.as_deref())?;
             let paths = fix::checkout_paths(&checkout, &paths)?;
             let target = Target { base, ..Default::default() };
-            let args = fix::FixArgs { target, paths, check, max_rounds, dry_run, commit, allow_dirty };
+            let args =
+                fix::FixArgs { target, paths, check, max_rounds, dry_run, commit, allow_dirty, model, eval_run_id };
             fix::fix(&config, &checkout, args).await
+        }
+        Command::Eval(EvalCommand::Review { common, variants, distance }) => {
+            let (config, checkout) = repository(gateway, None)?;
+            let args = prfix_cli::eval::ReviewArgs { common: common.into(), variants, distance };
+            prfix_cli::eval::review(&config, &checkout, args).await
+        }
+        Command::Eval(EvalCommand::Fix { common, check, max_rounds }) => {
+            let (config, checkout) = repository(gateway, None)?;
+            let args = prfix_cli::eval::fix::FixArgs { common: common.into(), check, max_rounds };
+            prfix_cli::eval::fix::fix(&config, &checkout, args).await
         }
         Command::Tasks(command) => {
             let config = settings(gateway)?;
             let gateway = &config.gateway;
             match command {
-                TasksCommand::List { state, limit, all } => tasks::list(gateway, state, limit, all).await,
+                TasksCommand::List { state, limit, all, eval_run } => {
+                    tasks::list(gateway, state, limit, all, eval_run).await
+                }
                 TasksCommand::Show { task, format } => {
                     tasks::show(gateway, &task.task_ref()?, format, review::use_color(&config)).await
                 }
@@ -392,6 +560,10 @@ async fn run(cli: Cli) -> CliResult {
             }
         }
         Command::Models => tasks::models(&settings(gateway)?.gateway).await,
+        Command::Flags { user, roles, repository, forge, model, json } => {
+            let context = flags::FlagContext { user, roles, repository, forge, model };
+            flags::list(&settings(gateway)?.gateway, context, json).await
+        }
         Command::Status => tasks::status(&settings(gateway)?.gateway).await,
         Command::Audit(AuditCommand::List { actor, action, limit }) => {
             admin::audit_list(&settings(gateway)?.gateway, actor, action, limit).await
@@ -406,11 +578,28 @@ async fn run(cli: Cli) -> CliResult {
             };
             audit::export(&config.gateway, &token, &output).await.map_err(|e| CliError::new(e.to_string()))
         }
-        Command::Audit(AuditCommand::Verify { file, key }) => match audit::verify_file(&file, &key) {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(CliError::found("the export does not verify (see above)")),
-            Err(e) => Err(CliError::new(e.to_string())),
-        },
+        Command::Audit(AuditCommand::Verify { file, key, state, witness, witness_quorum }) => {
+            // The witnesses' quorum is checked first (and printed apart from the log's own checks):
+            // the state file remembers a checkpoint only when the witnesses vouch for it too, so a
+            // truncated log that fails the quorum cannot become the monitor's new reference.
+            let verified = prfix_cli::witness::verify_file(&file, &witness, witness_quorum).and_then(|witnessed| {
+                let remember = if witnessed { state.as_deref() } else { None };
+                let ok = audit::verify_file(&file, &key, remember)?;
+                if let (false, Some(path)) = (witnessed, &state) {
+                    println!("state: {} not written: the witnesses' quorum does not hold", path.display());
+                }
+                Ok(witnessed && ok)
+            });
+            match verified {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(CliError::found("the export does not verify (see above)")),
+                Err(e) => Err(CliError::new(e.to_string())),
+            }
+        }
+        Command::Audit(AuditCommand::Witness { listen, state, key, name, logs, generate_key }) => {
+            let args = prfix_cli::witness::WitnessArgs { listen, state, key, name, logs, generate_key };
+            prfix_cli::witness::run(args).await.map_err(|e| CliError::new(e.to_string()))
+        }
         Command::Admin(AdminCommand::Users(command)) => {
             let gateway = settings(gateway)?.gateway;
             match command {

@@ -193,6 +193,42 @@ impl Session {
         }
     }
 
+    /// Like [`Session::call`], but a RESOURCE_EXHAUSTED that carries the gateway's `retry-after-ms`
+    /// (a rate limit, not a quota of active tasks) is waited out and the call made again, at most
+    /// `MAX_RATE_LIMIT_WAITS` times, saying so on standard error: for commands that create many tasks
+    /// in a row (`prfix eval`, the rounds of `prfix fix`).
+    pub async fn call_patiently<T, F, Fut>(&self, what: &str, mut call: F) -> CliResult<T>
+    where
+        F: FnMut(AgentServiceClient<Authed>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let mut waits = 0;
+        loop {
+            self.renew(false).await?;
+            let status = match call(self.agent()).await {
+                Ok(response) => return Ok(response.into_inner()),
+                Err(status) if status.code() == tonic::Code::Unauthenticated && self.renew(true).await? => {
+                    match call(self.agent()).await {
+                        Ok(response) => return Ok(response.into_inner()),
+                        Err(status) => status,
+                    }
+                }
+                Err(status) => status,
+            };
+            match rate_limit_wait(&status) {
+                Some(wait) if waits < MAX_RATE_LIMIT_WAITS => {
+                    waits += 1;
+                    eprintln!(
+                        "prfix: {what}: rate limited by the gateway; trying again in {:.1} s",
+                        wait.as_secs_f64()
+                    );
+                    tokio::time::sleep(wait).await;
+                }
+                _ => return Err(self.fail(what, &status)),
+            }
+        }
+    }
+
     /// AgentService.
     pub fn agent(&self) -> AgentServiceClient<Authed> {
         AgentServiceClient::with_interceptor(self.channel.clone(), self.bearer.clone())
@@ -220,6 +256,19 @@ impl Session {
     pub fn fail(&self, what: &str, status: &tonic::Status) -> CliError {
         CliError::from_status(what, status, &self.gateway)
     }
+}
+
+/// Rate-limit waits [`Session::call_patiently`] takes before giving up.
+const MAX_RATE_LIMIT_WAITS: u32 = 60;
+
+/// How long a rate-limited call asks to wait (its `retry-after-ms`, at most a minute); `None` for
+/// any other status.
+pub fn rate_limit_wait(status: &tonic::Status) -> Option<std::time::Duration> {
+    if status.code() != tonic::Code::ResourceExhausted {
+        return None;
+    }
+    let ms: u64 = status.metadata().get("retry-after-ms")?.to_str().ok()?.parse().ok()?;
+    Some(std::time::Duration::from_millis(ms.clamp(1, 60_000)))
 }
 
 /// Trades the refresh token for new tokens and saves them.

@@ -12,6 +12,7 @@ const FILES: &[&str] = &[
     "prfix/auth/v1/auth.proto",
     "prfix/agent/v1/agent.proto",
     "prfix/audit/v1/audit.proto",
+    "prfix/forge/v1/webhook.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -26,6 +27,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out_dir.join("prfix_descriptor.bin"), compiler.encode_file_descriptor_set())?;
 
-    tonic_prost_build::configure().build_server(true).build_client(true).compile_fds(compiler.file_descriptor_set())?;
+    // Malformed requests are INVALID_ARGUMENT rather than tonic-prost's INTERNAL (src/codec.rs).
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .codec_path("crate::codec::ProtoCodec")
+        .compile_fds(compiler.file_descriptor_set())?;
     Ok(())
 }

@@ -58,9 +58,13 @@ async fn throughput(client: AgentServiceClient<Authed>) -> f64 {
 #[tokio::main]
 async fn main() {
     // Limits on, but high enough that the benchmark measures their cost rather than their refusals.
-    let app = prfix_tests::spawn_app_with(|s| {
-        s.gateway.limits.default = Quota { per_minute: 60_000_000, burst: 1_000_000 };
-    })
+    // The agent applies the method limits at its own port too: high there as well.
+    let high = Quota { per_minute: 60_000_000, burst: 1_000_000 };
+    let app = prfix_tests::app::spawn_app_shared(
+        |common| common.service_limits.default = high,
+        |s| s.gateway.limits.default = high,
+        |_| {},
+    )
     .await;
     let token = token("bench", &[Role::Developer]);
     let mut direct = AgentServiceClient::with_interceptor(channel_to(app.agent.addr), Bearer::new(&token));

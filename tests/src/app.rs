@@ -268,13 +268,23 @@ pub async fn spawn_app_configured(
     tweak: impl FnOnce(&mut prfix_gateway::Settings),
     tweak_agent: impl FnOnce(&mut prfix_agent::Settings),
 ) -> TestApp {
+    spawn_app_shared(|_| {}, tweak, tweak_agent).await
+}
+
+/// Like [`spawn_app_configured`], with the settings every service shares adjusted first.
+pub async fn spawn_app_shared(
+    tweak_common: impl FnOnce(&mut CommonSettings),
+    tweak: impl FnOnce(&mut prfix_gateway::Settings),
+    tweak_agent: impl FnOnce(&mut prfix_agent::Settings),
+) -> TestApp {
     if let Ok(level) = std::env::var("PRFIX_TEST_LOG") {
         prfix_runtime::telemetry::init(LogFormat::Pretty, &level);
     }
     let db = TestDatabase::fresh();
     let ollama = FakeOllama::start().await;
     let redis_prefix = format!("prfix-test:{}:", uuid::Uuid::new_v4().simple());
-    let common = common_settings(&db, &redis_prefix, &ollama.url());
+    let mut common = common_settings(&db, &redis_prefix, &ollama.url());
+    tweak_common(&mut common);
 
     let audit = prfix_audit::Application::build(audit_settings(&common)).await.expect("audit service starts");
     let audit_admin = audit.admin_addr();

@@ -55,6 +55,7 @@ pub fn claims(subject: &str, roles: &[Role]) -> Claims {
         nbf: now,
         exp: now + 600,
         kind: PrincipalKind::User,
+        key: None,
     }
 }
 

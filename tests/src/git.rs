@@ -85,3 +85,14 @@ impl Repo {
         prfix_proto::agent::v1::ChangeSet { diff, files, base_ref: base.to_owned(), ..Default::default() }
     }
 }
+
+/// The change set of a commit that changes one line of `src/lib.rs` (`1` to `2`): the smallest
+/// reviewable change, for tests about tasks rather than about reviews.
+pub fn small_change() -> prfix_proto::agent::v1::ChangeSet {
+    let repo = Repo::init();
+    repo.write("src/lib.rs", "pub fn one() -> u32 {\n    1\n}\n");
+    repo.commit("base");
+    repo.write("src/lib.rs", "pub fn one() -> u32 {\n    2\n}\n");
+    repo.commit("change");
+    repo.change_set("HEAD~1")
+}

@@ -4,20 +4,27 @@
 //! Postgres and Redis are real: `PRFIX_TEST_DATABASE_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`, a role that may create databases) and
 //! `PRFIX_TEST_REDIS_URL` (default `redis://127.0.0.1:6379`).
+//!
+//! Fake forges ([`fake_forge`]: GitHub checked against its OpenAPI description, GitLab, Gitea) stand
+//! at the other network edge, for `prfix review --post`.
 
 #![forbid(unsafe_code)]
 
 pub mod app;
 pub mod auth;
 pub mod db;
+pub mod fake_forge;
 pub mod fake_ollama;
+pub mod flags;
 pub mod git;
+pub mod metadata;
 pub mod metrics;
 pub mod pg_server;
 pub mod pr_fixture;
 pub mod processes;
 pub mod redis_server;
 pub mod tasks;
+pub mod unleash;
 
 pub use app::{TestApp, spawn_app, spawn_app_configured, spawn_app_with};
 pub use db::TestDatabase;

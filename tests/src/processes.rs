@@ -83,6 +83,16 @@ impl Service {
         service
     }
 
+    /// Sends it a signal (`HUP`, `TERM`) with `kill`.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().unwrap_or_else(|| panic!("the {} process has exited", self.name));
+        let status = std::process::Command::new("kill")
+            .args([format!("-{signal}"), pid.to_string()])
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run kill: {e}"));
+        assert!(status.success(), "kill -{signal} {pid} failed");
+    }
+
     /// Its JSON log lines so far.
     pub fn lines(&self) -> Vec<Value> {
         lock(&self.lines).clone()
@@ -129,6 +139,19 @@ impl Service {
     /// `GET /metrics` of its admin port.
     pub async fn scrape(&self) -> String {
         crate::metrics::scrape(self.admin).await
+    }
+
+    /// Its resident memory now, in bytes (`VmRSS` of `/proc/<pid>/status`; Linux).
+    pub fn rss_bytes(&self) -> u64 {
+        let pid = self.child.id().unwrap_or_else(|| panic!("the {} process has exited", self.name));
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_else(|e| panic!("cannot read the {} process's status: {e}", self.name));
+        let kib = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no VmRSS in the {} process's status", self.name));
+        kib * 1024
     }
 }
 

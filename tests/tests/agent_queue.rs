@@ -7,22 +7,13 @@ use futures::StreamExt;
 use prfix_proto::agent::v1 as pb;
 use prfix_proto::agent::v1::agent_service_client::AgentServiceClient;
 use prfix_tests::auth::{Bearer, operator_token};
-use prfix_tests::git::Repo;
+use prfix_tests::git::small_change;
 use prfix_tests::tasks::wait_for_end;
 use prfix_tests::{Reply, TestApp, spawn_app, spawn_app_configured};
 use tonic::Code;
 
 const MODEL: &str = "qwen2.5-coder:14b";
 const NO_FINDINGS: &str = r#"{"findings": []}"#;
-
-fn small_change() -> pb::ChangeSet {
-    let repo = Repo::init();
-    repo.write("src/lib.rs", "pub fn one() -> u32 {\n    1\n}\n");
-    repo.commit("base");
-    repo.write("src/lib.rs", "pub fn one() -> u32 {\n    2\n}\n");
-    repo.commit("change");
-    repo.change_set("HEAD~1")
-}
 
 async fn create_review(client: &mut AgentServiceClient<prfix_tests::app::Authed>) -> Result<pb::Task, tonic::Status> {
     client

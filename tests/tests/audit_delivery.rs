@@ -87,7 +87,7 @@ async fn the_agents_outbox_is_relayed_through_the_gateway_with_a_service_api_key
     // A record the task engine will write in the same transaction as a state change.
     let record = audit::AuditEvent {
         event_id: uuid::Uuid::new_v4().to_string(),
-        time: Some(prost_types::Timestamp { seconds: 1_790_000_000, nanos: 0 }),
+        time: Some(prost_types::Timestamp { seconds: chrono::Utc::now().timestamp(), nanos: 0 }),
         actor: Some(audit::Actor { subject: "dana".into(), roles: vec!["developer".into()] }),
         action: "task.state".into(),
         resource: "tasks/42".into(),

@@ -13,7 +13,7 @@ use prfix_tests::spawn_app;
 fn event(i: usize) -> audit::AuditEvent {
     audit::AuditEvent {
         event_id: uuid::Uuid::new_v4().to_string(),
-        time: Some(prost_types::Timestamp { seconds: 1_790_000_000 + i as i64, nanos: 0 }),
+        time: Some(prost_types::Timestamp { seconds: chrono::Utc::now().timestamp(), nanos: 0 }),
         actor: Some(audit::Actor { subject: "user".into(), roles: vec!["developer".into()] }),
         action: format!("demo.action{i}"),
         resource: format!("tasks/{i}"),

@@ -16,7 +16,7 @@ fn event(i: usize) -> audit::AuditEvent {
         .insert("n".into(), prost_types::Value { kind: Some(prost_types::value::Kind::NumberValue(i as f64)) });
     audit::AuditEvent {
         event_id: uuid::Uuid::new_v4().to_string(),
-        time: Some(prost_types::Timestamp { seconds: 1_790_000_000 + i as i64, nanos: 123_456_789 }),
+        time: Some(prost_types::Timestamp { seconds: chrono::Utc::now().timestamp(), nanos: 123_456_789 }),
         actor: Some(audit::Actor { subject: format!("user{}", i % 3), roles: vec!["developer".into()] }),
         actor_ip: "10.1.2.3".into(),
         action: format!("demo.action{i}"),
@@ -125,7 +125,8 @@ async fn a_deleted_middle_row_is_caught() {
     let report = check(&export(&app).await);
     assert!(!report.ok());
     assert!(
-        messages(&report).iter().any(|m| m.starts_with("event 8: found where event 7 belongs")),
+        messages(&report).iter().any(|m| m == "missing 7")
+            && messages(&report).iter().any(|m| m.starts_with("chain breaks at 8 (after missing 7)")),
         "{:?}",
         messages(&report)
     );
@@ -158,9 +159,10 @@ async fn two_swapped_rows_are_caught() {
     assert!(!report.ok());
     let found = messages(&report);
     assert!(
-        found.iter().any(|m| m.starts_with("event 3:")) && found.iter().any(|m| m.starts_with("event 4:")),
-        "{found:?}"
+        found.iter().any(|m| m.starts_with("foreign 3..4: ")),
+        "both swapped rows are named, as rows out of place: {found:?}"
     );
+    assert!(found.iter().any(|m| m.starts_with("chain breaks at 5 (after foreign 4); 15 later events")), "{found:?}");
 }
 
 #[tokio::test]
@@ -175,20 +177,8 @@ async fn a_chain_recomputed_without_the_signing_key_is_caught_by_the_checkpoints
     let mut chain = [0u8; 32];
     for line in &mut lines {
         if let ExportLine::Event(e) = line {
-            let event = prfix_audit::store::NewEvent {
-                event_id: e.event_id,
-                occurred_at: chrono::DateTime::parse_from_rfc3339(&e.time).expect("time").with_timezone(&chrono::Utc),
-                actor_subject: e.actor_subject.clone(),
-                actor_roles: e.actor_roles.clone(),
-                actor_ip: e.actor_ip.clone(),
-                action: e.action.clone(),
-                resource: e.resource.clone(),
-                outcome: prfix_audit::store::Outcome::from_i32(e.result).expect("result"),
-                request_id: e.request_id.clone(),
-                trace_id: e.trace_id.clone(),
-                metadata: e.metadata.clone(),
-            };
-            let leaf = prfix_audit::canonical::leaf_hash(e.sequence, &event);
+            // In the event's own encoding (v2: with its appender and receive time).
+            let leaf = e.recomputed_leaf().expect("a readable event");
             chain = prfix_audit::canonical::chain_hash(&chain, &leaf);
             client
                 .execute(

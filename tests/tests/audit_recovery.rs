@@ -15,7 +15,7 @@ use prfix_tests::pg_server::PrivatePostgres;
 fn event(writer: usize, i: usize) -> audit::AuditEvent {
     audit::AuditEvent {
         event_id: uuid::Uuid::new_v4().to_string(),
-        time: Some(prost_types::Timestamp { seconds: 1_790_000_000, nanos: 0 }),
+        time: Some(prost_types::Timestamp { seconds: chrono::Utc::now().timestamp(), nanos: 0 }),
         actor: Some(audit::Actor { subject: format!("writer{writer}"), roles: vec![] }),
         action: format!("load.{i}"),
         result: audit::AuditResult::Success as i32,

@@ -126,6 +126,8 @@ fn all_enabled_always() -> BTreeMap<String, String> {
     [
         "checkpoints.checkpoints_refuse_truncate",
         "checkpoints.checkpoints_refuse_update_delete",
+        "cosignatures.cosignatures_refuse_truncate",
+        "cosignatures.cosignatures_refuse_update_delete",
         "events.events_refuse_truncate",
         "events.events_refuse_update_delete",
     ]
@@ -137,7 +139,7 @@ fn all_enabled_always() -> BTreeMap<String, String> {
 fn audit_event(i: usize) -> audit::AuditEvent {
     audit::AuditEvent {
         event_id: uuid::Uuid::new_v4().to_string(),
-        time: Some(prost_types::Timestamp { seconds: 1_790_000_000 + i as i64, nanos: 250_000_000 }),
+        time: Some(prost_types::Timestamp { seconds: chrono::Utc::now().timestamp(), nanos: 250_000_000 }),
         actor: Some(audit::Actor { subject: "ops".into(), roles: vec!["admin".into()] }),
         actor_ip: "10.0.0.7".into(),
         action: format!("drill.step{i}"),

@@ -525,13 +525,23 @@ async fn schemathesis(base: &str, bearer: &str, extra: &[&str], dir: &Path) {
 
 #[tokio::test]
 async fn schemathesis_finds_no_server_error_and_no_response_that_breaks_the_openapi_document() {
-    let app = spawn_app_with(|s| {
-        // Generated calls arrive far faster than any person's; limits are tested elsewhere.
-        let plenty = Quota { per_minute: 60_000, burst: 10_000 };
-        s.gateway.limits.default = plenty;
-        s.gateway.limits.expensive = plenty;
-        s.gateway.limits.strict = plenty;
-    })
+    // Generated calls arrive far faster than any person's; limits are tested elsewhere.
+    let plenty = Quota { per_minute: 60_000, burst: 10_000 };
+    let app = prfix_tests::app::spawn_app_shared(
+        // The agent and the audit service apply the method limits at their own ports too.
+        |common| {
+            common.service_limits.default = plenty;
+            common.service_limits.expensive = plenty;
+            common.service_limits.strict = plenty;
+            common.unauthenticated_limit = plenty;
+        },
+        |s| {
+            s.gateway.limits.default = plenty;
+            s.gateway.limits.expensive = plenty;
+            s.gateway.limits.strict = plenty;
+        },
+        |_| {},
+    )
     .await;
     app.ollama.set_models(&[MODEL]);
     let base = format!("http://{}", app.gateway.addr);

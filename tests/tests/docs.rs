@@ -191,9 +191,10 @@ fn settings_read_by_the_code() -> Vec<(&'static str, BTreeSet<String>)> {
         ("gateway", setting_keys::<prfix_gateway::GatewaySettings>("gateway")),
         ("agent", setting_keys::<prfix_agent::AgentSettings>("agent")),
         ("audit", setting_keys::<prfix_audit::AuditSettings>("audit")),
+        ("flags", setting_keys::<prfix_flags::FlagSettings>("flags")),
     ];
     // A section added to a service must be added above (and documented).
-    let read: BTreeSet<String> = literal_arguments(&["services", "cli/src"], ".section");
+    let read: BTreeSet<String> = literal_arguments(&["services", "cli/src", "shared/flags"], ".section");
     let known: BTreeSet<String> = sections.iter().map(|(s, _)| (*s).to_owned()).filter(|s| !s.is_empty()).collect();
     assert_eq!(read, known, "the sections the services read (`layers.section(…)`) are not the ones this test knows");
     sections
@@ -360,7 +361,8 @@ fn the_top_level_settings_are_documented_with_their_environment_variable() {
     for row in table_rows(&reference).iter().filter(|row| row.section.as_deref() == Some("")) {
         let keys = code_spans(&row.cells[0]);
         if let [key] = keys.as_slice() {
-            let variable = format!("PRFIX_{}", key.to_uppercase());
+            // A key of a nested table (`service_limits.default`) is `__`-separated in the environment.
+            let variable = format!("PRFIX_{}", key.to_uppercase().replace('.', "__"));
             let environment = row.cells.get(1).map_or("", String::as_str);
             assert!(environment.contains(&format!("`{variable}`")), "the row of `{key}` should name `{variable}`");
         }
@@ -494,7 +496,10 @@ fn api_row(pool: &DescriptorPool, method: &MethodDescriptor) -> String {
         let value = options.get_extension(&extension);
         let policy = value.as_message().expect("a MethodPolicy").clone();
         let public = policy.get_field_by_name("public").and_then(|v| v.as_bool()).unwrap_or(false);
-        let roles = if public {
+        let signed = policy.get_field_by_name("forge_signature").and_then(|v| v.as_bool()).unwrap_or(false);
+        let roles = if signed {
+            "the forge's signature (no token)".to_owned()
+        } else if public {
             "public (no credentials)".to_owned()
         } else {
             let names: Vec<String> = enum_names(&policy, "roles")

@@ -14,7 +14,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 fn event(action: &str) -> audit::AuditEvent {
     audit::AuditEvent {
         event_id: uuid::Uuid::new_v4().to_string(),
-        time: Some(prost_types::Timestamp { seconds: 1_790_000_000, nanos: 0 }),
+        time: Some(prost_types::Timestamp { seconds: chrono::Utc::now().timestamp(), nanos: 0 }),
         actor: Some(audit::Actor { subject: "alice".into(), roles: vec!["developer".into()] }),
         action: action.into(),
         resource: "tasks/1".into(),

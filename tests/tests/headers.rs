@@ -3,6 +3,7 @@
 
 use prfix_auth::Role;
 use prfix_gateway::ratelimit::Quota;
+use prfix_tests::app::TestApp;
 use prfix_tests::auth::token;
 use prfix_tests::spawn_app_with;
 
@@ -21,6 +22,8 @@ const EXPECTED: &[(&str, &str)] = &[
     ("cross-origin-resource-policy", "same-origin"),
     ("cache-control", "no-store"),
     ("x-xss-protection", "0"),
+    ("cross-origin-embedder-policy", "require-corp"),
+    ("x-permitted-cross-domain-policies", "none"),
 ];
 
 const ORIGIN: &str = "https://app.example.com";
@@ -168,4 +171,116 @@ async fn a_handler_that_panics_answers_500_with_the_same_header_set() {
     let response = reqwest::get(format!("http://{addr}/boom")).await.expect("answered");
     assert_eq!(response.status(), 500);
     assert_secure("500 from a panic", &response);
+}
+
+/// A gateway whose header and body limits are small enough to exceed in a test.
+async fn small_limits() -> TestApp {
+    spawn_app_with(|s| {
+        s.gateway.max_header_bytes = 4 * 1024;
+        s.gateway.max_request_bytes = 64 * 1024;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn headers_over_the_limit_get_431_with_the_security_headers_over_http1_and_http2() {
+    let app = small_limits().await;
+    let base = format!("http://{}", app.gateway.addr);
+    let http1 = reqwest::Client::new();
+    let h2 = reqwest::Client::builder().http2_prior_knowledge().build().expect("client");
+    for (protocol, client) in [("HTTP/1.1", &http1), ("HTTP/2", &h2)] {
+        for (what, padding) in [("just over the limit", 5 * 1024), ("four times the limit", 16 * 1024)] {
+            let case = format!("{protocol}, headers {what}");
+            let response = client
+                .get(format!("{base}/.well-known/jwks.json"))
+                .header("x-padding", "a".repeat(padding))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{case}: no answer: {e}"));
+            assert_eq!(response.status(), 431, "{case}");
+            assert_secure(&case, &response);
+        }
+        // Under the limit, the same request is served.
+        let fine = client.get(format!("{base}/.well-known/jwks.json")).header("x-padding", "a".repeat(1024));
+        assert_eq!(fine.send().await.expect("answered").status(), 200, "{protocol}: headers under the limit");
+    }
+}
+
+#[tokio::test]
+async fn a_rest_body_over_the_limit_on_http2_gets_413_with_the_security_headers() {
+    let app = small_limits().await;
+    let base = format!("http://{}", app.gateway.addr);
+    let h2 = reqwest::Client::builder().http2_prior_knowledge().build().expect("client");
+    let developer = token("dana", &[Role::Developer]);
+    let body = serde_json::json!({ "changeSet": { "diff": "x".repeat(20 * 1024 * 1024) } }).to_string();
+    let known_length = h2
+        .post(format!("{base}/v1/tasks:review"))
+        .bearer_auth(&developer)
+        .header("content-type", "application/json")
+        .body(body.clone())
+        .send()
+        .await
+        .expect("a body with a length over the limit is answered, not reset");
+    assert_eq!(known_length.status(), 413);
+    assert_secure("HTTP/2 REST 413, with content-length", &known_length);
+    let problem: serde_json::Value = known_length.json().await.expect("problem json");
+    assert_eq!(problem["code"], "PAYLOAD_TOO_LARGE");
+
+    // Streamed (no content-length): the limit is met while reading.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        body.as_bytes().chunks(16 * 1024).map(|c| Ok(c.to_vec())).collect();
+    let streamed = h2
+        .post(format!("{base}/v1/tasks:review"))
+        .bearer_auth(&developer)
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await
+        .expect("a streamed body over the limit is answered, not reset");
+    assert_eq!(streamed.status(), 413);
+    assert_secure("HTTP/2 REST 413, streamed", &streamed);
+
+    // What a strict HTTP/2 client sees (curl reports a stream error for this): the 413 arrives
+    // while the body is still being sent, and the stream must then not be reset.
+    for declared in [true, false] {
+        assert_not_reset_after_413(app.gateway.addr, &developer, body.as_bytes(), declared).await;
+    }
+}
+
+/// Sends `body` (over the limit) to a REST route with a raw HTTP/2 client, reads the 413, then
+/// checks that the server did not reset the stream: a second call on the same connection is
+/// answered after anything the server sent for the first, so a reset would have arrived by then.
+async fn assert_not_reset_after_413(addr: std::net::SocketAddr, token: &str, body: &[u8], declared: bool) {
+    let case = if declared { "with content-length" } else { "without content-length" };
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("the gateway accepts");
+    let (client, connection) = h2::client::handshake(tcp).await.expect("an HTTP/2 handshake");
+    tokio::spawn(connection);
+    let mut client = client.ready().await.expect("the connection is ready");
+    let mut request = http::Request::post(format!("http://{addr}/v1/tasks:review"))
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {token}"));
+    if declared {
+        request = request.header("content-length", body.len());
+    }
+    let request = request.body(()).expect("a valid request");
+    let (response, mut send) = client.send_request(request, false).expect("the request is sent");
+    // Queued whole: h2 sends it as the server's flow-control windows allow.
+    send.send_data(bytes_of(body), true).expect("the body is queued");
+    let response = response.await.unwrap_or_else(|e| panic!("{case}: no answer: {e}"));
+    assert_eq!(response.status(), 413, "{case}");
+    let mut answer = response.into_body();
+    while let Some(chunk) = answer.data().await {
+        let chunk = chunk.unwrap_or_else(|e| panic!("{case}: the 413's body breaks off: {e}"));
+        let _ = answer.flow_control().release_capacity(chunk.len());
+    }
+    let mut client = client.ready().await.expect("the connection is still usable");
+    let next = http::Request::get(format!("http://{addr}/.well-known/jwks.json")).body(()).expect("a valid request");
+    let (next, _) = client.send_request(next, true).expect("a second request is sent");
+    assert_eq!(next.await.expect("the second request is answered").status(), 200, "{case}");
+    let reset = futures::future::poll_fn(|cx| std::task::Poll::Ready(send.poll_reset(cx))).await;
+    assert!(reset.is_pending(), "{case}: the stream was reset after the 413: {reset:?}");
+}
+
+fn bytes_of(body: &[u8]) -> prfix_proto::prost::bytes::Bytes {
+    prfix_proto::prost::bytes::Bytes::copy_from_slice(body)
 }

@@ -64,12 +64,47 @@ async fn each_service_exposes_its_series_with_their_labels_after_traffic() {
     assert!(!gateway.contains("no.such.Service"), "{gateway}");
 }
 
+/// The number of `prfix_requests_total` series in a scrape.
+fn request_series(text: &str) -> usize {
+    text.lines().filter(|l| l.starts_with("prfix_requests_total{")).count()
+}
+
+#[tokio::test]
+async fn ten_thousand_made_up_method_names_add_at_most_one_series() {
+    let app = spawn_app().await;
+    let h2 = reqwest::Client::builder().http2_prior_knowledge().build().expect("an HTTP/2 client");
+    let call = |path: String| {
+        h2.post(format!("http://{}{path}", app.gateway.addr))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(vec![0u8, 0, 0, 0, 0])
+            .send()
+    };
+    // One made-up call first, so that the `unknown` series (and its code) exist before counting.
+    let _ = call("/prfix.x.v1.S/M".to_owned()).await.expect("the gateway answers");
+    let before = request_series(&scrape(app.admin.gateway).await);
+    let names: Vec<String> = (0..10_000).map(|i| format!("/prfix.x{i}.v1.S{i}/M{i}")).collect();
+    for chunk in names.chunks(200) {
+        for response in futures::future::join_all(chunk.iter().cloned().map(call)).await {
+            response.expect("the gateway answers");
+        }
+    }
+    let text = scrape(app.admin.gateway).await;
+    let after = request_series(&text);
+    assert!(after <= before + 1, "{before} series before, {after} after 10,000 made-up methods");
+    assert!(!text.contains("prfix.x1.v1"), "a made-up method has its own label");
+    assert!(
+        has(&text, "prfix_requests_total", &[("service", "gateway"), ("method", "unknown")]),
+        "made-up methods count under `unknown`"
+    );
+}
+
 /// Events for the log, each new.
 fn events(n: usize) -> Vec<audit::AuditEvent> {
     (0..n)
         .map(|i| audit::AuditEvent {
             event_id: uuid::Uuid::new_v4().to_string(),
-            time: Some(prost_types::Timestamp { seconds: 1_790_000_000, nanos: 0 }),
+            time: Some(prost_types::Timestamp { seconds: chrono::Utc::now().timestamp(), nanos: 0 }),
             actor: Some(audit::Actor { subject: "user".into(), roles: vec!["developer".into()] }),
             action: format!("demo.action{i}"),
             result: audit::AuditResult::Success as i32,

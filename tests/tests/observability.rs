@@ -297,7 +297,7 @@ fn the_alerts_watch_what_an_operator_must_hear_about() {
         ("prfix_outbox_backlog", "audit records wait or are about to be dropped"),
         ("prfix_audit_checkpoint_age_seconds", "audit events wait long for a checkpoint"),
         ("prfix_audit_uncovered_events", "audit events are not covered by a checkpoint"),
-        ("prfix_redis_fallback_active", "rate limits and revocations run without Redis"),
+        ("prfix_redis_fallback_active", "rate limits run on local state without Redis"),
         ("prfix_task_queue_oldest_seconds", "tasks wait for a worker"),
         ("prfix_model_calls_total", "model calls fail"),
         ("prfix_db_pool_connections", "the database pool is exhausted"),

@@ -138,7 +138,7 @@ async fn update_delete_and_truncate_of_audit_events_fail_for_everyone_also_in_re
     let app = prfix_tests::spawn_app().await;
     let event = audit::AuditEvent {
         event_id: uuid::Uuid::new_v4().to_string(),
-        time: Some(prost_types::Timestamp { seconds: 1_790_000_000, nanos: 0 }),
+        time: Some(prost_types::Timestamp { seconds: chrono::Utc::now().timestamp(), nanos: 0 }),
         actor: Some(audit::Actor { subject: "alice".into(), roles: vec![] }),
         action: "demo".into(),
         result: audit::AuditResult::Success as i32,

@@ -39,6 +39,11 @@ pub struct FixArgs {
     pub commit: bool,
     /// Start even with uncommitted changes.
     pub allow_dirty: bool,
+    /// The model for both the plan and the edits (default: `[fix] planner_model` and
+    /// `coder_model`).
+    pub model: Option<String>,
+    /// The `prfix eval` run the fix tasks belong to.
+    pub eval_run_id: Option<String>,
 }
 
 /// The outcome of running the check.
@@ -244,10 +249,11 @@ async fn fix_rounds(
         }
         change_set.context_files.extend(named_files(&root, &last.output, &known, &args.paths));
         let options = pb::FixOptions {
-            planner_model: config.fix.planner_model.clone().unwrap_or_default(),
-            coder_model: config.fix.coder_model.clone().unwrap_or_default(),
+            planner_model: args.model.clone().or_else(|| config.fix.planner_model.clone()).unwrap_or_default(),
+            coder_model: args.model.clone().or_else(|| config.fix.coder_model.clone()).unwrap_or_default(),
             max_attempts: 0,
             allow_new_files: config.fix.allow_new_files,
+            eval_run_id: args.eval_run_id.clone().unwrap_or_default(),
         };
         let problem = pb::FixProblem {
             check_command: check.to_owned(),
@@ -256,16 +262,14 @@ async fn fix_rounds(
             instruction: String::new(),
         };
         let progress = Progress::start(&format!("round {round} of {rounds}: asking for a fix"));
+        let request =
+            pb::CreateFixRequest { change_set: Some(change_set), problem: Some(problem), options: Some(options) };
         let task = session
-            .agent()
-            .create_fix(pb::CreateFixRequest {
-                change_set: Some(change_set),
-                problem: Some(problem),
-                options: Some(options),
+            .call_patiently("fix", |mut agent| {
+                let request = request.clone();
+                async move { agent.create_fix(request).await }
             })
-            .await
-            .map_err(|s| session.fail("fix", &s))?
-            .into_inner()
+            .await?
             .task
             .ok_or_else(|| CliError::new("the gateway sent no task"))?;
         let task = super::follow(session, &task.task_id, &progress).await?;

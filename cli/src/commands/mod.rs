@@ -3,6 +3,8 @@
 pub mod admin;
 pub mod auth;
 pub mod fix;
+pub mod flags;
+pub mod post;
 pub mod review;
 pub mod show;
 pub mod task_ref;

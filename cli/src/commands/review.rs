@@ -41,6 +41,8 @@ pub struct ReviewArgs {
     /// Fail (exit 1) when a part of the review failed, even though the other parts' findings are
     /// printed.
     pub strict: bool,
+    /// Post the review to the pull request of this CI job (`--post`).
+    pub post: Option<crate::ci::CiJob>,
 }
 
 /// `info`/`minor`/`major`/`critical` as the API's number; `none` and empty as `None`.
@@ -116,6 +118,7 @@ pub async fn review(config: &Config, checkout: &Checkout, args: ReviewArgs) -> C
         min_severity: min_severity.map_or(0, |s| s as i32),
         max_findings: config.review.max_findings.map_or(0, |n| i32::try_from(n).unwrap_or(i32::MAX)),
         extra_instructions: config.review.instructions.clone().unwrap_or_default(),
+        eval_run_id: String::new(),
     };
     let progress = Progress::start("sending the change for review");
     let request = pb::CreateReviewRequest { change_set: Some(change_set), options: Some(options) };
@@ -136,14 +139,21 @@ pub async fn review(config: &Config, checkout: &Checkout, args: ReviewArgs) -> C
         return Err(super::not_succeeded("the review", &task));
     };
     let files: BTreeMap<String, String> = collected.files.iter().map(|f| (f.path.clone(), f.content.clone())).collect();
-    let rendered = report::render(
-        format,
-        &review_report(&task.task_id, &result, &collected.diff, &files),
-        format == Format::Terminal && use_color(config),
-    )?;
+    let report = review_report(&task.task_id, &result, &collected.diff, &files);
+    let rendered = report::render(format, &report, format == Format::Terminal && use_color(config))?;
     print!("{rendered}");
     if !rendered.ends_with('\n') {
         println!();
+    }
+    if let Some(job) = &args.post {
+        if collected.head != job.pull_request.head_sha {
+            eprintln!(
+                "prfix: warning: the checkout's HEAD is {} but the pull request's head is {}: comments may miss their \
+                 lines; check out the pull request's head (actions/checkout with `ref: ${{{{ github.event.pull_request.head.sha }}}}`)",
+                collected.head, job.pull_request.head_sha
+            );
+        }
+        super::post::post(job, &report, super::post::conclusion(&result, fail_on)).await?;
     }
     verdict(&result, fail_on, args.strict)
 }

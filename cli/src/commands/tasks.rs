@@ -12,7 +12,13 @@ use crate::report::Format;
 use crate::session::Session;
 
 /// Lists tasks, newest first.
-pub async fn list(gateway: &str, state: Option<String>, limit: i32, all_pages: bool) -> CliResult {
+pub async fn list(
+    gateway: &str,
+    state: Option<String>,
+    limit: i32,
+    all_pages: bool,
+    eval_run: Option<String>,
+) -> CliResult {
     let session = Session::open(gateway).await?;
     let state = match state.as_deref() {
         None => 0,
@@ -27,7 +33,13 @@ pub async fn list(gateway: &str, state: Option<String>, limit: i32, all_pages: b
     loop {
         let page = session
             .agent()
-            .list_tasks(pb::ListTasksRequest { page_size: limit, page_token, state, ..Default::default() })
+            .list_tasks(pb::ListTasksRequest {
+                page_size: limit,
+                page_token,
+                state,
+                eval_run_id: eval_run.clone().unwrap_or_default(),
+                ..Default::default()
+            })
             .await
             .map_err(|s| session.fail("listing tasks", &s))?
             .into_inner();

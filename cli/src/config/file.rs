@@ -17,6 +17,7 @@ pub(super) struct GlobalFile {
     pub output: Option<OutputFile>,
     pub review: Option<ReviewFile>,
     pub fix: Option<FixFile>,
+    pub eval: Option<EvalFile>,
 }
 
 /// `.prfix.toml` at the top of a repository: how to review and fix it, never where to send it
@@ -26,6 +27,7 @@ pub(super) struct GlobalFile {
 pub(super) struct RepoFile {
     pub review: Option<ReviewFile>,
     pub fix: Option<FixFile>,
+    pub eval: Option<EvalFile>,
 }
 
 /// `[output]`.
@@ -57,6 +59,16 @@ pub(super) struct FixFile {
     pub planner_model: Option<String>,
     pub coder_model: Option<String>,
     pub allow_new_files: Option<bool>,
+}
+
+/// `[eval]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EvalFile {
+    pub fix_patterns: Option<Vec<String>>,
+    pub distance: Option<u32>,
+    pub prompts: Option<std::collections::BTreeMap<String, String>>,
+    pub test_check: Option<String>,
 }
 
 /// Reads and parses the file at `path`; `None` when it does not exist.

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use clap::ValueEnum;
 
-use super::file::{FixFile, GlobalFile, OutputFile, RepoFile, ReviewFile};
-use super::{ColorChoice, Config, ConfigError, FixConfig, Output, ReviewConfig, SEVERITIES};
+use super::file::{EvalFile, FixFile, GlobalFile, OutputFile, RepoFile, ReviewFile};
+use super::{ColorChoice, Config, ConfigError, EvalConfig, FixConfig, Output, ReviewConfig, SEVERITIES};
 use crate::report::Format;
 
 /// Applies the user's `config.toml` (read from `path`).
@@ -18,13 +18,15 @@ pub(super) fn global(config: &mut Config, file: GlobalFile, path: &Path) -> Resu
         output(&mut config.output, file, path)?;
     }
     review(&mut config.review, file.review, path)?;
-    fix(&mut config.fix, file.fix, path)
+    fix(&mut config.fix, file.fix, path)?;
+    eval(&mut config.eval, file.eval, path)
 }
 
 /// Applies a repository's `.prfix.toml` (read from `path`).
 pub(super) fn repo(config: &mut Config, file: RepoFile, path: &Path) -> Result<(), ConfigError> {
     review(&mut config.review, file.review, path)?;
-    fix(&mut config.fix, file.fix, path)
+    fix(&mut config.fix, file.fix, path)?;
+    eval(&mut config.eval, file.eval, path)
 }
 
 /// What a gateway URL must look like.
@@ -78,6 +80,27 @@ fn fix(fix: &mut FixConfig, file: Option<FixFile>, path: &Path) -> Result<(), Co
     replace_some(&mut fix.planner_model, file.planner_model);
     replace_some(&mut fix.coder_model, file.coder_model);
     replace(&mut fix.allow_new_files, file.allow_new_files);
+    Ok(())
+}
+
+/// Applies `[eval]`: each fix pattern must be a regular expression.
+fn eval(eval: &mut EvalConfig, file: Option<EvalFile>, path: &Path) -> Result<(), ConfigError> {
+    let Some(file) = file else { return Ok(()) };
+    if let Some(patterns) = &file.fix_patterns {
+        for pattern in patterns {
+            regex::RegexBuilder::new(pattern).case_insensitive(true).build().map_err(|e| {
+                ConfigError::InvalidValue {
+                    key: "eval.fix_patterns".to_owned(),
+                    path: path.to_path_buf(),
+                    message: format!("`{pattern}` is not a regular expression: {}", e.to_string().replace('\n', " ")),
+                }
+            })?;
+        }
+    }
+    replace(&mut eval.fix_patterns, file.fix_patterns);
+    replace(&mut eval.distance, file.distance);
+    replace(&mut eval.prompts, file.prompts);
+    replace_some(&mut eval.test_check, file.test_check);
     Ok(())
 }
 

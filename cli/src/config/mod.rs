@@ -2,8 +2,8 @@
 //!
 //! 1. defaults;
 //! 2. the user's `config.toml`, in `$PRFIX_CONFIG_DIR`, else `$XDG_CONFIG_HOME/prfix`, else
-//!    `$HOME/.config/prfix` ([`config_dir`]): `gateway`, `[output]`, `[review]`, `[fix]`;
-//! 3. the repository's `.prfix.toml` at the top of the checkout: `[review]` and `[fix]` only (a
+//!    `$HOME/.config/prfix` ([`config_dir`]): `gateway`, `[output]`, `[review]`, `[fix]`, `[eval]`;
+//! 3. the repository's `.prfix.toml` at the top of the checkout: `[review]`, `[fix]` and `[eval]` (a
 //!    repository cannot choose the gateway your credentials are sent to);
 //! 4. the environment:
 //!    - `PRFIX_GATEWAY`: `gateway`;
@@ -39,6 +39,12 @@
 //! planner_model = "qwen2.5-coder:14b"
 //! coder_model = "qwen2.5-coder:7b"
 //! allow_new_files = false
+//! [eval]
+//! fix_patterns = ["\\bfix", "closes #\\d+"]   # regular expressions, case-insensitive
+//! distance = 3            # lines between a finding and a fixed line that still count as a hit
+//! test_check = "python3 -m pytest -q {tests}"
+//! [eval.prompts]
+//! strict = "Report only defects that change behaviour."
 //! ```
 
 mod file;
@@ -127,6 +133,8 @@ pub struct Config {
     pub review: ReviewConfig,
     /// How fixes are made (`[fix]`).
     pub fix: FixConfig,
+    /// How `prfix eval` mines and scores the history (`[eval]`).
+    pub eval: EvalConfig,
     /// The configuration files that were read, in the order they were applied.
     pub sources: Vec<PathBuf>,
 }
@@ -202,6 +210,41 @@ pub struct FixConfig {
     pub allow_new_files: bool,
 }
 
+/// `[eval]`: how `prfix eval` finds bug fixes and scores reviews.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvalConfig {
+    /// Regular expressions (case-insensitive) a commit message must match to count as a bug fix
+    /// (`fix_patterns`); default [`DEFAULT_FIX_PATTERNS`].
+    pub fix_patterns: Vec<String>,
+    /// How many lines away from a line the fix changed a finding still counts as a hit
+    /// (`distance`); default 3.
+    pub distance: u32,
+    /// Prompt variants by name: extra instructions for the reviewer (`prompts`); `default` is the
+    /// `[review] instructions`.
+    pub prompts: std::collections::BTreeMap<String, String>,
+    /// The command that runs a fix commit's tests for `prfix eval fix`, `{tests}` standing for the
+    /// test files (`test_check`); `None`: `--check` must say.
+    pub test_check: Option<String>,
+}
+
+/// Messages of bug fixes: a fix word, a bug word, or an issue closed by a keyword.
+pub const DEFAULT_FIX_PATTERNS: [&str; 3] = [
+    r"\b(fix|fixes|fixed|fixing|bugfix|hotfix)\b",
+    r"\b(bug|regression|defect|crash|panic)\b",
+    r"\b(close[sd]?|resolve[sd]?)\s+(#|[a-z][a-z0-9_.-]*/[a-z0-9_.-]+#|[a-z][a-z0-9]+-)\d+",
+];
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self {
+            fix_patterns: DEFAULT_FIX_PATTERNS.iter().map(|p| (*p).to_owned()).collect(),
+            distance: 3,
+            prompts: std::collections::BTreeMap::new(),
+            test_check: None,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -209,6 +252,7 @@ impl Default for Config {
             output: Output { format: Format::Terminal, color: ColorChoice::Auto },
             review: ReviewConfig::default(),
             fix: FixConfig::default(),
+            eval: EvalConfig::default(),
             sources: Vec::new(),
         }
     }

@@ -147,20 +147,20 @@ fn an_unknown_key_in_the_repository_file_is_named_with_the_file_and_the_known_ke
     let (text, _) = error_text(None, Some("review.modle = 1\n"));
     assert!(text.starts_with("unknown key `review.modle` in "), "dotted keys too: {text}");
     let (text, _) = error_text(None, Some("[reveiw]\nmodel = \"x\"\n"));
-    assert!(text.starts_with("unknown key `reveiw` in ") && text.ends_with("(known: review, fix)"), "{text}");
+    assert!(text.starts_with("unknown key `reveiw` in ") && text.ends_with("(known: review, fix, eval)"), "{text}");
 }
 
 #[test]
 fn a_repository_cannot_choose_the_gateway() {
     let (text, files) = error_text(None, Some("gateway = \"https://evil.example\"\n"));
-    assert_eq!(text, format!("unknown key `gateway` in {} (known: review, fix)", files.repo().display()));
+    assert_eq!(text, format!("unknown key `gateway` in {} (known: review, fix, eval)", files.repo().display()));
 }
 
 #[test]
 fn an_unknown_key_in_the_user_file_is_named_with_the_file() {
     let (text, files) = error_text(Some("gatway = \"http://x\"\n"), None);
     let path = files.global().display().to_string();
-    assert_eq!(text, format!("unknown key `gatway` in {path} (known: gateway, output, review, fix)"));
+    assert_eq!(text, format!("unknown key `gatway` in {path} (known: gateway, output, review, fix, eval)"));
     let (text, files) = error_text(Some("[output]\ncolour = \"never\"\n"), None);
     let path = files.global().display().to_string();
     assert_eq!(text, format!("unknown key `output.colour` in {path} (known: format, color)"));

@@ -4,7 +4,8 @@
 //! [`Checkout::discover`] finds the repository around a directory; [`Checkout::collect`] gathers
 //! the diff to review (committed, staged, unstaged and untracked changes against a base) with the
 //! new content of every changed text file; [`Checkout::apply`] applies a fix; [`Checkout::snapshot`]
-//! remembers the working tree so that an interrupted `prfix fix` can put it back.
+//! remembers the working tree so that an interrupted `prfix fix` can put it back; `history` reads
+//! commits, blames lines and adds temporary worktrees for `prfix eval`.
 //!
 //! Every call runs git with options that keep its output machine-readable whatever the user's
 //! config says (no color, no external diff or textconv, `a/` and `b/` prefixes, unquoted non-ASCII
@@ -12,6 +13,7 @@
 
 mod collect;
 mod command;
+mod history;
 mod snapshot;
 
 #[cfg(test)]
@@ -22,6 +24,7 @@ use std::path::{Path, PathBuf};
 use command::{answer, git, one_line, run, stdout};
 
 pub use collect::{ChangedFile, Collected, DiffSpec};
+pub use history::{BlameLine, LogEntry};
 pub use snapshot::Snapshot;
 
 /// What went wrong running git; each message is one line saying what to do.

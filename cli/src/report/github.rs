@@ -18,32 +18,32 @@ use super::{ReportError, Review, escape, line_span, severity_name, summary};
 
 /// The request body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(super) struct GithubReview {
+pub struct GithubReview {
     /// Always `COMMENT`: prfix neither approves nor blocks.
-    pub(super) event: String,
+    pub event: String,
     /// The summary, and the findings that could not become comments.
-    pub(super) body: String,
+    pub body: String,
     /// One comment per finding on a file of the diff.
-    pub(super) comments: Vec<Comment>,
+    pub comments: Vec<Comment>,
 }
 
 /// One review comment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(super) struct Comment {
+pub struct Comment {
     /// The file, as the diff names it.
-    pub(super) path: String,
+    pub path: String,
     /// The (last) line, new side.
-    pub(super) line: u32,
+    pub line: u32,
     /// Always `RIGHT`: the new side.
-    pub(super) side: String,
+    pub side: String,
     /// The first line of a multi-line comment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(super) start_line: Option<u32>,
+    pub start_line: Option<u32>,
     /// `RIGHT` with `start_line`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(super) start_side: Option<String>,
+    pub start_side: Option<String>,
     /// Markdown: the finding, and a ```` ```suggestion ```` block when it replaces exactly its lines.
-    pub(super) body: String,
+    pub body: String,
 }
 
 /// Where a finding's comment goes.

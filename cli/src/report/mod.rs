@@ -20,6 +20,8 @@ use std::collections::BTreeMap;
 
 use prfix_proto::agent::v1 as pb;
 
+pub use github::{Comment as GithubComment, GithubReview};
+
 /// How `prfix review` prints its findings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -89,6 +91,22 @@ pub fn render(format: Format, review: &Review, color: bool) -> Result<String, Re
         Format::Markdown => Ok(markdown::render(review)),
         Format::Github => github::render(review),
     }
+}
+
+/// The body of GitHub's "create a review" call for `review`: every comment on a line the diff
+/// shows (the common ground of the forges `prfix review --post` posts to).
+pub fn github_review(review: &Review) -> Result<GithubReview, ReportError> {
+    github::build(review)
+}
+
+/// Markdown for a pull-request comment: the summary, a table and a section per finding.
+pub fn markdown(review: &Review) -> String {
+    markdown::render(review)
+}
+
+/// `3 findings: 1 critical, 2 minor`, or `no findings`.
+pub fn summary_line(findings: &[pb::Finding]) -> String {
+    summary(findings)
 }
 
 /// The lower-case name of a severity value: "critical", "major", "minor", "info" or "unspecified".

@@ -92,3 +92,5 @@ impl User {
 pub fn gateway_url(app: &prfix_tests::TestApp) -> String {
     format!("http://{}", app.gateway.addr)
 }
+
+pub mod history;

@@ -18,6 +18,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::changeset;
+use crate::flags::{Decider, StoredContext, TaskFlags};
 use crate::ollama::{OllamaError, canonical_model};
 use crate::run::Engine;
 use crate::tasks::{self, ActiveLimits, NewTask, TaskError, TaskFilter, TaskRow};
@@ -83,12 +84,50 @@ fn visible(principal: &Principal, row: TaskRow) -> Result<TaskRow, Status> {
     }
 }
 
-fn audit_record(principal: &Principal, origin: &Origin, action: &str, task_id: Uuid, kind: &str) -> audit::AuditEvent {
+/// The longest eval run id.
+const MAX_EVAL_RUN_ID: usize = 64;
+
+/// An eval run id as the options carry it (`field` names it in the error): empty is none; else at
+/// most [`MAX_EVAL_RUN_ID`] characters of `A-Za-z0-9._:-`, so it is safe in logs, audit metadata and
+/// file names alike.
+fn eval_run_id(field: &str, id: &str) -> Result<Option<String>, Status> {
+    if id.is_empty() {
+        return Ok(None);
+    }
+    if id.len() > MAX_EVAL_RUN_ID {
+        return Err(invalid(format!("{field} is {} characters, over the limit of {MAX_EVAL_RUN_ID}", id.len())));
+    }
+    if let Some(bad) = id.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))) {
+        return Err(invalid(format!("{field} may hold only A-Za-z0-9._:- characters, not {bad:?}")));
+    }
+    Ok(Some(id.to_owned()))
+}
+
+/// The audit record of a call on a task: the caller as actor, the API key it used (if any) in the
+/// metadata as `api_key_id`, so the record names both the user and the credential, and the eval
+/// run the task belongs to (if any) as `eval_run_id`. A creation's record also names the flags and
+/// variants the task runs with.
+fn audit_record(
+    principal: &Principal,
+    origin: &Origin,
+    action: &str,
+    task_id: Uuid,
+    kind: &str,
+    flags: Option<&TaskFlags>,
+    eval_run: Option<&str>,
+) -> audit::AuditEvent {
     let mut metadata = prost_types::Struct::default();
-    metadata.fields.insert(
-        "kind".to_owned(),
-        prost_types::Value { kind: Some(prost_types::value::Kind::StringValue(kind.to_owned())) },
-    );
+    let text = |v: &str| prost_types::Value { kind: Some(prost_types::value::Kind::StringValue(v.to_owned())) };
+    metadata.fields.insert("kind".to_owned(), text(kind));
+    if let Some(key) = &principal.key_id {
+        metadata.fields.insert("api_key_id".to_owned(), text(key));
+    }
+    if let Some(flags) = flags {
+        flags.audit_into(&mut metadata);
+    }
+    if let Some(run) = eval_run {
+        metadata.fields.insert("eval_run_id".to_owned(), text(run));
+    }
     audit::AuditEvent {
         event_id: Uuid::new_v4().to_string(),
         time: Some(to_timestamp(chrono::Utc::now())),
@@ -115,12 +154,15 @@ fn to_proto(row: TaskRow) -> Result<pb::Task, Status> {
         kind: i32::from(row.kind),
         state: i32::from(row.state),
         owner: row.owner,
+        api_key_id: row.api_key_id.unwrap_or_default(),
+        eval_run_id: row.eval_run_id.unwrap_or_default(),
         create_time: Some(to_timestamp(row.created_at)),
         start_time: row.started_at.map(to_timestamp),
         end_time: row.ended_at.map(to_timestamp),
         error: row.error,
         attempts: row.attempts,
         result,
+        flags: row.flags.to_proto(),
     })
 }
 
@@ -145,6 +187,15 @@ fn decode_page_token(token: &str) -> Result<Option<(chrono::DateTime<chrono::Utc
     Ok(Some((time, Uuid::parse_str(id).map_err(|_| refused())?)))
 }
 
+/// What a new task was given before it is queued: the models it uses (each checked to be pulled)
+/// and the record of the flags evaluated for it.
+struct Decided {
+    models: Vec<String>,
+    flags: TaskFlags,
+    /// The eval run the task belongs to.
+    eval_run: Option<String>,
+}
+
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchTaskResponse, Status>> + Send>>;
 
 impl AgentApi {
@@ -162,6 +213,18 @@ impl AgentApi {
         } else {
             Err(invalid(format!("{field} `{model}` is not allowed here; allowed models: {}", allowed.join(", "))))
         }
+    }
+
+    /// The flags' decisions for a task of `principal` on `change_set`.
+    fn decider(&self, principal: &Principal, change_set: Option<&pb::ChangeSet>) -> Decider<'_> {
+        let context = StoredContext {
+            user: principal.subject.clone(),
+            roles: principal.role_names(),
+            repository: change_set.map(|c| c.repository.clone()).unwrap_or_default(),
+            forge: String::new(),
+            model: String::new(),
+        };
+        Decider::new(&self.engine.flags, context)
     }
 
     /// Fails fast when a model is not pulled; other Ollama trouble leaves the task to the worker.
@@ -182,18 +245,20 @@ impl AgentApi {
         origin: Origin,
         kind: pb::TaskKind,
         change_set: Option<&pb::ChangeSet>,
-        models: &[String],
+        decided: Decided,
         request: Vec<u8>,
     ) -> Result<pb::Task, Status> {
+        let Decided { models, flags, eval_run } = decided;
         let change_set = change_set.ok_or_else(|| invalid("change_set is required"))?;
         changeset::validate(change_set, &self.engine.settings.limits, kind != pb::TaskKind::Fix).map_err(invalid)?;
-        for model in models {
+        for model in &models {
             self.check_pulled(model).await?;
         }
         let task_id = Uuid::now_v7();
         let action =
             format!("agent.task.create.{}", kind.as_str_name().trim_start_matches("TASK_KIND_").to_lowercase());
-        let record = audit_record(principal, &origin, &action, task_id, kind.as_str_name());
+        let record =
+            audit_record(principal, &origin, &action, task_id, kind.as_str_name(), Some(&flags), eval_run.as_deref());
         let settings = &self.engine.settings;
         let row = tasks::create(
             &self.engine.pool,
@@ -201,9 +266,12 @@ impl AgentApi {
                 task_id,
                 kind: kind as i16,
                 owner: principal.subject.clone(),
+                api_key_id: principal.key_id.clone(),
+                eval_run_id: eval_run,
                 request,
                 audit: record,
                 traceparent: origin.trace.map(|t| t.header_value()).unwrap_or_default(),
+                flags,
             },
             ActiveLimits { per_owner: settings.max_active_tasks_per_user, total: settings.max_active_tasks },
         )
@@ -223,9 +291,15 @@ impl AgentService for AgentApi {
     ) -> Result<Response<pb::CreateReviewResponse>, Status> {
         let principal = caller(&request)?;
         let origin = origin(&request);
-        let message = request.into_inner();
+        let mut message = request.into_inner();
         let options = message.options.clone().unwrap_or_default();
         let model = self.allowed_model("options.model", &options.model, &self.engine.settings.reasoning_model)?;
+        let mut decider = self.decider(&principal, message.change_set.as_ref());
+        let model = decider.model("reasoning", &options.model, &model);
+        decider.allow(pb::TaskKind::Review, &model).map_err(to_status)?;
+        decider.review_prompt();
+        // The worker uses the model decided here, whatever the flags say when it runs.
+        message.options.get_or_insert_default().model.clone_from(&model);
         if options.max_findings < 0 {
             return Err(invalid("options.max_findings must not be negative"));
         }
@@ -239,13 +313,14 @@ impl AgentService for AgentApi {
             return Err(invalid(format!("options.min_severity {} is not a known Severity", options.min_severity)));
         }
         prfix_engine::review::select(Vec::new(), &options.ignore_globs).map_err(|e| invalid(format!("options.{e}")))?;
+        let eval_run = eval_run_id("options.eval_run_id", &options.eval_run_id)?;
         let task = self
             .create(
                 &principal,
                 origin,
                 pb::TaskKind::Review,
                 message.change_set.as_ref(),
-                &[model],
+                Decided { models: vec![model], flags: decider.record, eval_run },
                 message.encode_to_vec(),
             )
             .await?;
@@ -258,9 +333,13 @@ impl AgentService for AgentApi {
     ) -> Result<Response<pb::CreateDescribeResponse>, Status> {
         let principal = caller(&request)?;
         let origin = origin(&request);
-        let message = request.into_inner();
+        let mut message = request.into_inner();
         let options = message.options.clone().unwrap_or_default();
         let model = self.allowed_model("options.model", &options.model, &self.engine.settings.reasoning_model)?;
+        let mut decider = self.decider(&principal, message.change_set.as_ref());
+        let model = decider.model("reasoning", &options.model, &model);
+        decider.allow(pb::TaskKind::Describe, &model).map_err(to_status)?;
+        message.options.get_or_insert_default().model.clone_from(&model);
         prfix_engine::review::select(Vec::new(), &options.ignore_globs).map_err(|e| invalid(format!("options.{e}")))?;
         let task = self
             .create(
@@ -268,7 +347,7 @@ impl AgentService for AgentApi {
                 origin,
                 pb::TaskKind::Describe,
                 message.change_set.as_ref(),
-                &[model],
+                Decided { models: vec![model], flags: decider.record, eval_run: None },
                 message.encode_to_vec(),
             )
             .await?;
@@ -281,14 +360,22 @@ impl AgentService for AgentApi {
     ) -> Result<Response<pb::CreateFixResponse>, Status> {
         let principal = caller(&request)?;
         let origin = origin(&request);
-        let message = request.into_inner();
+        let mut message = request.into_inner();
         let settings = &self.engine.settings;
         let options = message.options.clone().unwrap_or_default();
         let planner = self.allowed_model("options.planner_model", &options.planner_model, &settings.reasoning_model)?;
         let coder = self.allowed_model("options.coder_model", &options.coder_model, &settings.coding_model)?;
+        let mut decider = self.decider(&principal, message.change_set.as_ref());
+        let planner = decider.model("reasoning", &options.planner_model, &planner);
+        let coder = decider.model("coding", &options.coder_model, &coder);
+        decider.allow(pb::TaskKind::Fix, &planner).map_err(to_status)?;
+        let stored = message.options.get_or_insert_default();
+        stored.planner_model.clone_from(&planner);
+        stored.coder_model.clone_from(&coder);
         if options.max_attempts < 0 {
             return Err(invalid("options.max_attempts must not be negative"));
         }
+        let eval_run = eval_run_id("options.eval_run_id", &options.eval_run_id)?;
         let problem = message.problem.clone().unwrap_or_default();
         if problem.check_output.trim().is_empty()
             && problem.findings.is_empty()
@@ -308,8 +395,17 @@ impl AgentService for AgentApi {
             return Err(invalid("change_set.files is empty: a fix needs the content of the files to change"));
         }
         let models = if planner == coder { vec![planner] } else { vec![planner, coder] };
-        let task =
-            self.create(&principal, origin, pb::TaskKind::Fix, change_set, &models, message.encode_to_vec()).await?;
+        let request = message.encode_to_vec();
+        let task = self
+            .create(
+                &principal,
+                origin,
+                pb::TaskKind::Fix,
+                change_set,
+                Decided { models, flags: decider.record, eval_run },
+                request,
+            )
+            .await?;
         Ok(Response::new(pb::CreateFixResponse { task: Some(task) }))
     }
 
@@ -325,7 +421,7 @@ impl AgentService for AgentApi {
         request: Request<pb::ListTasksRequest>,
     ) -> Result<Response<pb::ListTasksResponse>, Status> {
         let principal = caller(&request)?;
-        let pb::ListTasksRequest { page_size, page_token, state, kind, owner } = request.into_inner();
+        let pb::ListTasksRequest { page_size, page_token, state, kind, owner, eval_run_id: run } = request.into_inner();
         if page_size < 0 {
             return Err(invalid("page_size must not be negative"));
         }
@@ -350,7 +446,8 @@ impl AgentService for AgentApi {
         } else {
             return Err(Status::permission_denied("developers can list only their own tasks; leave owner empty"));
         };
-        let filter = TaskFilter { state, kind, owner };
+        let eval_run = eval_run_id("eval_run_id", &run)?;
+        let filter = TaskFilter { state, kind, owner, eval_run };
         let before = decode_page_token(&page_token)?;
         let mut rows =
             tasks::list(&self.engine.pool, &filter, before, i64::from(page_size) + 1).await.map_err(to_status)?;
@@ -394,12 +491,43 @@ impl AgentService for AgentApi {
         let row = tasks::get(&self.engine.pool, task_id).await.map_err(to_status)?;
         let row = visible(&principal, row)?;
         let kind = pb::TaskKind::try_from(i32::from(row.kind)).map_or("unknown", |k| k.as_str_name());
-        let record = audit_record(&principal, &origin, "agent.task.cancel", task_id, kind);
+        let record =
+            audit_record(&principal, &origin, "agent.task.cancel", task_id, kind, None, row.eval_run_id.as_deref());
         let row = tasks::cancel(&self.engine.pool, task_id, &principal.subject, &record).await.map_err(to_status)?;
         self.running.cancel(task_id);
         self.engine.changed.notify_waiters();
         tracing::info!(%task_id, by = %principal.subject, "task cancelled");
         Ok(Response::new(pb::CancelTaskResponse { task: Some(to_proto(row)?) }))
+    }
+
+    async fn list_flags(
+        &self,
+        request: Request<pb::ListFlagsRequest>,
+    ) -> Result<Response<pb::ListFlagsResponse>, Status> {
+        let principal = caller(&request)?;
+        if !principal.has(Role::Admin) {
+            return Err(Status::permission_denied("only admins may list the flags"));
+        }
+        let pb::ListFlagsRequest { user, roles, repository, forge, model } = request.into_inner();
+        let context = prfix_flags::Context { user, roles, repository, forge, model };
+        let flags = &self.engine.flags;
+        let states = flags
+            .names()
+            .into_iter()
+            .map(|name| {
+                let description = prfix_flags::known::known(&name).map(|k| k.description).unwrap_or_default();
+                let evaluation = flags.peek(&name, &context);
+                pb::FlagState {
+                    flag: evaluation.flag,
+                    source: evaluation.source.as_str().to_owned(),
+                    enabled: evaluation.enabled,
+                    variant: evaluation.variant,
+                    payload: evaluation.payload.unwrap_or_default(),
+                    description: description.to_owned(),
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::ListFlagsResponse { flags: states, provider: flags.provider().to_owned() }))
     }
 
     async fn list_models(
@@ -511,6 +639,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_eval_run_id_is_at_most_64_safe_characters_and_an_error_names_the_field() {
+        assert_eq!(eval_run_id("options.eval_run_id", "").expect("empty is none"), None);
+        let longest = "a".repeat(64);
+        assert_eq!(eval_run_id("f", &longest).expect("64 is fine").as_deref(), Some(longest.as_str()));
+        assert!(eval_run_id("f", "eval-review:2026.12_06-x").is_ok());
+        for bad in ["a".repeat(65), "run id".to_owned(), "run/1".to_owned(), "r\u{e9}".to_owned()] {
+            let status = eval_run_id("options.eval_run_id", &bad).expect_err("refused");
+            assert_eq!(status.code(), tonic::Code::InvalidArgument, "{bad}");
+            assert!(status.message().contains("options.eval_run_id"), "{}", status.message());
+        }
+    }
+
+    #[test]
     fn task_page_tokens_round_trip() {
         let row = TaskRow {
             task_id: Uuid::new_v4(),
@@ -524,6 +665,9 @@ mod tests {
             started_at: None,
             ended_at: None,
             traceparent: String::new(),
+            api_key_id: None,
+            flags: TaskFlags::default(),
+            eval_run_id: None,
         };
         let decoded = decode_page_token(&encode_page_token(&row)).expect("decodes").expect("some");
         assert_eq!(decoded, (row.created_at, row.task_id));

@@ -7,6 +7,8 @@
 
 pub mod changeset;
 pub mod command;
+mod flag_changes;
+pub mod flags;
 mod grpc;
 pub mod ollama;
 pub mod run;
@@ -39,5 +41,20 @@ pub const MIGRATIONS: &[prfix_runtime::migrate::Migration] = &[
         version: 4,
         name: "0004_task_trace.sql",
         sql: include_str!("../../../migrations/agent/0004_task_trace.sql"),
+    },
+    prfix_runtime::migrate::Migration {
+        version: 5,
+        name: "0005_task_api_key.sql",
+        sql: include_str!("../../../migrations/agent/0005_task_api_key.sql"),
+    },
+    prfix_runtime::migrate::Migration {
+        version: 6,
+        name: "0006_task_eval_run.sql",
+        sql: include_str!("../../../migrations/agent/0006_task_eval_run.sql"),
+    },
+    prfix_runtime::migrate::Migration {
+        version: 7,
+        name: "0007_task_flags.sql",
+        sql: include_str!("../../../migrations/agent/0007_task_flags.sql"),
     },
 ];

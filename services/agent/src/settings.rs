@@ -18,6 +18,26 @@ pub struct Settings {
     /// Credential for appending to the audit log through `agent.audit_url`: an API key of a user
     /// with role `service` (`PRFIX_AGENT_AUDIT_CREDENTIAL` or `..._FILE`; never from the file).
     pub audit_credential: Option<secrecy::SecretString>,
+    /// The `[flags]` section.
+    pub flags: prfix_flags::FlagSettings,
+    /// Where the settings were read from, so SIGHUP re-reads the flags from there; `None` for
+    /// settings built in code (tests), which have nothing to re-read.
+    pub reload_from: Option<ReloadFrom>,
+}
+
+/// The sources the settings were loaded from.
+#[derive(Debug, Clone, Default)]
+pub struct ReloadFrom {
+    /// The file given on the command line (else `PRFIX_CONFIG`, read again).
+    pub file: Option<std::path::PathBuf>,
+}
+
+impl ReloadFrom {
+    /// Re-reads the `[flags]` section from the same file and the environment.
+    pub fn reload(&self) -> Result<prfix_flags::FlagSettings, SettingsError> {
+        let layers = Layers::load(self.file.as_deref())?;
+        prfix_flags::FlagSettings::from_layers(&layers)
+    }
 }
 
 /// The `[agent]` section (`PRFIX_AGENT__...`).
@@ -197,7 +217,9 @@ impl Settings {
     /// Defaults, then `file` (or `PRFIX_CONFIG`), then the environment.
     pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
         let layers = Layers::load(file)?;
-        Self::from_layers(&layers)
+        let mut settings = Self::from_layers(&layers)?;
+        settings.reload_from = Some(ReloadFrom { file: file.map(Path::to_path_buf) });
+        Ok(settings)
     }
 
     /// Reads and validates both parts from already loaded layers.
@@ -206,6 +228,8 @@ impl Settings {
             common: layers.common()?,
             agent: layers.section("agent")?,
             audit_credential: prfix_runtime::settings::secret_from_env("PRFIX_AGENT_AUDIT_CREDENTIAL")?,
+            flags: prfix_flags::FlagSettings::from_layers(layers)?,
+            reload_from: None,
         };
         settings.validate()?;
         Ok(settings)
@@ -214,6 +238,7 @@ impl Settings {
     /// Checks what parsing cannot.
     pub fn validate(&self) -> Result<(), SettingsError> {
         self.common.validate()?;
+        self.flags.validate()?;
         if self.agent.database_pool_size == 0 {
             return Err(SettingsError::Invalid {
                 key: "agent.database_pool_size",

@@ -54,6 +54,9 @@ pub enum StartupError {
     /// The HTTP client for Ollama could not be built.
     #[error("HTTP client: {0}")]
     Http(#[source] reqwest::Error),
+    /// The flags could not be set up.
+    #[error("flags: {0}")]
+    Flags(#[source] prfix_runtime::settings::SettingsError),
     /// The server failed while serving.
     #[error("agent server: {0}")]
     Serve(#[from] tonic::transport::Error),
@@ -73,6 +76,7 @@ pub struct Application {
     ollama: Ollama,
     settings: Settings,
     relay: Option<(prfix_runtime::outbox::Outbox, tonic::transport::Channel, secrecy::SecretString)>,
+    flags: prfix_flags::Flags,
 }
 
 impl Application {
@@ -93,11 +97,26 @@ impl Application {
             settings.agent.ollama_parallel,
         )
         .map_err(StartupError::Http)?;
+        // Flags before the database: a copy kept from Unleash is served from the first request on.
+        let flags = prfix_flags::Flags::new(&settings.flags).map_err(StartupError::Flags)?;
         let (pool, report) = db::prepare(&settings.database(), crate::MIGRATIONS).await?;
-        let revocations = prfix_runtime::redis::connect(&settings.common)
-            .await?
-            .map(|r| std::sync::Arc::new(prfix_auth::revocations::RedisRevocations::new(r)) as _);
-        let auth = prfix_auth::service_layer(&settings.common, revocations)?;
+        // Revocations from Postgres, kept current by LISTEN/NOTIFY; past the staleness bound every
+        // token is refused until they are confirmed current again (fail closed).
+        let revocations = prfix_auth::revocations::RevocationFeed::start(
+            settings.database(),
+            std::time::Duration::from_millis(settings.common.auth_revocations_max_staleness_ms),
+        );
+        let auth = prfix_auth::service_layer(&settings.common, Some(revocations as _))?;
+        // The method's rate-limit class and the per-address limit on failed credentials apply at
+        // this port as at the gateway, and refusals are audited (aggregated per address) into
+        // its outbox: reaching the service directly gains nothing.
+        let redis = prfix_runtime::redis::connect(&settings.common).await?;
+        let sink = std::sync::Arc::new(prfix_runtime::outbox::Outbox::new(
+            pool.clone(),
+            "audit_outbox",
+            settings.agent.audit_outbox_max,
+        ));
+        let auth = auth.with_guard(prfix_auth::layer::Guard::for_service("agent", &settings.common, redis, sink));
         let tls = grpc::server_tls(&settings.common)?;
         let relay = match &settings.audit_credential {
             Some(credential) => {
@@ -130,6 +149,7 @@ impl Application {
             ollama,
             settings,
             relay,
+            flags,
         })
     }
 
@@ -164,8 +184,24 @@ impl Application {
             redactor: prfix_engine::redact::Redactor::new(),
             pool: self.pool.clone(),
             changed: Arc::new(tokio::sync::Notify::new()),
+            flags: self.flags.clone(),
         });
         let running = Running::default();
+        let replica = worker_id(self.addr);
+        // Every flag change this replica sees is audited (and may cancel tasks, when configured).
+        self.flags.set_sink(Arc::new(crate::flag_changes::FlagChanges {
+            outbox: prfix_runtime::outbox::Outbox::new(
+                self.pool.clone(),
+                "audit_outbox",
+                self.settings.agent.audit_outbox_max,
+            ),
+            pool: self.pool.clone(),
+            on_disable: self.settings.flags.on_disable,
+            flags: self.flags.clone(),
+            running: running.clone(),
+            changed: engine.changed.clone(),
+            replica: replica.clone(),
+        }));
         // A change set may be as large as the limits allow, plus the message's own fields.
         let max_message = self.settings.agent.limits.max_total_bytes.saturating_add(1024 * 1024);
         let api = AgentServiceServer::new(AgentApi::new(engine.clone(), running.clone()))
@@ -174,6 +210,7 @@ impl Application {
         let routes = grpc::with_reflection(Routes::new(health_service).add_service(api))?;
         // Every call is checked against its method's policy here, whoever sent it: reaching the
         // service on the network grants nothing.
+        let denials = self.auth.denials();
         let routes = Routes::from(
             routes.into_axum_router().layer(self.auth).layer(prfix_runtime::calls::GrpcMetricsLayer::new("agent")),
         );
@@ -194,10 +231,24 @@ impl Application {
                 .clone()
                 .health_loop(Duration::from_millis(self.settings.agent.ollama_health_interval_ms), shutdown.clone()),
         );
-        let workers = Workers { id: worker_id(self.addr), engine, running };
+        let reload: Option<prfix_flags::Reload> = self.settings.reload_from.clone().map(|from| {
+            let reload: prfix_flags::Reload = Arc::new(move || from.reload());
+            reload
+        });
+        background.spawn(self.flags.clone().run(
+            self.settings.flags.clone(),
+            reload,
+            replica.clone(),
+            shutdown.clone(),
+        ));
+        let workers = Workers { id: replica, engine, running };
         background.spawn(workers.run(shutdown.clone()));
         tracing::info!(addr = %self.addr, admin = %self.admin_addr, "agent listening");
         grpc::serve(routes, self.listener, health, shutdown, self.drain, self.tls).await?;
+        // Denials counted but not yet audited are written before the service ends.
+        if let Some(denials) = denials {
+            denials.flush_all().await;
+        }
         // Workers hand their tasks back once `shutdown` fires; wait for that before returning.
         while background.join_next().await.is_some() {}
         tracing::info!("agent stopped");

@@ -17,6 +17,8 @@ use prfix_runtime::time::to_timestamp;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
+use crate::flags::TaskFlags;
+
 /// Task states as stored (`TaskState` numbers).
 pub mod state {
     /// Waiting for a worker.
@@ -40,8 +42,12 @@ pub struct TaskRow {
     pub kind: i16,
     /// `TaskState` number.
     pub state: i16,
-    /// Subject who created it.
+    /// The user who created it (the key's owner when created with an API key).
     pub owner: String,
+    /// The API key it was created with, if it was.
+    pub api_key_id: Option<String>,
+    /// The `prfix eval` run it belongs to, if it does.
+    pub eval_run_id: Option<String>,
     /// Encoded `TaskResult`, once succeeded.
     pub result: Option<Vec<u8>>,
     /// Failure text.
@@ -56,6 +62,8 @@ pub struct TaskRow {
     pub ended_at: Option<DateTime<Utc>>,
     /// The `traceparent` of the creating call (empty when it had none).
     pub traceparent: String,
+    /// The flags it was created with.
+    pub flags: TaskFlags,
 }
 
 impl TaskRow {
@@ -74,6 +82,8 @@ pub struct TaskFilter {
     pub kind: Option<i16>,
     /// Only this owner.
     pub owner: Option<String>,
+    /// Only tasks of this eval run.
+    pub eval_run: Option<String>,
 }
 
 /// What can go wrong with tasks.
@@ -117,8 +127,17 @@ impl ServiceError for TaskError {
     }
 }
 
-const COLUMNS: &str =
-    "task_id, kind, state, owner, result, error, attempts, created_at, started_at, ended_at, traceparent";
+const COLUMNS: &str = "task_id, kind, state, owner, result, error, attempts, created_at, started_at, ended_at, \
+                       traceparent, api_key_id, flags, eval_run_id";
+
+/// The stored flags of a task; a value that does not read (written by a later version, say) is
+/// logged and read as none, so the task stays readable.
+fn flags_of(task_id: Uuid, value: serde_json::Value) -> TaskFlags {
+    serde_json::from_value(value).unwrap_or_else(|e| {
+        tracing::warn!(%task_id, error = %e, "the task's stored flags do not read; shown as none");
+        TaskFlags::default()
+    })
+}
 
 fn from_row(row: &Row) -> TaskRow {
     TaskRow {
@@ -133,6 +152,9 @@ fn from_row(row: &Row) -> TaskRow {
         started_at: row.get(8),
         ended_at: row.get(9),
         traceparent: row.get(10),
+        api_key_id: row.get(11),
+        flags: flags_of(row.get(0), row.get(12)),
+        eval_run_id: row.get(13),
     }
 }
 
@@ -164,10 +186,11 @@ pub async fn list(
                    AND ($2::smallint IS NULL OR kind = $2)
                    AND ($3::text IS NULL OR owner = $3)
                    AND ($4::timestamptz IS NULL OR (created_at, task_id) < ($4, $5::uuid))
+                   AND ($7::text IS NULL OR eval_run_id = $7)
                  ORDER BY created_at DESC, task_id DESC
                  LIMIT $6"
             ),
-            &[&filter.state, &filter.kind, &filter.owner, &before_time, &before_id, &limit],
+            &[&filter.state, &filter.kind, &filter.owner, &before_time, &before_id, &limit, &filter.eval_run],
         )
         .await?;
     Ok(rows.iter().map(from_row).collect())
@@ -179,14 +202,20 @@ pub struct NewTask {
     pub task_id: Uuid,
     /// `TaskKind` number.
     pub kind: i16,
-    /// Subject who creates it.
+    /// The user who creates it (the key's owner when created with an API key).
     pub owner: String,
+    /// The API key it is created with, if it is.
+    pub api_key_id: Option<String>,
+    /// The `prfix eval` run it belongs to, if it does (validated by the caller).
+    pub eval_run_id: Option<String>,
     /// The encoded Create*Request.
     pub request: Vec<u8>,
     /// The audit record of the creation.
     pub audit: AuditEvent,
     /// The `traceparent` of the creating call's span (empty for none).
     pub traceparent: String,
+    /// The flags it is created with.
+    pub flags: TaskFlags,
 }
 
 /// Limits checked at creation.
@@ -272,10 +301,20 @@ pub async fn create(pool: &Pool, task: NewTask, limits: ActiveLimits) -> Result<
     let row = tx
         .query_one(
             &format!(
-                "INSERT INTO tasks (task_id, kind, state, owner, request, traceparent) VALUES ($1, $2, 1, $3, $4, $5)
+                "INSERT INTO tasks (task_id, kind, state, owner, request, traceparent, api_key_id, flags, eval_run_id)
+                 VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8)
                  RETURNING {COLUMNS}"
             ),
-            &[&task.task_id, &task.kind, &task.owner, &task.request, &task.traceparent],
+            &[
+                &task.task_id,
+                &task.kind,
+                &task.owner,
+                &task.request,
+                &task.traceparent,
+                &task.api_key_id,
+                &tokio_postgres::types::Json(&task.flags),
+                &task.eval_run_id,
+            ],
         )
         .await?;
     append_in(&tx, task.task_id, None, state_event(0, state::QUEUED, "created")).await?;
@@ -332,9 +371,11 @@ pub async fn claim(
             return Ok(None);
         };
         let task = from_row(&row);
-        let request: Vec<u8> = row.get(11);
-        let previous_state: i16 = row.get(12);
-        let previous_owner: Option<String> = row.get(13);
+        // After the task's columns (from_row reads those).
+        let extra = COLUMNS.split(", ").count();
+        let request: Vec<u8> = row.get(extra);
+        let previous_state: i16 = row.get(extra + 1);
+        let previous_owner: Option<String> = row.get(extra + 2);
         if task.attempts > max_attempts {
             let error = format!(
                 "the task was claimed {max_attempts} times and its worker stopped each time before finishing; not trying again"
@@ -473,6 +514,13 @@ pub async fn cancel(pool: &Pool, task_id: Uuid, by: &str, audit: &AuditEvent) ->
     audit_in(&tx, audit).await?;
     tx.commit().await?;
     Ok(from_row(&row))
+}
+
+/// The queued and running tasks of `kind`, with their flags.
+pub async fn active_of_kind(pool: &Pool, kind: i16) -> Result<Vec<(Uuid, TaskFlags)>, TaskError> {
+    let client = pool.get().await?;
+    let rows = client.query("SELECT task_id, flags FROM tasks WHERE kind = $1 AND state IN (1, 2)", &[&kind]).await?;
+    Ok(rows.iter().map(|r| (r.get(0), flags_of(r.get(0), r.get(1)))).collect())
 }
 
 /// A task's state and the sequence of its last event.

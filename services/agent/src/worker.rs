@@ -169,7 +169,7 @@ async fn work(
     let task_id = claimed.row.task_id;
     let kind = claimed.row.kind;
     tracing::info!(%task_id, kind, attempt = claimed.row.attempts, "task started");
-    let job = Job::new(task_id, worker.clone(), engine.clone(), trace);
+    let job = Job::new(task_id, worker.clone(), engine.clone(), trace, claimed.row.flags.clone());
     let ended = tokio::select! {
         result = run::execute(&job, kind, &claimed.request) => Ended::Done(result),
         () = keep_lease(&engine, task_id, &worker, lease) => Ended::Lost,
@@ -232,6 +232,12 @@ fn completion_record(
         metadata.fields.insert(k.to_owned(), prost_types::Value { kind: Some(v) });
     };
     put("owner", Kind::StringValue(owner.to_owned()));
+    if let Some(key) = &task.api_key_id {
+        put("api_key_id", Kind::StringValue(key.clone()));
+    }
+    if let Some(run) = &task.eval_run_id {
+        put("eval_run_id", Kind::StringValue(run.clone()));
+    }
     put(
         "kind",
         Kind::StringValue(pb::TaskKind::try_from(i32::from(kind)).map_or("unknown", |k| k.as_str_name()).to_owned()),
@@ -241,6 +247,8 @@ fn completion_record(
     if !detail.is_empty() {
         put("error", Kind::StringValue(detail.chars().take(500).collect()));
     }
+    // The variants the task ran with, so findings and failures can be compared by variant.
+    task.flags.audit_into(&mut metadata);
     audit::AuditEvent {
         event_id: Uuid::new_v4().to_string(),
         time: Some(prfix_runtime::time::to_timestamp(chrono::Utc::now())),

@@ -1,6 +1,8 @@
 //! Making signed checkpoints: every `checkpoint_every` events or `checkpoint_interval`, whichever
 //! comes first, and on demand (an export starts with one, so that everything it carries is covered).
-//! A new checkpoint is signed only after checking that the log still extends the last one.
+//! A new checkpoint is signed only after checking that the log still extends the last one, and is
+//! then sent to the configured witnesses (`crate::witness::cosigning`); a checkpoint is served with
+//! the cosignatures they returned as extra signature lines, as c2sp.org/tlog-witness has it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::checkpoint::Signer;
 use crate::merkle::{self, Hash};
 use crate::store::{self, AuditError};
+use crate::witness::cosigning::Witnesses;
 
 /// A stored checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,11 +23,17 @@ pub struct StoredCheckpoint {
     pub tree_size: i64,
     /// Merkle root over them.
     pub root_hash: Vec<u8>,
-    /// The signed note.
+    /// The signed note, followed by the witnesses' cosignature lines received for it.
     pub signed_note: String,
     /// When it was made.
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
+
+/// The columns of a [`StoredCheckpoint`] from `checkpoints c`: the note with its cosignatures.
+const COLUMNS: &str = "c.tree_size, c.root_hash,
+    c.signed_note || coalesce((SELECT string_agg(w.signature_line || E'\\n', '' ORDER BY w.received_at, w.witness_key)
+                               FROM cosignatures w WHERE w.tree_size = c.tree_size), ''),
+    c.created_at";
 
 fn checkpoint_row(row: &tokio_postgres::Row) -> StoredCheckpoint {
     StoredCheckpoint { tree_size: row.get(0), root_hash: row.get(1), signed_note: row.get(2), created_at: row.get(3) }
@@ -35,19 +44,13 @@ pub async fn get(pool: &Pool, tree_size: Option<i64>) -> Result<Option<StoredChe
     let client = pool.get().await?;
     let row = match tree_size {
         Some(size) => {
+            client.query_opt(&format!("SELECT {COLUMNS} FROM checkpoints c WHERE c.tree_size = $1"), &[&size]).await?
+        }
+        None => {
             client
-                .query_opt(
-                    "SELECT tree_size, root_hash, signed_note, created_at FROM checkpoints WHERE tree_size = $1",
-                    &[&size],
-                )
+                .query_opt(&format!("SELECT {COLUMNS} FROM checkpoints c ORDER BY c.tree_size DESC LIMIT 1"), &[])
                 .await?
         }
-        None => client
-            .query_opt(
-                "SELECT tree_size, root_hash, signed_note, created_at FROM checkpoints ORDER BY tree_size DESC LIMIT 1",
-                &[],
-            )
-            .await?,
     };
     Ok(row.as_ref().map(checkpoint_row))
 }
@@ -57,7 +60,7 @@ pub async fn range(pool: &Pool, from: i64, to: i64) -> Result<Vec<StoredCheckpoi
     let client = pool.get().await?;
     let rows = client
         .query(
-            "SELECT tree_size, root_hash, signed_note, created_at FROM checkpoints WHERE tree_size BETWEEN $1 AND $2 ORDER BY tree_size",
+            &format!("SELECT {COLUMNS} FROM checkpoints c WHERE c.tree_size BETWEEN $1 AND $2 ORDER BY c.tree_size"),
             &[&from, &to],
         )
         .await?;
@@ -104,6 +107,7 @@ pub struct Checkpointer {
     pool: Pool,
     signer: Arc<Signer>,
     origin: String,
+    witnesses: Witnesses,
     /// Appends ring this when enough events piled up.
     pub wake: Arc<Notify>,
 }
@@ -111,7 +115,12 @@ pub struct Checkpointer {
 impl Checkpointer {
     /// A checkpointer for the log in `pool`.
     pub fn new(pool: Pool, signer: Arc<Signer>, origin: String) -> Self {
-        Self { pool, signer, origin, wake: Arc::new(Notify::new()) }
+        Self { pool, signer, origin, witnesses: Witnesses::default(), wake: Arc::new(Notify::new()) }
+    }
+
+    /// The same checkpointer, sending each new checkpoint to `witnesses` for cosigning.
+    pub fn with_witnesses(self, witnesses: Witnesses) -> Self {
+        Self { witnesses, ..self }
     }
 
     /// The verifier key of the signer.
@@ -152,6 +161,10 @@ impl Checkpointer {
             )
             .await?;
         tracing::info!(tree_size = head, "signed a checkpoint");
+        // Failures are logged inside: a witness being down never fails the checkpoint.
+        if let Err(error) = self.witnesses.cosign(&self.pool, head, &note, &leaves).await {
+            tracing::error!(error = %prfix_runtime::error::chain(&error), "cannot record witness cosignatures");
+        }
         Ok(head)
     }
 
@@ -165,6 +178,10 @@ impl Checkpointer {
             }
             if let Err(error) = self.checkpoint_now().await {
                 tracing::error!(error = %prfix_runtime::error::chain(&error), "checkpoint failed");
+            }
+            // Witnesses that were down or behind at the last checkpoint get it now.
+            if let Err(error) = self.witnesses.cosign_latest(&self.pool).await {
+                tracing::error!(error = %prfix_runtime::error::chain(&error), "witnessing failed");
             }
         }
     }

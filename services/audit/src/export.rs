@@ -1,14 +1,12 @@
 //! The export file (JSON lines: events in sequence order, each checkpoint after the last event it
-//! covers) and its offline verification with only the checkpoint public key.
-
-use std::collections::BTreeMap;
+//! covers), as the service stores it: a log with gaps or foreign rows exports all the same, and
+//! `verify` (in `crate::verify`) says what is wrong with it.
 
 use prfix_proto::audit::v1 as pb;
 use serde::{Deserialize, Serialize};
 
 use crate::canonical;
-use crate::checkpoint::VerifierKey;
-use crate::merkle::{self, Hash};
+use crate::merkle::Hash;
 use crate::store::{NewEvent, Outcome};
 
 /// One line of an export.
@@ -55,6 +53,23 @@ pub struct ExportedEvent {
     pub leaf_hash: String,
     /// Stored chain hash, hex.
     pub chain_hash: String,
+    /// The canonical encoding of the leaf: 1 (events from before appenders were recorded; also
+    /// what an export line without this field means) or 2 (with the three fields below).
+    #[serde(default = "encoding_v1")]
+    pub encoding: i32,
+    /// Who appended it: the verified token's subject (encoding 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appender_subject: Option<String>,
+    /// The credential that appended it: `apikey:<id>` or `token:<jti>` (encoding 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appender_credential: Option<String>,
+    /// When the audit service received it, RFC 3339, microseconds, UTC (encoding 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receive_time: Option<String>,
+}
+
+fn encoding_v1() -> i32 {
+    i32::from(canonical::ENCODING_V1)
 }
 
 /// The export line of one item of an ExportEvents stream.
@@ -67,6 +82,17 @@ pub fn line_from_proto(item: pb::ExportEventsResponse) -> Result<ExportLine, Str
                 .and_then(prfix_runtime::time::from_timestamp)
                 .ok_or_else(|| format!("event {} has no valid time", e.sequence))?;
             let actor = e.actor.unwrap_or_default();
+            let receive_time = e
+                .receive_time
+                .as_ref()
+                .map(|t| {
+                    prfix_runtime::time::from_timestamp(t)
+                        .map(canonical::time_text)
+                        .ok_or_else(|| format!("event {} has an invalid receive time", e.sequence))
+                })
+                .transpose()?;
+            let appender = e.appender.unwrap_or_default();
+            let present = |s: String| Some(s).filter(|s| !s.is_empty());
             Ok(ExportLine::Event(Box::new(ExportedEvent {
                 sequence: e.sequence,
                 event_id: uuid::Uuid::parse_str(&e.event_id).map_err(|err| format!("event {}: {err}", e.sequence))?,
@@ -82,6 +108,11 @@ pub fn line_from_proto(item: pb::ExportEventsResponse) -> Result<ExportLine, Str
                 metadata: e.metadata.as_ref().map_or_else(|| serde_json::json!({}), crate::json::struct_to_json),
                 leaf_hash: hex::encode(e.leaf_hash),
                 chain_hash: hex::encode(e.chain_hash),
+                // A service from before v2 sends no encoding: its events are v1.
+                encoding: e.encoding.max(encoding_v1()),
+                appender_subject: present(appender.subject),
+                appender_credential: present(appender.credential),
+                receive_time,
             })))
         }
         Some(pb::export_events_response::Item::Checkpoint(c)) => {
@@ -92,22 +123,47 @@ pub fn line_from_proto(item: pb::ExportEventsResponse) -> Result<ExportLine, Str
 }
 
 /// One thing that does not hold.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Problem {
-    /// The event concerned.
+    /// The event concerned (the first of a range).
     pub sequence: Option<i64>,
+    /// The last event of the range concerned (missing or foreign numbers, a chain break and the
+    /// later events that do not chain from it); `None` for one event or none.
+    pub last_sequence: Option<i64>,
     /// The checkpoint concerned (its tree size).
     pub tree_size: Option<u64>,
-    /// What is wrong.
+    /// What is wrong (a problem about a range names the range itself).
     pub message: String,
+}
+
+impl Problem {
+    /// A problem of one event.
+    pub fn event(sequence: i64, message: impl Into<String>) -> Self {
+        Self { sequence: Some(sequence), message: message.into(), ..Self::default() }
+    }
+
+    /// A problem of the events `from..=to`; the message names them.
+    pub fn range(from: i64, to: i64, message: impl Into<String>) -> Self {
+        Self { sequence: Some(from), last_sequence: Some(to), message: message.into(), ..Self::default() }
+    }
+
+    /// A problem of the checkpoint of `size`.
+    pub fn checkpoint(size: u64, message: impl Into<String>) -> Self {
+        Self { tree_size: Some(size), message: message.into(), ..Self::default() }
+    }
+
+    /// A problem of the export as a whole.
+    pub fn general(message: impl Into<String>) -> Self {
+        Self { message: message.into(), ..Self::default() }
+    }
 }
 
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (self.sequence, self.tree_size) {
-            (Some(s), _) => write!(f, "event {s}: {}", self.message),
-            (None, Some(t)) => write!(f, "checkpoint {t}: {}", self.message),
-            (None, None) => f.write_str(&self.message),
+        match (self.sequence, self.last_sequence, self.tree_size) {
+            (Some(s), None, _) => write!(f, "event {s}: {}", self.message),
+            (None, _, Some(t)) => write!(f, "checkpoint {t}: {}", self.message),
+            _ => f.write_str(&self.message),
         }
     }
 }
@@ -119,8 +175,11 @@ pub struct Report {
     pub events: usize,
     /// Checkpoints whose signature verified.
     pub checkpoints: usize,
-    /// Problems, in log order.
+    /// Problems: the events' in log order, then the checkpoints', then the export's as a whole.
     pub problems: Vec<Problem>,
+    /// The newest checkpoint whose signature verified (what a monitor remembers when the whole
+    /// report is ok).
+    pub newest: Option<crate::verify::VerifiedCheckpoint>,
 }
 
 impl Report {
@@ -130,15 +189,8 @@ impl Report {
     }
 }
 
-fn event_problem(sequence: i64, message: impl Into<String>) -> Problem {
-    Problem { sequence: Some(sequence), tree_size: None, message: message.into() }
-}
-
-fn checkpoint_problem(size: u64, message: impl Into<String>) -> Problem {
-    Problem { sequence: None, tree_size: Some(size), message: message.into() }
-}
-
-fn to_new_event(e: &ExportedEvent) -> Result<NewEvent, String> {
+/// The event an exported line describes, as the canonical encoding takes it.
+pub(crate) fn to_new_event(e: &ExportedEvent) -> Result<NewEvent, String> {
     let time = chrono::DateTime::parse_from_rfc3339(&e.time).map_err(|err| format!("time `{}`: {err}", e.time))?;
     Ok(NewEvent {
         event_id: e.event_id,
@@ -155,130 +207,39 @@ fn to_new_event(e: &ExportedEvent) -> Result<NewEvent, String> {
     })
 }
 
-/// Verifies an export with only the checkpoint key: each event's leaf hash against its content,
-/// the chain, the sequence without gaps, each checkpoint's signature and Merkle root over the
-/// recomputed leaves, consistency between checkpoints, and that every event is covered.
-///
-/// `keys` are the keys trusted to have signed checkpoints: after a key rotation, the old key for the
-/// checkpoints signed before it and the new one for those after. Each checkpoint must verify with one.
-pub fn verify(lines: &[ExportLine], keys: &[VerifierKey]) -> Report {
-    let mut report = Report::default();
-    let mut leaves: Vec<Hash> = Vec::new();
-    let mut chain = [0u8; 32];
-    let mut roots: BTreeMap<u64, Hash> = BTreeMap::new();
-    for line in lines {
-        match line {
-            ExportLine::Event(e) => {
-                report.events += 1;
-                let expected = i64::try_from(leaves.len()).unwrap_or(i64::MAX) + 1;
-                if e.sequence != expected {
-                    report.problems.push(event_problem(
-                        e.sequence,
-                        format!("found where event {expected} belongs: events are missing, added or reordered"),
-                    ));
-                }
-                let leaf = match to_new_event(e) {
-                    Ok(event) => canonical::leaf_hash(e.sequence, &event),
-                    Err(why) => {
-                        report.problems.push(event_problem(e.sequence, format!("unreadable: {why}")));
-                        merkle::leaf_hash(e.event_id.as_bytes())
-                    }
-                };
-                if hex::encode(leaf) != e.leaf_hash {
-                    report.problems.push(event_problem(
-                        e.sequence,
-                        "its content does not match its leaf hash (changed after it was written)",
-                    ));
-                }
-                chain = canonical::chain_hash(&chain, &leaf);
-                if hex::encode(chain) != e.chain_hash {
-                    report
-                        .problems
-                        .push(event_problem(e.sequence, "its chain hash does not follow from the events before it"));
-                }
-                leaves.push(leaf);
+impl ExportedEvent {
+    /// The leaf hash recomputed from the exported content with the canonical encoding (the one
+    /// place verification takes a leaf from an event's fields), or why the content is unreadable.
+    pub fn recomputed_leaf(&self) -> Result<Hash, String> {
+        let event = to_new_event(self)?;
+        let appender = self.appender()?;
+        Ok(canonical::leaf_hash_of(self.sequence, &event, appender.as_ref()))
+    }
+
+    /// The appender the leaf covers: `None` for encoding 1, all three fields for encoding 2.
+    pub fn appender(&self) -> Result<Option<crate::store::Appender>, String> {
+        match (self.encoding, &self.appender_subject, &self.appender_credential, &self.receive_time) {
+            (1, None, None, None) => Ok(None),
+            (2, Some(subject), Some(credential), Some(received)) => {
+                let received_at = chrono::DateTime::parse_from_rfc3339(received)
+                    .map_err(|err| format!("receive_time `{received}`: {err}"))?
+                    .with_timezone(&chrono::Utc);
+                Ok(Some(crate::store::Appender {
+                    subject: subject.clone(),
+                    credential: credential.clone(),
+                    received_at,
+                }))
             }
-            ExportLine::Checkpoint { signed_note } => match verify_note(signed_note, keys) {
-                Err(why) => report.problems.push(Problem {
-                    sequence: None,
-                    tree_size: None,
-                    message: format!("a checkpoint is refused: {why}"),
-                }),
-                Ok((_origin, size, root)) => {
-                    report.checkpoints += 1;
-                    let Ok(n) = usize::try_from(size) else { continue };
-                    if n > leaves.len() {
-                        report.problems.push(checkpoint_problem(
-                            size,
-                            format!(
-                                "is signed over {size} events, but only {} come before it: events were removed",
-                                leaves.len()
-                            ),
-                        ));
-                    } else if merkle::root(&leaves[..n]) != root {
-                        report
-                            .problems
-                            .push(checkpoint_problem(size, "its signed root does not match the events it covers"));
-                    }
-                    roots.insert(size, root);
-                }
-            },
+            (1 | 2, ..) => Err(format!(
+                "encoding {} with appender fields that do not fit it (encoding 1 has none, 2 all three)",
+                self.encoding
+            )),
+            (other, ..) => Err(format!("unknown encoding {other}")),
         }
     }
-    // Consistency between consecutive checkpoints, with proofs from the recomputed leaves.
-    let sizes: Vec<(u64, Hash)> = roots.into_iter().collect();
-    for pair in sizes.windows(2) {
-        let ((a, ra), (b, rb)) = (pair[0], pair[1]);
-        let Ok(bn) = usize::try_from(b) else { continue };
-        if bn > leaves.len() {
-            continue;
-        }
-        let consistent = usize::try_from(a)
-            .ok()
-            .and_then(|an| merkle::consistency_proof(an, &leaves[..bn]))
-            .is_some_and(|proof| merkle::verify_consistency(a, b, &proof, &ra, &rb));
-        if !consistent {
-            report.problems.push(checkpoint_problem(b, format!("is not consistent with checkpoint {a}")));
-        }
-    }
-    let covered = sizes.last().map_or(0, |(s, _)| *s);
-    if report.checkpoints == 0 && !leaves.is_empty() {
-        report.problems.push(Problem {
-            sequence: None,
-            tree_size: None,
-            message: "no signed checkpoint covers the events".to_owned(),
-        });
-    } else if (covered as usize) < leaves.len() {
-        report.problems.push(Problem {
-            sequence: Some(covered as i64 + 1),
-            tree_size: None,
-            message: format!("events {}..{} are not covered by a signed checkpoint", covered + 1, leaves.len()),
-        });
-    }
-    report
 }
 
-/// The note's origin, size and root when one of `keys` signed it; else why not (a malformed note is
-/// said as such, a signature by none of the keys names them all).
-fn verify_note(note: &str, keys: &[VerifierKey]) -> Result<(String, u64, Hash), String> {
-    let mut first_error = None;
-    for key in keys {
-        match key.verify(note) {
-            Ok(found) => return Ok(found),
-            Err(e @ crate::checkpoint::NoteError::Malformed(_)) => return Err(e.to_string()),
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    match (keys.len(), first_error) {
-        (1, Some(e)) => Err(e.to_string()),
-        _ => Err(format!(
-            "checkpoint signature does not verify with any of the keys {}",
-            keys.iter().map(|k| format!("`{}`", k.name)).collect::<Vec<_>>().join(", ")
-        )),
-    }
-}
+pub use crate::verify::{VerifyOptions, verify, verify_with};
 
 /// Writes `lines` as JSON lines.
 pub fn write_jsonl(lines: &[ExportLine], out: &mut impl std::io::Write) -> std::io::Result<()> {

@@ -5,19 +5,22 @@ use std::pin::Pin;
 use base64::Engine;
 use deadpool_postgres::Pool;
 use futures::Stream;
+use prfix_auth::Principal;
 use prfix_proto::audit::v1 as pb;
 use prfix_proto::audit::v1::audit_service_server::AuditService;
-use prfix_runtime::error::to_status;
+use prfix_runtime::error::{ServiceError, to_status};
 use prfix_runtime::time::{from_timestamp, to_timestamp};
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use crate::admission::{Admission, Refusal, refusal_record};
 use crate::checkpointer::{self, Checkpointer, StoredCheckpoint};
 use crate::export::{ExportLine, line_from_proto};
 use crate::json::{json_to_struct, struct_to_json};
 use crate::merkle;
-use crate::store::{self, Appended, AuditError, Filter, NewEvent, Outcome, StoredEvent};
+use crate::store::{self, Appended, Appender, AuditError, Filter, NewEvent, Outcome, StoredEvent, Submission};
+use crate::verify::{TrustedCheckpoint, VerifyOptions};
 use crate::writer::Writer;
 
 /// Events fetched per page when exporting.
@@ -33,6 +36,7 @@ pub struct AuditApi {
     checkpointer: Checkpointer,
     checkpoint_every: i64,
     previous_keys: Vec<crate::checkpoint::VerifierKey>,
+    admission: Admission,
 }
 
 impl AuditApi {
@@ -44,7 +48,64 @@ impl AuditApi {
         checkpoint_every: i64,
         previous_keys: Vec<crate::checkpoint::VerifierKey>,
     ) -> Self {
-        Self { writer: Writer::start(pool.clone()), pool, checkpointer, checkpoint_every, previous_keys }
+        Self {
+            writer: Writer::start(pool.clone()),
+            pool,
+            checkpointer,
+            checkpoint_every,
+            previous_keys,
+            admission: Admission { max_clock_skew: std::time::Duration::from_secs(300) },
+        }
+    }
+
+    /// The same API with these admission rules (clock skew) instead of the defaults.
+    pub fn with_admission(mut self, admission: Admission) -> Self {
+        self.admission = admission;
+        self
+    }
+
+    /// Checks each event of a call by `principal` received at `received_at`: the admitted ones as
+    /// submissions with their place in the call, the refused ones with their refusal. Refusals that
+    /// are audited are appended here, before the caller hears of them.
+    async fn admit(
+        &self,
+        principal: &Principal,
+        events: Vec<NewEvent>,
+        received_at: chrono::DateTime<chrono::Utc>,
+    ) -> (Vec<(usize, Submission)>, Vec<(usize, Refusal)>) {
+        let mut admitted = Vec::with_capacity(events.len());
+        let mut refused = Vec::new();
+        let mut records = Vec::new();
+        for (index, event) in events.into_iter().enumerate() {
+            match self.admission.check(principal, &event, index, received_at) {
+                Ok(()) => admitted.push((index, Submission { event, appender: Appender::of(principal, received_at) })),
+                Err(refusal) => {
+                    tracing::warn!(
+                        appender = %principal.subject,
+                        credential = %principal.credential(),
+                        action = %event.action,
+                        reason = %refusal,
+                        "audit append refused"
+                    );
+                    if refusal.is_audited() {
+                        let (event, appender) = refusal_record(principal, &event, &refusal, received_at);
+                        records.push(Submission { event, appender });
+                    }
+                    refused.push((index, refusal));
+                }
+            }
+        }
+        if !records.is_empty() {
+            match self.writer.append(records).await {
+                Ok(appended) => self.appended(appended.iter().map(|a| a.sequence)),
+                Err(error) => tracing::error!(
+                    error = %prfix_runtime::error::chain(&error),
+                    appender = %principal.subject,
+                    "the record of a refused append could not be appended"
+                ),
+            }
+        }
+        (admitted, refused)
     }
 
     fn appended(&self, sequences: impl Iterator<Item = i64>) {
@@ -61,9 +122,26 @@ impl AuditApi {
         })
     }
 
-    /// The whole log up to the latest checkpoint, as export lines.
+    /// The last sequence an export carries. A checkpoint is signed first, so that everything
+    /// exported is covered by one. When the log no longer extends its last checkpoint (rows deleted,
+    /// added or changed behind the service's back) nothing is signed, and the export carries what is
+    /// stored, up to the highest sequence or checkpoint, so that a verifier can name what is wrong.
+    async fn export_end(&self) -> Result<i64, Status> {
+        match self.checkpointer.checkpoint_now().await {
+            Ok(size) => Ok(size),
+            Err(AuditError::Invalid(why)) => {
+                tracing::error!(%why, "the log cannot be checkpointed; exporting it as it is stored");
+                let head = store::head(&self.pool).await.map_err(to_status)?;
+                let signed = checkpointer::get(&self.pool, None).await.map_err(to_status)?.map_or(0, |c| c.tree_size);
+                Ok(head.max(signed))
+            }
+            Err(e) => Err(to_status(e)),
+        }
+    }
+
+    /// The whole log up to the latest checkpoint (or as stored, see `export_end`), as export lines.
     async fn export_lines(&self) -> Result<Vec<ExportLine>, Status> {
-        let size = self.checkpointer.checkpoint_now().await.map_err(to_status)?;
+        let size = self.export_end().await?;
         let checkpoints = checkpointer::range(&self.pool, 1, size).await.map_err(to_status)?;
         let mut lines = Vec::new();
         let mut next = 1;
@@ -99,6 +177,15 @@ fn checkpoint_message(c: StoredCheckpoint) -> pb::Checkpoint {
     }
 }
 
+/// The verified caller, as the auth layer put it in the request: the appender of what it sends.
+fn caller<T>(request: &Request<T>) -> Result<Principal, Status> {
+    request
+        .extensions()
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("the call carries no authenticated caller"))
+}
+
 fn invalid(msg: impl Into<String>) -> Status {
     to_status(AuditError::Invalid(msg.into()))
 }
@@ -120,6 +207,10 @@ fn to_new_event(event: pb::AuditEvent, index: usize) -> Result<NewEvent, Status>
         record_time: _,
         leaf_hash: _,
         chain_hash: _,
+        // Set by the service from the verified caller and its clock, never taken from a request.
+        appender: _,
+        receive_time: _,
+        encoding: _,
     } = event;
     let field = |name: &str| format!("events[{index}].{name}");
     let event_id = Uuid::parse_str(&event_id)
@@ -147,7 +238,14 @@ fn to_new_event(event: pb::AuditEvent, index: usize) -> Result<NewEvent, Status>
 }
 
 fn to_proto(stored: StoredEvent) -> pb::AuditEvent {
-    let StoredEvent { sequence, recorded_at, leaf_hash, chain_hash, event } = stored;
+    let StoredEvent { sequence, recorded_at, leaf_hash, chain_hash, event, appender } = stored;
+    let encoding = i32::from(crate::canonical::encoding_of(appender.as_ref()));
+    let (appender, receive_time) = match appender {
+        Some(Appender { subject, credential, received_at }) => {
+            (Some(pb::Appender { subject, credential }), Some(to_timestamp(received_at)))
+        }
+        None => (None, None),
+    };
     pb::AuditEvent {
         event_id: event.event_id.to_string(),
         sequence,
@@ -163,6 +261,9 @@ fn to_proto(stored: StoredEvent) -> pb::AuditEvent {
         record_time: Some(to_timestamp(recorded_at)),
         leaf_hash,
         chain_hash,
+        appender,
+        receive_time,
+        encoding,
     }
 }
 
@@ -207,10 +308,19 @@ type ExportStream = Pin<Box<dyn Stream<Item = Result<pb::ExportEventsResponse, S
 #[tonic::async_trait]
 impl AuditService for AuditApi {
     async fn append(&self, request: Request<pb::AppendRequest>) -> Result<Response<pb::AppendResponse>, Status> {
+        let received_at = crate::canonical::storable(chrono::Utc::now());
+        let principal = caller(&request)?;
         let pb::AppendRequest { event } = request.into_inner();
         let event = to_new_event(event.ok_or_else(|| invalid("event is required"))?, 0)?;
-        let appended = self.writer.append(vec![event.clone()]).await.map_err(to_status)?;
-        log_appended(std::slice::from_ref(&event), &appended);
+        event.validate(0).map_err(to_status)?;
+        let (admitted, refused) = self.admit(&principal, vec![event], received_at).await;
+        if let Some((_, refusal)) = refused.into_iter().next() {
+            return Err(to_status(refusal));
+        }
+        let submissions: Vec<Submission> = admitted.into_iter().map(|(_, s)| s).collect();
+        let events: Vec<NewEvent> = submissions.iter().map(|s| s.event.clone()).collect();
+        let appended = self.writer.append(submissions).await.map_err(to_status)?;
+        log_appended(&events, &appended);
         self.appended(appended.iter().filter(|a| !a.duplicate).map(|a| a.sequence));
         let first = appended.first().ok_or_else(|| Status::internal("append returned no result"))?;
         Ok(Response::new(pb::AppendResponse { sequence: first.sequence, duplicate: first.duplicate }))
@@ -220,20 +330,37 @@ impl AuditService for AuditApi {
         &self,
         request: Request<pb::AppendBatchRequest>,
     ) -> Result<Response<pb::AppendBatchResponse>, Status> {
+        let received_at = crate::canonical::storable(chrono::Utc::now());
+        let principal = caller(&request)?;
         let pb::AppendBatchRequest { events } = request.into_inner();
+        if events.is_empty() {
+            return Err(invalid("events must not be empty"));
+        }
+        if events.len() > store::MAX_BATCH {
+            return Err(invalid(format!("a batch holds at most {} events, got {}", store::MAX_BATCH, events.len())));
+        }
+        // A malformed event fails the whole batch (a client bug); policy refusals are per event.
         let events = events.into_iter().enumerate().map(|(i, e)| to_new_event(e, i)).collect::<Result<Vec<_>, _>>()?;
-        let appended = self.writer.append(events.clone()).await.map_err(to_status)?;
-        log_appended(&events, &appended);
+        for (i, e) in events.iter().enumerate() {
+            e.validate(i).map_err(to_status)?;
+        }
+        let ids: Vec<String> = events.iter().map(|e| e.event_id.to_string()).collect();
+        let (admitted, refused) = self.admit(&principal, events, received_at).await;
+        let (places, submissions): (Vec<usize>, Vec<Submission>) = admitted.into_iter().unzip();
+        let stored: Vec<NewEvent> = submissions.iter().map(|s| s.event.clone()).collect();
+        let appended = self.writer.append(submissions).await.map_err(to_status)?;
+        log_appended(&stored, &appended);
         self.appended(appended.iter().filter(|a| !a.duplicate).map(|a| a.sequence));
-        let results = events
-            .iter()
-            .zip(appended)
-            .map(|(e, a)| pb::AppendResult {
-                event_id: e.event_id.to_string(),
-                sequence: a.sequence,
-                duplicate: a.duplicate,
-            })
-            .collect();
+        let mut results: Vec<pb::AppendResult> =
+            ids.into_iter().map(|event_id| pb::AppendResult { event_id, ..Default::default() }).collect();
+        for (place, a) in places.into_iter().zip(appended) {
+            results[place].sequence = a.sequence;
+            results[place].duplicate = a.duplicate;
+        }
+        for (place, refusal) in refused {
+            results[place].refusal_code = refusal.code().grpc() as i32;
+            results[place].refusal = refusal.to_string();
+        }
         Ok(Response::new(pb::AppendBatchResponse { results }))
     }
 
@@ -345,8 +472,9 @@ impl AuditService for AuditApi {
             return Err(invalid("start_sequence and end_sequence must not be negative"));
         }
         // The end is fixed when the call starts, so an export is a consistent prefix of the log; a
-        // checkpoint is signed first so that everything exported is covered by one.
-        let head = self.checkpointer.checkpoint_now().await.map_err(to_status)?;
+        // checkpoint is signed first so that everything exported is covered by one (unless the log
+        // was tampered with: then it is exported as stored).
+        let head = self.export_end().await?;
         let end = if end_sequence == 0 { head } else { end_sequence.min(head) };
         let checkpoints = checkpointer::range(&self.pool, start_sequence.max(1), end).await.map_err(to_status)?;
         let pool = self.pool.clone();
@@ -393,12 +521,22 @@ impl AuditService for AuditApi {
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 
-    async fn verify(&self, _request: Request<pb::VerifyRequest>) -> Result<Response<pb::VerifyResponse>, Status> {
-        let lines = self.export_lines().await?;
+    async fn verify(&self, request: Request<pb::VerifyRequest>) -> Result<Response<pb::VerifyResponse>, Status> {
+        let pb::VerifyRequest { tree_size: _, trusted_checkpoint } = request.into_inner();
         let key = crate::checkpoint::VerifierKey::parse(&self.checkpointer.verifier_key())
             .map_err(|e| Status::internal(e.to_string()))?;
         let keys: Vec<_> = std::iter::once(key).chain(self.previous_keys.iter().cloned()).collect();
-        let report = crate::export::verify(&lines, &keys);
+        // The caller's memory of the log: checked before any work, so a note this log did not sign
+        // is refused as the caller's mistake rather than reported as the log's.
+        let trusted = match trusted_checkpoint.as_str() {
+            "" => None,
+            note => Some(
+                TrustedCheckpoint::from_note(note, &keys, "in the trusted checkpoint given".to_owned())
+                    .map_err(|why| invalid(format!("trusted_checkpoint: {why}")))?,
+            ),
+        };
+        let lines = self.export_lines().await?;
+        let report = crate::verify::verify_with(&lines, &VerifyOptions { keys, trusted });
         Ok(Response::new(pb::VerifyResponse {
             ok: report.ok(),
             events_checked: i64::try_from(report.events).unwrap_or(i64::MAX),
@@ -408,6 +546,7 @@ impl AuditService for AuditApi {
                 .iter()
                 .map(|p| pb::VerifyProblem {
                     sequence: p.sequence.unwrap_or(0),
+                    last_sequence: p.last_sequence.unwrap_or(0),
                     tree_size: p.tree_size.map_or(0, |t| i64::try_from(t).unwrap_or(i64::MAX)),
                     message: p.message.clone(),
                 })

@@ -5,17 +5,22 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod canonical;
 pub mod checkpoint;
 pub mod checkpointer;
 pub mod command;
+pub mod denials;
 pub mod export;
 mod grpc;
 mod json;
 pub mod merkle;
+pub mod monitor;
 pub mod settings;
 mod startup;
 pub mod store;
+pub mod verify;
+pub mod witness;
 pub mod writer;
 
 pub use settings::{AuditSettings, Settings};
@@ -37,5 +42,15 @@ pub const MIGRATIONS: &[prfix_runtime::migrate::Migration] = &[
         version: 3,
         name: "0003_hash_chain.sql",
         sql: include_str!("../../../migrations/audit/0003_hash_chain.sql"),
+    },
+    prfix_runtime::migrate::Migration {
+        version: 4,
+        name: "0004_appender.sql",
+        sql: include_str!("../../../migrations/audit/0004_appender.sql"),
+    },
+    prfix_runtime::migrate::Migration {
+        version: 5,
+        name: "0005_cosignatures.sql",
+        sql: include_str!("../../../migrations/audit/0005_cosignatures.sql"),
     },
 ];

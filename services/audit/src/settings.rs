@@ -55,6 +55,16 @@ pub struct AuditSettings {
     /// Verifier keys (`<name>+<hash>+<key>`) of earlier signing keys, after a key rotation: the
     /// checkpoints they signed still verify (the `Verify` method checks with these and the current key).
     pub previous_verifier_keys: Vec<String>,
+    /// Witnesses (c2sp.org/tlog-witness) asked to cosign each new checkpoint; empty: none.
+    pub witnesses: Vec<WitnessSettings>,
+    /// Cosignatures each checkpoint should get; a checkpoint with fewer is logged as an error.
+    /// 0 means every configured witness.
+    pub witness_quorum: usize,
+    /// Time one request to a witness may take, in milliseconds (a checkpoint waits for it).
+    pub witness_timeout_ms: u64,
+    /// Largest distance, in seconds, between an appended event's time and the time the service
+    /// receives it; events further off (backdated or from a clock far off) are refused.
+    pub max_clock_skew_secs: u64,
 }
 
 impl Default for AuditSettings {
@@ -75,6 +85,10 @@ impl Default for AuditSettings {
             checkpoint_interval_ms: 10_000,
             shutdown_grace_ms: 30_000,
             previous_verifier_keys: Vec::new(),
+            witnesses: Vec::new(),
+            witness_quorum: 0,
+            witness_timeout_ms: 5_000,
+            max_clock_skew_secs: 300,
         }
     }
 }
@@ -112,6 +126,13 @@ impl Settings {
                 reason: format!("`{key}`: {e}"),
             })?;
         }
+        if self.audit.max_clock_skew_secs == 0 || self.audit.max_clock_skew_secs > 7 * 24 * 3600 {
+            return Err(SettingsError::Invalid {
+                key: "audit.max_clock_skew_secs",
+                reason: format!("must be between 1 and 604800 (a week), got {}", self.audit.max_clock_skew_secs),
+            });
+        }
+        validate_witnesses(&self.audit)?;
         if self.audit.database_pool_size == 0 {
             return Err(SettingsError::Invalid {
                 key: "audit.database_pool_size",
@@ -138,5 +159,68 @@ impl Settings {
             pool_size: self.audit.database_pool_size,
             connect_timeout: Duration::from_millis(self.audit.database_connect_timeout_ms),
         }
+    }
+}
+
+/// One witness (`[[audit.witnesses]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessSettings {
+    /// The witness's submission prefix: `<url>/add-checkpoint` is called.
+    pub url: String,
+    /// The witness's verifier key (`<name>+<key ID>+<base64(0x04 || key)>`), printed by
+    /// `prfix audit witness`.
+    pub key: String,
+}
+
+fn validate_witnesses(audit: &AuditSettings) -> Result<(), SettingsError> {
+    let invalid = |key, reason: String| Err(SettingsError::Invalid { key, reason });
+    let mut keys = Vec::new();
+    for witness in &audit.witnesses {
+        if !(witness.url.starts_with("http://") || witness.url.starts_with("https://")) {
+            return invalid("audit.witnesses", format!("url `{}` must start with http:// or https://", witness.url));
+        }
+        let key = crate::witness::cosignature::CosignerKey::parse(&witness.key)
+            .map_err(|e| SettingsError::Invalid { key: "audit.witnesses", reason: e.to_string() })?;
+        if keys.contains(&key) {
+            return invalid("audit.witnesses", format!("witness key `{}` is given twice", witness.key));
+        }
+        keys.push(key);
+    }
+    if audit.witness_quorum > audit.witnesses.len() {
+        return invalid(
+            "audit.witness_quorum",
+            format!("{} is more than the {} witnesses configured", audit.witness_quorum, audit.witnesses.len()),
+        );
+    }
+    if audit.witness_timeout_ms == 0 {
+        return invalid("audit.witness_timeout_ms", "must be at least 1".to_owned());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod witness_tests {
+    use super::*;
+
+    #[test]
+    fn witness_settings_are_checked_naming_the_setting() {
+        let key = crate::witness::cosignature::Cosigner::generate("w1").expect("key").0.verifier_key();
+        let witness = |url: &str, key: &str| WitnessSettings { url: url.to_owned(), key: key.to_owned() };
+        let with = |witnesses: Vec<WitnessSettings>, quorum: usize| {
+            let mut settings = Settings::default();
+            settings.audit.witnesses = witnesses;
+            settings.audit.witness_quorum = quorum;
+            validate_witnesses(&settings.audit)
+        };
+        assert!(with(vec![witness("http://w.example", &key)], 1).is_ok());
+        let refused = |result: Result<(), SettingsError>| match result {
+            Err(SettingsError::Invalid { key, .. }) => key,
+            other => panic!("expected an invalid setting, got {other:?}"),
+        };
+        assert_eq!(refused(with(vec![witness("w.example", &key)], 0)), "audit.witnesses");
+        assert_eq!(refused(with(vec![witness("http://w.example", "w1+00+AA==")], 0)), "audit.witnesses");
+        assert_eq!(refused(with(vec![witness("http://a", &key), witness("http://b", &key)], 0)), "audit.witnesses");
+        assert_eq!(refused(with(vec![witness("http://w.example", &key)], 2)), "audit.witness_quorum");
     }
 }

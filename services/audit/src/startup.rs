@@ -43,6 +43,9 @@ pub enum StartupError {
     /// The checkpoint signing key is missing or unusable.
     #[error("checkpoint signing key: {0}")]
     SigningKey(String),
+    /// The witnesses could not be set up.
+    #[error("witnesses: {0}")]
+    Witnesses(String),
     /// Service-to-service TLS could not be set up.
     #[error(transparent)]
     Tls(#[from] grpc::InternalTlsError),
@@ -68,6 +71,7 @@ pub struct Application {
     checkpoint_every: i64,
     checkpoint_interval: std::time::Duration,
     previous_keys: Vec<crate::checkpoint::VerifierKey>,
+    admission: crate::admission::Admission,
     drain: Drain,
 }
 
@@ -82,13 +86,24 @@ impl Application {
             .map_err(|source| StartupError::Bind { addr: admin_listen, source })?;
         let addr = listener.local_addr().map_err(|source| StartupError::Bind { addr: listen, source })?;
         let (pool, report) = db::prepare(&settings.database(), crate::MIGRATIONS).await?;
-        let revocations = prfix_runtime::redis::connect(&settings.common)
-            .await?
-            .map(|r| std::sync::Arc::new(prfix_auth::revocations::RedisRevocations::new(r)) as _);
-        let auth = prfix_auth::service_layer(&settings.common, revocations)?;
+        // Revocations from Postgres, kept current by LISTEN/NOTIFY; past the staleness bound every
+        // token is refused until they are confirmed current again (fail closed).
+        let revocations = prfix_auth::revocations::RevocationFeed::start(
+            settings.database(),
+            std::time::Duration::from_millis(settings.common.auth_revocations_max_staleness_ms),
+        );
+        let auth = prfix_auth::service_layer(&settings.common, Some(revocations as _))?;
+        // The method's rate-limit class and the per-address limit on failed credentials apply at
+        // this port as at the gateway, and refusals are audited (aggregated per address) into
+        // its own log: reaching the service directly gains nothing.
+        let redis = prfix_runtime::redis::connect(&settings.common).await?;
+        let sink = crate::denials::OwnLog::new(crate::writer::Writer::start(pool.clone()));
+        let auth = auth.with_guard(prfix_auth::layer::Guard::for_service("audit", &settings.common, redis, sink));
         let tls = grpc::server_tls(&settings.common)?;
         let signer = Arc::new(load_signer(&settings)?);
-        let checkpointer = Checkpointer::new(pool.clone(), signer, settings.audit.origin.clone());
+        let witnesses = crate::witness::cosigning::from_settings(&settings.audit).map_err(StartupError::Witnesses)?;
+        let checkpointer =
+            Checkpointer::new(pool.clone(), signer, settings.audit.origin.clone()).with_witnesses(witnesses);
         Ok(Self {
             admin,
             admin_addr,
@@ -100,6 +115,9 @@ impl Application {
             tls,
             checkpointer,
             checkpoint_every: settings.audit.checkpoint_every,
+            admission: crate::admission::Admission {
+                max_clock_skew: std::time::Duration::from_secs(settings.audit.max_clock_skew_secs),
+            },
             checkpoint_interval: std::time::Duration::from_millis(settings.audit.checkpoint_interval_ms),
             // Checked when the settings were read.
             previous_keys: settings
@@ -140,11 +158,15 @@ impl Application {
 
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), StartupError> {
         let (health, health_service) = Health::new(&[service_names::AUDIT]).await;
-        let routes = grpc::with_reflection(Routes::new(health_service).add_service(AuditServiceServer::new(
-            AuditApi::new(self.pool.clone(), self.checkpointer.clone(), self.checkpoint_every, self.previous_keys),
-        )))?;
+        let routes = grpc::with_reflection(
+            Routes::new(health_service).add_service(AuditServiceServer::new(
+                AuditApi::new(self.pool.clone(), self.checkpointer.clone(), self.checkpoint_every, self.previous_keys)
+                    .with_admission(self.admission),
+            )),
+        )?;
         // Every call is checked against its method's policy here, whoever sent it: reaching the
         // service on the network grants nothing.
+        let denials = self.auth.denials();
         let routes = Routes::from(
             routes.into_axum_router().layer(self.auth).layer(prfix_runtime::calls::GrpcMetricsLayer::new("audit")),
         );
@@ -166,6 +188,10 @@ impl Application {
         tokio::spawn(self.checkpointer.clone().run(self.checkpoint_interval, shutdown.clone()));
         tracing::info!(addr = %self.addr, admin = %self.admin_addr, "audit service listening");
         grpc::serve(routes, self.listener, health, shutdown, self.drain, self.tls).await?;
+        // Denials counted but not yet audited are written before the service ends.
+        if let Some(denials) = denials {
+            denials.flush_all().await;
+        }
         tracing::info!("audit service stopped");
         Ok(())
     }

@@ -68,6 +68,39 @@ pub struct NewEvent {
     pub metadata: serde_json::Value,
 }
 
+/// Who appended an event and when the service received it: taken from the verified token of the
+/// append call and the service's clock, never from the request, and covered by the leaf hash
+/// (canonical encoding v2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appender {
+    /// The token's subject.
+    pub subject: String,
+    /// The credential that acted (`Principal::credential`: `apikey:<id>` or `token:<jti>`).
+    pub credential: String,
+    /// When the audit service received the event (microseconds: what Postgres stores).
+    pub received_at: DateTime<Utc>,
+}
+
+impl Appender {
+    /// The appender of a call by `principal` received `at`.
+    pub fn of(principal: &prfix_auth::Principal, at: DateTime<Utc>) -> Self {
+        Self {
+            subject: principal.subject.clone(),
+            credential: principal.credential(),
+            received_at: crate::canonical::storable(at),
+        }
+    }
+}
+
+/// An event with its appender, as the writer stores it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Submission {
+    /// The event as submitted.
+    pub event: NewEvent,
+    /// Who appended it.
+    pub appender: Appender,
+}
+
 /// An event as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEvent {
@@ -81,6 +114,15 @@ pub struct StoredEvent {
     pub chain_hash: Vec<u8>,
     /// What was submitted.
     pub event: NewEvent,
+    /// Who appended it; `None` for events stored before appenders were recorded (encoding v1).
+    pub appender: Option<Appender>,
+}
+
+impl StoredEvent {
+    /// The leaf hash recomputed from the stored content, in its encoding version.
+    pub fn recomputed_leaf(&self) -> crate::merkle::Hash {
+        crate::canonical::leaf_hash_of(self.sequence, &self.event, self.appender.as_ref())
+    }
 }
 
 /// Where an append put an event.
@@ -187,32 +229,42 @@ impl NewEvent {
 
 /// Appends `events` in order, in one transaction. An event id already stored (or repeated in the
 /// batch) is not stored again and reports its original sequence.
-pub async fn append(pool: &Pool, events: &[NewEvent]) -> Result<Vec<Appended>, AuditError> {
+pub async fn append(pool: &Pool, events: &[Submission]) -> Result<Vec<Appended>, AuditError> {
     check_batch(events)?;
     append_checked(pool, events).await
 }
 
-/// Checks a batch before it is queued: not empty, not too large, every event valid.
-pub fn check_batch(events: &[NewEvent]) -> Result<(), AuditError> {
-    if events.is_empty() {
-        return Err(AuditError::Invalid("events must not be empty".to_owned()));
-    }
+/// Checks a batch before it is queued: not too large, every event valid. (An empty batch is
+/// refused by the handlers: after policy refusals a batch may have nothing left to store.)
+pub fn check_batch(events: &[Submission]) -> Result<(), AuditError> {
     if events.len() > MAX_BATCH {
         return Err(AuditError::Invalid(format!("a batch holds at most {MAX_BATCH} events, got {}", events.len())));
     }
-    for (i, e) in events.iter().enumerate() {
-        e.validate(i)?;
+    for (i, s) in events.iter().enumerate() {
+        s.event.validate(i)?;
+        for (name, value) in
+            [("appender subject", &s.appender.subject), ("appender credential", &s.appender.credential)]
+        {
+            if value.is_empty() || value.chars().count() > MAX_FIELD_CHARS {
+                return Err(AuditError::Invalid(format!(
+                    "events[{i}]: the {name} must be 1 to {MAX_FIELD_CHARS} characters"
+                )));
+            }
+        }
     }
     Ok(())
 }
 
 /// Appends already-checked events in one transaction (the group-commit writer calls this with the
 /// batches of many callers at once).
-pub async fn append_checked(pool: &Pool, events: &[NewEvent]) -> Result<Vec<Appended>, AuditError> {
+pub async fn append_checked(pool: &Pool, events: &[Submission]) -> Result<Vec<Appended>, AuditError> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&APPEND_LOCK]).await?;
-    let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+    let ids: Vec<Uuid> = events.iter().map(|s| s.event.event_id).collect();
     let existing = tx.query("SELECT event_id, sequence FROM events WHERE event_id = ANY($1)", &[&ids]).await?;
     let mut known: std::collections::HashMap<Uuid, i64> = existing.iter().map(|r| (r.get(0), r.get(1))).collect();
     let last = tx.query_opt("SELECT sequence, chain_hash FROM events ORDER BY sequence DESC LIMIT 1", &[]).await?;
@@ -228,13 +280,14 @@ pub async fn append_checked(pool: &Pool, events: &[NewEvent]) -> Result<Vec<Appe
     let insert = tx
         .prepare(
             "INSERT INTO events (sequence, event_id, occurred_at, actor_subject, actor_roles, actor_ip, action,
-                                 resource, result, request_id, trace_id, metadata, leaf_hash, chain_hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                                 resource, result, request_id, trace_id, metadata, leaf_hash, chain_hash,
+                                 encoding, appender_subject, appender_credential, received_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
         )
         .await?;
     let mut next = head;
     let mut out = Vec::with_capacity(events.len());
-    for e in events {
+    for Submission { event: e, appender } in events {
         if let Some(sequence) = known.get(&e.event_id) {
             out.push(Appended { sequence: *sequence, duplicate: true });
             continue;
@@ -242,7 +295,10 @@ pub async fn append_checked(pool: &Pool, events: &[NewEvent]) -> Result<Vec<Appe
         next += 1;
         let mut e = e.clone();
         e.occurred_at = crate::canonical::storable(e.occurred_at);
-        let leaf = crate::canonical::leaf_hash(next, &e);
+        let received_at = crate::canonical::storable(appender.received_at);
+        let appender = Appender { received_at, ..appender.clone() };
+        // Every new event is v2: the appender and receive time are inside its leaf.
+        let leaf = crate::canonical::leaf_hash_of(next, &e, Some(&appender));
         chain = crate::canonical::chain_hash(&chain, &leaf);
         tx.execute(
             &insert,
@@ -261,6 +317,10 @@ pub async fn append_checked(pool: &Pool, events: &[NewEvent]) -> Result<Vec<Appe
                 &e.metadata,
                 &leaf.as_slice(),
                 &chain.as_slice(),
+                &crate::canonical::ENCODING_V2,
+                &appender.subject,
+                &appender.credential,
+                &appender.received_at,
             ],
         )
         .await?;
@@ -272,13 +332,23 @@ pub async fn append_checked(pool: &Pool, events: &[NewEvent]) -> Result<Vec<Appe
 }
 
 const COLUMNS: &str = "sequence, event_id, occurred_at, actor_subject, actor_roles, actor_ip, action, resource, result,
-                       request_id, trace_id, metadata, recorded_at, leaf_hash, chain_hash";
+                       request_id, trace_id, metadata, recorded_at, leaf_hash, chain_hash,
+                       encoding, appender_subject, appender_credential, received_at";
 
 fn row_to_event(row: &Row) -> Result<StoredEvent, AuditError> {
     let result: i16 = row.get(8);
     let outcome = Outcome::from_i32(i32::from(result))
         .ok_or_else(|| AuditError::Invalid(format!("stored event has unknown result {result}")))?;
+    // Read leniently: a row whose columns do not fit its encoding (possible only with the table's
+    // constraints dropped) is still exported, and its leaf hash then names it as changed.
+    let encoding: i16 = row.get(15);
+    let appender = (encoding != crate::canonical::ENCODING_V1).then(|| Appender {
+        subject: row.get::<_, Option<String>>(16).unwrap_or_default(),
+        credential: row.get::<_, Option<String>>(17).unwrap_or_default(),
+        received_at: row.get::<_, Option<DateTime<Utc>>>(18).unwrap_or_default(),
+    });
     Ok(StoredEvent {
+        appender,
         sequence: row.get(0),
         recorded_at: row.get(12),
         leaf_hash: row.get(13),

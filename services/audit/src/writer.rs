@@ -6,7 +6,7 @@
 use deadpool_postgres::Pool;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{self, Appended, AuditError, NewEvent};
+use crate::store::{self, Appended, AuditError, Submission};
 
 /// Most events written in one transaction.
 const MAX_GROUP_EVENTS: usize = 2_000;
@@ -14,7 +14,7 @@ const MAX_GROUP_EVENTS: usize = 2_000;
 const QUEUE: usize = 1_024;
 
 struct Job {
-    events: Vec<NewEvent>,
+    events: Vec<Submission>,
     reply: oneshot::Sender<Result<Vec<Appended>, AuditError>>,
 }
 
@@ -46,7 +46,7 @@ impl Writer {
                 if group.is_empty() {
                     continue;
                 }
-                let all: Vec<NewEvent> = group.iter().flat_map(|job| job.events.iter().cloned()).collect();
+                let all: Vec<Submission> = group.iter().flat_map(|job| job.events.iter().cloned()).collect();
                 match store::append_checked(&pool, &all).await {
                     Ok(results) => {
                         let metrics = &prfix_runtime::metrics::METRICS;
@@ -71,9 +71,13 @@ impl Writer {
         Self { jobs }
     }
 
-    /// Appends `events` (checked first, so one caller's bad batch fails only that caller).
-    pub async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Appended>, AuditError> {
+    /// Appends `events` with their appenders (checked first, so one caller's bad batch fails only
+    /// that caller). An empty list stores nothing.
+    pub async fn append(&self, events: Vec<Submission>) -> Result<Vec<Appended>, AuditError> {
         store::check_batch(&events)?;
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Job { events, reply })

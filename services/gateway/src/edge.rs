@@ -1,6 +1,7 @@
 //! The edge check every gRPC call passes before it is served or forwarded: who is calling (access
 //! token, or API key exchanged for a short-lived token), whether the method's policy lets them,
-//! and whether their rate limit does. Denials are audited.
+//! and whether their rate limit does. An address whose credentials keep failing is refused before
+//! any key is touched. Denials are audited, aggregated per address.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,15 +11,14 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::middleware::Next;
 use http::{Request, Response};
-use prfix_auth::policy::authorize;
+use prfix_auth::policy::{authorize, without_token};
 use prfix_auth::verifier::bearer;
 use prfix_auth::{AuthError, Decision, PolicyTable, Principal, PrincipalKind, Verifier};
-use prfix_proto::audit::v1::AuditResult;
 
 use crate::auth::AuthApi;
 use crate::auth::api_keys;
 use crate::ratelimit::{Class, Limiter};
-use crate::security_audit::{ClientInfo, SecurityEvent};
+use crate::security_audit::ClientInfo;
 
 /// Lifetime of the token an API key is exchanged for.
 const EXCHANGE_TTL: Duration = Duration::from_secs(300);
@@ -36,6 +36,10 @@ pub struct Edge {
     pub limiter: Arc<Limiter>,
     /// Access records of audited methods, shipped to the audit log by a relay.
     pub access: prfix_runtime::outbox::Outbox,
+    /// Failed or missing credentials per address, checked before any key is touched.
+    pub unauthenticated: Arc<prfix_auth::address_limit::AddressLimiter>,
+    /// Refusals, audited per address and window.
+    pub denials: Arc<prfix_auth::denials::Denials>,
 }
 
 /// Whether the request's content type starts with `prefix`.
@@ -65,22 +69,22 @@ impl Edge {
     ) -> Response<Body> {
         let (status, reason, denied) = match refusal {
             Refusal::Auth(error) => {
-                let kind = format!("{error:?}");
-                let kind: String = kind.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+                let kind = prfix_auth::layer::failure_kind(&error);
                 prfix_runtime::metrics::METRICS.auth_failures.with_label_values(&[&kind]).inc();
                 (error.to_status(), error.to_string(), None)
             }
             Refusal::Limited(denied) => (denied.into_status(), "rate limited".to_owned(), Some(denied)),
         };
-        let event = SecurityEvent {
-            action: call.path.clone(),
-            actor: principal.map_or_else(|| "anonymous".to_owned(), |p| p.subject.clone()),
+        let denial = prfix_auth::denials::Denial {
+            address: client.ip.clone(),
+            subject: principal.map(|p| p.subject.clone()),
             roles: principal.map(Principal::role_names).unwrap_or_default(),
-            resource: String::new(),
-            result: AuditResult::Denied,
+            action: call.path.clone(),
             reason,
+            request_id: client.request_id.clone(),
+            trace_id: client.trace_id(),
         };
-        self.auth.audit.record(event, client).await;
+        self.denials.record(denial).await;
         if call.grpc {
             return status.into_http();
         }
@@ -102,14 +106,23 @@ impl Edge {
     /// the credential so the services behind verify it themselves.
     async fn authenticate(&self, token: &str) -> Result<(Principal, Option<String>), AuthError> {
         if token.starts_with(api_keys::PREFIX) {
-            let (subject, roles) = self.auth.authenticate_api_key(token).await?;
+            // The key acts for its owner: the token's subject is the owner, and `key` names the key,
+            // so what the key does belongs to the owner and records which credential did it.
+            let holder = self.auth.authenticate_api_key(token).await?;
             let (exchanged, claims) = self
                 .auth
                 .issuer
-                .mint_for(&subject, &roles, PrincipalKind::ApiKey, EXCHANGE_TTL)
+                .mint_for(&holder.owner, &holder.roles, PrincipalKind::ApiKey, Some(&holder.key_id), EXCHANGE_TTL)
                 .map_err(AuthError::KeysUnavailable)?;
-            let principal =
-                Principal { subject, roles, kind: PrincipalKind::ApiKey, token_id: claims.jti, expires_at: claims.exp };
+            let principal = Principal {
+                subject: holder.owner,
+                roles: holder.roles,
+                kind: PrincipalKind::ApiKey,
+                token_id: claims.jti,
+                expires_at: claims.exp,
+                key_id: claims.key,
+                issued_at: claims.iat,
+            };
             return Ok((principal, Some(exchanged)));
         }
         Ok((self.verifier.verify(token).await?, None))
@@ -143,14 +156,26 @@ pub async fn check(State(edge): State<Edge>, mut request: Request<Body>, next: N
         Decision::NoPolicy => return edge.deny(&client, &call, None, Refusal::Auth(AuthError::Forbidden)).await,
         Decision::Policy(policy) => policy,
     };
+    // A method authenticated by a forge's signature takes no token: a credential sent along is
+    // ignored, so the call is limited by address and the handler's check decides.
     let token = request
         .headers()
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(bearer)
+        .filter(|_| !policy.forge_signature)
         .map(str::to_owned);
+    // An address whose credentials keep failing is refused before any key (or key table) is
+    // touched; a public method is served to it as to an anonymous caller.
+    let admitted = edge.unauthenticated.admit(&ip);
+    if let Err(denied) = admitted
+        && !without_token(&policy)
+    {
+        limit_decision("unauthenticated", false);
+        return edge.deny(&client, &call, None, Refusal::Limited(denied)).await;
+    }
     let mut principal = None;
-    if let Some(token) = token {
+    if let Some(token) = token.filter(|_| admitted.is_ok()) {
         match edge.authenticate(&token).await {
             Ok((found, exchanged)) => {
                 if let Some(exchanged) = exchanged
@@ -160,21 +185,26 @@ pub async fn check(State(edge): State<Edge>, mut request: Request<Body>, next: N
                 }
                 principal = Some(found);
             }
-            // A public method ignores a bad credential; the others refuse it.
-            Err(error) if !policy.public => return edge.deny(&client, &call, None, Refusal::Auth(error)).await,
-            Err(_) => {}
+            // A public method ignores a bad credential; the others refuse it. Either way it counts
+            // against the address.
+            Err(error) => {
+                edge.unauthenticated.failed(&ip);
+                if !without_token(&policy) {
+                    return edge.deny(&client, &call, None, Refusal::Auth(error)).await;
+                }
+            }
         }
     }
     if let Err(error) = authorize(&policy, principal.as_ref()) {
+        if principal.is_none() {
+            edge.unauthenticated.failed(&ip);
+        }
         return edge.deny(&client, &call, principal.as_ref(), Refusal::Auth(error)).await;
     }
     let key = principal.as_ref().map_or_else(|| format!("ip:{ip}"), |p| format!("sub:{}", p.subject));
     let class = Class::from_proto(policy.rate_limit);
     let decision = edge.limiter.check(class, &key).await;
-    prfix_runtime::metrics::METRICS
-        .rate_limit_decisions
-        .with_label_values(&[class.name(), if decision.is_ok() { "allowed" } else { "denied" }])
-        .inc();
+    limit_decision(class.name(), decision.is_ok());
     if let Err(denied) = decision {
         return edge.deny(&client, &call, principal.as_ref(), Refusal::Limited(denied)).await;
     }
@@ -186,6 +216,14 @@ pub async fn check(State(edge): State<Edge>, mut request: Request<Body>, next: N
         edge.access.enqueue(&access_record(&call, &client, principal.as_ref(), &response)).await;
     }
     response
+}
+
+/// Counts a rate-limit decision of `class` (`unauthenticated`: the per-address failure budget).
+fn limit_decision(class: &str, allowed: bool) {
+    prfix_runtime::metrics::METRICS
+        .rate_limit_decisions
+        .with_label_values(&[class, if allowed { "allowed" } else { "denied" }])
+        .inc();
 }
 
 /// The access record of an audited call, with the outcome its response headers tell (a gRPC error

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod command;
 mod edge;
 pub mod health;
+mod oversize;
 mod problem;
 pub mod ratelimit;
 mod rest;
@@ -19,8 +20,9 @@ mod serve;
 pub mod settings;
 mod startup;
 pub mod upstream;
+pub mod webhook;
 
-pub use settings::{GatewaySettings, Mode, Settings};
+pub use settings::{ForgeConnection, ForgeKind, GatewaySettings, Mode, Settings};
 pub use startup::{Application, StartupError};
 
 /// The embedded migrations of the `gateway` schema.
@@ -39,5 +41,15 @@ pub const MIGRATIONS: &[prfix_runtime::migrate::Migration] = &[
         version: 3,
         name: "0003_access_outbox.sql",
         sql: include_str!("../../../migrations/gateway/0003_access_outbox.sql"),
+    },
+    prfix_runtime::migrate::Migration {
+        version: 4,
+        name: "0004_revocations.sql",
+        sql: include_str!("../../../migrations/gateway/0004_revocations.sql"),
+    },
+    prfix_runtime::migrate::Migration {
+        version: 5,
+        name: "0005_webhook_deliveries.sql",
+        sql: include_str!("../../../migrations/gateway/0005_webhook_deliveries.sql"),
     },
 ];

@@ -8,6 +8,7 @@ use axum::body::Body;
 use axum::routing::get;
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use prfix_proto::auth::v1::auth_service_server::AuthServiceServer;
+use prfix_proto::forge::v1::webhook_service_server::WebhookServiceServer;
 use prfix_runtime::grpc::with_reflection;
 use tonic::Status;
 use tonic::service::Routes;
@@ -37,20 +38,29 @@ pub const SECURITY_HEADERS: &[(&str, &str)] = &[
     ("cross-origin-resource-policy", "same-origin"),
     ("cache-control", "no-store"),
     ("x-xss-protection", "0"),
+    // No cross-origin resource may be embedded in an answer (nothing is meant to be framed or
+    // embedded), and Flash/PDF cross-domain policy files are refused.
+    ("cross-origin-embedder-policy", "require-corp"),
+    ("x-permitted-cross-domain-policies", "none"),
 ];
 
 /// Builds the router.
-pub fn build(
+pub(crate) fn build(
     health: GatewayHealth,
     upstreams: Upstreams,
     auth: AuthApi,
     edge: Edge,
     cors_origins: &[String],
-    max_request_bytes: usize,
+    limits: crate::oversize::Limits,
     rest: Arc<crate::rest::Rest>,
 ) -> Result<axum::Router, tonic_reflection::server::Error> {
+    let max_request_bytes = limits.max_request_bytes;
     let jwks = Arc::new(auth.issuer.jwks());
-    let local = with_reflection(Routes::new(HealthServer::new(health)).add_service(AuthServiceServer::new(auth)))?;
+    let local = with_reflection(
+        Routes::new(HealthServer::new(health))
+            .add_service(AuthServiceServer::new(auth))
+            .add_service(WebhookServiceServer::new(limits.webhooks.clone())),
+    )?;
     let router = local
         .into_axum_router()
         .route(
@@ -103,6 +113,9 @@ pub fn build(
                 ]),
         );
     }
+    // Heads and declared bodies over the limits are answered here, inside the security headers
+    // (hyper's own, bare refusals stand at a higher ceiling: see `oversize`).
+    router = router.layer(axum::middleware::from_fn_with_state(limits, crate::oversize::refuse));
     router = secured(router);
     let outer = ServiceBuilder::new()
         // Outermost: every request gets an id (the caller's `x-request-id` or a new UUID) before

@@ -1,7 +1,7 @@
 //! Security events of the gateway (logins, refreshes, logouts, user and key changes, denials),
 //! appended to the audit log before the response goes out, with a service token of the gateway's
 //! own. Until durable delivery exists, a failed append is logged as an error, never dropped
-//! silently.
+//! silently. Denials are aggregated per address first ([`prfix_auth::denials`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,6 +51,8 @@ pub struct SecurityEvent {
     pub result: pb::AuditResult,
     /// Why, for failures and denials.
     pub reason: String,
+    /// Further facts of the event (a webhook's forge, delivery id, event, sender), in its metadata.
+    pub details: Vec<(String, String)>,
 }
 
 impl SecurityEvent {
@@ -63,7 +65,23 @@ impl SecurityEvent {
         result: pb::AuditResult,
         reason: &str,
     ) -> Self {
-        Self { action: action.to_owned(), actor: actor.to_owned(), roles, resource, result, reason: reason.to_owned() }
+        Self {
+            action: action.to_owned(),
+            actor: actor.to_owned(),
+            roles,
+            resource,
+            result,
+            reason: reason.to_owned(),
+            details: Vec::new(),
+        }
+    }
+
+    /// The event with `key: value` in its metadata (an empty value is left out).
+    pub fn with(mut self, key: &str, value: &str) -> Self {
+        if !value.is_empty() {
+            self.details.push((key.to_owned(), value.to_owned()));
+        }
+        self
     }
 }
 
@@ -90,8 +108,13 @@ impl SecurityAudit {
         {
             return Ok(token.clone());
         }
-        let (token, claims) =
-            self.issuer.mint_for("service:gateway", &[Role::Service], PrincipalKind::Service, SERVICE_TOKEN_TTL)?;
+        let (token, claims) = self.issuer.mint_for(
+            prfix_auth::GATEWAY_SUBJECT,
+            &[Role::Service],
+            PrincipalKind::Service,
+            None,
+            SERVICE_TOKEN_TTL,
+        )?;
         *cached = Some((token.clone(), claims.exp));
         Ok(token)
     }
@@ -103,6 +126,12 @@ impl SecurityAudit {
             metadata.fields.insert(
                 "reason".to_owned(),
                 prost_types::Value { kind: Some(prost_types::value::Kind::StringValue(event.reason.clone())) },
+            );
+        }
+        for (key, value) in &event.details {
+            metadata.fields.insert(
+                key.clone(),
+                prost_types::Value { kind: Some(prost_types::value::Kind::StringValue(value.clone())) },
             );
         }
         let message = pb::AuditEvent {
@@ -118,20 +147,7 @@ impl SecurityAudit {
             metadata: Some(metadata),
             ..Default::default()
         };
-        let outcome = async {
-            let token = self.service_token().await?;
-            let mut request = tonic::Request::new(pb::AppendRequest { event: Some(message) });
-            request.set_timeout(Duration::from_secs(2));
-            let value = format!("Bearer {token}").parse().map_err(|_| "token is not a header value".to_owned())?;
-            request.metadata_mut().insert("authorization", value);
-            // The audit service's span of the append joins the call's trace.
-            if let Some(trace) = client.trace {
-                trace.inject_metadata(request.metadata_mut());
-            }
-            self.client.clone().append(request).await.map_err(|s| format!("{}: {}", s.code(), s.message()))
-        }
-        .await;
-        if let Err(error) = outcome {
+        if let Err(error) = self.append(message, client.trace).await {
             tracing::error!(
                 %error,
                 action = %event.action,
@@ -141,6 +157,37 @@ impl SecurityAudit {
                 request_id = %client.request_id,
                 "security event could not be appended to the audit log"
             );
+        }
+    }
+
+    /// Appends `event` with the gateway's service token, in `trace` when given.
+    async fn append(
+        &self,
+        event: pb::AuditEvent,
+        trace: Option<prfix_runtime::trace::TraceContext>,
+    ) -> Result<(), String> {
+        let token = self.service_token().await?;
+        let mut request = tonic::Request::new(pb::AppendRequest { event: Some(event) });
+        request.set_timeout(Duration::from_secs(2));
+        let value = format!("Bearer {token}").parse().map_err(|_| "token is not a header value".to_owned())?;
+        request.metadata_mut().insert("authorization", value);
+        // The audit service's span of the append joins the call's trace.
+        if let Some(trace) = trace {
+            trace.inject_metadata(request.metadata_mut());
+        }
+        self.client.clone().append(request).await.map(|_| ()).map_err(|s| format!("{}: {}", s.code(), s.message()))
+    }
+}
+
+/// Denials seen at the edge (aggregated by [`prfix_auth::denials::Denials`]) go to the audit log
+/// like the other security events.
+#[tonic::async_trait]
+impl prfix_auth::denials::DenialSink for SecurityAudit {
+    async fn write(&self, events: Vec<pb::AuditEvent>) {
+        for event in events {
+            if let Err(error) = self.append(event.clone(), None).await {
+                prfix_auth::denials::log_unwritten(&event, &error);
+            }
         }
     }
 }

@@ -21,7 +21,12 @@ use tower::ServiceExt;
 /// Limits applied to every connection.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
-    /// Largest header block (HTTP/2 header list, HTTP/1 buffer), bytes.
+    /// Largest request body, bytes (bounds how much of an unread body is read after an early
+    /// answer).
+    pub max_request_bytes: usize,
+    /// Largest header block, bytes, counted as an HTTP/2 header list; enforced by
+    /// [`crate::oversize`] with a 431 that carries the security headers (hyper's own limits stand
+    /// at [`crate::oversize::hard_ceiling`] of it).
     pub max_header_bytes: usize,
     /// Concurrent HTTP/2 streams per connection.
     pub max_concurrent_streams: u32,
@@ -65,12 +70,11 @@ pub async fn serve(
     stop: CancellationToken,
     grace: Duration,
 ) {
+    // hyper answers heads over its limits by itself (a bare 431, a reset stream), so its limits
+    // stand above ours and the router answers the configured one with every header.
+    let ceiling = crate::oversize::hard_ceiling(limits.max_header_bytes);
     let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(limits.max_header_bytes.max(8192));
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout).max_buf_size(ceiling);
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -78,7 +82,7 @@ pub async fn serve(
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(20))
         .max_concurrent_streams(limits.max_concurrent_streams)
-        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+        .max_header_list_size(u32::try_from(ceiling).unwrap_or(u32::MAX));
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
     loop {
@@ -95,9 +99,17 @@ pub async fn serve(
             () = stop.cancelled() => break,
         };
         let _ = stream.set_nodelay(true);
+        let head_limit = crate::oversize::HeadLimit(limits.max_header_bytes);
+        let linger = crate::oversize::linger_bytes(limits.max_request_bytes);
         let service = router.clone().map_request(move |mut request: http::Request<hyper::body::Incoming>| {
             request.extensions_mut().insert(ConnectInfo(remote));
-            request.map(axum::body::Body::new)
+            request.extensions_mut().insert(head_limit);
+            // HTTP/2: a body answered before its end is read to its end, not reset (`oversize`).
+            if request.version() == http::Version::HTTP_2 {
+                request.map(|body| axum::body::Body::new(crate::oversize::Lingering::new(body, linger)))
+            } else {
+                request.map(axum::body::Body::new)
+            }
         });
         let service = TowerToHyperService::new(service);
         let builder = builder.clone();

@@ -1,5 +1,6 @@
 //! The gateway's settings: the shared ones and the `[gateway]` section.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -34,6 +35,52 @@ pub struct Settings {
     pub bootstrap_admin_password: Option<SecretString>,
     /// A signing key in PEM (`PRFIX_SIGNING_KEY` or `..._FILE`), used before `signing_key_files`.
     pub signing_key_pem: Option<SecretString>,
+    /// The webhook secret of each forge connection of `gateway.forges`, by connection name
+    /// (`PRFIX_FORGE_<NAME>_WEBHOOK_SECRET` or `..._FILE`; never from the file, never in the database).
+    pub forge_webhook_secrets: BTreeMap<String, SecretString>,
+}
+
+/// Which forge sends a connection's webhooks, and so how they are signed and read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForgeKind {
+    /// GitHub (`X-Hub-Signature-256`: HMAC-SHA256 of the body).
+    GitHub,
+    /// GitLab (`X-Gitlab-Token`: the secret token itself).
+    GitLab,
+    /// Gitea (`X-Gitea-Signature`: HMAC-SHA256 of the body); Forgejo's headers are accepted too.
+    Gitea,
+    /// Forgejo (`X-Forgejo-Signature`, or Gitea's headers, which Forgejo sends as well).
+    Forgejo,
+}
+
+impl ForgeKind {
+    /// The lowercase name, as configured and audited.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::GitHub => "github",
+            Self::GitLab => "gitlab",
+            Self::Gitea => "gitea",
+            Self::Forgejo => "forgejo",
+        }
+    }
+}
+
+/// One forge that sends webhooks to `POST /v1/forges/<name>/webhook` (`[gateway.forges.<name>]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForgeConnection {
+    /// `github`, `gitlab`, `gitea` or `forgejo`.
+    pub kind: ForgeKind,
+    /// The repositories whose deliveries are taken (`owner/name`; GitLab's full project path
+    /// `group/subgroup/project`); a delivery for any other is refused (404).
+    #[serde(default)]
+    pub repositories: Vec<String>,
+}
+
+/// The environment variable holding the webhook secret of the forge connection `name`.
+pub fn forge_secret_variable(name: &str) -> String {
+    format!("PRFIX_FORGE_{}_WEBHOOK_SECRET", name.to_ascii_uppercase().replace('-', "_"))
 }
 
 /// The `[gateway]` section (`PRFIX_GATEWAY__...`).
@@ -68,12 +115,15 @@ pub struct GatewaySettings {
     pub access_token_ttl_secs: u64,
     /// Refresh-token lifetime in seconds.
     pub refresh_token_ttl_secs: u64,
-    /// Password hashes computed at once (each takes 19 MiB).
-    pub password_hash_concurrency: usize,
+    /// Memory for password hashing, MiB: each hash at once takes 19 MiB, so this sets how many
+    /// run at once (40: two). Allocated at start-up and reused.
+    pub password_hash_memory_mib: usize,
     /// Longest wait for a hashing slot before RESOURCE_EXHAUSTED, in milliseconds.
     pub password_hash_queue_ms: u64,
     /// Rate limits per class.
     pub limits: Limits,
+    /// Login limits by (user, address) and by account (docs/security.md, "Login limits").
+    pub login_limits: crate::auth::login_limits::LoginLimitSettings,
     /// Most access records waiting for the audit service (beyond, new ones are dropped loudly).
     pub access_outbox_max: i64,
     /// Origins allowed to call from browsers (CORS); empty allows none.
@@ -92,6 +142,9 @@ pub struct GatewaySettings {
     pub header_read_timeout_ms: u64,
     /// Time in-flight calls get to finish after the listener closed, in milliseconds.
     pub shutdown_grace_ms: u64,
+    /// Forge connections by name: the name is the `{forge}` of `POST /v1/forges/{forge}/webhook`
+    /// (docs/forges.md, "Webhooks"); each one's secret comes from `PRFIX_FORGE_<NAME>_WEBHOOK_SECRET`.
+    pub forges: BTreeMap<String, ForgeConnection>,
 }
 
 impl Default for GatewaySettings {
@@ -112,9 +165,10 @@ impl Default for GatewaySettings {
             data_dir: PathBuf::from(".prfix-data"),
             access_token_ttl_secs: 900,
             refresh_token_ttl_secs: 7 * 24 * 3600,
-            password_hash_concurrency: 2,
+            password_hash_memory_mib: 40,
             password_hash_queue_ms: 1_000,
             limits: Limits::default(),
+            login_limits: crate::auth::login_limits::LoginLimitSettings::default(),
             access_outbox_max: 100_000,
             cors_allowed_origins: Vec::new(),
             tls_cert_file: None,
@@ -123,6 +177,7 @@ impl Default for GatewaySettings {
             max_header_bytes: 16 * 1024,
             max_concurrent_streams: 256,
             header_read_timeout_ms: 10_000,
+            forges: BTreeMap::new(),
         }
     }
 }
@@ -136,12 +191,18 @@ impl Settings {
 
     /// Reads and validates both parts from already loaded layers.
     pub fn from_layers(layers: &Layers) -> Result<Self, SettingsError> {
-        let settings = Self {
+        let mut settings = Self {
             common: layers.common()?,
             gateway: layers.section("gateway")?,
             bootstrap_admin_password: prfix_runtime::settings::secret_from_env("PRFIX_BOOTSTRAP_ADMIN_PASSWORD")?,
             signing_key_pem: prfix_runtime::settings::secret_from_env("PRFIX_SIGNING_KEY")?,
+            forge_webhook_secrets: BTreeMap::new(),
         };
+        for name in settings.gateway.forges.keys() {
+            if let Some(secret) = prfix_runtime::settings::secret_from_env(&forge_secret_variable(name))? {
+                settings.forge_webhook_secrets.insert(name.clone(), secret);
+            }
+        }
         settings.validate()?;
         Ok(settings)
     }
@@ -169,6 +230,15 @@ impl Settings {
                     ),
                 });
             }
+        }
+        if self.gateway.password_hash_memory_mib < crate::auth::passwords::MIB_PER_HASH {
+            return Err(SettingsError::Invalid {
+                key: "gateway.password_hash_memory_mib",
+                reason: format!(
+                    "must be at least {} (the memory of one argon2id hash)",
+                    crate::auth::passwords::MIB_PER_HASH
+                ),
+            });
         }
         if self.gateway.upstream_connect_timeout_ms == 0 {
             return Err(SettingsError::Invalid {
@@ -202,6 +272,27 @@ impl Settings {
                 reason: "max_header_bytes and max_request_bytes must be at least 1024".to_owned(),
             });
         }
+        for name in self.gateway.forges.keys() {
+            let plain =
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !plain {
+                return Err(SettingsError::Invalid {
+                    key: "gateway.forges",
+                    reason: format!("`{name}`: a connection's name is lowercase letters, digits and `-`"),
+                });
+            }
+            let secret = self.forge_webhook_secrets.get(name).map(|s| secrecy::ExposeSecret::expose_secret(s).len());
+            if secret.unwrap_or(0) < 16 {
+                return Err(SettingsError::Invalid {
+                    key: "gateway.forges",
+                    reason: format!(
+                        "`{name}` needs a webhook secret of at least 16 characters in {} (or {}_FILE)",
+                        forge_secret_variable(name),
+                        forge_secret_variable(name)
+                    ),
+                });
+            }
+        }
         if self.gateway.database_pool_size == 0 {
             return Err(SettingsError::Invalid {
                 key: "gateway.database_pool_size",
@@ -234,6 +325,45 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn with_forge(name: &str, secret: Option<&str>) -> Settings {
+        let mut settings = Settings::default();
+        let connection = ForgeConnection { kind: ForgeKind::GitHub, repositories: vec!["o/r".to_owned()] };
+        settings.gateway.forges.insert(name.to_owned(), connection);
+        if let Some(secret) = secret {
+            settings.forge_webhook_secrets.insert(name.to_owned(), SecretString::from(secret));
+        }
+        settings
+    }
+
+    #[test]
+    fn a_forge_connection_without_its_secret_names_the_variable_to_set() {
+        let err = with_forge("github-enterprise", None).validate().expect_err("refused").to_string();
+        assert!(err.contains("PRFIX_FORGE_GITHUB_ENTERPRISE_WEBHOOK_SECRET"), "{err}");
+        let short = with_forge("github", Some("short")).validate().expect_err("refused").to_string();
+        assert!(short.contains("at least 16"), "{short}");
+        with_forge("github", Some("0123456789abcdef")).validate().expect("a secret of 16 characters");
+    }
+
+    #[test]
+    fn a_forge_connection_name_must_be_usable_in_a_url_and_a_variable() {
+        let err = with_forge("Git Hub", Some("0123456789abcdef")).validate().expect_err("refused").to_string();
+        assert!(err.contains("gateway.forges"), "{err}");
+    }
+
+    #[test]
+    fn forge_connections_read_from_toml() {
+        let file = std::env::temp_dir().join(format!("prfix-forges-{}.toml", uuid::Uuid::new_v4()));
+        let text = "[gateway.forges.gitlab]\nkind = \"gitlab\"\nrepositories = [\"group/sub/app\"]\n\
+                    [gateway.forges.codeberg]\nkind = \"forgejo\"\n";
+        std::fs::write(&file, text).expect("a temporary file");
+        let layers = Layers::load(Some(&file));
+        let _ = std::fs::remove_file(&file);
+        let section: GatewaySettings = layers.expect("loads").section("gateway").expect("parses");
+        assert_eq!(section.forges["gitlab"].kind, ForgeKind::GitLab);
+        assert_eq!(section.forges["gitlab"].repositories, ["group/sub/app"]);
+        assert_eq!(section.forges["codeberg"].kind, ForgeKind::Forgejo);
+    }
 
     #[test]
     fn an_upstream_url_without_a_scheme_is_named() {

@@ -18,7 +18,7 @@ use tonic_health::pb::health_client::HealthClient;
 
 use std::sync::Arc;
 
-use prfix_auth::revocations::RedisRevocations;
+use prfix_auth::revocations::RevocationFeed;
 use prfix_auth::{KeySource, PolicyTable, SigningKey, Verifier, VerifierConfig};
 use rustls::pki_types::pem::PemObject;
 use secrecy::{ExposeSecret, SecretString};
@@ -26,7 +26,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::auth::AuthApi;
 use crate::auth::passwords::Passwords;
 use crate::auth::store::Store;
-use crate::auth::tokens::{GatewayRevocations, Issuer};
+use crate::auth::tokens::Issuer;
 use crate::edge::Edge;
 use crate::health::{GatewayHealth, Readiness};
 use crate::ratelimit::Limiter;
@@ -102,6 +102,8 @@ pub struct Application {
     access: prfix_runtime::outbox::Outbox,
     audit_channel: Channel,
     security_audit: SecurityAudit,
+    /// Denials counted at the edge; their open windows are written at shutdown.
+    denials: Arc<prfix_auth::denials::Denials>,
     auth: AuthApi,
     drain: Drain,
 }
@@ -194,13 +196,21 @@ impl Application {
         let (pool, report) = db::prepare(&settings.database(), crate::MIGRATIONS).await?;
         let redis = redis::connect(&settings.common).await?;
 
-        let issuer = Arc::new(Issuer::new(
-            load_keys(&settings)?,
-            settings.common.auth_issuer.clone(),
-            settings.common.auth_audience.clone(),
-            Duration::from_secs(settings.gateway.access_token_ttl_secs),
-        ));
-        let revocations = Arc::new(GatewayRevocations::new(redis.clone().map(RedisRevocations::new)));
+        // Revocations from Postgres, kept current by LISTEN/NOTIFY; the gateway refuses tokens
+        // when it cannot confirm them current, as the services do.
+        let revocations = RevocationFeed::start(
+            settings.database(),
+            Duration::from_millis(settings.common.auth_revocations_max_staleness_ms),
+        );
+        let issuer = Arc::new(
+            Issuer::new(
+                load_keys(&settings)?,
+                settings.common.auth_issuer.clone(),
+                settings.common.auth_audience.clone(),
+                Duration::from_secs(settings.gateway.access_token_ttl_secs),
+            )
+            .with_revocations(revocations.clone()),
+        );
         let verifier = Arc::new(
             Verifier::new(
                 VerifierConfig {
@@ -225,7 +235,7 @@ impl Application {
             }
         });
         let passwords = Passwords::new(
-            settings.gateway.password_hash_concurrency,
+            settings.gateway.password_hash_memory_mib,
             Duration::from_millis(settings.gateway.password_hash_queue_ms),
         )
         .map_err(|e| StartupError::Bootstrap(e.to_string()))?;
@@ -238,33 +248,51 @@ impl Application {
             revocations,
             audit: SecurityAudit::new(audit_channel.clone(), issuer.clone()),
             limiter: limiter.clone(),
+            login_limits: crate::auth::login_limits::LoginLimits::new(settings.gateway.login_limits, redis.clone()),
             refresh_ttl: Duration::from_secs(settings.gateway.refresh_token_ttl_secs),
         };
         let jwks = issuer.jwks();
         let access =
             prfix_runtime::outbox::Outbox::new(pool.clone(), "access_outbox", settings.gateway.access_outbox_max);
         let security_audit = auth.audit.clone();
+        let common = &settings.common;
+        let denials = prfix_auth::denials::Denials::start(
+            Arc::new(security_audit.clone()),
+            Duration::from_millis(common.denial_audit_window_ms),
+            common.denial_audit_max_addresses,
+            "gateway",
+        );
         let edge = Edge {
             policies: Arc::new(PolicyTable::prfix()?),
             verifier,
             auth: auth.clone(),
             limiter,
             access: access.clone(),
+            unauthenticated: Arc::new(prfix_auth::address_limit::AddressLimiter::new(
+                common.unauthenticated_limit,
+                common.denial_audit_max_addresses,
+            )),
+            denials: denials.clone(),
         };
+        let webhooks = crate::webhook::WebhookApi::new(&settings, pool.clone(), security_audit.clone());
         let router = crate::router::build(
             health,
             upstreams,
             auth.clone(),
             edge,
             &settings.gateway.cors_allowed_origins,
-            settings.gateway.max_request_bytes,
-            std::sync::Arc::new(crate::rest::Rest::new(settings.gateway.max_request_bytes)?),
+            crate::oversize::Limits {
+                max_request_bytes: settings.gateway.max_request_bytes,
+                webhooks: webhooks.clone(),
+            },
+            std::sync::Arc::new(crate::rest::Rest::new(settings.gateway.max_request_bytes, webhooks)?),
         )?;
         let tls = match (&settings.gateway.tls_cert_file, &settings.gateway.tls_key_file) {
             (Some(cert), Some(key)) => Some(crate::serve::tls_acceptor(cert, key).map_err(|e| StartupError::Tls(e.0))?),
             _ => None,
         };
         let limits = crate::serve::ConnectionLimits {
+            max_request_bytes: settings.gateway.max_request_bytes,
             max_header_bytes: settings.gateway.max_header_bytes,
             max_concurrent_streams: settings.gateway.max_concurrent_streams,
             header_read_timeout: Duration::from_millis(settings.gateway.header_read_timeout_ms),
@@ -286,6 +314,7 @@ impl Application {
             access,
             audit_channel,
             security_audit,
+            denials,
             auth,
             drain: settings.drain(),
         })
@@ -327,6 +356,8 @@ impl Application {
             kind: prfix_auth::PrincipalKind::User,
             token_id: String::new(),
             expires_at: 0,
+            key_id: None,
+            issued_at: 0,
         };
         let roles = [prfix_auth::Role::Service.to_proto() as i32];
         let (_, secret) =
@@ -389,6 +420,8 @@ impl Application {
             stopper.cancel();
         });
         crate::serve::serve(self.listener, self.router, self.tls, self.limits, stop_accepting, drain.grace).await;
+        // Denials counted but not yet audited are written before the process ends.
+        self.denials.flush_all().await;
         tracing::info!("gateway stopped");
         Ok(())
     }

@@ -58,6 +58,11 @@ impl Role {
     }
 }
 
+/// The subject of the gateway's own service tokens. Only the gateway mints tokens of kind
+/// [`PrincipalKind::Service`] (logins mint `User`, API keys `ApiKey`), and user names cannot contain
+/// `:`, so a principal with this subject and that kind is the gateway itself.
+pub const GATEWAY_SUBJECT: &str = "service:gateway";
+
 /// How a principal authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -77,7 +82,7 @@ pub struct Claims {
     pub iss: String,
     /// Audience.
     pub aud: String,
-    /// Subject: user name, `apikey:<id>` or `service:<name>`.
+    /// Subject: the user name (for an API key, the name of the key's owner) or `service:<name>`.
     pub sub: String,
     /// Role names.
     pub roles: Vec<String>,
@@ -91,6 +96,9 @@ pub struct Claims {
     pub exp: i64,
     /// How the subject authenticated.
     pub kind: PrincipalKind,
+    /// The API key's id when `kind` is `api_key`: the credential that acted for the subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 /// The caller of a request, put into request extensions once its token is verified.
@@ -106,12 +114,30 @@ pub struct Principal {
     pub token_id: String,
     /// When the token expires (seconds since the epoch).
     pub expires_at: i64,
+    /// The API key's id when the principal authenticated with one (`kind` is `ApiKey`).
+    pub key_id: Option<String>,
+    /// When the token was issued (seconds since the epoch), for per-subject not-before checks.
+    pub issued_at: i64,
 }
 
 impl Principal {
     /// Whether the principal holds `role`.
     pub fn has(&self, role: Role) -> bool {
         self.roles.contains(&role)
+    }
+
+    /// The credential that acted: `apikey:<id>` for an API key, else `token:<token id>`.
+    pub fn credential(&self) -> String {
+        match &self.key_id {
+            Some(id) => format!("apikey:{id}"),
+            None => format!("token:{}", self.token_id),
+        }
+    }
+
+    /// Whether this is the gateway's own identity (subject [`GATEWAY_SUBJECT`] with a service token):
+    /// the only appender of security actions (`auth.*`) to the audit log.
+    pub fn is_gateway(&self) -> bool {
+        self.subject == GATEWAY_SUBJECT && self.kind == PrincipalKind::Service && self.key_id.is_none()
     }
 
     /// Role names, for the audit log.

@@ -4,14 +4,16 @@
 
 #![forbid(unsafe_code)]
 
+pub mod address_limit;
 pub mod claims;
+pub mod denials;
 pub mod keys;
 pub mod layer;
 pub mod policy;
 pub mod revocations;
 pub mod verifier;
 
-pub use claims::{Claims, Principal, PrincipalKind, Role};
+pub use claims::{Claims, GATEWAY_SUBJECT, Principal, PrincipalKind, Role};
 pub use keys::{Jwk, Jwks, KeyError, SigningKey};
 pub use layer::AuthLayer;
 pub use policy::{Decision, PolicyTable};
@@ -45,7 +47,8 @@ pub enum SetupError {
 }
 
 /// The verifier a service (agent, audit) builds from the shared settings: keys from
-/// `auth_jwks_file` when set, else from `auth_jwks_url`; revocations from Redis when configured.
+/// `auth_jwks_file` when set, else from `auth_jwks_url`; revocations from `revocations` (a
+/// [`revocations::RevocationFeed`] in every service).
 pub fn service_verifier(
     common: &CommonSettings,
     revocations: Option<Arc<dyn verifier::Revocations>>,

@@ -111,10 +111,16 @@ impl PolicyTable {
     }
 }
 
+/// Whether a method with `policy` is served without credentials: public methods, and methods its
+/// handler authenticates by a forge's signature (webhooks).
+pub fn without_token(policy: &MethodPolicy) -> bool {
+    policy.public || policy.forge_signature
+}
+
 /// Whether `principal` may call a method with `policy`. Unauthenticated callers of non-public
 /// methods get `Missing`; authenticated callers without a listed role get `Forbidden`.
 pub fn authorize(policy: &MethodPolicy, principal: Option<&Principal>) -> Result<(), AuthError> {
-    if policy.public {
+    if without_token(policy) {
         return Ok(());
     }
     let principal = principal.ok_or(AuthError::Missing)?;
@@ -162,6 +168,8 @@ mod tests {
             kind: crate::PrincipalKind::User,
             token_id: "j".into(),
             expires_at: 0,
+            key_id: None,
+            issued_at: 0,
         };
         assert!(matches!(authorize(&create_user, Some(&developer)), Err(AuthError::Forbidden)));
         assert!(matches!(authorize(&create_user, None), Err(AuthError::Missing)));

@@ -41,9 +41,13 @@ pub enum AuthError {
     /// Signature, issuer, audience, time or claims did not verify.
     #[error("token rejected: {0}")]
     Rejected(String),
-    /// The token was revoked (logout).
-    #[error("token revoked")]
-    Revoked,
+    /// The token was revoked: logged out, or issued before its subject's or key's not-before.
+    #[error("{}", .0.as_str())]
+    Revoked(crate::revocations::Refusal),
+    /// The copy of the revocations could not be confirmed current within the staleness bound;
+    /// failing closed.
+    #[error("token revocations cannot be confirmed current: {0}")]
+    RevocationsStale(String),
     /// The keys could not be had; failing closed.
     #[error("signing keys unavailable: {0}")]
     KeysUnavailable(String),
@@ -55,7 +59,7 @@ pub enum AuthError {
 impl ServiceError for AuthError {
     fn code(&self) -> ErrorCode {
         match self {
-            AuthError::KeysUnavailable(_) => ErrorCode::Unavailable,
+            AuthError::KeysUnavailable(_) | AuthError::RevocationsStale(_) => ErrorCode::Unavailable,
             AuthError::Forbidden => ErrorCode::PermissionDenied,
             _ => ErrorCode::Unauthenticated,
         }
@@ -66,6 +70,12 @@ impl AuthError {
     /// The status a client sees: the code, and no more detail than it needs.
     pub fn to_status(&self) -> tonic::Status {
         tracing::info!(reason = %self, "request refused by authentication");
+        if let AuthError::RevocationsStale(_) = self {
+            // The reason names the database; the client learns the cause, not the details.
+            return tonic::Status::unavailable(
+                "token revocations cannot be confirmed current; refusing credentials until they can",
+            );
+        }
         match self.code() {
             ErrorCode::PermissionDenied => tonic::Status::permission_denied("permission denied"),
             ErrorCode::Unavailable => tonic::Status::unavailable("credentials cannot be verified right now"),
@@ -101,11 +111,12 @@ pub struct VerifierConfig {
     pub keys: KeySource,
 }
 
-/// Checks whether a token id has been revoked.
+/// Decides whether a token whose signature and claims verified has been revoked since.
 #[tonic::async_trait]
 pub trait Revocations: Send + Sync {
-    /// True when `jti` must no longer be accepted.
-    async fn is_revoked(&self, jti: &str) -> bool;
+    /// Refuses a token that was revoked (its `jti`, or its `iat` before the not-before of its `sub`
+    /// or `key`), and every token while the revocations cannot be confirmed current.
+    async fn check(&self, claims: &Claims) -> Result<(), AuthError>;
 }
 
 /// A verifier; cheap to share behind an `Arc`.
@@ -167,12 +178,18 @@ impl Verifier {
             .iter()
             .map(|r| Role::parse(r).ok_or_else(|| AuthError::Rejected(format!("unknown role `{r}`"))))
             .collect::<Result<Vec<_>, _>>()?;
-        if let Some(revocations) = &self.revocations
-            && revocations.is_revoked(&claims.jti).await
-        {
-            return Err(AuthError::Revoked);
+        if let Some(revocations) = &self.revocations {
+            revocations.check(&claims).await?;
         }
-        Ok(Principal { subject: claims.sub, roles, kind: claims.kind, token_id: claims.jti, expires_at: claims.exp })
+        Ok(Principal {
+            subject: claims.sub,
+            roles,
+            kind: claims.kind,
+            token_id: claims.jti,
+            expires_at: claims.exp,
+            key_id: claims.key,
+            issued_at: claims.iat,
+        })
     }
 
     async fn key(&self, kid: &str) -> Result<DecodingKey, AuthError> {
@@ -257,4 +274,21 @@ fn check_header(token: &str) -> Result<String, AuthError> {
 pub fn bearer(value: &str) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::revocations::Refusal;
+
+    #[test]
+    fn a_revoked_token_is_unauthenticated_and_unconfirmed_revocations_are_unavailable_saying_why() {
+        let revoked = AuthError::Revoked(Refusal::SubjectNotBefore).to_status();
+        assert_eq!(revoked.code(), tonic::Code::Unauthenticated);
+        assert_eq!(revoked.message(), "invalid or missing credentials");
+        let stale = AuthError::RevocationsStale("cannot connect to Postgres at db:5432/prfix".to_owned()).to_status();
+        assert_eq!(stale.code(), tonic::Code::Unavailable);
+        assert!(stale.message().contains("revocations cannot be confirmed current"), "{stale:?}");
+        assert!(!stale.message().contains("db:5432"), "the database's address stays in the log: {stale:?}");
+    }
 }

@@ -9,6 +9,8 @@ pub use prost;
 pub use prost_types;
 pub use tonic;
 
+pub mod codec;
+
 /// The encoded `FileDescriptorSet` of the whole API, imports included, with every option kept
 /// (`google.api.http`, `prfix.options.v1.policy`).
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/prfix_descriptor.bin"));
@@ -45,7 +47,22 @@ pub mod audit {
     }
 }
 
-/// `google.api` messages referenced by the API (HTTP rules).
+/// Forge webhooks (`prfix.forge.v1`).
+pub use prfix::forge;
+
+/// Packages whose messages refer to `google.api` types, at the depth of their package name, so that
+/// the generated `super::super::super::google` is this crate's [`google`].
+mod prfix {
+    /// Forge webhooks (`prfix.forge.v1`).
+    pub mod forge {
+        /// Version 1.
+        pub mod v1 {
+            tonic::include_proto!("prfix.forge.v1");
+        }
+    }
+}
+
+/// `google.api` messages referenced by the API (HTTP rules, HttpBody).
 pub mod google {
     /// `google.api`.
     pub mod api {
@@ -61,6 +78,8 @@ pub mod service_names {
     pub const AGENT: &str = "prfix.agent.v1.AgentService";
     /// `prfix.audit.v1.AuditService`, served by the audit service.
     pub const AUDIT: &str = "prfix.audit.v1.AuditService";
+    /// `prfix.forge.v1.WebhookService`, served by the gateway.
+    pub const FORGE_WEBHOOK: &str = "prfix.forge.v1.WebhookService";
 }
 
 #[cfg(test)]

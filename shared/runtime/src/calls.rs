@@ -3,13 +3,16 @@
 //! measured to its last message and counted with the code its trailers carry (a stream that fails
 //! after it started is not an `OK`); a body the client drops first counts as `CANCELLED`.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::OnceLock;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use http::{HeaderMap, Request, Response};
 use http_body::{Body, Frame, SizeHint};
+use prfix_proto::prost::Message;
 
 use crate::metrics::METRICS;
 
@@ -47,22 +50,50 @@ fn status_in(headers: &HeaderMap) -> Option<&'static str> {
     Some(crate::error::grpc_code_name(tonic::Code::from_i32(n)))
 }
 
-/// Methods are `/package.Service/Method`; anything else (unknown paths) is one label value, so a
-/// scanner cannot grow the series without bound.
-fn method_label(path: &str) -> String {
-    let mut parts = path.trim_start_matches('/').split('/');
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some(service), Some(method), None) if service.starts_with("prfix.") || service.starts_with("grpc.") => {
-            format!("/{service}/{method}")
+/// The label of paths that name no method of the API: a scanner calling made-up methods adds one
+/// series, not one per name.
+pub const UNKNOWN_METHOD: &str = "unknown";
+
+/// Services served beside the API's own, whose methods are labelled too.
+const STANDARD_METHODS: &[&str] = &[
+    "/grpc.health.v1.Health/Check",
+    "/grpc.health.v1.Health/Watch",
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+];
+
+/// The paths (`/package.Service/Method`) of every method of the descriptor set, and the standard
+/// services'.
+fn known_methods() -> &'static HashSet<String> {
+    static KNOWN: OnceLock<HashSet<String>> = OnceLock::new();
+    KNOWN.get_or_init(|| {
+        let mut known: HashSet<String> = STANDARD_METHODS.iter().map(|m| (*m).to_owned()).collect();
+        // The set is compiled in; a decoding failure would leave only the standard methods
+        // labelled, never an unbounded label.
+        if let Ok(set) = prost_types::FileDescriptorSet::decode(prfix_proto::FILE_DESCRIPTOR_SET) {
+            for file in &set.file {
+                let package = file.package();
+                for service in &file.service {
+                    for method in &service.method {
+                        known.insert(format!("/{package}.{}/{}", service.name(), method.name()));
+                    }
+                }
+            }
         }
-        _ => "other".to_owned(),
-    }
+        known
+    })
+}
+
+/// A method of the descriptor set (or health, reflection) is its own label value; anything else
+/// is [`UNKNOWN_METHOD`], so the series cannot grow with what callers make up.
+fn method_label(path: &str) -> &'static str {
+    known_methods().get(path).map_or(UNKNOWN_METHOD, String::as_str)
 }
 
 /// One call being answered: what is recorded when its body ends.
 struct Call {
     service: &'static str,
-    method: String,
+    method: &'static str,
     started: Instant,
     /// The request's span, for the access log line (the body is polled outside it).
     span: tracing::Span,
@@ -71,7 +102,7 @@ struct Call {
 impl Call {
     fn finish(self, code: &'static str) {
         let elapsed = self.started.elapsed();
-        let (service, method) = (self.service, self.method.as_str());
+        let (service, method) = (self.service, self.method);
         METRICS.requests.with_label_values(&[service, method, code]).inc();
         METRICS.request_duration.with_label_values(&[service, method]).observe(elapsed.as_secs_f64());
         let duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
@@ -189,13 +220,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn methods_of_other_packages_share_one_label() {
+    fn only_methods_of_the_descriptor_set_get_their_own_label() {
         assert_eq!(
             method_label("/prfix.agent.v1.AgentService/CreateReview"),
             "/prfix.agent.v1.AgentService/CreateReview"
         );
         assert_eq!(method_label("/grpc.health.v1.Health/Check"), "/grpc.health.v1.Health/Check");
-        assert_eq!(method_label("/no.such.Service/Method"), "other");
-        assert_eq!(method_label("/v1/tasks/x/y"), "other");
+        assert_eq!(method_label("/no.such.Service/Method"), UNKNOWN_METHOD);
+        assert_eq!(method_label("/prfix.x.v1.S/M"), UNKNOWN_METHOD);
+        assert_eq!(method_label("/prfix.agent.v1.AgentService/NoSuchMethod"), UNKNOWN_METHOD);
+        assert_eq!(method_label("/v1/tasks/x/y"), UNKNOWN_METHOD);
     }
 }

@@ -207,6 +207,61 @@ async fn create_database(config: &tokio_postgres::Config, tls: &Tls, database: &
     }
 }
 
+/// A session of its own (outside the pool) as `settings.role`, whose server notifications (`LISTEN`)
+/// arrive on the returned channel. The channel closes when the connection ends, so a listener
+/// learns of a lost connection as soon as the driver does.
+pub async fn connect_listening(
+    settings: &DatabaseSettings,
+) -> Result<(Client, tokio::sync::mpsc::UnboundedReceiver<tokio_postgres::Notification>), DbError> {
+    async fn forward<S, T>(
+        mut connection: tokio_postgres::Connection<S, T>,
+        sender: tokio::sync::mpsc::UnboundedSender<tokio_postgres::Notification>,
+    ) where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        use futures::StreamExt;
+        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(tokio_postgres::AsyncMessage::Notification(notification)) => {
+                    if sender.send(notification).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "postgres listening connection closed with an error");
+                    return;
+                }
+            }
+        }
+    }
+    let target = parse(settings.url.expose_secret())?;
+    let mut config = target.config.clone();
+    config.connect_timeout(settings.connect_timeout);
+    let mut options = format!("-c search_path={}", settings.schema);
+    if let Some(role) = &settings.role {
+        options.push_str(&format!(" -c role={role}"));
+    }
+    config.options(&options);
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    let failed = |source| DbError::Connect { target: describe(&config), source };
+    let client = match connector(&target)? {
+        Some(tls) => {
+            let (client, connection) = config.connect(tls).await.map_err(failed)?;
+            tokio::spawn(forward(connection, sender));
+            client
+        }
+        None => {
+            let (client, connection) = config.connect(NoTls).await.map_err(failed)?;
+            tokio::spawn(forward(connection, sender));
+            client
+        }
+    };
+    Ok((client, receiver))
+}
+
 /// Builds the pool; its sessions run as `settings.role` with the service schema first on the path.
 pub fn pool(settings: &DatabaseSettings) -> Result<Pool, DbError> {
     let target = parse(settings.url.expose_secret())?;

@@ -54,6 +54,11 @@ pub struct Metrics {
     pub outbox_backlog: IntGaugeVec,
     /// Database pool connections by service and state (`in_use`, `idle`, `max`).
     pub db_pool: IntGaugeVec,
+    /// Flag evaluations by flag (known flags only, others as `other`) and variant (`on`/`off` for
+    /// switches; a bounded set of variant names for variants).
+    pub flag_evaluations: IntCounterVec,
+    /// Fetches of flags from Unleash by outcome (`changed`, `not_modified`, `error`).
+    pub flag_fetches: IntCounterVec,
 }
 
 /// A gauge without labels that one service sets from its own state and that only a process which set
@@ -193,6 +198,18 @@ impl Metrics {
                 "prfix_db_pool_connections",
                 "Database pool connections.",
                 &["service", "state"],
+            ),
+            flag_evaluations: counter(
+                &registry,
+                "prfix_flag_evaluations_total",
+                "Flag evaluations that decided what a task or call does, by flag and variant.",
+                &["flag", "variant"],
+            ),
+            flag_fetches: counter(
+                &registry,
+                "prfix_flag_fetches_total",
+                "Fetches of the flags from Unleash by outcome (changed, not_modified, error).",
+                &["outcome"],
             ),
             registry,
         }

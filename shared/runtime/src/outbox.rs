@@ -3,6 +3,12 @@
 //! service in batches, backing off while it is down. Redelivery is safe: each record's event id is
 //! the audit log's idempotency key. The table has columns `id bigserial`, `payload bytea` (an
 //! encoded `AuditEvent`), `attempts int`, `next_attempt_at timestamptz`.
+//!
+//! The audit service refuses an event whose time is further from its receive time than its allowed
+//! clock skew. A record that waited in the outbox longer than that (the audit service was down) is
+//! sent again once, stamped with the time of sending and its original time kept in its metadata as
+//! `queued_time`: the log's time is one the log can vouch for, and the claim is kept beside it. A
+//! record refused otherwise can never be appended; it is dropped with an error log and a count.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,6 +52,8 @@ pub struct OutboxStats {
     pub failed_attempts: AtomicU64,
     /// Records refused because the outbox was full.
     pub dropped_full: AtomicU64,
+    /// Records the audit service refused for good (logged with their content).
+    pub dropped_refused: AtomicU64,
 }
 
 /// Writes records into `table` (a table of the pool's schema) unless `max_pending` are waiting.
@@ -153,25 +161,64 @@ impl Outbox {
         }
         let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
         let mut events = Vec::with_capacity(rows.len());
+        let mut sent_ids = Vec::with_capacity(rows.len());
         for row in &rows {
             let payload: Vec<u8> = row.get(1);
             match pb::AuditEvent::decode(payload.as_slice()) {
-                Ok(event) => events.push(event),
+                Ok(event) => {
+                    sent_ids.push(row.get::<_, i64>(0));
+                    events.push(event);
+                }
                 Err(e) => tracing::error!(error = %e, "an outbox record does not decode; it is skipped"),
             }
         }
+        let sent = events.clone();
         let token = tokens.token().await?;
         let mut request = tonic::Request::new(pb::AppendBatchRequest { events });
         request.set_timeout(Duration::from_secs(10));
         let bearer = format!("Bearer {token}").parse().map_err(|_| "token is not a header value".to_owned())?;
         request.metadata_mut().insert("authorization", bearer);
         match client.append_batch(request).await {
-            Ok(_) => {
-                tx.execute(&format!("DELETE FROM {} WHERE id = ANY($1)", self.table), &[&ids])
+            Ok(response) => {
+                let results = response.into_inner().results;
+                let mut resend = Vec::new();
+                for ((id, event), result) in sent_ids.iter().zip(&sent).zip(&results) {
+                    if result.refusal_code == 0 {
+                        continue;
+                    }
+                    match restamped(event, result) {
+                        Some(again) => resend.push((*id, again.encode_to_vec())),
+                        None => {
+                            self.stats.dropped_refused.fetch_add(1, Ordering::Relaxed);
+                            tracing::error!(
+                                refusal = %result.refusal,
+                                code = result.refusal_code,
+                                event_id = %event.event_id,
+                                action = %event.action,
+                                actor = %event.actor.as_ref().map(|a| a.subject.as_str()).unwrap_or(""),
+                                request_id = %event.request_id,
+                                "the audit service refused an outbox record for good: dropped"
+                            );
+                        }
+                    }
+                }
+                let kept: Vec<i64> = resend.iter().map(|(id, _)| *id).collect();
+                for (id, payload) in &resend {
+                    tx.execute(
+                        &format!("UPDATE {} SET payload = $2, next_attempt_at = now() WHERE id = $1", self.table),
+                        &[id, payload],
+                    )
                     .await
                     .map_err(|e| e.to_string())?;
+                }
+                tx.execute(
+                    &format!("DELETE FROM {} WHERE id = ANY($1) AND NOT id = ANY($2)", self.table),
+                    &[&ids, &kept],
+                )
+                .await
+                .map_err(|e| e.to_string())?;
                 tx.commit().await.map_err(|e| e.to_string())?;
-                Ok(ids.len() as u64)
+                Ok((ids.len() - kept.len()) as u64)
             }
             Err(status) => {
                 let _ = tx
@@ -189,5 +236,51 @@ impl Outbox {
                 Err(format!("{:?}: {}", status.code(), status.message()))
             }
         }
+    }
+}
+
+/// The record to send again after the audit service refused `event` as `result` says: for a time
+/// outside its clock skew (INVALID_ARGUMENT), once, stamped now with the original time kept as
+/// `queued_time` in its metadata; `None` when it cannot be appended at all.
+fn restamped(event: &pb::AuditEvent, result: &pb::AppendResult) -> Option<pb::AuditEvent> {
+    use prost_types::value::Kind;
+    if result.refusal_code != tonic::Code::InvalidArgument as i32 {
+        return None;
+    }
+    let mut again = event.clone();
+    let metadata = again.metadata.get_or_insert_with(Default::default);
+    if metadata.fields.contains_key("queued_time") {
+        return None;
+    }
+    let original = event
+        .time
+        .as_ref()
+        .and_then(crate::time::from_timestamp)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+        .unwrap_or_default();
+    metadata.fields.insert("queued_time".to_owned(), prost_types::Value { kind: Some(Kind::StringValue(original)) });
+    again.time = Some(crate::time::to_timestamp(chrono::Utc::now()));
+    Some(again)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_refused_for_its_time_is_restamped_once_and_others_are_not() {
+        let event = pb::AuditEvent {
+            event_id: "e-1".into(),
+            time: Some(prost_types::Timestamp { seconds: 1_700_000_000, nanos: 0 }),
+            ..Default::default()
+        };
+        let skew = pb::AppendResult { refusal_code: tonic::Code::InvalidArgument as i32, ..Default::default() };
+        let again = restamped(&event, &skew).expect("sent again");
+        let queued = again.metadata.as_ref().and_then(|m| m.fields.get("queued_time")).and_then(|v| v.kind.clone());
+        assert_eq!(queued, Some(prost_types::value::Kind::StringValue("2023-11-14T22:13:20.000000Z".into())));
+        assert!(again.time.as_ref().is_some_and(|t| t.seconds > 1_700_000_000));
+        assert_eq!(restamped(&again, &skew), None, "only once");
+        let denied = pb::AppendResult { refusal_code: tonic::Code::PermissionDenied as i32, ..Default::default() };
+        assert_eq!(restamped(&event, &denied), None);
     }
 }

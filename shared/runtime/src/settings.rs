@@ -89,6 +89,9 @@ pub struct CommonSettings {
     pub auth_jwks_file: Option<PathBuf>,
     /// Least time between two JWKS fetches, in milliseconds (an unknown `kid` fetches at most this often).
     pub auth_jwks_cooldown_ms: u64,
+    /// Longest time, in milliseconds, a verifier may go without confirming that its copy of the
+    /// token revocations is current; past it, tokens are refused (UNAVAILABLE) until it can.
+    pub auth_revocations_max_staleness_ms: u64,
     /// CA (PEM) that signs the services' certificates: clients verify servers with it, and servers
     /// verify client certificates with it when `internal_tls_require_client_cert` is on.
     pub internal_tls_ca_file: Option<PathBuf>,
@@ -105,6 +108,18 @@ pub struct CommonSettings {
     /// Share of new traces that are sampled for export, 0.0 to 1.0; a caller's sampling decision
     /// (the `traceparent` flags) is followed.
     pub trace_sample_ratio: f64,
+    /// The limits by class that the agent and the audit service apply at their own ports (per
+    /// principal, or per address for anonymous calls); the defaults are those of `gateway.limits`.
+    pub service_limits: crate::ratelimit::Limits,
+    /// Calls per client address that carry no credential or one that fails; over it, calls from
+    /// the address are refused before any key is touched (gateway and services alike).
+    pub unauthenticated_limit: crate::ratelimit::Quota,
+    /// Time, in milliseconds, over which repeated denials of one address are counted into one
+    /// audit event (the first is audited at once).
+    pub denial_audit_window_ms: u64,
+    /// Most addresses whose denials are counted apart; denials of further addresses share one
+    /// record, so memory stays bounded.
+    pub denial_audit_max_addresses: usize,
 }
 
 impl Default for CommonSettings {
@@ -123,12 +138,17 @@ impl Default for CommonSettings {
             auth_jwks_url: "http://127.0.0.1:8080/.well-known/jwks.json".to_owned(),
             auth_jwks_file: None,
             auth_jwks_cooldown_ms: 10_000,
+            auth_revocations_max_staleness_ms: 5_000,
             internal_tls_ca_file: None,
             internal_tls_cert_file: None,
             internal_tls_key_file: None,
             internal_tls_require_client_cert: false,
             otlp_endpoint: None,
             trace_sample_ratio: 1.0,
+            service_limits: crate::ratelimit::Limits::default(),
+            unauthenticated_limit: crate::ratelimit::Quota { per_minute: 600, burst: 100 },
+            denial_audit_window_ms: 60_000,
+            denial_audit_max_addresses: 10_000,
         }
     }
 }
@@ -146,6 +166,12 @@ impl CommonSettings {
             return Err(SettingsError::Invalid {
                 key: "internal_tls_require_client_cert",
                 reason: "needs internal_tls_ca_file to verify client certificates".to_owned(),
+            });
+        }
+        if !(100..=600_000).contains(&self.auth_revocations_max_staleness_ms) {
+            return Err(SettingsError::Invalid {
+                key: "auth_revocations_max_staleness_ms",
+                reason: "must be between 100 and 600000 (milliseconds)".to_owned(),
             });
         }
         let url = self.database_url.expose_secret();
@@ -170,6 +196,18 @@ impl CommonSettings {
             return Err(SettingsError::Invalid {
                 key: "otlp_endpoint",
                 reason: format!("`{url}` must start with http:// or https://"),
+            });
+        }
+        if !(100..=3_600_000).contains(&self.denial_audit_window_ms) {
+            return Err(SettingsError::Invalid {
+                key: "denial_audit_window_ms",
+                reason: "must be between 100 and 3600000 (milliseconds)".to_owned(),
+            });
+        }
+        if self.denial_audit_max_addresses == 0 {
+            return Err(SettingsError::Invalid {
+                key: "denial_audit_max_addresses",
+                reason: "must be at least 1".to_owned(),
             });
         }
         if !(0.0..=1.0).contains(&self.trace_sample_ratio) {
@@ -274,10 +312,16 @@ const FILE_KEYS: &[&str] = &[
     "auth_jwks_url",
     "auth_jwks_file",
     "auth_jwks_cooldown_ms",
+    "auth_revocations_max_staleness_ms",
     "internal_tls_ca_file",
     "internal_tls_cert_file",
     "internal_tls_key_file",
     "internal_tls_require_client_cert",
+    "service_limits",
+    "unauthenticated_limit",
+    "denial_audit_window_ms",
+    "denial_audit_max_addresses",
+    "flags",
     "gateway",
     "agent",
     "audit",

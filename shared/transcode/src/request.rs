@@ -2,7 +2,7 @@
 //! `body`), then the query parameters for the fields neither the body nor the path sets, then the
 //! path variables.
 
-use prost_reflect::{DeserializeOptions, DynamicMessage, MessageDescriptor};
+use prost_reflect::{DeserializeOptions, DynamicMessage, MessageDescriptor, Value};
 use serde_json::error::Category;
 
 use crate::fields::{self, FieldPathError};
@@ -100,9 +100,34 @@ impl RouteMatch<'_> {
     /// forms, e.g. a Timestamp as RFC 3339). Original proto field names are accepted as well as
     /// lowerCamelCase. Path variables set their field even if the body set it too.
     pub fn request(&self, query: Option<&str>, body: &[u8]) -> Result<DynamicMessage, RequestError> {
+        self.request_with_type(query, "", body)
+    }
+
+    /// As [`request`](Self::request), and when the rule's body is a `google.api.HttpBody`
+    /// ([`Route::raw_body`](crate::Route::raw_body)) the body goes into it unparsed, byte for byte,
+    /// with `content_type` (the request's `Content-Type`).
+    pub fn request_with_type(
+        &self,
+        query: Option<&str>,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<DynamicMessage, RequestError> {
         let input = self.route.method.input();
         let empty = body.iter().all(u8::is_ascii_whitespace);
+        let raw = self.route.http_body_target();
         let mut message = match &self.route.body {
+            _ if raw.is_some() => {
+                let mut message = DynamicMessage::new(input.clone());
+                let http_body = match raw.flatten() {
+                    Some(field) => message.get_field_mut(&field).as_message_mut(),
+                    None => Some(&mut message),
+                };
+                if let Some(http_body) = http_body {
+                    http_body.set_field_by_name("content_type", Value::String(content_type.to_owned()));
+                    http_body.set_field_by_name("data", Value::Bytes(prost::bytes::Bytes::copy_from_slice(body)));
+                }
+                message
+            }
             BodyRule::None if !empty => return Err(RequestError::BodyNotAllowed),
             BodyRule::None => DynamicMessage::new(input.clone()),
             _ if empty => DynamicMessage::new(input.clone()),

@@ -121,7 +121,31 @@ impl Route {
     pub fn server_streaming(&self) -> bool {
         self.method.is_server_streaming()
     }
+
+    /// Whether the body is taken as raw bytes: the rule's body is a `google.api.HttpBody` (the
+    /// field it names, or the whole request message). Such a body is never parsed as JSON, so a
+    /// handler sees exactly the bytes that came (a signed webhook payload), with their content type.
+    pub fn raw_body(&self) -> bool {
+        self.http_body_target().is_some()
+    }
+
+    /// The HttpBody the raw body goes into: `None` for the whole message, `Some(field)` for a field.
+    pub(crate) fn http_body_target(&self) -> Option<Option<prost_reflect::FieldDescriptor>> {
+        let input = self.method.input();
+        match &self.body {
+            BodyRule::Whole if input.full_name() == HTTP_BODY => Some(None),
+            BodyRule::Field(name) => {
+                let field = crate::fields::field_named(&input, name)?;
+                let is_http_body = field.kind().as_message().is_some_and(|m| m.full_name() == HTTP_BODY);
+                (is_http_body && !field.is_list()).then_some(Some(field))
+            }
+            _ => None,
+        }
+    }
 }
+
+/// The message a raw (unparsed) body is carried in.
+pub(crate) const HTTP_BODY: &str = "google.api.HttpBody";
 
 /// A request matched to a route.
 #[derive(Debug, Clone)]

@@ -74,6 +74,17 @@ fn the_api_document_is_complete_and_consistent() {
 }
 
 #[test]
+fn a_webhook_takes_its_body_raw_and_no_token() {
+    let (routes, pool) = Routes::prfix().expect("routes build");
+    let doc = openapi(&routes, &pool, info());
+    let deliver = &doc["paths"]["/v1/forges/{forge}/webhook"]["post"];
+    assert_eq!(deliver["security"], json!([]));
+    assert!(deliver["description"].as_str().is_some_and(|d| d.contains("forge's signature")), "{deliver}");
+    let content = deliver["requestBody"]["content"].as_object().expect("a request body");
+    assert_eq!(content.keys().collect::<Vec<_>>(), ["*/*"], "any content type, unparsed");
+}
+
+#[test]
 fn security_roles_and_streaming_follow_the_proto() {
     let (routes, pool) = Routes::prfix().expect("routes build");
     let doc = openapi(&routes, &pool, info());

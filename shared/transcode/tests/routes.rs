@@ -171,3 +171,25 @@ fn template_parse_and_openapi_form() {
     assert_eq!(template.matches("/v1/projects/p/things/t/items/i"), None);
     assert_eq!(template.matches("/v1/projects/p/other/t/items/i:cancel"), None);
 }
+
+#[test]
+fn an_http_body_takes_the_bytes_unparsed_with_their_content_type() {
+    use prost_reflect::Value;
+    let (routes, _pool) = Routes::prfix().expect("routes build");
+    let webhook = found(&routes, &Method::POST, "/v1/forges/github/webhook");
+    assert!(webhook.route.raw_body());
+    // Not JSON, and bytes a JSON round trip would not keep: they arrive as sent.
+    let bytes = b"payload=%7B%7D \xff\x00 {\"a\":1,  \"a\":2}";
+    let message = webhook.request_with_type(None, "application/x-www-form-urlencoded", bytes).expect("a message");
+    assert_eq!(message.get_field_by_name("forge").as_deref(), Some(&Value::String("github".to_owned())));
+    let body = message.get_field_by_name("body").expect("the body field").into_owned();
+    let body = body.as_message().expect("an HttpBody");
+    assert_eq!(
+        body.get_field_by_name("content_type").as_deref(),
+        Some(&Value::String("application/x-www-form-urlencoded".to_owned()))
+    );
+    let data = body.get_field_by_name("data").expect("data").into_owned();
+    assert_eq!(data.as_bytes().map(|b| b.to_vec()), Some(bytes.to_vec()));
+    // Routes of JSON bodies are not raw.
+    assert!(!found(&routes, &Method::POST, "/v1/auth/login").route.raw_body());
+}

@@ -61,7 +61,9 @@ fn finding_line(f: &pb::Finding) -> String {
 /// Runs a fix.
 pub async fn run(job: &Job, request: pb::CreateFixRequest) -> Result<pb::FixResult, RunError> {
     let pb::CreateFixRequest { change_set, problem, options } = request;
-    let pb::FixOptions { planner_model, coder_model, max_attempts, allow_new_files } = options.unwrap_or_default();
+    // The eval run id only tags the task (stored and audited at creation); the fix ignores it.
+    let pb::FixOptions { planner_model, coder_model, max_attempts, allow_new_files, eval_run_id: _ } =
+        options.unwrap_or_default();
     let settings = &job.engine.settings;
     let planner = model_or(&planner_model, &settings.reasoning_model);
     let coder = model_or(&coder_model, &settings.coding_model);

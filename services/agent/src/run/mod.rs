@@ -45,6 +45,8 @@ pub struct Engine {
     /// Woken when this replica creates a task or appends an event (idle workers and watchers
     /// look again at once; others poll).
     pub changed: Arc<tokio::sync::Notify>,
+    /// The flags this replica sees.
+    pub flags: prfix_flags::Flags,
 }
 
 /// Why a task's work stopped without a result. The text becomes the task's error.
@@ -85,13 +87,30 @@ pub struct Job {
     pub redactions: AtomicU32,
     /// The task's span in the trace of the call that created it.
     pub trace: TraceContext,
+    /// The flags it was created with (its prompt version, say).
+    pub flags: crate::flags::TaskFlags,
 }
 
 impl Job {
     /// A job for a claimed task, working in the span `trace`.
-    pub fn new(task_id: Uuid, worker: String, engine: Arc<Engine>, trace: TraceContext) -> Self {
+    pub fn new(
+        task_id: Uuid,
+        worker: String,
+        engine: Arc<Engine>,
+        trace: TraceContext,
+        flags: crate::flags::TaskFlags,
+    ) -> Self {
         let call_limit = AtomicU32::new(engine.settings.max_model_calls_per_task);
-        Self { task_id, worker, engine, calls: AtomicU32::new(0), call_limit, redactions: AtomicU32::new(0), trace }
+        Self {
+            task_id,
+            worker,
+            engine,
+            calls: AtomicU32::new(0),
+            call_limit,
+            redactions: AtomicU32::new(0),
+            trace,
+            flags,
+        }
     }
 
     /// Model calls made so far.

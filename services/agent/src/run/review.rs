@@ -51,7 +51,8 @@ fn call_budget(parts: usize, retries: u32, floor: u32) -> u32 {
 pub async fn run(job: &Job, request: pb::CreateReviewRequest) -> Result<pb::ReviewResult, RunError> {
     let pb::CreateReviewRequest { change_set, options } = request;
     let change_set = change_set.unwrap_or_default();
-    let pb::ReviewOptions { model, ignore_globs, min_severity: min, max_findings, extra_instructions } =
+    // The eval run id only tags the task (stored and audited at creation); the review ignores it.
+    let pb::ReviewOptions { model, ignore_globs, min_severity: min, max_findings, extra_instructions, eval_run_id: _ } =
         options.unwrap_or_default();
     let settings = &job.engine.settings;
     let model = model_or(&model, &settings.reasoning_model);
@@ -66,7 +67,9 @@ pub async fn run(job: &Job, request: pb::CreateReviewRequest) -> Result<pb::Revi
         return Ok(pb::ReviewResult { redactions: count(prepared.vault.count()), ..Default::default() });
     }
     let fence = Fence::new();
-    let system = review::system_prompt(&fence, &extra_instructions);
+    // The prompt version the flags chose when the task was created (tasks from before flags: v1).
+    let version = job.flags.value(prfix_flags::known::AGENT_PROMPT_REVIEW).unwrap_or("v1");
+    let system = review::system_prompt_version(version, &fence, &extra_instructions);
     let context = job.engine.ollama.model_context(&model).await?;
     // Every part keeps room for a retry note, so its retry fits as well as its first call.
     let estimator = job.estimator(&model);

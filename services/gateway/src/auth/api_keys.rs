@@ -106,8 +106,19 @@ pub async fn create(
     Ok((to_proto(&stored), format!("{PREFIX}{key_id}_{secret}")))
 }
 
-/// Checks a presented key; returns its subject (`apikey:<id>`) and roles.
-pub async fn authenticate(store: &Store, presented: &str) -> Result<(String, Vec<Role>), AuthError> {
+/// A key that checked out: it acts for its owner, with the roles of the key its owner still holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyHolder {
+    /// The key's owner (a user name): the subject of what the key does.
+    pub owner: String,
+    /// The key's id: the credential that acted, recorded beside the owner.
+    pub key_id: String,
+    /// Roles in force.
+    pub roles: Vec<Role>,
+}
+
+/// Checks a presented key; returns its owner, id and roles.
+pub async fn authenticate(store: &Store, presented: &str) -> Result<KeyHolder, AuthError> {
     let rest = presented.strip_prefix(PREFIX).ok_or(AuthError::Malformed("not an API key"))?;
     let (key_id, secret) = rest.split_once('_').ok_or(AuthError::Malformed("API key without a secret"))?;
     if key_id.len() != 18 || !key_id.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -143,7 +154,7 @@ pub async fn authenticate(store: &Store, presented: &str) -> Result<(String, Vec
     if let Err(error) = store.touch_api_key(key_id).await {
         tracing::warn!(%error, key_id, "cannot record API key use");
     }
-    Ok((format!("apikey:{key_id}"), roles))
+    Ok(KeyHolder { owner: owner.username, key_id: key_id.to_owned(), roles })
 }
 
 /// A page of keys, newest first.

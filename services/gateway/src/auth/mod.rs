@@ -1,7 +1,9 @@
 //! `prfix.auth.v1.AuthService`, served by the gateway: passwords, tokens, users and API keys.
 
 pub mod api_keys;
+pub mod login_limits;
 pub mod passwords;
+pub mod revoke;
 pub mod store;
 pub mod tokens;
 
@@ -21,11 +23,11 @@ use rand::RngCore;
 use secrecy::SecretString;
 use tonic::{Request, Response, Status};
 
-use crate::ratelimit::{Class, Limiter};
+use crate::ratelimit::Limiter;
 use crate::security_audit::{ClientInfo, SecurityAudit, SecurityEvent};
 use passwords::{PasswordError, Passwords};
 use store::{Spend, Store, UserRow};
-use tokens::{GatewayRevocations, Issuer};
+use tokens::Issuer;
 
 /// Shortest password accepted.
 pub const MIN_PASSWORD_CHARS: usize = 12;
@@ -39,12 +41,14 @@ pub struct AuthApi {
     pub passwords: Passwords,
     /// Token signing.
     pub issuer: Arc<Issuer>,
-    /// Revoked access tokens.
-    pub revocations: Arc<GatewayRevocations>,
+    /// The revocations every verifier here consults; changes made here are applied to it at once.
+    pub revocations: Arc<prfix_auth::revocations::RevocationFeed>,
     /// Security events.
     pub audit: SecurityAudit,
-    /// Rate limits (login is limited by user name too).
+    /// Rate limits.
     pub limiter: Arc<Limiter>,
+    /// Login limits by (user, address) and by account (`login_limits`).
+    pub login_limits: Arc<login_limits::LoginLimits>,
     /// Refresh-token lifetime.
     pub refresh_ttl: Duration,
 }
@@ -170,7 +174,7 @@ impl AuthApi {
     }
 
     /// Checks an API key presented as a bearer credential and returns its principal.
-    pub async fn authenticate_api_key(&self, presented: &str) -> Result<(String, Vec<Role>), prfix_auth::AuthError> {
+    pub async fn authenticate_api_key(&self, presented: &str) -> Result<api_keys::KeyHolder, prfix_auth::AuthError> {
         api_keys::authenticate(&self.store, presented).await
     }
 }
@@ -180,14 +184,14 @@ impl AuthService for AuthApi {
     async fn login(&self, request: Request<pb::LoginRequest>) -> Result<Response<pb::LoginResponse>, Status> {
         let client = client_of(&request);
         let pb::LoginRequest { username, password } = request.into_inner();
-        // Limited by user name as well as by address (the edge did that), so that spreading a guess
-        // over many addresses does not help. Names that cannot exist take no bucket.
+        // The edge limited the address; here (user, address) and the account's failures
+        // (`login_limits`). Names that cannot exist take no bucket.
         if !valid_username(&username) {
             let secret = SecretString::from(password);
             let _ = self.passwords.verify(&secret, None).await.map_err(password_status)?;
             return Err(Status::unauthenticated("invalid user name or password"));
         }
-        if let Err(denied) = self.limiter.check(Class::Strict, &format!("login-user:{username}")).await {
+        if let Err(refusal) = self.login_limits.admit(&username, &client.ip).await {
             self.event(
                 &client,
                 SecurityEvent::new(
@@ -196,11 +200,11 @@ impl AuthService for AuthApi {
                     vec![],
                     format!("users/{username}"),
                     AuditResult::Denied,
-                    "rate limited",
+                    refusal.reason(),
                 ),
             )
             .await;
-            return Err(denied.into_status());
+            return Err(refusal.denied().into_status());
         }
         let user = self.store.user(&username).await.map_err(to_status)?;
         let secret = SecretString::from(password);
@@ -215,6 +219,9 @@ impl AuthService for AuthApi {
                 // Password guessing shows here; which of name, password or disabled account failed
                 // stays out of the labels as it stays out of the answer.
                 prfix_runtime::metrics::METRICS.auth_failures.with_label_values(&["LoginFailed"]).inc();
+                if self.login_limits.failed(&username).await {
+                    tracing::warn!(user = %username, "failed logins overflowed; the account is throttled");
+                }
                 self.event(
                     &client,
                     SecurityEvent::new(
@@ -328,7 +335,9 @@ impl AuthService for AuthApi {
         let client = client_of(&request);
         let principal = principal_of(&request)?;
         let pb::LogoutRequest { refresh_token } = request.into_inner();
-        self.revocations.revoke(&principal.token_id, principal.expires_at).await;
+        // Recorded in Postgres before the answer: a logout that is not recorded is not a logout.
+        let change = self.store.revoke_token(&principal.token_id, principal.expires_at).await.map_err(to_status)?;
+        self.revocations.apply_local(change);
         if !refresh_token.is_empty() {
             self.store.revoke_family_of(&sha256(refresh_token.as_bytes())).await.map_err(to_status)?;
         }
@@ -359,6 +368,7 @@ impl AuthService for AuthApi {
             roles: principal.roles.iter().map(|r| r.to_proto() as i32).collect(),
             kind: kind as i32,
             expire_time: Some(prost_types::Timestamp { seconds: principal.expires_at, nanos: 0 }),
+            api_key_id: principal.key_id.clone().unwrap_or_default(),
         }))
     }
 
@@ -456,14 +466,14 @@ impl AuthService for AuthApi {
                 other => return Err(Status::invalid_argument(format!("update_mask: `{other}` cannot be changed"))),
             }
         }
-        let user = self
+        // New password, roles or status: sessions started under the old ones end, their refresh
+        // tokens and (through the user's not-before) their access tokens, at every verifier.
+        let (user, change) = self
             .store
             .update_user(&username, new_roles.as_deref(), new_disabled, new_hash.as_deref())
             .await
             .map_err(to_status)?;
-        // New password, roles or status: sessions started under the old ones end (their access
-        // tokens run out within their short lifetime).
-        self.store.revoke_user_refresh(&username).await.map_err(to_status)?;
+        self.revocations.apply_local(change);
         self.event(
             &client,
             SecurityEvent::new(
@@ -518,7 +528,8 @@ impl AuthService for AuthApi {
         let client = client_of(&request);
         let admin = principal_of(&request)?;
         let pb::RevokeApiKeyRequest { key_id } = request.into_inner();
-        let row = self.store.revoke_api_key(&key_id).await.map_err(to_status)?;
+        let (row, change) = self.store.revoke_api_key(&key_id).await.map_err(to_status)?;
+        self.revocations.apply_local(change);
         self.event(
             &client,
             SecurityEvent::new(

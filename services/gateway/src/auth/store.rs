@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
+use prfix_auth::revocations::{Change, Scope, not_before_after};
 use prfix_runtime::error::{ErrorCode, ServiceError};
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
@@ -166,16 +167,19 @@ impl Store {
         Ok(rows.iter().map(user).collect())
     }
 
-    /// Changes what is given; returns the user after the change.
+    /// Changes what is given and, in the same transaction, ends every session started before: the
+    /// user's refresh tokens are revoked and their not-before set (so access tokens issued before
+    /// are refused at every verifier). Returns the user after the change and the revocation made.
     pub async fn update_user(
         &self,
         username: &str,
         roles: Option<&[String]>,
         disabled: Option<bool>,
         password_hash: Option<&str>,
-    ) -> Result<UserRow, StoreError> {
-        let client = self.pool.get().await?;
-        let row = client
+    ) -> Result<(UserRow, Change), StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let row = tx
             .query_opt(
                 &format!(
                     "UPDATE users SET roles = coalesce($2, roles), disabled = coalesce($3, disabled),
@@ -186,7 +190,29 @@ impl Store {
             )
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("user `{username}`")))?;
-        Ok(user(&row))
+        tx.execute(
+            "UPDATE refresh_tokens SET revoked_at = now() WHERE username = $1 AND revoked_at IS NULL",
+            &[&username],
+        )
+        .await?;
+        let change = Change::NotBefore {
+            scope: Scope::Subject,
+            id: username.to_owned(),
+            not_before: not_before_after(Utc::now().timestamp()),
+        };
+        super::revoke::record(&tx, &change).await?;
+        tx.commit().await?;
+        Ok((user(&row), change))
+    }
+
+    /// Revokes one access token (logout) until its expiry `expires_at` (seconds since the epoch).
+    pub async fn revoke_token(&self, jti: &str, expires_at: i64) -> Result<Change, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let change = Change::Token { jti: jti.to_owned(), expires_at };
+        super::revoke::record(&tx, &change).await?;
+        tx.commit().await?;
+        Ok(change)
     }
 
     /// Records a successful login.
@@ -270,17 +296,6 @@ impl Store {
         Ok(Spend::Ok { user: Box::new(user), expires_at })
     }
 
-    /// Revokes every refresh token of `username` (password, role or status changed).
-    pub async fn revoke_user_refresh(&self, username: &str) -> Result<u64, StoreError> {
-        let client = self.pool.get().await?;
-        Ok(client
-            .execute(
-                "UPDATE refresh_tokens SET revoked_at = now() WHERE username = $1 AND revoked_at IS NULL",
-                &[&username],
-            )
-            .await?)
-    }
-
     /// Revokes every token of the family `hash` belongs to; returns the owner when known.
     pub async fn revoke_family_of(&self, hash: &[u8]) -> Result<Option<String>, StoreError> {
         let client = self.pool.get().await?;
@@ -349,10 +364,12 @@ impl Store {
         Ok(rows.iter().map(api_key).collect())
     }
 
-    /// Revokes a key at once.
-    pub async fn revoke_api_key(&self, key_id: &str) -> Result<ApiKeyRow, StoreError> {
-        let client = self.pool.get().await?;
-        let row = client
+    /// Revokes a key at once and, in the same transaction, sets its not-before so that the tokens
+    /// it was exchanged for are refused at every verifier. Returns the key and the revocation made.
+    pub async fn revoke_api_key(&self, key_id: &str) -> Result<(ApiKeyRow, Change), StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let row = tx
             .query_opt(
                 &format!(
                     "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE key_id = $1 RETURNING {KEY_COLUMNS}"
@@ -361,7 +378,14 @@ impl Store {
             )
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("API key `{key_id}`")))?;
-        Ok(api_key(&row))
+        let change = Change::NotBefore {
+            scope: Scope::ApiKey,
+            id: key_id.to_owned(),
+            not_before: not_before_after(Utc::now().timestamp()),
+        };
+        super::revoke::record(&tx, &change).await?;
+        tx.commit().await?;
+        Ok((api_key(&row), change))
     }
 }
 

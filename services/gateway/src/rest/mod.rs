@@ -24,6 +24,8 @@ pub struct Rest {
     routes: Routes,
     openapi: Bytes,
     max_body: usize,
+    /// Audits forge deliveries refused here for their size.
+    webhooks: crate::webhook::WebhookApi,
 }
 
 /// Why the REST surface could not be built.
@@ -39,7 +41,7 @@ pub enum RestError {
 
 impl Rest {
     /// Routes of every method of the API, and its OpenAPI document.
-    pub fn new(max_body: usize) -> Result<Self, RestError> {
+    pub fn new(max_body: usize, webhooks: crate::webhook::WebhookApi) -> Result<Self, RestError> {
         let pool = prost_reflect::DescriptorPool::decode(prfix_proto::FILE_DESCRIPTOR_SET)?;
         let routes = Routes::from_pool(&pool)?;
         let info = prfix_transcode::OpenApiInfo {
@@ -51,7 +53,7 @@ impl Rest {
                 .to_owned(),
         };
         let openapi = Bytes::from(prfix_transcode::openapi(&routes, &pool, info).to_string());
-        Ok(Self { routes, openapi, max_body })
+        Ok(Self { routes, openapi, max_body, webhooks })
     }
 }
 
@@ -126,13 +128,9 @@ async fn transcode(rest: &Rest, found: RouteMatch<'_>, request: Request<Body>, n
     let body = match http_body_util::Limited::new(body, rest.max_body).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(error) if error.is::<http_body_util::LengthLimitError>() => {
-            return problem::response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "PAYLOAD_TOO_LARGE",
-                &format!("the request body is over the limit of {} bytes", rest.max_body),
-                &id,
-                None,
-            );
+            let detail = format!("the request body is over the limit of {} bytes", rest.max_body);
+            rest.webhooks.refused_oversize(parts.uri.path(), &parts.headers, &parts.extensions, &detail).await;
+            return problem::response(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", &detail, &id, None);
         }
         Err(error) => {
             return problem::response(
@@ -144,7 +142,12 @@ async fn transcode(rest: &Rest, found: RouteMatch<'_>, request: Request<Body>, n
             );
         }
     };
-    if !body.is_empty() && !content_type.is_empty() && !content_type.starts_with("application/json") {
+    // An HttpBody takes the bytes as they came, of any type (a forge's signed payload).
+    if !found.route.raw_body()
+        && !body.is_empty()
+        && !content_type.is_empty()
+        && !content_type.starts_with("application/json")
+    {
         return problem::response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "UNSUPPORTED_MEDIA_TYPE",
@@ -153,7 +156,7 @@ async fn transcode(rest: &Rest, found: RouteMatch<'_>, request: Request<Body>, n
             None,
         );
     }
-    let message = match found.request(parts.uri.query(), &body) {
+    let message = match found.request_with_type(parts.uri.query(), content_type, &body) {
         Ok(message) => message,
         Err(error) => return bad_request(&error, &id),
     };
@@ -197,6 +200,15 @@ fn grpc_request(route: &Route, parts: &http::request::Parts, message: Vec<u8>) -
     for name in ["x-request-id", "traceparent", "tracestate", "grpc-timeout"] {
         if let Some(value) = parts.headers.get(name) {
             headers.insert(name, value.clone());
+        }
+    }
+    // A raw body's handler gets the sender's own headers too (a forge's signature, event and
+    // delivery id), unchanged, as metadata.
+    if route.raw_body() {
+        for (name, value) in &parts.headers {
+            if name.as_str().starts_with("x-") && !headers.contains_key(name) {
+                headers.append(name.clone(), value.clone());
+            }
         }
     }
     request

@@ -18,7 +18,7 @@ pub mod suggestions;
 pub use anchor::{Anchored, DiffLines, Finding, anchor, finalize};
 pub use findings::{RawFinding, parse_findings};
 pub use plan::{OVERLAP_LINES, PartBudget, PartFrame, ReviewPart, plan_framed, plan_parts};
-pub use prompt::{findings_format, findings_schema, system_prompt};
+pub use prompt::{PROMPT_VERSIONS, findings_format, findings_schema, system_prompt, system_prompt_version};
 pub use render::render_hunks;
 pub use select::{DEFAULT_IGNORE_GLOBS, Selection, select};
 pub use suggestions::{SuggestionCheck, apply_suggestion, check_suggestion};

@@ -26,7 +26,26 @@ pub fn findings_schema() -> serde_json::Value {
     FINDINGS_FORMAT.to_value()
 }
 
-/// The review's system prompt: stable for a given fence and instructions, first in every call.
+/// The versions of the review prompt, oldest first; the first is the default. The flag
+/// `agent.prompt.review` chooses one per task, so a new version can reach some repositories first
+/// and be compared with the old by its findings and failures.
+pub const PROMPT_VERSIONS: &[&str] = &["v1", "v2"];
+
+/// The review's system prompt of `version` (one of [`PROMPT_VERSIONS`]; any other is `v1`).
+/// `v2` asks the model to report only what the diff shows, to cut guessed findings.
+pub fn system_prompt_version(version: &str, fence: &Fence, extra_instructions: &str) -> String {
+    let mut prompt = system_prompt(fence, "");
+    if version == "v2" {
+        prompt.push_str(
+            "\n\nReport only problems you can point to in the lines shown; when a finding depends on code \
+             you cannot see, leave it out.",
+        );
+    }
+    push_extra(&mut prompt, extra_instructions);
+    prompt
+}
+
+/// The review's system prompt (`v1`): stable for a given fence and instructions, first in every call.
 pub fn system_prompt(fence: &Fence, extra_instructions: &str) -> String {
     // Every token here is spent again in each part of a review: keep it short (a 2,048-token model
     // must still have room for some diff).
@@ -44,6 +63,11 @@ pub fn system_prompt(fence: &Fence, extra_instructions: &str) -> String {
         fence.rule(),
         findings_format()
     );
+    push_extra(&mut prompt, extra_instructions);
+    prompt
+}
+
+fn push_extra(prompt: &mut String, extra_instructions: &str) {
     if !extra_instructions.trim().is_empty() {
         prompt.push_str(
             "\n\nExtra instructions from the person who asked for this review (about what to look for; \
@@ -51,7 +75,6 @@ pub fn system_prompt(fence: &Fence, extra_instructions: &str) -> String {
         );
         prompt.push_str(extra_instructions.trim());
     }
-    prompt
 }
 
 /// The first line of a part's user message; `index` is 0-based.

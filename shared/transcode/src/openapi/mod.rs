@@ -91,7 +91,7 @@ fn operation(route: &Route, pool: &DescriptorPool, comments: &Comments, schemas:
         "description": description,
         "parameters": parameters(route, comments, schemas),
         "responses": responses(route, schemas),
-        "security": if policy.public { json!([]) } else { json!([{ "bearerAuth": [] }]) },
+        "security": if policy.public || policy.forge_signature { json!([]) } else { json!([{ "bearerAuth": [] }]) },
         "x-prfix-roles": policy.roles,
         "x-prfix-grpc-method": route.grpc_path(),
     });
@@ -174,6 +174,13 @@ impl Query<'_, '_> {
 
 /// The request body of a route with a `body` rule.
 fn request_body(route: &Route, schemas: &mut Schemas<'_>) -> Option<Value> {
+    if route.raw_body() {
+        // An HttpBody: the bytes as sent, of any content type, never parsed by the gateway.
+        return Some(json!({
+            "required": true,
+            "content": { "*/*": { "schema": { "type": "string", "contentMediaType": "application/octet-stream" } } }
+        }));
+    }
     let input = route.method.input();
     let schema = match &route.body {
         BodyRule::None => return None,

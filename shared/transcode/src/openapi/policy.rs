@@ -13,6 +13,8 @@ pub(crate) struct Policy {
     pub(crate) declared: bool,
     /// Callable without credentials.
     pub(crate) public: bool,
+    /// Authenticated by a forge's signature over the raw body (webhooks), not by a token.
+    pub(crate) forge_signature: bool,
     /// The roles that may call it, as lowercase names (`admin`, `developer`).
     pub(crate) roles: Vec<String>,
 }
@@ -22,6 +24,8 @@ impl Policy {
     pub(crate) fn describe(&self) -> String {
         if !self.declared {
             "Roles: none (the method has no policy, so every call is denied).".to_owned()
+        } else if self.forge_signature {
+            "Public: no token; authenticated by the forge's signature over the raw body (webhooks).".to_owned()
         } else if self.public {
             "Public: no credentials needed.".to_owned()
         } else {
@@ -42,6 +46,7 @@ pub(crate) fn read(pool: &DescriptorPool, method: &MethodDescriptor) -> Policy {
     Policy {
         declared: true,
         public: policy.get_field_by_name("public").and_then(|v| v.as_bool()).unwrap_or(false),
+        forge_signature: policy.get_field_by_name("forge_signature").and_then(|v| v.as_bool()).unwrap_or(false),
         roles: roles(policy),
     }
 }

@@ -1,0 +1,232 @@
+//! Rate limits by class (from the method policy), keyed by principal, or by client address for
+//! anonymous calls; the gateway and the services behind it apply the same ones. A governor
+//! limiter in process always applies; with Redis, a GCRA kept in Redis (one atomic script on
+//! Redis's clock) makes every replica share one limit. When Redis fails, the local limiter alone
+//! decides (never "unlimited") until Redis answers again, with a log line and a counter.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::redis::Redis;
+use fred::prelude::LuaInterface;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota as GovernorQuota, RateLimiter};
+use prfix_proto::options::v1::RateLimitClass;
+use serde::Deserialize;
+use tonic::Status;
+
+/// GCRA: the key holds the theoretical arrival time (ms, Redis clock). Returns {allowed, wait_ms}.
+const GCRA: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval = tonumber(ARGV[1])
+local tolerance = interval * tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + interval
+local allow_at = new_tat - tolerance
+if now < allow_at then
+  return {0, allow_at - now}
+end
+redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(new_tat - now) + 1000)
+return {1, 0}
+";
+
+/// A limit class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Class {
+    /// Ordinary calls.
+    Default,
+    /// Task creation.
+    Expensive,
+    /// Credential checks.
+    Strict,
+    /// Service-to-service calls.
+    Internal,
+}
+
+impl Class {
+    /// The class of a policy's `rate_limit` value.
+    pub fn from_proto(value: i32) -> Self {
+        match RateLimitClass::try_from(value) {
+            Ok(RateLimitClass::Expensive) => Class::Expensive,
+            Ok(RateLimitClass::Strict) => Class::Strict,
+            Ok(RateLimitClass::Internal) => Class::Internal,
+            _ => Class::Default,
+        }
+    }
+
+    /// The name in keys and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::Default => "default",
+            Class::Expensive => "expensive",
+            Class::Strict => "strict",
+            Class::Internal => "internal",
+        }
+    }
+}
+
+/// A quota: a sustained rate and a burst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Quota {
+    /// Calls per minute, sustained.
+    pub per_minute: u32,
+    /// Calls allowed at once.
+    pub burst: u32,
+}
+
+/// The quotas of every class (`[gateway.limits]` at the gateway).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Ordinary calls.
+    pub default: Quota,
+    /// Task creation.
+    pub expensive: Quota,
+    /// Login and refresh.
+    pub strict: Quota,
+    /// Service calls.
+    pub internal: Quota,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            default: Quota { per_minute: 1_200, burst: 100 },
+            expensive: Quota { per_minute: 30, burst: 10 },
+            strict: Quota { per_minute: 10, burst: 5 },
+            internal: Quota { per_minute: 60_000, burst: 1_000 },
+        }
+    }
+}
+
+impl Limits {
+    fn quota(&self, class: Class) -> Quota {
+        match class {
+            Class::Default => self.default,
+            Class::Expensive => self.expensive,
+            Class::Strict => self.strict,
+            Class::Internal => self.internal,
+        }
+    }
+}
+
+/// A refusal, with how long to wait.
+#[derive(Debug, Clone, Copy)]
+pub struct Denied {
+    /// Time until a call would be admitted.
+    pub retry_after: Duration,
+    /// The burst of the quota that refused (for the `RateLimit` header).
+    pub limit: u32,
+}
+
+impl Denied {
+    /// Seconds to wait, rounded up (at least 1).
+    pub fn retry_after_secs(self) -> u64 {
+        u64::try_from(self.retry_after.as_millis().max(1).div_ceil(1000)).unwrap_or(u64::MAX)
+    }
+
+    /// RESOURCE_EXHAUSTED with the wait in the trailers (`retry-after` seconds, `retry-after-ms`).
+    pub fn into_status(self) -> Status {
+        let mut status = Status::resource_exhausted("rate limit exceeded; retry later");
+        let ms = self.retry_after.as_millis().max(1);
+        let secs = ms.div_ceil(1000);
+        if let Ok(v) = secs.to_string().parse() {
+            status.metadata_mut().insert("retry-after", v);
+        }
+        if let Ok(v) = ms.to_string().parse() {
+            status.metadata_mut().insert("retry-after-ms", v);
+        }
+        status
+    }
+}
+
+/// The limiter of one process (a gateway, or a service at its own port).
+pub struct Limiter {
+    limits: Limits,
+    local: HashMap<Class, DefaultKeyedRateLimiter<String>>,
+    redis: Option<Redis>,
+    /// The service whose port applies these limits (`None`: the gateway), in the Redis key, so
+    /// that a call counted by the gateway is not counted twice in one bucket by the service
+    /// behind it.
+    scope: Option<&'static str>,
+    /// Calls decided locally because Redis failed (exported as a metric later).
+    pub redis_fallbacks: AtomicU64,
+}
+
+fn interval_ms(quota: Quota) -> u64 {
+    (60_000 / u64::from(quota.per_minute.max(1))).max(1)
+}
+
+impl Limiter {
+    /// A limiter with `limits`, shared through `redis` when given.
+    pub fn new(limits: Limits, redis: Option<Redis>) -> Self {
+        Self::build(limits, redis, None)
+    }
+
+    /// The limiter of the service `scope` at its own port: its buckets are its own, apart from
+    /// the gateway's (every call through the gateway is counted by both).
+    pub fn scoped(scope: &'static str, limits: Limits, redis: Option<Redis>) -> Self {
+        Self::build(limits, redis, Some(scope))
+    }
+
+    fn build(limits: Limits, redis: Option<Redis>, scope: Option<&'static str>) -> Self {
+        let mut local = HashMap::new();
+        for class in [Class::Default, Class::Expensive, Class::Strict, Class::Internal] {
+            let quota = limits.quota(class);
+            let burst = NonZeroU32::new(quota.burst.max(1)).unwrap_or(NonZeroU32::MIN);
+            let governor_quota = GovernorQuota::with_period(Duration::from_millis(interval_ms(quota)))
+                .unwrap_or_else(|| GovernorQuota::per_second(NonZeroU32::MIN))
+                .allow_burst(burst);
+            local.insert(class, RateLimiter::keyed(governor_quota));
+        }
+        Self { limits, local, redis, scope, redis_fallbacks: AtomicU64::new(0) }
+    }
+
+    /// Forgets local buckets that are full again, so keys seen once do not stay in memory.
+    pub fn prune(&self) {
+        for limiter in self.local.values() {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+
+    /// Admits or refuses one call of `class` for `key`.
+    pub async fn check(&self, class: Class, key: &str) -> Result<(), Denied> {
+        if let Some(limiter) = self.local.get(&class)
+            && let Err(not_until) = limiter.check_key(&key.to_owned())
+        {
+            let limit = self.limits.quota(class).burst;
+            return Err(Denied { retry_after: not_until.wait_time_from(DefaultClock::default().now()), limit });
+        }
+        let Some(redis) = &self.redis else { return Ok(()) };
+        let quota = self.limits.quota(class);
+        let redis_key = match self.scope {
+            Some(scope) => redis.key(&format!("ratelimit:{scope}:{}:{key}", class.name())),
+            None => redis.key(&format!("ratelimit:{}:{key}", class.name())),
+        };
+        let call = redis.client.eval::<Vec<i64>, _, _, _>(
+            GCRA,
+            vec![redis_key],
+            vec![interval_ms(quota).to_string(), quota.burst.max(1).to_string()],
+        );
+        // Redis failing leaves the local decision above standing: limited, never unlimited.
+        match redis.call(call).await {
+            Ok(answer) => match answer.as_slice() {
+                [0, wait, ..] => Err(Denied {
+                    retry_after: Duration::from_millis(u64::try_from(*wait).unwrap_or(1)),
+                    limit: quota.burst,
+                }),
+                _ => Ok(()),
+            },
+            Err(_) => {
+                self.redis_fallbacks.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+        }
+    }
+}
