@@ -138,11 +138,15 @@ fn reassembled(parts: &[ReviewPart], fence: &Fence, path: &str) -> Vec<String> {
             let mut lines = body.into_iter();
             while let Some(line) = lines.next() {
                 if line.starts_with("@@") && line.ends_with(" (continued)") {
-                    // The repeated lines are the last ones shown before, at most OVERLAP_LINES.
-                    let next: Vec<&str> = lines.clone().take(OVERLAP_LINES).collect();
-                    let overlap = (1..=next.len().min(shown.len()))
+                    // The repeated lines are the last ones shown before, at most OVERLAP_LINES, and
+                    // whole lines only: no piece of a cut line (a continuation, or a line followed
+                    // by one) is repeated, so pieces that happen to read the same are not taken
+                    // for overlap.
+                    let next: Vec<&str> = lines.clone().take(OVERLAP_LINES + 1).collect();
+                    let whole = |i: usize| !is_piece(next[i]) && next.get(i + 1).is_none_or(|n| !is_piece(n));
+                    let overlap = (1..=next.len().min(OVERLAP_LINES).min(shown.len()))
                         .rev()
-                        .find(|&k| shown[shown.len() - k..] == next[..k])
+                        .find(|&k| shown[shown.len() - k..] == next[..k] && (0..k).all(whole))
                         .unwrap_or(0);
                     if overlap > 0 {
                         lines.nth(overlap - 1);
@@ -150,7 +154,7 @@ fn reassembled(parts: &[ReviewPart], fence: &Fence, path: &str) -> Vec<String> {
                     continue;
                 }
                 shown.push(line);
-                match line.get(8..).and_then(|rest| rest.strip_prefix('…')) {
+                match continuation(line) {
                     Some(rest) => match joined.last_mut() {
                         Some(previous) => previous.push_str(rest),
                         None => panic!("a continuation piece with nothing before it: {line}"),
@@ -161,6 +165,15 @@ fn reassembled(parts: &[ReviewPart], fence: &Fence, path: &str) -> Vec<String> {
         }
     }
     joined
+}
+
+/// The text of a cut line's continuation piece (after its line number, kind and `…`), if it is one.
+fn continuation(line: &str) -> Option<&str> {
+    line.get(8..).and_then(|rest| rest.strip_prefix('…'))
+}
+
+fn is_piece(line: &str) -> bool {
+    continuation(line).is_some()
 }
 
 fn check(files: &[FilePatch], context: usize, ratio: f64) {
@@ -237,6 +250,23 @@ fn a_line_longer_than_a_part_is_cut_into_pieces_and_nothing_is_lost() {
     let parts = review::plan_parts(&files, &fence, &system, &budget(8192, 1.6)).expect("fits");
     assert!(parts.len() > 5, "{} parts", parts.len());
     assert!(parts[1].user_prompt.contains("    1 + …"));
+}
+
+/// The filler of a long line repeats every 44 bytes, so the pieces of a cut line often read the
+/// same; a proptest case found an overlap of such pieces taken for new text. Pieces are never
+/// repeated as overlap, and this sweep of contexts (each cutting the line at another phase, beside
+/// whole lines that are repeated) reassembles every time.
+#[test]
+fn pieces_of_a_periodic_line_are_never_repeated_as_overlap_at_any_context() {
+    let ops: Vec<u8> = (0..60).map(|i| [1, 0, 3, 1, 2][i % 5]).collect();
+    let files = vec![
+        patch(0, &Spec { kind: 0, lines: 0, ops: Vec::new(), long: Some(40_000) }),
+        patch(1, &Spec { kind: 3, lines: 60, ops, long: Some(12_000) }),
+    ];
+    for context in (2048..=12_288).step_by(211) {
+        check(&files, context, 1.0);
+        check(&files, context, 1.37);
+    }
 }
 
 #[test]

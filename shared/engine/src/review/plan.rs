@@ -9,8 +9,10 @@
 //!
 //! Files go whole into a part when they fit; a file too big for a part is split at hunk
 //! boundaries; a hunk too big is split at line boundaries, each continuation repeating the hunk
-//! header (`@@ … @@ (continued)`) and the last [`OVERLAP_LINES`] lines before it; a line too long
-//! for a part is cut into pieces (continuations start with `…`). Nothing is dropped or refused for
+//! header (`@@ … @@ (continued)`) and the last [`OVERLAP_LINES`] whole lines before it; a line too
+//! long for a part is cut into pieces (continuations start with `…`), and pieces of a cut line are
+//! never repeated as overlap (a fragment of a line is no context, and repeating one would make the
+//! boundary between repeated and new text ambiguous). Nothing is dropped or refused for
 //! its size: the only error is a context too small for the fixed parts of a prompt.
 
 use super::ReviewError;
@@ -129,12 +131,14 @@ struct Item {
     cost: usize,
     /// Bytes of `text` before the line's own text (its number and kind).
     prefix: usize,
+    /// False for a piece of a line cut because it was too long for a part.
+    whole: bool,
 }
 
 impl Item {
     fn new(text: String, prefix: usize) -> Self {
         let cost = estimate(&text);
-        Self { text, cost, prefix }
+        Self { text, cost, prefix, whole: true }
     }
 }
 
@@ -289,10 +293,11 @@ impl Packer<'_> {
                     self.new_part();
                 }
             } else {
-                // The previous piece filled its part. Repeat only lines that were new in it, so no
-                // line is shown more than twice, and fewer when they would leave no room.
+                // The previous piece filled its part. Repeat only whole lines that were new in it,
+                // so no line is shown more than twice, and fewer when they would leave no room.
                 self.new_part();
-                overlap = OVERLAP_LINES.min(start - previous_start);
+                overlap = items[previous_start..start].iter().rev().take_while(|i| i.whole).count();
+                overlap = overlap.min(OVERLAP_LINES);
                 while overlap > 0
                     && header.cost + items[start - overlap..=start].iter().map(|i| i.cost).sum::<usize>()
                         > self.space(path)
@@ -353,7 +358,7 @@ fn cut(line: Item, max: usize) -> Vec<Item> {
             taken = true;
         }
         text.push('\n');
-        pieces.push(Item { cost: counter.total() + 1, text, prefix: line.prefix });
+        pieces.push(Item { cost: counter.total() + 1, text, prefix: line.prefix, whole: false });
     }
     pieces
 }
