@@ -3,7 +3,7 @@
 //! What it may do (its Role, its NetworkPolicy, its restricted pod), and its script run for real
 //! against a live gateway and a fake Kubernetes API that grants what the rendered Role grants.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,7 +31,7 @@ fn the_credential_hook_may_touch_one_secret_and_the_agent_and_runs_restricted() 
         let objects = charts.umbrella_objects(values, &[]);
         let job = find(&objects, "Job", CREDENTIAL);
         let kinds = check_restricted(&what, std::slice::from_ref(job));
-        assert_eq!(kinds, ["Job".to_owned()].into(), "{what}: the hook's pod is checked");
+        assert_eq!(kinds, BTreeSet::from(["Job".to_owned()]), "{what}: the hook's pod is checked");
         let spec = &job["spec"]["template"]["spec"];
         assert_eq!(spec["restartPolicy"], "Never", "{what}");
         assert!(job["spec"]["backoffLimit"].as_i64().is_some_and(|n| n <= 5), "{what}: bounded retries");
@@ -175,7 +175,8 @@ fn object(value: Value) -> Response {
 async fn serve(State(api): State<Kubernetes>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let path = uri.path().to_owned();
     api.state.lock().expect("the fake's state").requests.push(format!("{method} {path}"));
-    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(&format!("Bearer {}", api.token)) {
+    let bearer = format!("Bearer {}", api.token);
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(bearer.as_str()) {
         return status(StatusCode::UNAUTHORIZED, "Unauthorized".to_owned());
     }
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -222,10 +223,12 @@ async fn serve(State(api): State<Kubernetes>, method: Method, uri: Uri, headers:
     match (*resource, verb) {
         ("secrets", "get") => {}
         ("secrets", "patch") => {
-            let Some(fields) = patch.as_object().filter(|o| o.keys().all(|k| k == "stringData")) else {
+            let only_string_data = patch.as_object().is_some_and(|o| o.keys().all(|k| k == "stringData"));
+            let fields = patch.get("stringData").and_then(Value::as_object).filter(|_| only_string_data);
+            let Some(fields) = fields else {
                 return status(StatusCode::UNPROCESSABLE_ENTITY, format!("unexpected patch of the Secret: {patch}"));
             };
-            for (key, value) in fields["stringData"].as_object().into_iter().flatten() {
+            for (key, value) in fields {
                 let Some(text) = value.as_str() else {
                     return status(StatusCode::UNPROCESSABLE_ENTITY, format!("stringData.{key} is not a string"));
                 };
@@ -289,7 +292,9 @@ async fn the_credential_hook_gives_the_agent_a_working_key_once_and_replaces_one
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
     let api_url = format!("http://{}", listener.local_addr().expect("bound"));
     let router = axum::Router::new().fallback(serve).with_state(api.clone());
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
 
     // The Job's environment as rendered, the cluster's parts pointed at this test's.
     let mut environment: BTreeMap<String, String> = list(&container["env"])
@@ -348,10 +353,11 @@ async fn the_credential_hook_gives_the_agent_a_working_key_once_and_replaces_one
     let ran = run(vec![]).await;
     assert!(ran.success && ran.stdout.contains("kept"), "{}", ran.report());
     assert_eq!(stored(&api), Some(first.clone()), "the key is kept");
-    let cluster = api.state.lock().expect("state");
-    assert_eq!(cluster.requests, [format!("GET /api/v1/namespaces/{NAMESPACE}/secrets/{CREDENTIAL_SECRET}")]);
-    assert_eq!(cluster.restarts.len(), 1, "no restart for a key kept");
-    drop(cluster);
+    {
+        let cluster = api.state.lock().expect("state");
+        assert_eq!(cluster.requests, [format!("GET /api/v1/namespaces/{NAMESPACE}/secrets/{CREDENTIAL_SECRET}")]);
+        assert_eq!(cluster.restarts.len(), 1, "no restart for a key kept");
+    }
 
     // A key the gateway refuses (revoked, or a restored database): a new one for the same user.
     api.state.lock().expect("state").secret.insert(key.clone(), BASE64.encode("prfix_revoked"));
