@@ -1,12 +1,15 @@
 //! The Helm charts in `charts/`: the library chart `prfix-lib` and one application chart per service,
 //! each installed as its own release (`helm install prfix-audit charts/prfix-audit ...`), rendered
 //! here the way an operator installs them: the chart's values.yaml and then values.production.yaml,
-//! with the names of the Secrets that exist beforehand.
+//! with the names of the Secrets that exist beforehand; and the umbrella chart `prfix`, which
+//! installs the three as one release (`umbrella`).
 
 mod backup;
+mod credential;
 mod migration;
 mod releases;
 mod render;
+mod umbrella;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,6 +20,8 @@ use serde_json::Value;
 use crate::support::{Ran, run_tool, workspace_root, yaml_documents};
 
 const CHARTS: [&str; 3] = ["prfix-gateway", "prfix-agent", "prfix-audit"];
+/// The umbrella chart: the three as dependencies of one release.
+const UMBRELLA: &str = "prfix";
 const VALUES_FILES: [&str; 2] = ["values.yaml", "values.production.yaml"];
 /// The namespace the releases are rendered for.
 const NAMESPACE: &str = "prfix";
@@ -68,6 +73,9 @@ impl Charts {
             let packed = charts.chart(chart).join("charts/prfix-lib-0.1.0.tgz");
             assert!(packed.is_file(), "{chart}: the library chart is packed into {}", packed.display());
         }
+        // The umbrella packs the service charts as they are now, each with its library packed in.
+        let ran = charts.run("helm dependency build prfix", &["dependency", "build", UMBRELLA]);
+        assert!(ran.success, "helm dependency build {UMBRELLA}:\n{}", ran.report());
         charts
     }
 
