@@ -49,10 +49,7 @@ where
         LogFormat::Pretty => {
             // Colour only for a person at a terminal: a file or a pipe gets plain text.
             let ansi = crate::pretty::color_allowed();
-            registry
-                .with(fmt::layer().with_ansi(ansi).event_format(crate::pretty::Pretty::new()))
-                .try_init()
-                .is_ok()
+            registry.with(fmt::layer().with_ansi(ansi).event_format(crate::pretty::Pretty::new())).try_init().is_ok()
         }
     }
 }

@@ -81,7 +81,8 @@ impl AuthApi {
         let password = password.unwrap_or_else(|| SecretString::from(super::generated_password()));
         check_password(password.expose_secret())?;
         let hash = self.passwords.hash(&password).await.map_err(password_status)?;
-        let (_, change) = self.store.update_user(username, None, Some(false), Some(hash.as_str())).await.map_err(to_status)?;
+        let (_, change) =
+            self.store.update_user(username, None, Some(false), Some(hash.as_str())).await.map_err(to_status)?;
         self.revocations.apply_local(change);
         self.event(
             &ClientInfo { ip: "local".to_owned(), ..Default::default() },
