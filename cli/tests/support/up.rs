@@ -102,7 +102,10 @@ impl Up {
             Ok(Some(url)) => url,
             _ => panic!("prfix up printed no banner:\n{}", output.lock().map(|o| o.clone()).unwrap_or_default()),
         };
-        Self { gateway, output, ollama, database, dir, child }
+        let up = Self { gateway, output, ollama, database, dir, child };
+        // The whole banner, not only its gateway line.
+        up.wait_for("Press Ctrl-C to stop.").await;
+        up
     }
 
     /// What `prfix up` printed so far.
