@@ -46,6 +46,9 @@ pub enum CredentialsError {
         /// The parser's explanation, on one line.
         message: String,
     },
+    /// A profile name that cannot be a file name.
+    #[error("profile name `{0}` is not 1 to 64 of A-Z a-z 0-9 . _ - (not starting with a dot)")]
+    Profile(String),
     /// The file or its directory cannot be written or removed.
     #[error("cannot write {}: {source}", path.display())]
     Write {
@@ -98,9 +101,74 @@ impl fmt::Debug for Credentials {
     }
 }
 
-/// Where the credentials are kept: `credentials.toml` in the configuration directory.
+/// The profile this process uses (`--profile`, `PRFIX_PROFILE`), chosen once at start; `None`: the
+/// default profile.
+static PROFILE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// Chooses the profile whose credentials this process reads and writes (once, before any is read):
+/// `None` is the default profile (`credentials.toml`), a name keeps a login of its own
+/// (`profiles/<name>.toml`), so several gateways or users can stay logged in, like kubectl contexts.
+pub fn use_profile(name: Option<String>) -> Result<(), CredentialsError> {
+    if let Some(name) = &name
+        && !valid_profile(name)
+    {
+        return Err(CredentialsError::Profile(name.clone()));
+    }
+    let _ = PROFILE.set(name);
+    Ok(())
+}
+
+/// The profile in use (`None`: the default one).
+pub fn profile() -> Option<&'static str> {
+    PROFILE.get().and_then(|p| p.as_deref())
+}
+
+/// A profile name: 1 to 64 of `A-Z a-z 0-9 . _ -`, not starting with a dot.
+fn valid_profile(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && !name.starts_with('.')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Where the credentials are kept: `credentials.toml` in the configuration directory for the
+/// default profile, `profiles/<name>.toml` there for a named one.
 pub fn path() -> Result<PathBuf, CredentialsError> {
-    Ok(config_dir()?.join("credentials.toml"))
+    path_for(profile())
+}
+
+/// Where the credentials of `profile` are kept.
+pub fn path_for(profile: Option<&str>) -> Result<PathBuf, CredentialsError> {
+    let dir = config_dir()?;
+    Ok(match profile {
+        None => dir.join("credentials.toml"),
+        Some(name) => dir.join("profiles").join(format!("{name}.toml")),
+    })
+}
+
+/// Every saved login: the default profile's (named `None`) first, then the named ones by name.
+pub fn all_profiles() -> Result<Vec<(Option<String>, Credentials)>, CredentialsError> {
+    let mut found = Vec::new();
+    if let Some(saved) = load_from(&path_for(None)?)? {
+        found.push((None, saved));
+    }
+    let dir = config_dir()?.join("profiles");
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(found),
+        Err(source) => return Err(CredentialsError::Read { path: dir, source }),
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.strip_suffix(".toml").map(str::to_owned))
+        .filter(|name| valid_profile(name))
+        .collect();
+    names.sort();
+    for name in names {
+        if let Some(saved) = load_from(&path_for(Some(&name))?)? {
+            found.push((Some(name), saved));
+        }
+    }
+    Ok(found)
 }
 
 /// The saved credentials, `None` when nobody is logged in.

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 use prfix_cli::commands::review::{DescribeFormat, ReviewArgs, Target};
 use prfix_cli::commands::task_ref::TaskRef;
-use prfix_cli::commands::{admin, auth, fix, flags, review, tasks};
+use prfix_cli::commands::{admin, audit_list, auth, fix, flags, password, review, tasks};
 use prfix_cli::error::{CliError, CliResult, EXIT_ERROR};
 use prfix_cli::report::Format;
 use prfix_cli::{audit, config, git, up};
@@ -25,10 +25,14 @@ struct Cli {
     /// TOML configuration of the services, for `prfix up` (also `PRFIX_CONFIG`).
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// The gateway to talk to (default: `gateway` in ~/.config/prfix/config.toml, then
-    /// http://127.0.0.1:8080).
+    /// The gateway to talk to; wins over the saved login's (default: the gateway of the profile's
+    /// login, then `gateway` in ~/.config/prfix/config.toml, then http://127.0.0.1:8080).
     #[arg(long, global = true, env = "PRFIX_GATEWAY", value_name = "URL")]
     gateway: Option<String>,
+    /// The saved login to use (`prfix login --profile NAME` makes one); each profile keeps its own
+    /// gateway and tokens, like kubectl contexts (default: the default profile).
+    #[arg(long, global = true, env = "PRFIX_PROFILE", value_name = "NAME")]
+    profile: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -55,7 +59,12 @@ impl From<TargetArgs> for Target {
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway, the agent and the audit service in this process, for a laptop.
-    Up,
+    Up {
+        /// Give the user `admin` a new generated password (shown once in the banner), enable it and
+        /// end its sessions: the lost-password procedure (audited).
+        #[arg(long)]
+        reset_admin_password: bool,
+    },
     /// Log in to a gateway and keep the tokens (0600) in your config directory.
     Login {
         /// User name (prompted on a terminal when missing).
@@ -70,6 +79,12 @@ enum Command {
     },
     /// Revoke your session at the gateway and forget the tokens.
     Logout,
+    /// Change your password (your other sessions end). On a terminal both are asked without echo;
+    /// otherwise standard input holds the current password on its first line and the new one on
+    /// its second.
+    Passwd,
+    /// List the saved logins: each profile's gateway and user (`*` marks the one in use).
+    Profiles,
     /// Show who the gateway takes you for.
     Whoami,
     /// Review the changes of this checkout and print the findings.
@@ -308,15 +323,27 @@ impl TaskArg {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// List audit events.
+    /// List audit events, newest first.
     List {
-        /// Only events of this actor.
+        /// Only events of this actor (a user name, `service:<name>`, `operator`).
         #[arg(long)]
         actor: Option<String>,
-        /// Only events of this action.
-        #[arg(long)]
+        /// Only events of this action: auth.login, auth.refresh, auth.logout, auth.change_password,
+        /// auth.reset_password, auth.create_user, auth.update_user, auth.create_api_key,
+        /// auth.revoke_api_key, access.denied, agent.task.create.review (.describe, .fix),
+        /// agent.task.succeeded, agent.task.failed, agent.task.cancel, forge.post,
+        /// forge.webhook.received, forge.webhook.refused, flags.changed, or a gRPC method path
+        /// such as /prfix.agent.v1.AgentService/ListTasks.
+        #[arg(long, value_name = "ACTION")]
         action: Option<String>,
-        /// Events to show.
+        /// Only events at or after this time: 2026-05-01T12:00:00Z, 2026-05-01 (UTC), or an age
+        /// such as 30m, 2h, 7d.
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Only events before this time (same forms as --since).
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// Events to show (at most 1000).
         #[arg(long, default_value_t = 50)]
         limit: i32,
     },
@@ -325,9 +352,12 @@ enum AuditCommand {
         /// An access token or API key of an auditor or admin (default: your login).
         #[arg(long, env = "PRFIX_TOKEN", hide_env_values = true)]
         token: Option<String>,
-        /// Where to write the export.
-        #[arg(long, short)]
-        output: PathBuf,
+        /// Where to write the export (the file `verify` then takes the same way).
+        #[arg(value_name = "FILE", required_unless_present = "output")]
+        file: Option<PathBuf>,
+        /// The same as FILE (kept for scripts written before FILE).
+        #[arg(long, short, value_name = "FILE", conflicts_with = "file")]
+        output: Option<PathBuf>,
     },
     /// Check an export with only the checkpoint public key: hashes, chain, Merkle roots,
     /// signatures, consistency between checkpoints, coverage; with --state, also that the log
@@ -412,6 +442,12 @@ enum UsersCommand {
         /// Login name.
         username: String,
     },
+    /// Set a user's password (their sessions end). Asked twice without echo on a terminal,
+    /// otherwise read from the first line of standard input.
+    SetPassword {
+        /// Login name.
+        username: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -476,9 +512,7 @@ fn repository(gateway: Option<String>, base: Option<&str>) -> CliResult<(config:
         }
         None => config::load(Some(checkout.root()))?,
     };
-    if let Some(g) = gateway {
-        config.gateway = g;
-    }
+    config.gateway = gateway_for(gateway.as_deref(), &config);
     Ok((config, checkout))
 }
 
@@ -486,23 +520,32 @@ fn repository(gateway: Option<String>, base: Option<&str>) -> CliResult<(config:
 fn settings(gateway: Option<String>) -> CliResult<config::Config> {
     let root = std::env::current_dir().ok().and_then(|cwd| git::Checkout::discover(&cwd).ok());
     let mut config = config::load(root.as_ref().map(|c| c.root()))?;
-    if let Some(g) = gateway {
-        config.gateway = g;
-    }
+    config.gateway = gateway_for(gateway.as_deref(), &config);
     Ok(config)
+}
+
+/// The gateway of this command ([`config::resolve_gateway`]): `--gateway`/`PRFIX_GATEWAY`, else the
+/// profile's saved login's, else the configured one. A damaged credentials file is said by the
+/// command that reads it, not here.
+fn gateway_for(explicit: Option<&str>, config: &config::Config) -> String {
+    let saved = prfix_cli::credentials::load().ok().flatten().map(|c| c.gateway);
+    config::resolve_gateway(explicit, saved.as_deref(), &config.gateway)
 }
 
 async fn run(cli: Cli) -> CliResult {
     let gateway = cli.gateway;
+    prfix_cli::credentials::use_profile(cli.profile).map_err(|e| CliError::new(e.to_string()))?;
     match cli.command {
-        Command::Up => {
-            up::run(cli.config.as_deref()).await.map_err(|e| CliError::new(prfix_runtime::error::chain(e.as_ref())))
-        }
+        Command::Up { reset_admin_password } => up::run(cli.config.as_deref(), reset_admin_password)
+            .await
+            .map_err(|e| CliError::new(prfix_runtime::error::chain(e.as_ref()))),
         Command::Login { username, password_stdin, api_key } => {
             let config = settings(gateway)?;
             auth::login(auth::LoginArgs { gateway: config.gateway, username, password_stdin, api_key }).await
         }
         Command::Logout => auth::logout().await,
+        Command::Passwd => password::passwd(&settings(gateway)?.gateway).await,
+        Command::Profiles => auth::profiles(),
         Command::Whoami => auth::whoami(&settings(gateway)?.gateway).await,
         Command::Review { mut target, format, fail_on, min_severity, model, strict, post } => {
             // The CI job is read first: outside one, --post fails before any work, naming the variable.
@@ -565,16 +608,28 @@ async fn run(cli: Cli) -> CliResult {
             flags::list(&settings(gateway)?.gateway, context, json).await
         }
         Command::Status => tasks::status(&settings(gateway)?.gateway).await,
-        Command::Audit(AuditCommand::List { actor, action, limit }) => {
-            admin::audit_list(&settings(gateway)?.gateway, actor, action, limit).await
+        Command::Audit(AuditCommand::List { actor, action, since, until, limit }) => {
+            let args = audit_list::ListArgs { actor, action, since, until, limit };
+            audit_list::list(&settings(gateway)?.gateway, args).await
         }
-        Command::Audit(AuditCommand::Export { token, output }) => {
+        Command::Audit(AuditCommand::Export { token, file, output }) => {
+            let output =
+                file.or(output).ok_or_else(|| CliError::new("name the file to write: prfix audit export FILE"))?;
             let config = settings(gateway)?;
             let token = match token {
                 Some(t) => t,
-                None => prfix_cli::credentials::load()?
-                    .map(|c| c.api_key.unwrap_or(c.access_token))
-                    .ok_or_else(|| CliError::new("not logged in: run `prfix login` or pass --token"))?,
+                None => {
+                    let saved = prfix_cli::credentials::load()?
+                        .ok_or_else(|| CliError::new("not logged in: run `prfix login` or pass --token"))?;
+                    // Saved tokens go only to the gateway they came from.
+                    if saved.gateway.trim_end_matches('/') != config.gateway.trim_end_matches('/') {
+                        return Err(CliError::new(format!(
+                            "not logged in to {}: the saved login is for {}; run `prfix login --gateway {}` or pass --token",
+                            config.gateway, saved.gateway, config.gateway
+                        )));
+                    }
+                    saved.api_key.unwrap_or(saved.access_token)
+                }
             };
             audit::export(&config.gateway, &token, &output).await.map_err(|e| CliError::new(e.to_string()))
         }
@@ -607,6 +662,7 @@ async fn run(cli: Cli) -> CliResult {
                 UsersCommand::Create { username, roles } => admin::users_create(&gateway, &username, &roles).await,
                 UsersCommand::Disable { username } => admin::users_set_disabled(&gateway, &username, true).await,
                 UsersCommand::Enable { username } => admin::users_set_disabled(&gateway, &username, false).await,
+                UsersCommand::SetPassword { username } => password::set_password(&gateway, &username).await,
             }
         }
         Command::Admin(AdminCommand::Keys(command)) => {

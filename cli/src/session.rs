@@ -21,6 +21,16 @@ use tonic::transport::{Channel, Endpoint};
 use crate::credentials::{self, Credentials};
 use crate::error::{CliError, CliResult};
 
+/// ` (profile NAME)` when a named profile is in use, for messages.
+fn profile_said() -> String {
+    credentials::profile().map(|p| format!(" (profile {p})")).unwrap_or_default()
+}
+
+/// ` --profile NAME` when a named profile is in use, for the commands messages suggest.
+fn profile_flag() -> String {
+    credentials::profile().map(|p| format!(" --profile {p}")).unwrap_or_default()
+}
+
 /// Largest response the CLI accepts (a patch, a long task list).
 const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 
@@ -114,8 +124,10 @@ impl Session {
         })
     }
 
-    /// A session with the user's credentials: `PRFIX_TOKEN`, else the saved ones (refreshed when
-    /// needed, and saved again). `gateway` is the configured one; saved credentials carry their own.
+    /// A session with the user's credentials: `PRFIX_TOKEN`, else the saved ones of the profile in
+    /// use (refreshed when needed, and saved again). `gateway` is the one the command resolved
+    /// ([`crate::config::resolve_gateway`]); saved credentials are sent only to the gateway they
+    /// came from, never to another one named with `--gateway` or `PRFIX_GATEWAY`.
     pub async fn open(gateway: &str) -> CliResult<Self> {
         if let Some(token) = std::env::var("PRFIX_TOKEN").ok().filter(|t| !t.trim().is_empty()) {
             return Ok(Self {
@@ -126,8 +138,20 @@ impl Session {
             });
         }
         let Some(mut saved) = credentials::load()? else {
-            return Err(CliError::new("not logged in: run `prfix login` (or set PRFIX_TOKEN to a token or API key)"));
+            return Err(CliError::new(format!(
+                "not logged in{}: run `prfix login{}` (or set PRFIX_TOKEN to a token or API key)",
+                profile_said(),
+                profile_flag()
+            )));
         };
+        if saved.gateway.trim_end_matches('/') != gateway.trim_end_matches('/') {
+            return Err(CliError::new(format!(
+                "not logged in to {gateway}{}: the saved login is for {}; run `prfix login --gateway {gateway}` \
+                 (add `--profile NAME` to keep both logins)",
+                profile_said(),
+                saved.gateway
+            )));
+        }
         let channel = connect(&saved.gateway).await?;
         if let Some(key) = saved.api_key.clone() {
             return Ok(Self { gateway: saved.gateway, channel, bearer: bearer(&key)?, login: None });
@@ -142,6 +166,11 @@ impl Session {
         let gateway = saved.gateway.clone();
         let login = Some(tokio::sync::Mutex::new(Login { credentials: saved, lifetime }));
         Ok(Self { gateway, channel, bearer, login })
+    }
+
+    /// Whether this session runs on the saved password login (not `PRFIX_TOKEN`, not an API key).
+    pub fn uses_saved_login(&self) -> bool {
+        self.login.is_some()
     }
 
     /// Renews the access token when it expires soon (or, with `force`, in any case: the gateway

@@ -8,7 +8,12 @@ use secrecy::ExposeSecret;
 use tokio::task::JoinSet;
 
 /// Starts audit, agent and gateway, prints where they listen, and runs until Ctrl-C or SIGTERM.
-pub async fn run(config: Option<&Path>) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// With `reset_admin_password`, `admin` gets a new generated password, shown once (the
+/// lost-password procedure; audited, and `admin`'s sessions end).
+pub async fn run(
+    config: Option<&Path>,
+    reset_admin_password: bool,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let layers = Layers::load(config)?;
     let mut audit_settings = prfix_audit::Settings::from_layers(&layers)?;
     let mut agent_settings = prfix_agent::Settings::from_layers(&layers)?;
@@ -26,6 +31,8 @@ pub async fn run(config: Option<&Path>) -> Result<(), Box<dyn std::error::Error 
     let mut logging = audit_settings.common.clone();
     logging.log_format = format;
     telemetry::init_service("prfix", &logging)?;
+    // Every call passes the gateway: its access line is the call's, the services' are DEBUG.
+    prfix_runtime::calls::log_access_only_of("gateway");
     let database = redact(audit_settings.common.database_url.expose_secret());
     let ollama = agent_settings.common.ollama_url.clone();
 
@@ -44,6 +51,11 @@ pub async fn run(config: Option<&Path>) -> Result<(), Box<dyn std::error::Error 
         agent_settings.audit_credential = Some(gateway.provision_service_credential("agent").await?.into());
         agent_settings.agent.audit_url = format!("http://{}", gateway.local_addr());
     }
+    // The reset runs beside start-up: its audit event waits until the audit service serves.
+    let reset = reset_admin_password.then(|| {
+        let auth = gateway.auth_api();
+        tokio::spawn(async move { auth.reset_password("admin", None).await })
+    });
     let audit = prfix_audit::Application::build(audit_settings).await?;
     let agent = prfix_agent::Application::build(agent_settings).await?;
 
@@ -63,7 +75,15 @@ pub async fn run(config: Option<&Path>) -> Result<(), Box<dyn std::error::Error 
     if let Some(password) = gateway.generated_admin_password() {
         println!("  admin     user `admin`, password `{password}` (generated now, shown once: keep it)");
     }
-    println!("Try: buf curl --protocol grpc --http2-prior-knowledge http://{gateway_addr} --list-methods");
+    let gateway_flag = if gateway_addr.to_string() == "127.0.0.1:8080" {
+        String::new()
+    } else {
+        format!(" --gateway http://{gateway_addr}")
+    };
+    println!("Next, in another terminal:");
+    println!("  prfix login{gateway_flag} --username admin   (then `prfix passwd` to choose your own password)");
+    println!("  cd your-repository && prfix review           (reviews the checkout's uncommitted and branch changes)");
+    println!("  buf curl --protocol grpc --http2-prior-knowledge http://{gateway_addr} --list-methods   (the API)");
     println!("Press Ctrl-C to stop.");
 
     let stop = shutdown::on_signal();
@@ -81,6 +101,21 @@ pub async fn run(config: Option<&Path>) -> Result<(), Box<dyn std::error::Error 
         gateway.run_until_stopped(token).await.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
     });
 
+    if let Some(reset) = reset {
+        match reset.await {
+            Ok(Ok(password)) => println!(
+                "  admin     user `admin`, new password `{password}` (reset now, shown once: keep it; its sessions ended)"
+            ),
+            Ok(Err(status)) => {
+                stop.cancel();
+                return Err(format!("cannot reset the admin password: {}", status.message()).into());
+            }
+            Err(e) => {
+                stop.cancel();
+                return Err(format!("cannot reset the admin password: {e}").into());
+            }
+        }
+    }
     // One service failing stops the others: a half-running system would mislead.
     let mut first_error = None;
     while let Some(joined) = services.join_next().await {

@@ -50,7 +50,7 @@ async fn verify_with_state_catches_the_newest_events_deleted_with_their_checkpoi
         )
         .await
         .expect("tamper as the database owner");
-    let run = user.run(dir.path(), &["audit", "export", "-o", "second.jsonl"]).await;
+    let run = user.run(dir.path(), &["audit", "export", "second.jsonl"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     // Without the state the shortened log verifies: the probe's finding.
     let run = user.run(dir.path(), &["audit", "verify", "second.jsonl", &key]).await;

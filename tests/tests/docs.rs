@@ -401,9 +401,10 @@ fn every_page_is_in_the_summary_and_every_summary_entry_exists() {
     while let Some(dir) = pending.pop() {
         for entry in std::fs::read_dir(&dir).expect("docs/ lists") {
             let path = entry.expect("a directory entry").path();
-            if path.is_dir() {
+            // docs/book is the built book, not pages.
+            if path.is_dir() && path != docs.join("book") {
                 pending.push(path);
-            } else if path.extension().is_some_and(|e| e == "md") {
+            } else if path.is_file() && path.extension().is_some_and(|e| e == "md") {
                 let relative = path.strip_prefix(&docs).expect("under docs/").to_string_lossy().replace('\\', "/");
                 if relative != "SUMMARY.md" {
                     pages.insert(relative);
@@ -420,10 +421,16 @@ fn every_page_is_in_the_summary_and_every_summary_entry_exists() {
 }
 
 #[test]
-fn the_book_builds_into_the_target_directory_not_into_docs() {
+fn the_book_builds_into_its_own_folder_which_git_ignores_and_opens_with_getting_started() {
     let book = read("docs/book.toml");
     assert!(book.contains("src = \".\""), "the book's sources are docs/ itself");
-    assert!(book.contains("build-dir = \"../target/book\""), "the book builds outside docs/");
+    assert!(book.contains("build-dir = \"book\""), "the book builds into docs/book");
+    assert!(read("docs/.gitignore").lines().any(|l| l == "/book"), "git (and mdbook serve) ignore the built book");
+    assert_eq!(
+        summary_entries().first().map(String::as_str),
+        Some("getting-started.md"),
+        "the book starts with Getting started"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -244,7 +244,9 @@ async fn login_refresh_rotation_and_reuse_detection() {
     let who =
         app.auth_client_as(&first.access_token).who_am_i(pb::WhoAmIRequest {}).await.expect("whoami").into_inner();
     assert_eq!(who.subject, "admin");
-    assert_eq!(who.roles, vec![prfix_proto::options::v1::Role::Admin as i32]);
+    // The first admin also reviews (docs/security.md#roles).
+    let (admin, developer) = (prfix_proto::options::v1::Role::Admin, prfix_proto::options::v1::Role::Developer);
+    assert_eq!(who.roles, vec![admin as i32, developer as i32]);
 
     let mut auth = app.auth_client_as("");
     let second = auth

@@ -122,7 +122,11 @@ async fn a_clients_trace_id_is_in_every_services_logs_in_the_audit_events_and_in
     let collector = Collector::default();
     let collector_addr = collector.start().await;
     let data = tempfile::tempdir().expect("temp dir");
-    let otlp = [("PRFIX_OTLP_ENDPOINT", format!("http://{collector_addr}"))];
+    // The audit service's `audit event appended` lines are at debug.
+    let otlp = [
+        ("PRFIX_OTLP_ENDPOINT", format!("http://{collector_addr}")),
+        ("PRFIX_LOG_LEVEL", "info,prfix_audit=debug".to_owned()),
+    ];
     let system = System::start(env!("CARGO_BIN_EXE_prfix-service"), &ollama, data.path(), &otlp).await;
     let (gateway_service, agent_service, audit_service) = (&system.gateway, &system.agent, &system.audit);
     let gateway = channel(gateway_service.addr);

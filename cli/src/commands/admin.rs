@@ -1,6 +1,5 @@
-//! `prfix admin users|keys ...` and `prfix audit list`.
+//! `prfix admin users|keys ...`.
 
-use prfix_proto::audit::v1 as audit;
 use prfix_proto::auth::v1 as auth;
 use prfix_proto::options::v1::Role;
 
@@ -152,37 +151,5 @@ pub async fn keys_revoke(gateway: &str, key_id: &str) -> CliResult {
         .await
         .map_err(|s| session.fail("revoking the API key", &s))?;
     println!("revoked API key {key_id}");
-    Ok(())
-}
-
-/// Lists audit events, newest page first as the service orders them.
-pub async fn audit_list(gateway: &str, actor: Option<String>, action: Option<String>, limit: i32) -> CliResult {
-    let session = Session::open(gateway).await?;
-    let events = session
-        .audit()
-        .list_events(audit::ListEventsRequest {
-            actor: actor.unwrap_or_default(),
-            action: action.unwrap_or_default(),
-            page_size: limit,
-            ..Default::default()
-        })
-        .await
-        .map_err(|s| session.fail("listing audit events", &s))?
-        .into_inner();
-    println!("{:>6}  {:<19}  {:<20}  {:<8}  {:<44}  resource", "seq", "time", "actor", "result", "action");
-    for e in &events.events {
-        let result = audit::AuditResult::try_from(e.result)
-            .map(|r| r.as_str_name().trim_start_matches("AUDIT_RESULT_").to_lowercase())
-            .unwrap_or_default();
-        println!(
-            "{:>6}  {:<19}  {:<20}  {:<8}  {:<44}  {}",
-            e.sequence,
-            time(e.time.as_ref()),
-            e.actor.as_ref().map(|a| a.subject.as_str()).unwrap_or(""),
-            result,
-            e.action,
-            e.resource
-        );
-    }
     Ok(())
 }

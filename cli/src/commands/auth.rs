@@ -129,8 +129,24 @@ pub async fn logout() -> CliResult {
     Ok(())
 }
 
-/// Who the gateway takes the caller for.
+/// Who the gateway takes the caller for. When the gateway cannot be reached, the saved login is
+/// shown instead, saying that it is what was saved and not confirmed (and the exit code is 2).
 pub async fn whoami(gateway: &str) -> CliResult {
+    if let Err(unreachable) = session::connect(gateway).await {
+        let saved = credentials::load()?.filter(|c| c.gateway.trim_end_matches('/') == gateway.trim_end_matches('/'));
+        let Some(saved) = saved else {
+            return Err(unreachable);
+        };
+        let how = if saved.api_key.is_some() { "an API key" } else { "a password login" };
+        let profile = credentials::profile().map(|p| format!(", profile {p}")).unwrap_or_default();
+        println!(
+            "{} via {how} at {} (saved login{profile}; not confirmed: the gateway is down)",
+            saved.username, saved.gateway
+        );
+        return Err(CliError::new(format!(
+            "the gateway at {gateway} is unreachable: the identity above is the saved login, not checked by the gateway"
+        )));
+    }
     let session = Session::open(gateway).await?;
     let me =
         session.auth().who_am_i(auth::WhoAmIRequest {}).await.map_err(|s| session.fail("whoami", &s))?.into_inner();
@@ -143,5 +159,27 @@ pub async fn whoami(gateway: &str) -> CliResult {
         .map(|t| format!(", expires {}", t.format("%Y-%m-%d %H:%M:%S UTC")))
         .unwrap_or_default();
     println!("{} ({}) via {kind} at {}{expires}", me.subject, role_names(&me.roles), session.gateway);
+    Ok(())
+}
+
+/// `prfix profiles`: every saved login, its gateway and user; `*` marks the profile in use.
+pub fn profiles() -> CliResult {
+    let all = credentials::all_profiles()?;
+    if all.is_empty() {
+        println!("no saved login: run `prfix login` (add `--profile NAME` to keep several)");
+        return Ok(());
+    }
+    let current = credentials::profile();
+    println!("  {:<20}  {:<40}  user", "profile", "gateway");
+    for (name, saved) in &all {
+        let mark = if name.as_deref() == current { '*' } else { ' ' };
+        let how = if saved.api_key.is_some() { " (API key)" } else { "" };
+        println!(
+            "{mark} {:<20}  {:<40}  {}{how}",
+            name.as_deref().unwrap_or("(default)"),
+            saved.gateway,
+            saved.username
+        );
+    }
     Ok(())
 }

@@ -1,9 +1,11 @@
 //! The subcommands that talk to the gateway.
 
 pub mod admin;
+pub mod audit_list;
 pub mod auth;
 pub mod fix;
 pub mod flags;
+pub mod password;
 pub mod post;
 pub mod review;
 pub mod show;

@@ -189,48 +189,64 @@ pub fn token_ratio(model: &pb::Model) -> String {
     format!("ratio {:.2} ({} {answers})", model.token_ratio, model.token_ratio_samples)
 }
 
-async fn health(session: &Session, service: &str) -> String {
+/// A component's health as `prfix status` prints it, and whether it is serving.
+async fn health(session: &Session, service: &str) -> (String, bool) {
     let mut client = HealthClient::new(session.channel());
     match client.check(tonic_health::pb::HealthCheckRequest { service: service.to_owned() }).await {
         Ok(r) => match ServingStatus::try_from(r.into_inner().status) {
-            Ok(ServingStatus::Serving) => "serving".to_owned(),
-            Ok(other) => other.as_str_name().to_lowercase().replace('_', " "),
-            Err(_) => "unknown".to_owned(),
+            Ok(ServingStatus::Serving) => ("serving".to_owned(), true),
+            Ok(other) => (other.as_str_name().to_lowercase().replace('_', " "), false),
+            Err(_) => ("unknown".to_owned(), false),
         },
-        Err(s) => format!("down ({})", s.message().lines().next().unwrap_or_default()),
+        Err(s) => (format!("down ({})", s.message().lines().next().unwrap_or_default()), false),
     }
 }
 
-/// Health of the gateway, each service and each Ollama endpoint with its models.
+/// Health of the gateway, each service and each Ollama endpoint with its models. Exit code 1 when a
+/// component is not serving (the gateway unreachable is an error: 2), so scripts and probes can
+/// rely on it.
 pub async fn status(gateway: &str) -> CliResult {
     let session = Session::anonymous(gateway).await?;
-    println!("gateway  {gateway}  {}", health(&session, "").await);
+    let mut down = Vec::new();
+    let (state, serving) = health(&session, "").await;
+    println!("gateway  {gateway}  {state}");
+    if !serving {
+        down.push("gateway".to_owned());
+    }
     for (name, service) in [("agent", prfix_proto::service_names::AGENT), ("audit", prfix_proto::service_names::AUDIT)]
     {
-        println!("{name:<8} {service}  {}", health(&session, service).await);
+        let (state, serving) = health(&session, service).await;
+        println!("{name:<8} {service}  {state}");
+        if !serving {
+            down.push(name.to_owned());
+        }
     }
-    let Ok(session) = Session::open(gateway).await else {
-        println!("ollama   (log in to see the endpoints: `prfix login`)");
-        return Ok(());
-    };
-    match session.agent().list_models(pb::ListModelsRequest {}).await {
-        Ok(r) => {
-            let r = r.into_inner();
-            for e in &r.endpoints {
-                let state = if e.reachable {
-                    format!("up (version {}, {} running)", e.version, e.in_flight)
-                } else {
-                    format!("down: {}", e.error)
-                };
-                println!("ollama   {}  {state}", e.url);
-                for m in r.models.iter().filter(|m| m.endpoint == e.url) {
-                    println!("           {}", m.name);
+    match Session::open(gateway).await {
+        Err(_) => println!("ollama   (log in to see the endpoints: `prfix login`)"),
+        Ok(session) => match session.agent().list_models(pb::ListModelsRequest {}).await {
+            Ok(r) => {
+                let r = r.into_inner();
+                for e in &r.endpoints {
+                    let state = if e.reachable {
+                        format!("up (version {}, {} running)", e.version, e.in_flight)
+                    } else {
+                        down.push(format!("ollama {}", e.url));
+                        format!("down: {}", e.error)
+                    };
+                    println!("ollama   {}  {state}", e.url);
+                    for m in r.models.iter().filter(|m| m.endpoint == e.url) {
+                        println!("           {}", m.name);
+                    }
                 }
             }
-        }
-        Err(s) => println!("ollama   {}", s.message().lines().next().unwrap_or_default()),
+            Err(s) => {
+                // The agent could not say: its endpoints are unknown, which the agent's own line
+                // above already counts when it is down.
+                println!("ollama   {}", s.message().lines().next().unwrap_or_default());
+            }
+        },
     }
-    Ok(())
+    if down.is_empty() { Ok(()) } else { Err(CliError::found(format!("not serving: {}", down.join(", ")))) }
 }
 
 #[cfg(test)]

@@ -15,6 +15,10 @@
 //!
 //!    An empty variable counts as unset. Command-line flags, applied by the caller, come last.
 //!
+//! The gateway a command talks to is [`resolve_gateway`]'s: `--gateway` or `PRFIX_GATEWAY` when
+//! given, else the gateway of the saved login (of the `--profile` in use), else `gateway` of
+//! `config.toml`, else [`DEFAULT_GATEWAY`].
+//!
 //! A later layer replaces a value (lists included) rather than merging with it. An unknown key, a
 //! value of the wrong type or an unknown choice is an error naming the key and the file.
 //!
@@ -262,6 +266,13 @@ impl Default for FixConfig {
     fn default() -> Self {
         Self { check: None, max_rounds: 3, planner_model: None, coder_model: None, allow_new_files: false }
     }
+}
+
+/// The gateway a command talks to: `explicit` (`--gateway`, `PRFIX_GATEWAY`) wins, then the gateway
+/// of the saved login `saved` (so `prfix login --gateway URL` once is enough), then `configured`
+/// (`config.toml`'s `gateway`, else the default).
+pub fn resolve_gateway(explicit: Option<&str>, saved: Option<&str>, configured: &str) -> String {
+    explicit.filter(|g| !g.trim().is_empty()).or(saved).unwrap_or(configured).to_owned()
 }
 
 /// The user's configuration directory: `$PRFIX_CONFIG_DIR`, else `$XDG_CONFIG_HOME/prfix`, else

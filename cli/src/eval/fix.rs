@@ -181,6 +181,10 @@ async fn fix_case(run: &Run<'_>, case: &FixCase, model: &str) -> CliResult<FixEn
     if !model.is_empty() {
         command.args(["--model", model]);
     }
+    // The same saved login as this run's (`--profile` is not in the environment when it was a flag).
+    if let Some(profile) = crate::credentials::profile() {
+        command.args(["--profile", profile]);
+    }
     let output = command
         .arg("--")
         .args(&paths)

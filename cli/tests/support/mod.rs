@@ -94,3 +94,4 @@ pub fn gateway_url(app: &prfix_tests::TestApp) -> String {
 }
 
 pub mod history;
+pub mod up;

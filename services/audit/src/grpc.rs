@@ -288,10 +288,11 @@ fn non_empty(s: String) -> Option<String> {
 }
 
 /// One log line per event newly in the log, with the trace and request ids it carries, so that an
-/// operator can follow a traced call into the audit service's log.
+/// operator can follow a traced call into the audit service's log. At DEBUG: every call is audited,
+/// so at INFO these lines would double the access lines.
 fn log_appended(events: &[NewEvent], appended: &[Appended]) {
     for (event, appended) in events.iter().zip(appended).filter(|(_, a)| !a.duplicate) {
-        tracing::info!(
+        tracing::debug!(
             sequence = appended.sequence,
             event_id = %event.event_id,
             action = %event.action,
@@ -368,8 +369,17 @@ impl AuditService for AuditApi {
         &self,
         request: Request<pb::ListEventsRequest>,
     ) -> Result<Response<pb::ListEventsResponse>, Status> {
-        let pb::ListEventsRequest { start_time, end_time, actor, action, resource, result, page_size, page_token } =
-            request.into_inner();
+        let pb::ListEventsRequest {
+            start_time,
+            end_time,
+            actor,
+            action,
+            resource,
+            result,
+            page_size,
+            page_token,
+            newest_first,
+        } = request.into_inner();
         let time = |t: Option<prost_types::Timestamp>, name: &str| -> Result<_, Status> {
             t.map(|t| from_timestamp(&t).ok_or_else(|| invalid(format!("{name} is out of range")))).transpose()
         };
@@ -396,7 +406,9 @@ impl AuditService for AuditApi {
         };
         let after = decode_page_token(&page_token)?;
         // One more than asked tells whether there is a next page.
-        let mut events = store::list(&self.pool, &filter, after, i64::from(page_size) + 1).await.map_err(to_status)?;
+        let order = if newest_first { store::Order::NewestFirst } else { store::Order::OldestFirst };
+        let mut events =
+            store::list(&self.pool, &filter, order, after, i64::from(page_size) + 1).await.map_err(to_status)?;
         let next_page_token = if events.len() > page_size as usize {
             events.truncate(page_size as usize);
             events.last().map(|e| encode_page_token(e.sequence)).unwrap_or_default()

@@ -369,22 +369,42 @@ fn row_to_event(row: &Row) -> Result<StoredEvent, AuditError> {
     })
 }
 
-/// Events matching `filter` with a sequence above `after`, oldest first, at most `limit`.
-pub async fn list(pool: &Pool, filter: &Filter, after: i64, limit: i64) -> Result<Vec<StoredEvent>, AuditError> {
+/// The order events are listed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// Ascending sequence (the log's order).
+    OldestFirst,
+    /// Descending sequence (what an operator looks at first).
+    NewestFirst,
+}
+
+/// Events matching `filter` after the sequence `after` in `order` (0: from the start), at most `limit`.
+pub async fn list(
+    pool: &Pool,
+    filter: &Filter,
+    order: Order,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, AuditError> {
     let client = pool.get().await?;
     let outcome = filter.outcome.map(|o| o as i16);
+    // `after` is the last sequence of the previous page (0: none); newest first, pages go down.
+    let (bound, direction, after) = match order {
+        Order::OldestFirst => ("sequence > $1", "", after),
+        Order::NewestFirst => ("sequence < $1", " DESC", if after == 0 { i64::MAX } else { after }),
+    };
     let rows = client
         .query(
             &format!(
                 "SELECT {COLUMNS} FROM events
-                 WHERE sequence > $1
+                 WHERE {bound}
                    AND ($2::timestamptz IS NULL OR occurred_at >= $2)
                    AND ($3::timestamptz IS NULL OR occurred_at < $3)
                    AND ($4::text IS NULL OR actor_subject = $4)
                    AND ($5::text IS NULL OR action = $5)
                    AND ($6::text IS NULL OR resource = $6)
                    AND ($7::smallint IS NULL OR result = $7)
-                 ORDER BY sequence
+                 ORDER BY sequence{direction}
                  LIMIT $8"
             ),
             &[&after, &filter.start, &filter.end, &filter.actor, &filter.action, &filter.resource, &outcome, &limit],

@@ -9,11 +9,18 @@ use prfix_runtime::binary::ServiceBinary;
 use crate::{Application, Settings};
 
 /// Runs the command line `args` (the program name first): `--config FILE`, `--migrate` (apply the
-/// migrations and exit), or serve until SIGTERM or SIGINT.
+/// migrations and exit), `--reset-admin-password` ([`crate::reset`]), or serve until SIGTERM or
+/// SIGINT.
 pub async fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let args: Vec<OsString> = args.into_iter().collect();
+    // The lost-password procedure is a mode of its own (it serves nothing), with its own arguments.
+    if crate::reset::requested(&args) {
+        return crate::reset::main(args).await;
+    }
     ServiceBinary {
         name: "prfix-gateway",
-        about: "The prfix gateway: the public endpoint in front of the agent and audit services.",
+        about: "The prfix gateway: the public endpoint in front of the agent and audit services.\n\
+                Lost the admin password? `prfix-gateway --reset-admin-password [--config FILE]` sets a new one.",
         load: Settings::load,
         common: |s| &s.common,
         database: Settings::database,

@@ -209,6 +209,7 @@ pub async fn check(State(edge): State<Edge>, mut request: Request<Body>, next: N
         return edge.deny(&client, &call, principal.as_ref(), Refusal::Limited(denied)).await;
     }
     if let Some(principal) = principal.clone() {
+        prfix_runtime::trace::record_subject(&principal.subject);
         request.extensions_mut().insert(principal);
     }
     let response = next.run(request).await;

@@ -13,6 +13,7 @@ pub mod health;
 mod oversize;
 mod problem;
 pub mod ratelimit;
+pub mod reset;
 mod rest;
 pub mod router;
 pub mod security_audit;

@@ -109,7 +109,7 @@ pub struct Application {
 }
 
 /// A channel to an upstream service, with TLS for `https://` URLs.
-fn channel(
+pub(crate) fn channel(
     url: &str,
     connect_timeout: Duration,
     common: &prfix_runtime::settings::CommonSettings,
@@ -320,6 +320,12 @@ impl Application {
         })
     }
 
+    /// AuthService's implementation, for an operator's action on the running gateway's own state
+    /// (`prfix up --reset-admin-password`).
+    pub fn auth_api(&self) -> AuthApi {
+        self.auth.clone()
+    }
+
     /// The address actually bound (tests bind port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
@@ -427,7 +433,7 @@ impl Application {
     }
 }
 
-fn load_keys(settings: &Settings) -> Result<Vec<SigningKey>, StartupError> {
+pub(crate) fn load_keys(settings: &Settings) -> Result<Vec<SigningKey>, StartupError> {
     let mut keys = Vec::new();
     if let Some(pem) = &settings.signing_key_pem {
         keys.push(
@@ -475,9 +481,7 @@ async fn bootstrap_admin(
     let (password, generated) = match (&settings.bootstrap_admin_password, settings.gateway.mode) {
         (Some(p), _) => (p.clone(), None),
         (None, Mode::Development) => {
-            let mut bytes = [0u8; 18];
-            rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
-            let text = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes);
+            let text = crate::auth::generated_password();
             (SecretString::from(text.clone()), Some(text))
         }
         (None, Mode::Production) => {
@@ -493,7 +497,9 @@ async fn bootstrap_admin(
         )));
     }
     let hash = passwords.hash(&password).await.map_err(|e| failed(e.to_string()))?;
-    match store.create_user("admin", &hash, &["admin".to_owned()]).await {
+    // The first admin also reviews: `developer` lets them run reviews and give CI a developer key
+    // (a key never carries a role its owner lacks). docs/security.md says how roles relate.
+    match store.create_user("admin", &hash, &["admin".to_owned(), "developer".to_owned()]).await {
         Ok(_) => {
             tracing::info!("created the first user `admin`");
             Ok(generated)

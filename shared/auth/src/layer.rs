@@ -280,6 +280,7 @@ where
                 return match check(&verifier, &policies, &path, authorization.as_deref()).await {
                     Ok(principal) => {
                         if let Some(principal) = principal {
+                            prfix_runtime::trace::record_subject(&principal.subject);
                             request.extensions_mut().insert(principal);
                         }
                         inner.call(request).await
@@ -291,6 +292,7 @@ where
             match guard.check(&verifier, &policies, &path, &address, authorization.as_deref()).await {
                 Ok(principal) => {
                     if let Some(principal) = principal {
+                        prfix_runtime::trace::record_subject(&principal.subject);
                         request.extensions_mut().insert(principal);
                     }
                     inner.call(request).await

@@ -90,6 +90,21 @@ fn method_label(path: &str) -> &'static str {
     known_methods().get(path).map_or(UNKNOWN_METHOD, String::as_str)
 }
 
+/// The one service whose access lines are at INFO, when set ([`log_access_only_of`]).
+static ACCESS_OF: OnceLock<&'static str> = OnceLock::new();
+
+/// In a process that runs several services behind one gateway (`prfix up`), logs the access lines
+/// of `service` alone at INFO and the others' at DEBUG, so a call is one line, not one per hop.
+/// Separate processes keep theirs at INFO.
+pub fn log_access_only_of(service: &'static str) {
+    let _ = ACCESS_OF.set(service);
+}
+
+/// Whether `service`'s access lines are at INFO.
+fn access_at_info(service: &str) -> bool {
+    ACCESS_OF.get().is_none_or(|only| *only == service)
+}
+
 /// One call being answered: what is recorded when its body ends.
 struct Call {
     service: &'static str,
@@ -107,11 +122,12 @@ impl Call {
         METRICS.request_duration.with_label_values(&[service, method]).observe(elapsed.as_secs_f64());
         let duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
         let _entered = self.span.enter();
-        // Health probes every few seconds would drown the rest: debug only.
-        if method.starts_with("/grpc.health.") {
-            tracing::debug!(target: "prfix::access", service, code, duration_ms, "call answered");
+        // Health probes every few seconds would drown the rest: debug only. So are the lines of
+        // services whose calls another one in this process already logged (`prfix up`).
+        if method.starts_with("/grpc.health.") || !access_at_info(service) {
+            tracing::debug!(target: crate::pretty::ACCESS_TARGET, service, code, duration_ms, "call answered");
         } else {
-            tracing::info!(target: "prfix::access", service, code, duration_ms, "call answered");
+            tracing::info!(target: crate::pretty::ACCESS_TARGET, service, code, duration_ms, "call answered");
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Logging and tracing: one subscriber per process, JSON or pretty lines filtered by `log_level`,
+//! Logging and tracing: one subscriber per process, JSON or pretty lines ([`crate::pretty`]) filtered
+//! by `log_level`,
 //! and, when `otlp_endpoint` is set, OpenTelemetry spans exported over OTLP/gRPC in batches.
 //! See [`crate::trace`] for how trace context travels between the services.
 
@@ -45,7 +46,11 @@ where
     let registry = tracing_subscriber::registry().with(filter(level)).with(otel);
     match format {
         LogFormat::Json => registry.with(json_layer()).try_init().is_ok(),
-        LogFormat::Pretty => registry.with(fmt::layer().compact()).try_init().is_ok(),
+        LogFormat::Pretty => {
+            // Colour only for a person at a terminal: a file or a pipe gets plain text.
+            let ansi = crate::pretty::color_allowed();
+            registry.with(fmt::layer().with_ansi(ansi).event_format(crate::pretty::Pretty::new())).try_init().is_ok()
+        }
     }
 }
 

@@ -149,6 +149,12 @@ fn nonzero<const N: usize>() -> [u8; N] {
     }
 }
 
+/// Records the authenticated caller on the current request span (the gateway's edge and each
+/// service's auth layer call it).
+pub fn record_subject(subject: &str) {
+    tracing::Span::current().record("subject", subject);
+}
+
 /// Makes `span` a span of the trace `parent` (a new trace when `None`), records its `trace_id` and
 /// `span_id` fields, and returns its context, for the calls it makes. `span` must declare both
 /// fields (as `tracing::field::Empty`) and must not have been entered yet.
@@ -168,8 +174,8 @@ pub fn attach(span: &tracing::Span, parent: Option<TraceContext>) -> TraceContex
     context
 }
 
-/// The span of one served request: method, request id, trace and span ids, so every log line of
-/// the call carries them. Returns the span and its trace context.
+/// The span of one served request: method, request id, trace and span ids, and (once the caller is
+/// authenticated, [`record_subject`]) the subject, so every log line of the call carries them. Returns the span and its trace context.
 pub fn server_span<B>(request: &Request<B>) -> (tracing::Span, TraceContext) {
     let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
     let method = request.uri().path();
@@ -184,6 +190,7 @@ pub fn server_span<B>(request: &Request<B>) -> (tracing::Span, TraceContext) {
             request_id,
             trace_id = %context.trace_id(),
             span_id = %context.span_id(),
+            subject = tracing::field::Empty,
         );
         return (span, context);
     }
@@ -195,6 +202,7 @@ pub fn server_span<B>(request: &Request<B>) -> (tracing::Span, TraceContext) {
         span_id = tracing::field::Empty,
         otel.name = %method,
         otel.kind = "server",
+        subject = tracing::field::Empty,
     );
     let context = attach(&span, parent);
     (span, context)

@@ -2,6 +2,7 @@
 
 pub mod api_keys;
 pub mod login_limits;
+pub mod password_change;
 pub mod passwords;
 pub mod revoke;
 pub mod store;
@@ -129,6 +130,13 @@ fn random_secret() -> (String, Vec<u8>) {
     let token = URL_SAFE_NO_PAD.encode(bytes);
     let hash = sha256(token.as_bytes());
     (token, hash)
+}
+
+/// A new random password (24 URL-safe characters), for a bootstrap admin or a reset.
+pub fn generated_password() -> String {
+    let mut bytes = [0u8; 18];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// SHA-256 of `data`.
@@ -370,6 +378,13 @@ impl AuthService for AuthApi {
             expire_time: Some(prost_types::Timestamp { seconds: principal.expires_at, nanos: 0 }),
             api_key_id: principal.key_id.clone().unwrap_or_default(),
         }))
+    }
+
+    async fn change_password(
+        &self,
+        request: Request<pb::ChangePasswordRequest>,
+    ) -> Result<Response<pb::ChangePasswordResponse>, Status> {
+        self.change_own_password(request).await
     }
 
     async fn create_user(
