@@ -27,9 +27,10 @@ async fn app() -> TestApp {
             ("gitlab", ForgeKind::GitLab, GITLAB_SECRET, "group/sub/app"),
             ("gitea", ForgeKind::Gitea, GITEA_SECRET, "gitea-org/app"),
         ] {
-            s.gateway
-                .forges
-                .insert(name.to_owned(), ForgeConnection { kind, repositories: vec![repository.to_owned()] });
+            s.gateway.forges.insert(
+                name.to_owned(),
+                ForgeConnection { kind, repositories: vec![repository.to_owned()], review_drafts: false },
+            );
             s.forge_webhook_secrets.insert(name.to_owned(), SecretString::from(secret));
         }
     })
@@ -249,7 +250,11 @@ async fn a_delivery_without_a_length_that_grows_over_the_limit_is_refused_with_4
         s.gateway.max_request_bytes = 64 * 1024;
         s.gateway.forges.insert(
             "github".to_owned(),
-            ForgeConnection { kind: ForgeKind::GitHub, repositories: vec![REPOSITORY.to_owned()] },
+            ForgeConnection {
+                kind: ForgeKind::GitHub,
+                repositories: vec![REPOSITORY.to_owned()],
+                review_drafts: false,
+            },
         );
         s.forge_webhook_secrets.insert("github".to_owned(), SecretString::from(GITHUB_SECRET));
     })

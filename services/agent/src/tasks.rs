@@ -64,6 +64,8 @@ pub struct TaskRow {
     pub traceparent: String,
     /// The flags it was created with.
     pub flags: TaskFlags,
+    /// The pull request, for a review a forge's webhook started.
+    pub forge: Option<pb::ForgePullRequest>,
 }
 
 impl TaskRow {
@@ -128,7 +130,8 @@ impl ServiceError for TaskError {
 }
 
 const COLUMNS: &str = "task_id, kind, state, owner, result, error, attempts, created_at, started_at, ended_at, \
-                       traceparent, api_key_id, flags, eval_run_id";
+                       traceparent, api_key_id, flags, eval_run_id, forge, forge_repository, forge_number, \
+                       forge_head_sha, forge_triggered_by, forge_author, forge_delivery_id";
 
 /// The stored flags of a task; a value that does not read (written by a later version, say) is
 /// logged and read as none, so the task stays readable.
@@ -155,7 +158,24 @@ fn from_row(row: &Row) -> TaskRow {
         api_key_id: row.get(11),
         flags: flags_of(row.get(0), row.get(12)),
         eval_run_id: row.get(13),
+        forge: forge_of(row),
     }
+}
+
+/// The pull request of a task a webhook started (columns 14 to 20 of [`COLUMNS`]).
+fn forge_of(row: &Row) -> Option<pb::ForgePullRequest> {
+    let forge: Option<String> = row.get(14);
+    let number: Option<i64> = row.get(16);
+    let text = |i: usize| row.get::<_, Option<String>>(i).unwrap_or_default();
+    Some(pb::ForgePullRequest {
+        forge: forge?,
+        repository: text(15),
+        number: u64::try_from(number.unwrap_or_default()).unwrap_or_default(),
+        head_sha: text(17),
+        triggered_by: text(18),
+        author: text(19),
+        delivery_id: text(20),
+    })
 }
 
 /// One task.
@@ -216,6 +236,8 @@ pub struct NewTask {
     pub traceparent: String,
     /// The flags it is created with.
     pub flags: TaskFlags,
+    /// The pull request, for a review a forge's webhook starts.
+    pub forge: Option<pb::ForgePullRequest>,
 }
 
 /// Limits checked at creation.
@@ -278,6 +300,17 @@ async fn audit_in<C: GenericClient>(client: &C, event: &AuditEvent) -> Result<()
 pub async fn create(pool: &Pool, task: NewTask, limits: ActiveLimits) -> Result<TaskRow, TaskError> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
+    let row = create_in(&tx, task, limits).await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// Inserts a queued task with its first event and audit record in `tx`, unless a limit is reached.
+async fn create_in(
+    tx: &deadpool_postgres::Transaction<'_>,
+    task: NewTask,
+    limits: ActiveLimits,
+) -> Result<TaskRow, TaskError> {
     // One creation at a time per owner, so two parallel requests cannot both pass the count.
     tx.execute("SELECT pg_advisory_xact_lock(hashtextextended('prfix.agent.tasks/' || $1, 0))", &[&task.owner]).await?;
     let row = tx
@@ -298,11 +331,15 @@ pub async fn create(pool: &Pool, task: NewTask, limits: ActiveLimits) -> Result<
             "the agent's queue is full ({all} tasks queued or running); try again later"
         )));
     }
+    let forge = task.forge.as_ref();
+    let text = |f: fn(&pb::ForgePullRequest) -> &str| forge.map(f).filter(|v| !v.is_empty());
     let row = tx
         .query_one(
             &format!(
-                "INSERT INTO tasks (task_id, kind, state, owner, request, traceparent, api_key_id, flags, eval_run_id)
-                 VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8)
+                "INSERT INTO tasks (task_id, kind, state, owner, request, traceparent, api_key_id, flags, eval_run_id,
+                     forge, forge_repository, forge_number, forge_head_sha, forge_triggered_by, forge_author,
+                     forge_delivery_id)
+                 VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
                  RETURNING {COLUMNS}"
             ),
             &[
@@ -314,13 +351,90 @@ pub async fn create(pool: &Pool, task: NewTask, limits: ActiveLimits) -> Result<
                 &task.api_key_id,
                 &tokio_postgres::types::Json(&task.flags),
                 &task.eval_run_id,
+                &forge.map(|f| f.forge.as_str()),
+                &forge.map(|f| f.repository.as_str()),
+                &forge.map(|f| i64::try_from(f.number).unwrap_or(i64::MAX)),
+                &forge.map(|f| f.head_sha.as_str()),
+                &text(|f| f.triggered_by.as_str()),
+                &text(|f| f.author.as_str()),
+                &text(|f| f.delivery_id.as_str()),
             ],
         )
         .await?;
-    append_in(&tx, task.task_id, None, state_event(0, state::QUEUED, "created")).await?;
-    audit_in(&tx, &task.audit).await?;
-    tx.commit().await?;
+    append_in(tx, task.task_id, None, state_event(0, state::QUEUED, "created")).await?;
+    audit_in(tx, &task.audit).await?;
     Ok(from_row(&row))
+}
+
+/// What creating a forge review did.
+#[derive(Debug)]
+pub struct ForgeReviewCreated {
+    /// The task of the head (the one already queued or running for it, when there was one).
+    pub row: TaskRow,
+    /// Whether the task is new.
+    pub created: bool,
+    /// Queued or running reviews of older heads of the same pull request, now cancelled.
+    pub superseded: Vec<Uuid>,
+}
+
+/// Creates the review of a pull request's head (`task.forge` set) in one transaction: a review of
+/// the same head already queued or running is returned instead; reviews of other heads of the
+/// same pull request are cancelled first, each with its event and the audit record `cancelled`
+/// makes of it.
+pub async fn create_forge_review(
+    pool: &Pool,
+    task: NewTask,
+    limits: ActiveLimits,
+    full: bool,
+    cancelled: &(dyn Fn(Uuid) -> AuditEvent + Sync),
+) -> Result<ForgeReviewCreated, TaskError> {
+    let pull =
+        task.forge.clone().ok_or_else(|| TaskError::Invalid("a forge review names its pull request".to_owned()))?;
+    let number = i64::try_from(pull.number)
+        .map_err(|_| TaskError::Invalid("the pull request number is too large".to_owned()))?;
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    // One creation per pull request at a time, so two pushes cannot both miss each other.
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('prfix.agent.forge/' || $1 || '/' || $2 || '#' || ($3::bigint)::text, 0))",
+        &[&pull.forge, &pull.repository, &number],
+    )
+    .await?;
+    let active = tx
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM tasks
+                 WHERE forge = $1 AND forge_repository = $2 AND forge_number = $3 AND state IN (1, 2)
+                 ORDER BY created_at FOR UPDATE"
+            ),
+            &[&pull.forge, &pull.repository, &number],
+        )
+        .await?;
+    // A command's review does not know its head yet: it neither finds nor supersedes others.
+    let active: Vec<TaskRow> =
+        if pull.head_sha.is_empty() { Vec::new() } else { active.iter().map(from_row).collect() };
+    if !full && let Some(same) = active.iter().find(|t| t.forge.as_ref().is_some_and(|f| f.head_sha == pull.head_sha)) {
+        let row = same.clone();
+        tx.commit().await?;
+        return Ok(ForgeReviewCreated { row, created: false, superseded: Vec::new() });
+    }
+    let mut superseded = Vec::new();
+    for old in &active {
+        let reason = format!("superseded: the pull request's head is now {}", pull.head_sha);
+        append_in(&tx, old.task_id, None, state_event(old.state, state::CANCELLED, &reason)).await?;
+        tx.execute(
+            "UPDATE tasks SET state = 5, ended_at = now(), error = $2, lease_owner = NULL, lease_expires_at = NULL,
+                 updated_at = now()
+             WHERE task_id = $1",
+            &[&old.task_id, &reason],
+        )
+        .await?;
+        audit_in(&tx, &cancelled(old.task_id)).await?;
+        superseded.push(old.task_id);
+    }
+    let row = create_in(&tx, task, limits).await?;
+    tx.commit().await?;
+    Ok(ForgeReviewCreated { row, created: true, superseded })
 }
 
 /// A task a worker claimed.
@@ -466,6 +580,20 @@ pub async fn finish(
     audit_in(&tx, audit).await?;
     tx.commit().await?;
     Ok(true)
+}
+
+/// Records the head a forge review reads (a command's review learns it from the forge); false when
+/// `worker` no longer holds the task.
+pub async fn set_forge_head(pool: &Pool, task_id: Uuid, worker: &str, head_sha: &str) -> Result<bool, TaskError> {
+    let client = pool.get().await?;
+    let updated = client
+        .execute(
+            "UPDATE tasks SET forge_head_sha = $3, updated_at = now()
+             WHERE task_id = $1 AND lease_owner = $2 AND state = 2 AND forge IS NOT NULL",
+            &[&task_id, &worker, &head_sha],
+        )
+        .await?;
+    Ok(updated == 1)
 }
 
 /// Gives a task back to the queue (a replica shutting down), so another replica takes it at once.
