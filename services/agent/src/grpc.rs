@@ -699,6 +699,7 @@ mod tests {
             api_key_id: None,
             flags: TaskFlags::default(),
             eval_run_id: None,
+            forge: None,
         };
         let decoded = decode_page_token(&encode_page_token(&row)).expect("decodes").expect("some");
         assert_eq!(decoded, (row.created_at, row.task_id));

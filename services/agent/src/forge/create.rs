@@ -100,7 +100,8 @@ fn check(engine: &Engine, pull: &pb::ForgePullRequest, command: Option<&pb::Forg
     }
     // A command's review reads the head from the forge when the delivery does not say it.
     let sha_ok = (7..=64).contains(&pull.head_sha.len()) && pull.head_sha.chars().all(|c| c.is_ascii_hexdigit());
-    if !sha_ok && !(command.is_some() && pull.head_sha.is_empty()) {
+    let head_read_later = command.is_some() && pull.head_sha.is_empty();
+    if !(sha_ok || head_read_later) {
         return Err(invalid("pull_request.head_sha must be a commit id (hexadecimal)".to_owned()));
     }
     for (field, value) in
