@@ -133,3 +133,72 @@ async fn a_merge_request_hook_posts_discussions_on_the_diff_version_a_summary_no
     assert_eq!(statuses.len(), 1);
     assert_eq!(statuses[0].1["state"], "failed", "a critical finding fails with fail_on = critical");
 }
+
+/// A `Note Hook` delivery: `note` on merge request 5 at `head` by `username` (as GitLab documents
+/// one, abridged).
+fn note_hook(username: &str, note: &str, note_id: u64, head: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "object_kind": "note",
+        "event_type": "note",
+        "user": { "id": 7, "name": username, "username": username },
+        "project": { "id": 42, "name": "app", "path_with_namespace": PROJECT },
+        "object_attributes": { "id": note_id, "note": note, "noteable_type": "MergeRequest" },
+        "merge_request": { "id": 99, "iid": 5, "last_commit": { "id": head } }
+    }))
+    .expect("JSON")
+}
+
+#[tokio::test]
+async fn review_in_a_note_runs_for_a_developer_and_gets_a_guest_a_reply_only() {
+    let repo = Repo::init();
+    repo.write("app/db.py", BASE);
+    repo.commit("base");
+    let base = repo.git(&["rev-parse", "HEAD"]).trim().to_owned();
+    repo.git(&["checkout", "-q", "-b", "feature"]);
+    repo.write("app/db.py", HEAD);
+    repo.commit("find users by name");
+    let head = repo.git(&["rev-parse", "HEAD"]).trim().to_owned();
+    let diff = repo.git(&["diff", "--no-color", &format!("{base}...{head}")]);
+    let gitlab = FakeGitLab::start_gitlab(TOKEN, ("42", PROJECT), 5, (&base, &base, &head), &diff).await;
+    gitlab.add_file(&head, "app/db.py", HEAD);
+    gitlab.add_member("dev", 30);
+    gitlab.add_member("guest", 10);
+    let app = app(&gitlab).await;
+    let send = |delivery: &'static str, body: Vec<u8>| {
+        let url = format!("http://{}/v1/forges/gitlab/webhook", app.gateway.addr);
+        async move {
+            let response = reqwest::Client::new()
+                .post(url)
+                .header("content-type", "application/json")
+                .header("x-gitlab-event", "Note Hook")
+                .header("x-gitlab-event-uuid", delivery)
+                .header("x-gitlab-token", SECRET)
+                .body(body)
+                .send()
+                .await
+                .expect("the gateway answers");
+            assert!(response.status().is_success(), "{}", response.status());
+            response.json::<Value>().await.expect("JSON")
+        }
+    };
+    let wait = |task: Value| {
+        let mut client = app.agent_client();
+        async move {
+            let task_id = task["taskId"].as_str().expect("a task").to_owned();
+            prfix_tests::tasks::wait_for_end(&mut client, &task_id, Duration::from_secs(60)).await
+        }
+    };
+
+    let refused = wait(send("note-1", note_hook("guest", "/review", 801, &head)).await).await;
+    assert_eq!(refused.state, pb::TaskState::Failed as i32);
+    let notes = gitlab.with(|s| s.notes.clone());
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0].1.contains("@guest") && notes[0].1.contains("write access"), "{}", notes[0].1);
+    assert!(gitlab.with(|s| s.discussions.is_empty() && s.awards.is_empty()));
+
+    let reviewed = wait(send("note-2", note_hook("dev", "/review", 802, &head)).await).await;
+    assert_eq!(reviewed.state, pb::TaskState::Succeeded as i32, "{reviewed:?}");
+    assert_eq!(gitlab.with(|s| s.awards.clone()), [(802, "eyes".to_owned())]);
+    assert_eq!(gitlab.with(|s| s.discussions.len()), 2);
+    assert_eq!(gitlab.violations(), Vec::<String>::new());
+}
