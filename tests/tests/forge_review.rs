@@ -417,3 +417,34 @@ async fn review_in_a_comment_from_a_collaborator_reviews_and_from_anyone_else_ge
         [("visitor".to_owned(), "/review".to_owned()), ("maintainer".to_owned(), "/review".to_owned())]
     );
 }
+
+#[tokio::test]
+async fn describe_in_a_comment_from_a_collaborator_replies_with_the_description() {
+    let github = FakeGitHub::start_github(TOKEN).await;
+    let app = app(&github).await;
+    let project = Project::new();
+    let (head, diff) = project.commit(&format!("{BASE}{FIND}"), "find users by name");
+    github.add_pull(REPOSITORY, 7, &head, &diff);
+    github.add_file(REPOSITORY, &head, "app/db.py", &format!("{BASE}{FIND}"));
+    github.set_permission("maintainer", "admin");
+    let description = r#"{"title": "Find users by name", "summary": "Adds find_user, which looks users up by name.", "walkthrough": [{"path": "app/db.py", "summary": "find_user queries users by name."}], "labels": ["feature"]}"#;
+    app.ollama.set_default("/api/chat", Reply::chat(description));
+
+    let asked = deliver_event(&app, "issue_comment", "c-describe", comment_event("maintainer", "/describe", 601)).await;
+    let task = wait_for_end(&app, asked["taskId"].as_str().expect("a task")).await;
+    assert_eq!(task.state, pb::TaskState::Succeeded as i32, "{task:?}");
+    assert_eq!(task.kind, pb::TaskKind::Describe as i32);
+    assert_eq!(github.with(|s| s.reactions.clone()), [(601, "eyes".to_owned())]);
+    let comments = github.with(|s| s.comments.clone());
+    assert_eq!(comments.len(), 1, "{comments:?}");
+    let reply = &comments[0].2;
+    assert!(reply.contains("## Find users by name") && reply.contains("| `app/db.py` | find_user queries"), "{reply}");
+    assert!(github.with(|s| s.reviews.is_empty() && s.check_runs.is_empty()), "a describe posts no review");
+    assert_eq!(github.violations(), Vec::<String>::new());
+    let created = agent_records(&app, "agent.task.create.describe").await;
+    assert_eq!(created.len(), 1);
+    assert_eq!(
+        (meta(&created[0], "command"), meta(&created[0], "triggered_by")),
+        ("/describe".to_owned(), "maintainer".to_owned())
+    );
+}

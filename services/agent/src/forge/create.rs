@@ -42,7 +42,6 @@ fn record(
                 .insert(k.to_owned(), prost_types::Value { kind: Some(prost_types::value::Kind::StringValue(v)) });
         }
     };
-    put("kind", pb::TaskKind::Review.as_str_name().to_owned());
     put("forge", pull.forge.clone());
     put("repository", pull.repository.clone());
     put("pull_request", pull.number.to_string());
@@ -88,9 +87,9 @@ fn check(engine: &Engine, pull: &pb::ForgePullRequest, command: Option<&pb::Forg
         return Err(invalid("pull_request.number must be a pull request's number".to_owned()));
     }
     if let Some(command) = command {
-        if command.name != "review" {
+        if !matches!(command.name.as_str(), "review" | "describe") {
             return Err(invalid(format!(
-                "command.name `{}` is not a command the agent runs (review)",
+                "command.name `{}` is not a command the agent runs (review, describe)",
                 command.name.chars().take(MAX_FIELD).collect::<String>()
             )));
         }
@@ -135,20 +134,30 @@ pub async fn create(
     };
     let mut decider = Decider::new(&engine.flags, context);
     let model = decider.model("reasoning", "", &settings.reasoning_model);
-    decider.allow(pb::TaskKind::Review, &model).map_err(to_status)?;
-    decider.review_prompt();
+    let describing = command.as_ref().is_some_and(|c| c.name == "describe");
+    decider.allow(if describing { pb::TaskKind::Describe } else { pb::TaskKind::Review }, &model).map_err(to_status)?;
+    if !describing {
+        decider.review_prompt();
+    }
     let task_id = Uuid::now_v7();
     let command_text = command.as_ref().map(|c| format!("/{} {}", c.name, c.argument).trim_end().to_owned());
+    let kind = if command.as_ref().is_some_and(|c| c.name == "describe") {
+        pb::TaskKind::Describe
+    } else {
+        pb::TaskKind::Review
+    };
+    let action = format!("agent.task.create.{}", kind.as_str_name().trim_start_matches("TASK_KIND_").to_lowercase());
     let stored = pb::CreateForgeReviewRequest { pull_request: Some(pull.clone()), full, model: model.clone(), command }
         .encode_to_vec();
-    let extra: Vec<(&str, String)> = command_text.into_iter().map(|c| ("command", c)).collect();
-    let mut creation = record(principal, &request_id, trace, "agent.task.create.review", task_id, &pull, &extra);
+    let mut extra: Vec<(&str, String)> = vec![("kind", kind.as_str_name().to_owned())];
+    extra.extend(command_text.into_iter().map(|c| ("command", c)));
+    let mut creation = record(principal, &request_id, trace, &action, task_id, &pull, &extra);
     if let Some(metadata) = creation.metadata.as_mut() {
         decider.record.audit_into(metadata);
     }
     let task = NewTask {
         task_id,
-        kind: pb::TaskKind::Review as i16,
+        kind: kind as i16,
         // Limits per owner apply per forge connection.
         owner: format!("forge:{}", pull.forge),
         api_key_id: None,
@@ -162,7 +171,8 @@ pub async fn create(
     let limits = ActiveLimits { per_owner: settings.max_active_tasks, total: settings.max_active_tasks };
     let cancelled = |old: Uuid| {
         let reason = ("reason", format!("superseded by the review of {}", pull.head_sha));
-        record(principal, &request_id, trace, "agent.task.cancel", old, &pull, &[reason])
+        let kind = ("kind", kind.as_str_name().to_owned());
+        record(principal, &request_id, trace, "agent.task.cancel", old, &pull, &[kind, reason])
     };
     tasks::create_forge_review(&engine.pool, task, limits, full, &cancelled).await.map_err(to_status)
 }

@@ -5,6 +5,8 @@ mod call;
 mod describe;
 mod feedback;
 mod fix;
+mod forge_describe;
+mod forge_fetch;
 mod forge_review;
 mod part;
 mod review;
@@ -150,6 +152,9 @@ impl Job {
 pub async fn execute(job: &Job, kind: i16, from_forge: bool, request: &[u8]) -> Result<pb::TaskResult, RunError> {
     let undecodable = |e: prost::DecodeError| RunError::Input(format!("the stored request does not decode: {e}"));
     let result = match pb::TaskKind::try_from(i32::from(kind)) {
+        Ok(pb::TaskKind::Describe) if from_forge => pb::task_result::Result::Describe(
+            forge_describe::run(job, pb::CreateForgeReviewRequest::decode(request).map_err(undecodable)?).await?,
+        ),
         Ok(pb::TaskKind::Review) if from_forge => pb::task_result::Result::Review(
             forge_review::run(job, pb::CreateForgeReviewRequest::decode(request).map_err(undecodable)?).await?,
         ),

@@ -39,9 +39,9 @@ pub struct ForgeReviewCreated {
     pub superseded: Vec<Uuid>,
 }
 
-/// Creates the review of a pull request's head (`task.forge` set) in one transaction: a review of
-/// the same head already queued or running is returned instead; reviews of other heads of the
-/// same pull request are cancelled first, each with its event and the audit record `cancelled`
+/// Creates the review (or describe) of a pull request's head (`task.forge` set) in one transaction:
+/// a task of the same kind and head already queued or running is returned instead; tasks of that
+/// kind for other heads of the same pull request are cancelled first, each with its event and the audit record `cancelled`
 /// makes of it.
 pub async fn create_forge_review(
     pool: &Pool,
@@ -67,9 +67,10 @@ pub async fn create_forge_review(
             &format!(
                 "SELECT {COLUMNS} FROM tasks
                  WHERE forge = $1 AND forge_repository = $2 AND forge_number = $3 AND state IN (1, 2)
+                   AND kind = $4
                  ORDER BY created_at FOR UPDATE"
             ),
-            &[&pull.forge, &pull.repository, &number],
+            &[&pull.forge, &pull.repository, &number, &task.kind],
         )
         .await?;
     // A command's review does not know its head yet: it neither finds nor supersedes others.

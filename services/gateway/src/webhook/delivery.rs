@@ -158,7 +158,7 @@ pub fn trigger(kind: ForgeKind, event: &str, read: &Payload, review_drafts: bool
 }
 
 /// The commands prfix answers in comments.
-const COMMANDS: [&str; 1] = ["review"];
+const COMMANDS: [&str; 2] = ["review", "describe"];
 
 /// The command a new comment holds on its first line, if it holds one prfix answers.
 fn command(comment: &Comment) -> Trigger {
