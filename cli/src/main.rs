@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 use prfix_cli::commands::review::{DescribeFormat, ReviewArgs, Target};
 use prfix_cli::commands::task_ref::TaskRef;
-use prfix_cli::commands::{admin, audit_list, auth, fix, flags, password, review, tasks};
+use prfix_cli::commands::{admin, audit_list, auth, fix, flags, forge, password, review, tasks};
 use prfix_cli::error::{CliError, CliResult, EXIT_ERROR};
 use prfix_cli::report::Format;
 use prfix_cli::{audit, config, git, up};
@@ -190,11 +190,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check the agent's forge connections: whether each authenticates, which repositories it reaches.
+    #[command(subcommand)]
+    Forge(ForgeCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+/// `prfix forge ...`.
+#[derive(Subcommand)]
+enum ForgeCommand {
+    /// For each `[agent.forges.<name>]` of the agent's settings (the file given with --config, else
+    /// PRFIX_CONFIG, and the environment with the tokens): does it authenticate, and which
+    /// repositories does it reach? Exits with 1 when one does not authenticate.
+    Check,
 }
 
 /// Options `prfix eval review` and `prfix eval fix` share.
@@ -603,6 +615,7 @@ async fn run(cli: Cli) -> CliResult {
             }
         }
         Command::Models => tasks::models(&settings(gateway)?.gateway).await,
+        Command::Forge(ForgeCommand::Check) => forge::check(cli.config.as_deref()).await,
         Command::Flags { user, roles, repository, forge, model, json } => {
             let context = flags::FlagContext { user, roles, repository, forge, model };
             flags::list(&settings(gateway)?.gateway, context, json).await

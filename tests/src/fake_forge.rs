@@ -15,6 +15,7 @@
 pub mod diff_lines;
 pub mod gitea;
 pub mod github;
+mod github_reads;
 pub mod gitlab;
 pub mod openapi;
 mod server;

@@ -27,9 +27,10 @@ async fn app() -> TestApp {
             ("gitlab", ForgeKind::GitLab, GITLAB_SECRET, "group/sub/app"),
             ("gitea", ForgeKind::Gitea, GITEA_SECRET, "gitea-org/app"),
         ] {
-            s.gateway
-                .forges
-                .insert(name.to_owned(), ForgeConnection { kind, repositories: vec![repository.to_owned()] });
+            s.gateway.forges.insert(
+                name.to_owned(),
+                ForgeConnection { kind, repositories: vec![repository.to_owned()], review_drafts: false },
+            );
             s.forge_webhook_secrets.insert(name.to_owned(), SecretString::from(secret));
         }
     })
@@ -249,7 +250,11 @@ async fn a_delivery_without_a_length_that_grows_over_the_limit_is_refused_with_4
         s.gateway.max_request_bytes = 64 * 1024;
         s.gateway.forges.insert(
             "github".to_owned(),
-            ForgeConnection { kind: ForgeKind::GitHub, repositories: vec![REPOSITORY.to_owned()] },
+            ForgeConnection {
+                kind: ForgeKind::GitHub,
+                repositories: vec![REPOSITORY.to_owned()],
+                review_drafts: false,
+            },
         );
         s.forge_webhook_secrets.insert("github".to_owned(), SecretString::from(GITHUB_SECRET));
     })
@@ -361,4 +366,48 @@ async fn a_gitea_delivery_is_taken_with_its_signature_and_refused_with_another()
     assert_eq!(meta(&received[0], "repository"), "gitea-org/app");
     assert_eq!(meta(&received[0], "sender"), "gitea-user");
     assert_eq!(audited(&app, "forge.webhook.refused").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_review_delivery_the_agent_cannot_take_is_refused_with_503_and_forgotten_so_a_redelivery_is_taken() {
+    let app = app().await;
+    // A second gateway whose agent cannot be reached (nothing listens on port 9).
+    let unreachable = app
+        .spawn_gateway(|s| {
+            s.gateway.agent_url = "http://127.0.0.1:9".to_owned();
+            let connection = ForgeConnection {
+                kind: ForgeKind::GitHub,
+                repositories: vec![REPOSITORY.to_owned()],
+                review_drafts: false,
+            };
+            s.gateway.forges.insert("github".to_owned(), connection);
+            s.forge_webhook_secrets.insert("github".to_owned(), SecretString::from(GITHUB_SECRET));
+        })
+        .await;
+    let body = pull_request_opened(REPOSITORY);
+    let delivery = "d-agent-down";
+    let response = client()
+        .post(format!("http://{}/v1/forges/github/webhook", unreachable.addr))
+        .header("content-type", "application/json")
+        .header("x-github-event", "pull_request")
+        .header("x-github-delivery", delivery)
+        .header("x-hub-signature-256", github_signature(&body).unwrap_or_default())
+        .body(body.clone())
+        .send()
+        .await
+        .expect("answered");
+    let (status, problem) = problem(response).await;
+    assert_eq!(status, 503, "{problem}");
+    assert!(problem["detail"].as_str().is_some_and(|d| d.contains("send it again")), "{problem}");
+    assert!(stored(&app).await.is_empty(), "the delivery is not kept");
+    let refused = audited(&app, "forge.webhook.refused").await;
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(meta(&refused[0], "delivery_id"), delivery);
+
+    // GitHub's redelivery reaches a gateway whose agent answers: taken, not a duplicate.
+    let again = github(&app, delivery, body.clone(), github_signature(&body)).await;
+    assert!(again.status().is_success(), "{}", again.status());
+    let answer: Value = again.json().await.expect("JSON");
+    assert_ne!(answer["duplicate"], true, "{answer}");
+    assert_eq!(stored(&app).await, vec![("github".to_owned(), delivery.to_owned())]);
 }

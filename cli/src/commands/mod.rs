@@ -5,6 +5,7 @@ pub mod audit_list;
 pub mod auth;
 pub mod fix;
 pub mod flags;
+pub mod forge;
 pub mod password;
 pub mod post;
 pub mod review;

@@ -163,6 +163,7 @@ fn to_proto(row: TaskRow) -> Result<pb::Task, Status> {
         attempts: row.attempts,
         result,
         flags: row.flags.to_proto(),
+        forge_pull_request: row.forge,
     })
 }
 
@@ -272,6 +273,7 @@ impl AgentApi {
                 audit: record,
                 traceparent: origin.trace.map(|t| t.header_value()).unwrap_or_default(),
                 flags,
+                forge: None,
             },
             ActiveLimits { per_owner: settings.max_active_tasks_per_user, total: settings.max_active_tasks },
         )
@@ -407,6 +409,35 @@ impl AgentService for AgentApi {
             )
             .await?;
         Ok(Response::new(pb::CreateFixResponse { task: Some(task) }))
+    }
+
+    async fn create_forge_review(
+        &self,
+        request: Request<pb::CreateForgeReviewRequest>,
+    ) -> Result<Response<pb::CreateForgeReviewResponse>, Status> {
+        let principal = caller(&request)?;
+        if !principal.has(Role::Service) {
+            return Err(Status::permission_denied("CreateForgeReview is for the gateway's service identity"));
+        }
+        let origin = origin(&request);
+        let message = request.into_inner();
+        let created =
+            crate::forge::create::create(&self.engine, &principal, origin.request_id.clone(), origin.trace, message)
+                .await?;
+        for task_id in &created.superseded {
+            self.running.cancel(*task_id);
+        }
+        self.engine.changed.notify_waiters();
+        tracing::info!(
+            task_id = %created.row.task_id,
+            created = created.created,
+            superseded = created.superseded.len(),
+            "forge review queued"
+        );
+        Ok(Response::new(pb::CreateForgeReviewResponse {
+            superseded_task_ids: created.superseded.iter().map(Uuid::to_string).collect(),
+            task: Some(to_proto(created.row)?),
+        }))
     }
 
     async fn get_task(&self, request: Request<pb::GetTaskRequest>) -> Result<Response<pb::GetTaskResponse>, Status> {
@@ -668,6 +699,7 @@ mod tests {
             api_key_id: None,
             flags: TaskFlags::default(),
             eval_run_id: None,
+            forge: None,
         };
         let decoded = decode_page_token(&encode_page_token(&row)).expect("decodes").expect("some");
         assert_eq!(decoded, (row.created_at, row.task_id));

@@ -9,6 +9,7 @@ pub mod changeset;
 pub mod command;
 mod flag_changes;
 pub mod flags;
+pub mod forge;
 mod grpc;
 pub mod ollama;
 pub mod run;
@@ -56,5 +57,10 @@ pub const MIGRATIONS: &[prfix_runtime::migrate::Migration] = &[
         version: 7,
         name: "0007_task_flags.sql",
         sql: include_str!("../../../migrations/agent/0007_task_flags.sql"),
+    },
+    prfix_runtime::migrate::Migration {
+        version: 8,
+        name: "0008_task_forge.sql",
+        sql: include_str!("../../../migrations/agent/0008_task_forge.sql"),
     },
 ];

@@ -20,6 +20,12 @@ pub struct Settings {
     pub audit_credential: Option<secrecy::SecretString>,
     /// The `[flags]` section.
     pub flags: prfix_flags::FlagSettings,
+    /// The API token of each forge connection of `agent.forges`, by connection name
+    /// (`PRFIX_FORGE_<NAME>_TOKEN` or `..._FILE`; never from the file, never in the database).
+    pub forge_tokens: std::collections::BTreeMap<String, secrecy::SecretString>,
+    /// The GitHub App private key (PEM) of each connection with an `app_id`
+    /// (`PRFIX_FORGE_<NAME>_APP_KEY` or `..._FILE`).
+    pub forge_app_keys: std::collections::BTreeMap<String, secrecy::SecretString>,
     /// Where the settings were read from, so SIGHUP re-reads the flags from there; `None` for
     /// settings built in code (tests), which have nothing to re-read.
     pub reload_from: Option<ReloadFrom>,
@@ -132,6 +138,66 @@ pub struct AgentSettings {
     pub whole_file_max_lines: usize,
     /// Limits of a change set.
     pub limits: ChangeSetLimits,
+    /// Forge connections the agent reads pull requests from and posts reviews to, by name: the
+    /// same names as `gateway.forges`, whose webhooks start the reviews (docs/forges.md).
+    pub forges: std::collections::BTreeMap<String, ForgeSettings>,
+}
+
+/// Which API a forge connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForgeKindSetting {
+    /// GitHub or GitHub Enterprise Server.
+    GitHub,
+    /// GitLab.
+    GitLab,
+    /// Gitea.
+    Gitea,
+    /// Forgejo (Gitea's API).
+    Forgejo,
+}
+
+impl ForgeKindSetting {
+    /// The client's kind.
+    pub fn client_kind(self) -> prfix_forge::ForgeKind {
+        match self {
+            Self::GitHub => prfix_forge::ForgeKind::GitHub,
+            Self::GitLab => prfix_forge::ForgeKind::GitLab,
+            Self::Gitea | Self::Forgejo => prfix_forge::ForgeKind::Gitea,
+        }
+    }
+}
+
+/// One forge connection of the agent (`[agent.forges.<name>]`); its token comes from
+/// `PRFIX_FORGE_<NAME>_TOKEN` (or `..._FILE`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForgeSettings {
+    /// `github`, `gitlab`, `gitea` or `forgejo`.
+    pub kind: ForgeKindSetting,
+    /// The API's base URL: `https://api.github.com`, `https://HOST/api/v3` (Enterprise Server),
+    /// `https://HOST/api/v4` (GitLab), `https://HOST/api/v1` (Gitea, Forgejo).
+    pub api_url: String,
+    /// The web address prfix's check links to (the gateway's public URL), when set.
+    #[serde(default)]
+    pub details_url: Option<String>,
+    /// GitHub only: authenticate as this GitHub App (its id or client id) instead of with a token;
+    /// its private key comes from `PRFIX_FORGE_<NAME>_APP_KEY` (or `..._FILE`).
+    #[serde(default)]
+    pub app_id: Option<String>,
+    /// GitHub only, with `app_id`: the app's installation on the account of the repositories.
+    #[serde(default)]
+    pub installation_id: Option<u64>,
+}
+
+/// The environment variable holding the GitHub App private key of the forge connection `name`.
+pub fn forge_app_key_variable(name: &str) -> String {
+    format!("PRFIX_FORGE_{}_APP_KEY", name.to_ascii_uppercase().replace('-', "_"))
+}
+
+/// The environment variable holding the API token of the forge connection `name`.
+pub fn forge_token_variable(name: &str) -> String {
+    format!("PRFIX_FORGE_{}_TOKEN", name.to_ascii_uppercase().replace('-', "_"))
 }
 
 /// Limits of a change set (`[agent.limits]`).
@@ -209,6 +275,7 @@ impl Default for AgentSettings {
             fuzzy_match_permille: 850,
             whole_file_max_lines: 150,
             limits: ChangeSetLimits::default(),
+            forges: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -224,13 +291,23 @@ impl Settings {
 
     /// Reads and validates both parts from already loaded layers.
     pub fn from_layers(layers: &Layers) -> Result<Self, SettingsError> {
-        let settings = Self {
+        let mut settings = Self {
             common: layers.common()?,
             agent: layers.section("agent")?,
             audit_credential: prfix_runtime::settings::secret_from_env("PRFIX_AGENT_AUDIT_CREDENTIAL")?,
             flags: prfix_flags::FlagSettings::from_layers(layers)?,
+            forge_tokens: std::collections::BTreeMap::new(),
+            forge_app_keys: std::collections::BTreeMap::new(),
             reload_from: None,
         };
+        for name in settings.agent.forges.keys() {
+            if let Some(token) = prfix_runtime::settings::secret_from_env(&forge_token_variable(name))? {
+                settings.forge_tokens.insert(name.clone(), token);
+            }
+            if let Some(key) = prfix_runtime::settings::secret_from_env(&forge_app_key_variable(name))? {
+                settings.forge_app_keys.insert(name.clone(), key);
+            }
+        }
         settings.validate()?;
         Ok(settings)
     }
@@ -273,6 +350,37 @@ impl Settings {
                 key: "agent.fuzzy_match_permille",
                 reason: "is in thousandths: at most 1000".to_owned(),
             });
+        }
+        for (name, forge) in &self.agent.forges {
+            let invalid = |reason: String| SettingsError::Invalid { key: "agent.forges", reason };
+            match (&forge.app_id, forge.installation_id) {
+                (Some(_), _) if forge.kind != ForgeKindSetting::GitHub => {
+                    return Err(invalid(format!("`{name}`: app_id is for GitHub connections only")));
+                }
+                (Some(_), None) => return Err(invalid(format!("`{name}`: app_id needs installation_id"))),
+                (None, Some(_)) => return Err(invalid(format!("`{name}`: installation_id needs app_id"))),
+                (Some(_), Some(_)) if !self.forge_app_keys.contains_key(name) => {
+                    return Err(invalid(format!(
+                        "`{name}` needs the GitHub App's private key in {} (or {0}_FILE)",
+                        forge_app_key_variable(name)
+                    )));
+                }
+                (Some(_), Some(_)) => {}
+                (None, None) if !self.forge_tokens.contains_key(name) => {
+                    return Err(invalid(format!(
+                        "`{name}` needs an API token in {} (or {0}_FILE)",
+                        forge_token_variable(name)
+                    )));
+                }
+                (None, None) => {}
+            }
+            let url = forge.api_url.trim();
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(SettingsError::Invalid {
+                    key: "agent.forges",
+                    reason: format!("`{name}`: api_url `{url}` is not an http(s) URL"),
+                });
+            }
         }
         if self.agent.ollama_request_timeout_ms == 0 {
             return Err(SettingsError::Invalid {

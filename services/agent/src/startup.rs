@@ -51,6 +51,9 @@ pub enum StartupError {
     /// The audit relay could not be set up.
     #[error("audit relay: {0}")]
     Audit(String),
+    /// A forge connection could not be set up.
+    #[error("agent.forges: {0}")]
+    Forge(#[from] prfix_forge::ForgeError),
     /// The HTTP client for Ollama could not be built.
     #[error("HTTP client: {0}")]
     Http(#[source] reqwest::Error),
@@ -77,6 +80,7 @@ pub struct Application {
     settings: Settings,
     relay: Option<(prfix_runtime::outbox::Outbox, tonic::transport::Channel, secrecy::SecretString)>,
     flags: prfix_flags::Flags,
+    forges: crate::forge::Forges,
 }
 
 impl Application {
@@ -136,7 +140,9 @@ impl Application {
                 None
             }
         };
+        let forges = crate::forge::Forges::new(&settings)?;
         Ok(Self {
+            forges,
             listener,
             addr,
             admin,
@@ -185,6 +191,7 @@ impl Application {
             pool: self.pool.clone(),
             changed: Arc::new(tokio::sync::Notify::new()),
             flags: self.flags.clone(),
+            forges: self.forges.clone(),
         });
         let running = Running::default();
         let replica = worker_id(self.addr);

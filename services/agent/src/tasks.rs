@@ -19,6 +19,10 @@ use uuid::Uuid;
 
 use crate::flags::TaskFlags;
 
+mod forge;
+
+pub use forge::{ForgeReviewCreated, create_forge_review, set_forge_head};
+
 /// Task states as stored (`TaskState` numbers).
 pub mod state {
     /// Waiting for a worker.
@@ -64,6 +68,8 @@ pub struct TaskRow {
     pub traceparent: String,
     /// The flags it was created with.
     pub flags: TaskFlags,
+    /// The pull request, for a review a forge's webhook started.
+    pub forge: Option<pb::ForgePullRequest>,
 }
 
 impl TaskRow {
@@ -128,7 +134,8 @@ impl ServiceError for TaskError {
 }
 
 const COLUMNS: &str = "task_id, kind, state, owner, result, error, attempts, created_at, started_at, ended_at, \
-                       traceparent, api_key_id, flags, eval_run_id";
+                       traceparent, api_key_id, flags, eval_run_id, forge, forge_repository, forge_number, \
+                       forge_head_sha, forge_triggered_by, forge_author, forge_delivery_id";
 
 /// The stored flags of a task; a value that does not read (written by a later version, say) is
 /// logged and read as none, so the task stays readable.
@@ -155,6 +162,7 @@ fn from_row(row: &Row) -> TaskRow {
         api_key_id: row.get(11),
         flags: flags_of(row.get(0), row.get(12)),
         eval_run_id: row.get(13),
+        forge: forge::forge_of(row),
     }
 }
 
@@ -216,6 +224,8 @@ pub struct NewTask {
     pub traceparent: String,
     /// The flags it is created with.
     pub flags: TaskFlags,
+    /// The pull request, for a review a forge's webhook starts.
+    pub forge: Option<pb::ForgePullRequest>,
 }
 
 /// Limits checked at creation.
@@ -278,6 +288,17 @@ async fn audit_in<C: GenericClient>(client: &C, event: &AuditEvent) -> Result<()
 pub async fn create(pool: &Pool, task: NewTask, limits: ActiveLimits) -> Result<TaskRow, TaskError> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
+    let row = create_in(&tx, task, limits).await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// Inserts a queued task with its first event and audit record in `tx`, unless a limit is reached.
+async fn create_in(
+    tx: &deadpool_postgres::Transaction<'_>,
+    task: NewTask,
+    limits: ActiveLimits,
+) -> Result<TaskRow, TaskError> {
     // One creation at a time per owner, so two parallel requests cannot both pass the count.
     tx.execute("SELECT pg_advisory_xact_lock(hashtextextended('prfix.agent.tasks/' || $1, 0))", &[&task.owner]).await?;
     let row = tx
@@ -298,11 +319,15 @@ pub async fn create(pool: &Pool, task: NewTask, limits: ActiveLimits) -> Result<
             "the agent's queue is full ({all} tasks queued or running); try again later"
         )));
     }
+    let forge = task.forge.as_ref();
+    let text = |f: fn(&pb::ForgePullRequest) -> &str| forge.map(f).filter(|v| !v.is_empty());
     let row = tx
         .query_one(
             &format!(
-                "INSERT INTO tasks (task_id, kind, state, owner, request, traceparent, api_key_id, flags, eval_run_id)
-                 VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8)
+                "INSERT INTO tasks (task_id, kind, state, owner, request, traceparent, api_key_id, flags, eval_run_id,
+                     forge, forge_repository, forge_number, forge_head_sha, forge_triggered_by, forge_author,
+                     forge_delivery_id)
+                 VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
                  RETURNING {COLUMNS}"
             ),
             &[
@@ -314,12 +339,18 @@ pub async fn create(pool: &Pool, task: NewTask, limits: ActiveLimits) -> Result<
                 &task.api_key_id,
                 &tokio_postgres::types::Json(&task.flags),
                 &task.eval_run_id,
+                &forge.map(|f| f.forge.as_str()),
+                &forge.map(|f| f.repository.as_str()),
+                &forge.map(|f| i64::try_from(f.number).unwrap_or(i64::MAX)),
+                &forge.map(|f| f.head_sha.as_str()),
+                &text(|f| f.triggered_by.as_str()),
+                &text(|f| f.author.as_str()),
+                &text(|f| f.delivery_id.as_str()),
             ],
         )
         .await?;
-    append_in(&tx, task.task_id, None, state_event(0, state::QUEUED, "created")).await?;
-    audit_in(&tx, &task.audit).await?;
-    tx.commit().await?;
+    append_in(tx, task.task_id, None, state_event(0, state::QUEUED, "created")).await?;
+    audit_in(tx, &task.audit).await?;
     Ok(from_row(&row))
 }
 

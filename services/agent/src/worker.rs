@@ -171,7 +171,7 @@ async fn work(
     tracing::info!(%task_id, kind, attempt = claimed.row.attempts, "task started");
     let job = Job::new(task_id, worker.clone(), engine.clone(), trace, claimed.row.flags.clone());
     let ended = tokio::select! {
-        result = run::execute(&job, kind, &claimed.request) => Ended::Done(result),
+        result = run::execute(&job, kind, claimed.row.forge.is_some(), &claimed.request) => Ended::Done(result),
         () = keep_lease(&engine, task_id, &worker, lease) => Ended::Lost,
         () = token.cancelled() => Ended::Stopped,
     };

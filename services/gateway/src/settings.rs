@@ -76,6 +76,9 @@ pub struct ForgeConnection {
     /// `group/subgroup/project`); a delivery for any other is refused (404).
     #[serde(default)]
     pub repositories: Vec<String>,
+    /// Review draft pull requests too (off: a draft is reviewed once it is marked ready).
+    #[serde(default)]
+    pub review_drafts: bool,
 }
 
 /// The environment variable holding the webhook secret of the forge connection `name`.
@@ -328,7 +331,8 @@ mod tests {
 
     fn with_forge(name: &str, secret: Option<&str>) -> Settings {
         let mut settings = Settings::default();
-        let connection = ForgeConnection { kind: ForgeKind::GitHub, repositories: vec!["o/r".to_owned()] };
+        let connection =
+            ForgeConnection { kind: ForgeKind::GitHub, repositories: vec!["o/r".to_owned()], review_drafts: false };
         settings.gateway.forges.insert(name.to_owned(), connection);
         if let Some(secret) = secret {
             settings.forge_webhook_secrets.insert(name.to_owned(), SecretString::from(secret));

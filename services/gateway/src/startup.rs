@@ -274,7 +274,10 @@ impl Application {
             )),
             denials: denials.clone(),
         };
-        let webhooks = crate::webhook::WebhookApi::new(&settings, pool.clone(), security_audit.clone());
+        // The agent directly (not through the edge): the webhook queues reviews with the gateway's
+        // own service identity.
+        let agent_channel = channel(&settings.gateway.agent_url, connect_timeout, &settings.common)?;
+        let webhooks = crate::webhook::WebhookApi::new(&settings, pool.clone(), security_audit.clone(), agent_channel);
         let router = crate::router::build(
             health,
             upstreams,

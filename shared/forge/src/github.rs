@@ -34,6 +34,11 @@ impl GitHub {
         Self { api }
     }
 
+    /// The API this client calls.
+    pub(crate) fn api(&self) -> &Api {
+        &self.api
+    }
+
     /// Whether a review of the pull request carries `marker`.
     pub async fn has_review(&self, pr: &PullRequest, marker: &str) -> Result<bool, ForgeError> {
         let path = format!("/repos/{}/pulls/{}/reviews", pr.repository, pr.number);

@@ -44,6 +44,11 @@ impl GitLab {
         Self { api }
     }
 
+    /// The API this client calls.
+    pub(crate) fn api(&self) -> &Api {
+        &self.api
+    }
+
     /// `/projects/:id/merge_requests/:iid`, the project's path URL-encoded.
     fn merge_request(pr: &PullRequest) -> String {
         format!("/projects/{}/merge_requests/{}", project_id(&pr.repository), pr.number)

@@ -21,6 +21,8 @@ pub struct Api {
     base: String,
     retry: RetryPolicy,
     on_retry: Option<fn(&str)>,
+    /// A GitHub App installation whose tokens the calls carry (instead of a fixed token).
+    installation: Option<std::sync::Arc<crate::app_auth::Installation>>,
 }
 
 /// A successful answer.
@@ -42,18 +44,21 @@ impl Api {
             return Err(invalid("expected an http(s) URL with a host"));
         }
         let mut headers = HeaderMap::new();
-        let token = config.token.expose_secret();
-        let (name, value) = match config.kind {
-            ForgeKind::GitHub => ("authorization", format!("Bearer {token}")),
-            ForgeKind::GitLab => ("private-token", token.to_owned()),
-            ForgeKind::Gitea => ("authorization", format!("token {token}")),
-        };
-        let mut value = HeaderValue::from_str(&value).map_err(|_| ForgeError::InvalidUrl {
-            url: config.api_url.clone(),
-            reason: "the token holds characters that cannot be sent in a header".to_owned(),
-        })?;
-        value.set_sensitive(true);
-        headers.insert(name, value);
+        let app = config.github_app.as_ref().filter(|_| config.kind == ForgeKind::GitHub);
+        if app.is_none() {
+            let token = config.token.expose_secret();
+            let (name, value) = match config.kind {
+                ForgeKind::GitHub => ("authorization", format!("Bearer {token}")),
+                ForgeKind::GitLab => ("private-token", token.to_owned()),
+                ForgeKind::Gitea => ("authorization", format!("token {token}")),
+            };
+            let mut value = HeaderValue::from_str(&value).map_err(|_| ForgeError::InvalidUrl {
+                url: config.api_url.clone(),
+                reason: "the token holds characters that cannot be sent in a header".to_owned(),
+            })?;
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
         if config.kind == ForgeKind::GitHub {
             headers.insert("accept", HeaderValue::from_static("application/vnd.github+json"));
             headers.insert("x-github-api-version", HeaderValue::from_static("2022-11-28"));
@@ -69,7 +74,15 @@ impl Api {
             .map_err(|e| ForgeError::Transport { call: "building the HTTP client".to_owned(), source: e })?;
         let mut retry = config.retry;
         retry.max_tries = retry.max_tries.max(1);
-        Ok(Self { client, base, retry, on_retry: config.on_retry })
+        let installation = app
+            .map(|app| crate::app_auth::Installation::new(app, &base, client.clone()).map(std::sync::Arc::new))
+            .transpose()?;
+        Ok(Self { client, base, retry, on_retry: config.on_retry, installation })
+    }
+
+    /// The GitHub App installation the calls authenticate as, if they do.
+    pub fn installation_id(&self) -> Option<u64> {
+        self.installation.as_ref().map(|i| i.id())
     }
 
     /// Sends `method path?query` with `body` as JSON; `what` says what the call is for, in errors
@@ -83,6 +96,33 @@ impl Api {
         body: Option<&Value>,
     ) -> Result<Reply, ForgeError> {
         let call = format!("{what} ({method} {path})");
+        let (status, text) = self.send(&call, method, path, query, body).await?;
+        let body = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)
+                .map_err(|e| ForgeError::Answer { call: call.clone(), reason: format!("the body is not JSON ({e})") })?
+        };
+        Ok(Reply { status, body })
+    }
+
+    /// `GET path`, whose answer is text (a diff), not JSON.
+    pub(crate) async fn call_text(&self, what: &str, path: &str) -> Result<String, ForgeError> {
+        let call = format!("{what} (GET {path})");
+        Ok(self.send(&call, Method::GET, path, &[], None).await?.1)
+    }
+
+    /// Sends one request, tried again on rate limits and passing failures; the 2xx status and the
+    /// body's text.
+    async fn send(
+        &self,
+        call: &str,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<(u16, String), ForgeError> {
+        let call = call.to_owned();
         let mut url = reqwest::Url::parse(&format!("{}{path}", self.base))
             .map_err(|e| ForgeError::Answer { call: call.clone(), reason: format!("the URL cannot be built: {e}") })?;
         if !query.is_empty() {
@@ -92,6 +132,9 @@ impl Api {
         loop {
             tries += 1;
             let mut request = self.client.request(method.clone(), url.clone());
+            if let Some(installation) = &self.installation {
+                request = request.header("authorization", installation.authorization().await?);
+            }
             if let Some(body) = body {
                 request = request.json(body);
             }
@@ -100,15 +143,7 @@ impl Api {
             let headers = response.headers().clone();
             let text = response.text().await.map_err(|e| ForgeError::Transport { call: call.clone(), source: e })?;
             if (200..300).contains(&status) {
-                let body = if text.trim().is_empty() {
-                    Value::Null
-                } else {
-                    serde_json::from_str(&text).map_err(|e| ForgeError::Answer {
-                        call: call.clone(),
-                        reason: format!("the body is not JSON ({e})"),
-                    })?
-                };
-                return Ok(Reply { status, body });
+                return Ok((status, text));
             }
             let message = forge_message(&text);
             let Some(passing) = retry::classify(status, &headers, &message, SystemTime::now()) else {

@@ -17,16 +17,23 @@
 
 #![forbid(unsafe_code)]
 
+pub mod app_auth;
+mod commands;
 pub mod error;
+pub mod fetch;
 pub mod gitea;
 pub mod github;
 pub mod gitlab;
 pub mod http;
+mod reach;
 pub mod retry;
 mod suggestion;
 
+pub use app_auth::GitHubApp;
 pub use error::ForgeError;
+pub use fetch::{ChangedFile, PullInfo};
 pub use http::Api;
+pub use reach::Reach;
 pub use retry::RetryPolicy;
 
 use secrecy::SecretString;
@@ -78,6 +85,9 @@ pub struct ForgeConfig {
     pub token: SecretString,
     /// Retries on rate limits and passing failures.
     pub retry: RetryPolicy,
+    /// Authenticate as this GitHub App installation (installation tokens made from the app's key)
+    /// instead of with `token` (GitHub only; `token` is then unused).
+    pub github_app: Option<GitHubApp>,
     /// Told, in one line, each time a call waits to be tried again (a CLI prints it, so that a
     /// minute's wait for a rate limit is not silent); besides a `tracing` warning.
     pub on_retry: Option<fn(&str)>,

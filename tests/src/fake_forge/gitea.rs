@@ -8,7 +8,10 @@
 //!   among Gitea's review states, `comments` each with `path`, `body` and exactly one of
 //!   `new_position`/`old_position` non-zero, naming a line the diff shows on that side;
 //! - `GET`/`POST /repos/{owner}/{repo}/issues/{index}/comments`, `PATCH .../issues/comments/{id}`;
-//! - `POST /repos/{owner}/{repo}/statuses/{sha}` with `state` among Gitea's.
+//! - `POST /repos/{owner}/{repo}/statuses/{sha}` with `state` among Gitea's;
+//! - for the service's own reviews: `GET /repos/{owner}/{repo}/pulls/{index}`, `GET .../pulls/{index}.diff`
+//!   (the diff as text), `GET /repos/{owner}/{repo}/contents/{filepath}?ref=` (`ref` required) and
+//!   `GET .../pulls/{index}/reviews/{id}/comments`.
 //!
 //! Unknown fields are refused (Gitea ignores them; a test should not).
 
@@ -39,6 +42,10 @@ pub struct GiteaState {
     pub comments: Vec<(u64, String)>,
     /// Commit statuses as received.
     pub statuses: Vec<(String, Value)>,
+    /// The diff as `git diff` printed it.
+    pub diff_text: String,
+    /// File contents by (ref, path).
+    pub files: std::collections::BTreeMap<(String, String), String>,
     next_id: u64,
 }
 
@@ -54,10 +61,16 @@ impl FakeGitea {
             index,
             head_sha: head_sha.to_owned(),
             diff: DiffLines::parse(diff),
+            diff_text: diff.to_owned(),
             next_id: 70,
             ..Default::default()
         };
         FakeForge::start(state, "/api/v1").await
+    }
+
+    /// Makes `path` hold `content` at `git_ref` (a commit or a branch).
+    pub fn add_file(&self, git_ref: &str, path: &str, content: &str) {
+        self.with_mut(|s| s.files.insert((git_ref.to_owned(), path.to_owned()), content.to_owned()));
     }
 }
 
@@ -142,7 +155,17 @@ impl Contract for GiteaState {
         }
         let index = self.index.to_string();
         let body = request.json();
+        let diff_name = format!("{index}.diff");
         let operation = match (request.method.as_str(), &s[3..]) {
+            ("GET", ["pulls", i]) if *i == index => "get-pull",
+            ("GET", ["pulls", i]) if *i == diff_name => "get-pull-diff",
+            ("GET", ["contents", ..]) if s.len() > 4 => {
+                if !request.query.iter().any(|(k, v)| k == "ref" && !v.is_empty()) {
+                    return Err(unprocessable("ref is required here"));
+                }
+                "get-contents"
+            }
+            ("GET", ["pulls", i, "reviews", _, "comments"]) if *i == index => "list-review-comments",
             ("GET", ["pulls", i, "reviews"]) if *i == index => "list-reviews",
             ("POST", ["pulls", i, "reviews"]) if *i == index => {
                 self.check_review(&body)?;
@@ -217,6 +240,44 @@ impl Contract for GiteaState {
                     }
                     None => Answer::message(404, "comment not found"),
                 }
+            }
+            "get-pull" => Answer::json(
+                200,
+                json!({
+                    "number": self.index, "title": "A change", "draft": false,
+                    "user": {"login": "gitea-user", "username": "gitea-user"},
+                    "head": {"sha": self.head_sha, "ref": "feature"},
+                    "base": {"sha": "", "ref": "main"},
+                }),
+            ),
+            "get-pull-diff" => Answer::text(200, &self.diff_text),
+            "get-contents" => {
+                let path = request.segments().get(4..).map(|s| s.join("/")).unwrap_or_default();
+                let git_ref =
+                    request.query.iter().find(|(k, _)| k == "ref").map(|(_, v)| v.clone()).unwrap_or_default();
+                match self.files.get(&(git_ref, path.clone())) {
+                    Some(content) => {
+                        use base64::Engine as _;
+                        let encoded = base64::engine::general_purpose::STANDARD.encode(content);
+                        Answer::json(
+                            200,
+                            json!({"type": "file", "path": path, "encoding": "base64", "content": encoded}),
+                        )
+                    }
+                    None => Answer::message(404, "GetContentsOrList"),
+                }
+            }
+            "list-review-comments" => {
+                let review = request.segments().get(6).and_then(|s| s.parse::<usize>().ok()).unwrap_or_default();
+                let comments: Vec<Value> = self
+                    .reviews
+                    .get(review.saturating_sub(1))
+                    .and_then(|r| r["comments"].as_array().cloned())
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|c| json!({"id": self.next_id, "path": c["path"], "body": c["body"], "position": c["new_position"]}))
+                    .collect();
+                Answer::json(200, Value::Array(comments))
             }
             "create-status" => {
                 let sha = request.segments().get(4).cloned().unwrap_or_default();

@@ -10,7 +10,10 @@
 //!   GitHub App's ([`GitHubState::refuse_check_runs`]).
 //!
 //! It keeps issue comments, reviews, check runs and commit statuses, and answers with their ids and
-//! `html_url`s as GitHub does.
+//! `html_url`s as GitHub does. For the service's own reviews it also serves a pull request
+//! (`pulls/get`), its files with their patches (`pulls/list-files`, cut from the pull request's
+//! diff), file contents at a commit or branch (`repos/get-content`, from [`FakeGitHub::add_file`]),
+//! and the comments of the reviews posted (`pulls/list-review-comments`).
 
 use std::collections::BTreeMap;
 
@@ -30,6 +33,31 @@ pub struct Pull {
     pub head_sha: String,
     /// The lines its diff shows.
     pub diff: DiffLines,
+    /// Its diff as `git diff` printed it.
+    pub diff_text: String,
+    /// The commit its diff starts from.
+    pub base_sha: String,
+    /// The branch it merges into.
+    pub base_ref: String,
+    /// Who opened it.
+    pub author: String,
+    /// Whether it is a draft.
+    pub draft: bool,
+}
+
+/// A GitHub App the fake knows: its id, its installation, and its public key.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// The app's id, the JWT's `iss`.
+    pub app_id: String,
+    /// The installation tokens are made for.
+    pub installation_id: u64,
+    /// The public key's modulus and exponent (base64url), as a JWK has them.
+    pub n: String,
+    /// The exponent.
+    pub e: String,
+    /// How long an installation token lasts (GitHub: an hour).
+    pub token_ttl_secs: i64,
 }
 
 /// What the fake GitHub holds.
@@ -49,6 +77,18 @@ pub struct GitHubState {
     pub statuses: Vec<(String, Value)>,
     /// Answer check runs with 403 as GitHub does to a token that is not a GitHub App's.
     pub refuse_check_runs: bool,
+    /// File contents by (`owner/repo`, ref, path); a ref is a commit or a branch.
+    pub files: BTreeMap<(String, String, String), String>,
+    /// Comments of the reviews posted: (id, `owner/repo#number`, the comment as sent).
+    pub review_comments: Vec<(u64, String, Value)>,
+    /// Each user's permission on the repositories (`admin`, `write`, `read`); others have `none`.
+    pub permissions: BTreeMap<String, String>,
+    /// Reactions created: (comment id, content).
+    pub reactions: Vec<(u64, String)>,
+    /// A GitHub App whose installation tokens the fake issues ([`FakeGitHub::add_app`]).
+    pub app: Option<App>,
+    /// Installation tokens issued, with their expiry (Unix seconds).
+    pub installation_tokens: Vec<(String, i64)>,
     next_id: u64,
 }
 
@@ -68,8 +108,45 @@ impl FakeGitHub {
 
     /// Makes pull request `number` of `repository` exist, with `head_sha` and the lines of `diff`.
     pub fn add_pull(&self, repository: &str, number: u64, head_sha: &str, diff: &str) {
-        let pull = Pull { head_sha: head_sha.to_owned(), diff: DiffLines::parse(diff) };
+        let pull = Pull {
+            head_sha: head_sha.to_owned(),
+            diff: DiffLines::parse(diff),
+            diff_text: diff.to_owned(),
+            base_sha: "0000000000000000000000000000000000000000".to_owned(),
+            base_ref: "main".to_owned(),
+            author: "octocat".to_owned(),
+            draft: false,
+        };
         self.with_mut(|s| s.pulls.insert(format!("{repository}#{number}"), pull));
+    }
+
+    /// Pushes to pull request `number`: its head is now `head_sha` and its diff `diff`.
+    pub fn push(&self, repository: &str, number: u64, head_sha: &str, diff: &str) {
+        self.with_mut(|s| {
+            if let Some(pull) = s.pulls.get_mut(&format!("{repository}#{number}")) {
+                pull.head_sha = head_sha.to_owned();
+                pull.diff = DiffLines::parse(diff);
+                diff.clone_into(&mut pull.diff_text);
+            }
+        });
+    }
+
+    /// Knows the GitHub App `app`: its JWTs are checked against its key, and its installation tokens
+    /// are accepted like the fake's token.
+    pub fn add_app(&self, app: App) {
+        self.with_mut(|s| s.app = Some(app));
+    }
+
+    /// Gives `user` `permission` (`admin`, `write`, `read`) on the repositories.
+    pub fn set_permission(&self, user: &str, permission: &str) {
+        self.with_mut(|s| s.permissions.insert(user.to_owned(), permission.to_owned()));
+    }
+
+    /// Makes `path` of `repository` hold `content` at `git_ref` (a commit or a branch).
+    pub fn add_file(&self, repository: &str, git_ref: &str, path: &str, content: &str) {
+        self.with_mut(|s| {
+            s.files.insert((repository.to_owned(), git_ref.to_owned(), path.to_owned()), content.to_owned())
+        });
     }
 }
 
@@ -151,8 +228,18 @@ impl Contract for GitHubState {
         }
         let authorization = request.header("authorization").unwrap_or_default();
         let token = authorization.strip_prefix("Bearer ").or_else(|| authorization.strip_prefix("token "));
-        if token != Some(self.token.as_str()) {
-            return Err((401, "Bad credentials".to_owned()));
+        let exchange = request.method == "POST"
+            && request.path.starts_with("/app/installations/")
+            && request.path.ends_with("/access_tokens");
+        if exchange {
+            self.check_app_jwt(token.unwrap_or_default(), &request.path)?;
+        } else {
+            let now = chrono::Utc::now().timestamp();
+            let issued =
+                |t: &str| self.installation_tokens.iter().any(|(issued, expires)| issued == t && *expires > now);
+            if token.is_none_or(|t| t != self.token && !issued(t)) {
+                return Err((401, "Bad credentials".to_owned()));
+            }
         }
         let operation = openapi::github()
             .check(&request.method, &request.path, &request.query, &request.body)
@@ -172,7 +259,12 @@ impl Contract for GitHubState {
                     return Err((422, format!("No commit found for SHA: {head}")));
                 }
             }
-            "issues/list-comments" | "issues/create-comment" | "pulls/list-reviews" => {
+            "issues/list-comments"
+            | "issues/create-comment"
+            | "pulls/list-reviews"
+            | "pulls/get"
+            | "pulls/list-files"
+            | "pulls/list-review-comments" => {
                 let number = operation
                     .params
                     .get("issue_number")
@@ -196,7 +288,12 @@ impl Contract for GitHubState {
             "pulls/create-review" => {
                 let number = segments.get(4).cloned().unwrap_or_default();
                 let id = self.id();
-                self.reviews.push((format!("{repository}#{number}"), body.clone()));
+                let pull = format!("{repository}#{number}");
+                for comment in body["comments"].as_array().into_iter().flatten() {
+                    let comment_id = self.id();
+                    self.review_comments.push((comment_id, pull.clone(), comment.clone()));
+                }
+                self.reviews.push((pull, body.clone()));
                 Answer::json(
                     200,
                     json!({
@@ -270,6 +367,46 @@ impl Contract for GitHubState {
                 let sha = segments.get(4).cloned().unwrap_or_default();
                 self.statuses.push((sha, body.clone()));
                 Answer::json(201, json!({"id": self.id(), "state": body["state"], "context": body["context"]}))
+            }
+            "apps/create-installation-access-token" => {
+                let ttl = self.app.as_ref().map_or(3600, |a| a.token_ttl_secs);
+                let expires = chrono::Utc::now().timestamp() + ttl;
+                let token = format!("ghs_fake_installation_{}", self.id());
+                self.installation_tokens.push((token.clone(), expires));
+                let at = chrono::DateTime::from_timestamp(expires, 0).unwrap_or_default();
+                Answer::json(
+                    201,
+                    json!({"token": token, "expires_at": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)}),
+                )
+            }
+            "users/get-authenticated" => Answer::json(200, json!({"login": "prfix-bot", "id": 4242, "type": "User"})),
+            "repos/list-for-authenticated-user" | "apps/list-repos-accessible-to-installation" => {
+                let mut names: Vec<String> =
+                    self.pulls.keys().filter_map(|k| k.split_once('#').map(|(r, _)| r.to_owned())).collect();
+                names.dedup();
+                let repositories: Vec<Value> = names.iter().map(|n| json!({"full_name": n, "private": true})).collect();
+                if operation == "apps/list-repos-accessible-to-installation" {
+                    Answer::json(200, json!({"total_count": repositories.len(), "repositories": repositories}))
+                } else {
+                    Answer::json(200, Value::Array(request.page(repositories, "per_page", 30)))
+                }
+            }
+            "repos/get-collaborator-permission-level" => {
+                let user = segments.get(4).cloned().unwrap_or_default();
+                let permission = self.permissions.get(&user).cloned().unwrap_or_else(|| "none".to_owned());
+                Answer::json(
+                    200,
+                    json!({"permission": permission, "role_name": permission, "user": {"login": user, "id": 7}}),
+                )
+            }
+            "reactions/create-for-issue-comment" => {
+                let comment = segments.get(5).and_then(|s| s.parse::<u64>().ok()).unwrap_or_default();
+                let content = body["content"].as_str().unwrap_or_default().to_owned();
+                self.reactions.push((comment, content.clone()));
+                Answer::json(201, json!({"id": self.id(), "content": content}))
+            }
+            "pulls/get" | "pulls/list-files" | "pulls/list-review-comments" | "repos/get-content" => {
+                self.answer_read(operation, request, &repository, &segments)
             }
             other => Answer::message(501, &format!("the fake GitHub does not answer {other}")),
         }

@@ -9,7 +9,10 @@
 //!   diff, and `new_line`/`old_line` naming a line the diff shows (an added line has only
 //!   `new_line`, an unchanged one both, matching each other); nothing else;
 //! - `GET`/`POST .../notes`, `PUT .../notes/:note_id` with `body`;
-//! - `POST /projects/:id/statuses/:sha` with `state` among GitLab's.
+//! - `POST /projects/:id/statuses/:sha` with `state` among GitLab's;
+//! - for the service's own reviews: `GET .../merge_requests/:iid/diffs` (paged, cut from the diff),
+//!   `GET /projects/:id/repository/files/:file_path?ref=` (the path one URL-encoded segment, `ref`
+//!   required), `GET /projects/:id/members/all?query=`, `POST .../notes/:note_id/award_emoji`.
 //!
 //! The project is named by its numeric id or its URL-encoded path (an unencoded `group/app` splits
 //! into two segments and is not found, as on GitLab).
@@ -41,6 +44,16 @@ pub struct GitLabState {
     pub notes: Vec<(u64, String)>,
     /// Commit statuses as received, with their sha.
     pub statuses: Vec<(String, Value)>,
+    /// The diff as `git diff` printed it.
+    pub diff_text: String,
+    /// The branch the merge request merges into.
+    pub target_branch: String,
+    /// File contents by (ref, path).
+    pub files: std::collections::BTreeMap<(String, String), String>,
+    /// Project members: (username, access level).
+    pub members: Vec<(String, u64)>,
+    /// Award emoji given: (note id, name).
+    pub awards: Vec<(u64, String)>,
     next_id: u64,
 }
 
@@ -73,10 +86,22 @@ impl FakeGitLab {
             iid,
             refs: (refs.0.to_owned(), refs.1.to_owned(), refs.2.to_owned()),
             diff: DiffLines::parse(diff),
+            diff_text: diff.to_owned(),
+            target_branch: "main".to_owned(),
             next_id: 500,
             ..Default::default()
         };
         FakeForge::start(state, "/api/v4").await
+    }
+
+    /// Makes `path` hold `content` at `git_ref` (a commit or a branch).
+    pub fn add_file(&self, git_ref: &str, path: &str, content: &str) {
+        self.with_mut(|s| s.files.insert((git_ref.to_owned(), path.to_owned()), content.to_owned()));
+    }
+
+    /// Makes `username` a member of the project with `access_level` (30: Developer).
+    pub fn add_member(&self, username: &str, access_level: u64) {
+        self.with_mut(|s| s.members.push((username.to_owned(), access_level)));
     }
 }
 
@@ -178,6 +203,20 @@ impl Contract for GitLabState {
         let operation = match (request.method.as_str(), &s[2..]) {
             ("GET", [_, _]) if mr => "get-merge-request",
             ("GET", [_, _, "versions"]) if mr => "list-versions",
+            ("GET", [_, _, "diffs"]) if mr => "list-diffs",
+            ("GET", ["repository", "files", _]) => {
+                if !request.query.iter().any(|(k, v)| k == "ref" && !v.is_empty()) {
+                    return Err(bad("ref is missing"));
+                }
+                "get-file"
+            }
+            ("GET", ["members", "all"]) => "list-members",
+            ("POST", [_, _, "notes", _, "award_emoji"]) if mr => {
+                if body["name"].as_str().is_none_or(str::is_empty) {
+                    return Err(bad("name is missing"));
+                }
+                "award-emoji"
+            }
             ("GET", [_, _, "discussions"]) if mr => "list-discussions",
             ("POST", [_, _, "discussions"]) if mr => {
                 self.check_position(&body)?;
@@ -212,10 +251,49 @@ impl Contract for GitLabState {
             "get-merge-request" => Answer::json(
                 200,
                 json!({
-                    "iid": self.iid, "sha": head_sha, "web_url": web_url,
+                    "iid": self.iid, "sha": head_sha, "web_url": web_url, "title": "A change", "draft": false,
+                    "target_branch": self.target_branch, "source_branch": "feature",
+                    "author": {"id": 1, "username": "root"},
                     "diff_refs": {"base_sha": base_sha, "start_sha": start_sha, "head_sha": head_sha},
                 }),
             ),
+            "list-diffs" => Answer::json(200, Value::Array(request.page(diffs_of(&self.diff_text), "per_page", 20))),
+            "get-file" => {
+                let segments = request.segments();
+                let path = segments.get(4).cloned().unwrap_or_default();
+                let git_ref =
+                    request.query.iter().find(|(k, _)| k == "ref").map(|(_, v)| v.clone()).unwrap_or_default();
+                match self.files.get(&(git_ref.clone(), path.clone())) {
+                    Some(content) => {
+                        use base64::Engine as _;
+                        Answer::json(
+                            200,
+                            json!({
+                                "file_path": path, "ref": git_ref, "encoding": "base64",
+                                "content": base64::engine::general_purpose::STANDARD.encode(content),
+                            }),
+                        )
+                    }
+                    None => Answer::message(404, "404 File Not Found"),
+                }
+            }
+            "list-members" => {
+                let query =
+                    request.query.iter().find(|(k, _)| k == "query").map(|(_, v)| v.clone()).unwrap_or_default();
+                let members: Vec<Value> = self
+                    .members
+                    .iter()
+                    .filter(|(name, _)| name.contains(&query))
+                    .map(|(name, level)| json!({"id": 1, "username": name, "access_level": level}))
+                    .collect();
+                Answer::json(200, Value::Array(members))
+            }
+            "award-emoji" => {
+                let note = request.segments().get(5).and_then(|s| s.parse::<u64>().ok()).unwrap_or_default();
+                let name = body["name"].as_str().unwrap_or_default().to_owned();
+                self.awards.push((note, name.clone()));
+                Answer::json(201, json!({"id": self.id(), "name": name}))
+            }
             "list-versions" => Answer::json(
                 200,
                 json!([{
@@ -270,4 +348,29 @@ impl Contract for GitLabState {
             other => Answer::message(501, &format!("the fake GitLab does not answer {other}")),
         }
     }
+}
+
+/// A diff's files as GitLab lists a merge request's diffs: paths, flags, and the hunks as `diff`.
+fn diffs_of(diff: &str) -> Vec<Value> {
+    let Ok(patches) = prfix_engine::diff::parse(diff) else { return Vec::new() };
+    let mut sections: Vec<&str> = diff.split("\ndiff --git ").collect();
+    if let Some(first) = sections.first_mut() {
+        *first = first.strip_prefix("diff --git ").unwrap_or(first);
+    }
+    patches
+        .iter()
+        .zip(sections)
+        .map(|(patch, section)| {
+            use prfix_engine::diff::FileStatus;
+            let hunks = section.find("\n@@").map(|at| &section[at + 1..]).unwrap_or_default();
+            json!({
+                "old_path": patch.old_path.as_deref().unwrap_or(patch.path()),
+                "new_path": patch.path(),
+                "new_file": patch.status == FileStatus::Added,
+                "renamed_file": patch.status == FileStatus::Renamed,
+                "deleted_file": patch.status == FileStatus::Deleted,
+                "diff": hunks,
+            })
+        })
+        .collect()
 }

@@ -136,9 +136,18 @@ impl Description {
 
     /// The template matching `path` (literal segments preferred over parameters) and its parameters.
     fn route(&self, path: &str) -> Result<(String, HashMap<String, String>), String> {
-        let segments: Vec<&str> = path.split('/').collect();
+        let all: Vec<&str> = path.split('/').collect();
         let mut best: Option<(usize, &Template, HashMap<String, String>)> = None;
         for template in &self.templates {
+            // GitHub's `{path}` of a file (`/repos/{owner}/{repo}/contents/{path}`) is the rest of
+            // the URL, slashes and all, as GitHub's own clients send it.
+            let rest_is_path = template.segments.last().is_some_and(|s| s == "{path}");
+            let segments: Vec<String> = if rest_is_path && all.len() > template.segments.len() {
+                let keep = template.segments.len() - 1;
+                all[..keep].iter().map(|s| (*s).to_owned()).chain([all[keep..].join("/")]).collect()
+            } else {
+                all.iter().map(|s| (*s).to_owned()).collect()
+            };
             if template.segments.len() != segments.len() {
                 continue;
             }
@@ -147,7 +156,7 @@ impl Description {
             let fits = template.segments.iter().zip(&segments).all(|(t, s)| {
                 match t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
                     Some(name) if !s.is_empty() => {
-                        params.insert(name.to_owned(), (*s).to_owned());
+                        params.insert(name.to_owned(), s.clone());
                         true
                     }
                     Some(_) => false,

@@ -81,12 +81,19 @@ pub struct Answer {
     pub headers: Vec<(String, String)>,
     /// The body (`Null`: empty).
     pub body: Value,
+    /// A body that is text, not JSON (a diff), sent as `text/plain` instead of `body`.
+    pub text: Option<String>,
 }
 
 impl Answer {
     /// `status` with a JSON body.
     pub fn json(status: u16, body: Value) -> Self {
-        Self { status, headers: Vec::new(), body }
+        Self { status, headers: Vec::new(), body, text: None }
+    }
+
+    /// `status` with a text body (`text/plain`).
+    pub fn text(status: u16, text: &str) -> Self {
+        Self { status, headers: Vec::new(), body: Value::Null, text: Some(text.to_owned()) }
     }
 
     /// `status` with `{"message": message}`.
@@ -248,11 +255,16 @@ async fn handle<C: Contract>(
         violation,
         status: answer.status,
     });
-    let mut response = Response::builder().status(answer.status).header("content-type", "application/json");
+    let content_type = if answer.text.is_some() { "text/plain; charset=utf-8" } else { "application/json" };
+    let mut response = Response::builder().status(answer.status).header("content-type", content_type);
     for (name, value) in &answer.headers {
         response = response.header(name.as_str(), value.as_str());
     }
-    let body = if answer.body.is_null() { Body::empty() } else { Body::from(answer.body.to_string()) };
+    let body = match (&answer.text, answer.body.is_null()) {
+        (Some(text), _) => Body::from(text.clone()),
+        (None, true) => Body::empty(),
+        (None, false) => Body::from(answer.body.to_string()),
+    };
     response.body(body).unwrap_or_default()
 }
 

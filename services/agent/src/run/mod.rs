@@ -5,6 +5,9 @@ mod call;
 mod describe;
 mod feedback;
 mod fix;
+mod forge_describe;
+mod forge_fetch;
+mod forge_review;
 mod part;
 mod review;
 
@@ -47,6 +50,8 @@ pub struct Engine {
     pub changed: Arc<tokio::sync::Notify>,
     /// The flags this replica sees.
     pub flags: prfix_flags::Flags,
+    /// The forge connections reviews started by webhooks read from and post to.
+    pub forges: crate::forge::Forges,
 }
 
 /// Why a task's work stopped without a result. The text becomes the task's error.
@@ -70,6 +75,9 @@ pub enum RunError {
     /// The database failed.
     #[error("{0}")]
     Store(#[from] TaskError),
+    /// A forge call failed (reading the pull request or posting the review).
+    #[error("{0}")]
+    Forge(#[from] prfix_forge::ForgeError),
 }
 
 /// One claimed task being worked.
@@ -139,10 +147,17 @@ impl Job {
     }
 }
 
-/// Works a claimed task to its result.
-pub async fn execute(job: &Job, kind: i16, request: &[u8]) -> Result<pb::TaskResult, RunError> {
+/// Works a claimed task to its result; `from_forge` for a review a forge's webhook started (its
+/// request is a `CreateForgeReviewRequest`).
+pub async fn execute(job: &Job, kind: i16, from_forge: bool, request: &[u8]) -> Result<pb::TaskResult, RunError> {
     let undecodable = |e: prost::DecodeError| RunError::Input(format!("the stored request does not decode: {e}"));
     let result = match pb::TaskKind::try_from(i32::from(kind)) {
+        Ok(pb::TaskKind::Describe) if from_forge => pb::task_result::Result::Describe(
+            forge_describe::run(job, pb::CreateForgeReviewRequest::decode(request).map_err(undecodable)?).await?,
+        ),
+        Ok(pb::TaskKind::Review) if from_forge => pb::task_result::Result::Review(
+            forge_review::run(job, pb::CreateForgeReviewRequest::decode(request).map_err(undecodable)?).await?,
+        ),
         Ok(pb::TaskKind::Review) => pb::task_result::Result::Review(
             review::run(job, pb::CreateReviewRequest::decode(request).map_err(undecodable)?).await?,
         ),

@@ -7,8 +7,15 @@
 //! raw bytes in constant time, the payload parsed, its repository checked against the connection's,
 //! and the delivery id recorded (a delivery id seen before is acknowledged and ignored; the same id
 //! with another body is refused). Every delivery, taken or refused, is audited before the answer.
+//!
+//! A new delivery that asks for a review (a pull request opened, reopened, marked ready or pushed
+//! to; [`delivery::trigger`]) is handed to the agent at once with the gateway's service identity
+//! (`AgentService/CreateForgeReview`, which only queues a task), so the answer stays well under a
+//! second. When the agent cannot be reached, the delivery is forgotten again and refused with 503,
+//! so that the forge's redelivery is not taken for a duplicate.
 
 pub mod delivery;
+mod review;
 pub mod signature;
 mod store;
 
@@ -38,6 +45,7 @@ struct Connection {
     kind: ForgeKind,
     secret: SecretString,
     repositories: BTreeSet<String>,
+    review_drafts: bool,
 }
 
 /// The webhook service.
@@ -46,6 +54,7 @@ pub struct WebhookApi {
     connections: Arc<BTreeMap<String, Connection>>,
     pool: Pool,
     audit: SecurityAudit,
+    agent: review::AgentStarter,
 }
 
 /// Why a delivery is refused; each maps to one status (and so one HTTP status).
@@ -75,6 +84,9 @@ pub enum WebhookError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    /// The agent could not be reached to queue the review; the delivery was not kept.
+    #[error("the review could not be queued now ({0}); the delivery was not kept, send it again")]
+    Agent(String),
 }
 
 impl WebhookError {
@@ -82,9 +94,12 @@ impl WebhookError {
     fn audit_result(&self) -> AuditResult {
         match self {
             Self::UnknownForge(_) | Self::Signature(_) | Self::UnknownRepository(_) => AuditResult::Denied,
-            Self::NoDeliveryId(_) | Self::NotJson(_) | Self::Replayed(_) | Self::TooLarge(_) | Self::Store(_) => {
-                AuditResult::Failure
-            }
+            Self::NoDeliveryId(_)
+            | Self::NotJson(_)
+            | Self::Replayed(_)
+            | Self::TooLarge(_)
+            | Self::Store(_)
+            | Self::Agent(_) => AuditResult::Failure,
         }
     }
 
@@ -97,6 +112,7 @@ impl WebhookError {
             Self::Replayed(_) => Status::already_exists(self.to_string()),
             Self::TooLarge(_) => Status::out_of_range(self.to_string()),
             Self::Store(_) => Status::internal("the delivery could not be recorded; it may be sent again"),
+            Self::Agent(_) => Status::unavailable(self.to_string()),
         }
     }
 }
@@ -109,12 +125,19 @@ struct Seen {
     event: String,
     repository: String,
     sender: String,
+    /// The pull request and its head, when the delivery is about one.
+    pull_request: String,
+    /// The command of a comment, when it holds one.
+    command: String,
+    /// The review task it started, or why it started none.
+    task_id: String,
+    ignored: String,
 }
 
 impl WebhookApi {
     /// The service for the connections of `settings` (their secrets are checked by
     /// [`Settings::validate`]; a connection without one is left out, so it refuses every delivery).
-    pub fn new(settings: &Settings, pool: Pool, audit: SecurityAudit) -> Self {
+    pub fn new(settings: &Settings, pool: Pool, audit: SecurityAudit, agent: tonic::transport::Channel) -> Self {
         let connections = settings
             .gateway
             .forges
@@ -122,10 +145,12 @@ impl WebhookApi {
             .filter_map(|(name, connection)| {
                 let secret = settings.forge_webhook_secrets.get(name)?.clone();
                 let repositories = connection.repositories.iter().cloned().collect();
-                Some((name.clone(), Connection { kind: connection.kind, secret, repositories }))
+                let review_drafts = connection.review_drafts;
+                Some((name.clone(), Connection { kind: connection.kind, secret, repositories, review_drafts }))
             })
             .collect();
-        Self { connections: Arc::new(connections), pool, audit }
+        let agent = review::AgentStarter::new(agent, audit.clone());
+        Self { connections: Arc::new(connections), pool, audit, agent }
     }
 
     /// Takes one delivery, filling `seen` as it learns.
@@ -164,7 +189,57 @@ impl WebhookApi {
             Recorded::Duplicate => true,
             Recorded::Replayed => return Err(WebhookError::Replayed(delivery_id)),
         };
-        Ok(DeliverResponse { delivery_id, duplicate, event: seen.event.clone(), repository: read.repository })
+        let mut response = DeliverResponse {
+            delivery_id: delivery_id.clone(),
+            duplicate,
+            event: seen.event.clone(),
+            repository: read.repository.clone(),
+            task_id: String::new(),
+            ignored: String::new(),
+        };
+        if duplicate {
+            return Ok(response);
+        }
+        match delivery::trigger(kind, &seen.event, &read, connection.review_drafts) {
+            delivery::Trigger::Nothing => {}
+            delivery::Trigger::Ignored(reason) => response.ignored = reason,
+            delivery::Trigger::Review(pull) => {
+                seen.pull_request = format!("{}#{} {}", read.repository, pull.number, pull.head_sha);
+                let message = review::AgentStarter::review(forge, &read, &pull, &delivery_id);
+                self.queue(forge, &delivery_id, message, &mut response).await?;
+            }
+            delivery::Trigger::Command(command) => {
+                seen.pull_request = format!("{}#{}", read.repository, command.comment.number);
+                seen.command = format!("/{} {}", command.name, command.argument).trim_end().to_owned();
+                let message = review::AgentStarter::command(forge, &read, &command, &delivery_id);
+                self.queue(forge, &delivery_id, message, &mut response).await?;
+            }
+        }
+        seen.task_id.clone_from(&response.task_id);
+        seen.ignored.clone_from(&response.ignored);
+        Ok(response)
+    }
+
+    /// Hands `message` to the agent, noting the task (or why there is none) in `response`; when
+    /// the agent cannot be asked now, the delivery is forgotten so that its redelivery is taken.
+    async fn queue(
+        &self,
+        forge: &str,
+        delivery_id: &str,
+        message: prfix_proto::agent::v1::CreateForgeReviewRequest,
+        response: &mut DeliverResponse,
+    ) -> Result<(), WebhookError> {
+        match self.agent.start(message).await {
+            Ok(review::Started::Queued(task_id)) => response.task_id = task_id,
+            Ok(review::Started::Refused(reason)) => response.ignored = reason,
+            Err(reason) => {
+                if let Err(error) = store::forget(&self.pool, forge, delivery_id).await {
+                    tracing::error!(%error, forge, delivery_id, "a delivery whose review was not queued could not be forgotten");
+                }
+                return Err(WebhookError::Agent(reason));
+            }
+        }
+        Ok(())
     }
 
     /// Audits a delivery refused for its size (413) before its body was read (by its declared
@@ -218,6 +293,10 @@ impl WebhookApi {
             ("event", &seen.event),
             ("delivery_id", &seen.delivery_id),
             ("sender", &seen.sender),
+            ("pull_request", &seen.pull_request),
+            ("command", &seen.command),
+            ("task_id", &seen.task_id),
+            ("ignored", &seen.ignored),
         ] {
             event = event.with(key, value);
         }

@@ -59,3 +59,15 @@ pub async fn record(pool: &Pool, delivery: &NewDelivery<'_>) -> Result<Recorded,
     let seen: Vec<u8> = row.get(0);
     Ok(if seen == delivery.body_sha256 { Recorded::Duplicate } else { Recorded::Replayed })
 }
+
+/// Forgets a delivery taken a moment ago whose work could not be started, so that the forge's
+/// redelivery is taken anew.
+pub async fn forget(pool: &Pool, forge: &str, delivery_id: &str) -> Result<(), StoreError> {
+    use anyhow::Context;
+    let client = pool.get().await.context("failed to get a database connection")?;
+    client
+        .execute("DELETE FROM webhook_deliveries WHERE forge = $1 AND delivery_id = $2", &[&forge, &delivery_id])
+        .await
+        .context("failed to delete the delivery")?;
+    Ok(())
+}

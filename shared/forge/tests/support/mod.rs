@@ -36,7 +36,14 @@ pub fn quick_retries(max_tries: u32) -> RetryPolicy {
 }
 
 pub fn config(kind: ForgeKind, api_url: String, max_tries: u32) -> ForgeConfig {
-    ForgeConfig { kind, api_url, token: TOKEN.to_owned().into(), retry: quick_retries(max_tries), on_retry: None }
+    ForgeConfig {
+        kind,
+        api_url,
+        token: TOKEN.to_owned().into(),
+        retry: quick_retries(max_tries),
+        on_retry: None,
+        github_app: None,
+    }
 }
 
 pub fn pull(repository: &str, number: u64) -> PullRequest {

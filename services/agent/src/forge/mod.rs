@@ -1,0 +1,71 @@
+//! The agent's forge connections (`[agent.forges.<name>]`): a [`prfix_forge::Forge`] client per
+//! connection, made once at start-up from its settings and token, and what a review started by a
+//! webhook posts back (rendered by [`render`], configured by the repository's `.prfix.toml`,
+//! [`repo_config`]).
+
+pub mod create;
+pub mod render;
+pub mod repo_config;
+
+use std::collections::BTreeMap;
+
+use prfix_forge::{Forge, ForgeConfig, ForgeError, GitHubApp, RetryPolicy};
+
+use crate::settings::Settings;
+
+/// The forge clients by connection name.
+#[derive(Debug, Clone, Default)]
+pub struct Forges {
+    clients: BTreeMap<String, Connection>,
+}
+
+/// One connection.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// Its client.
+    pub forge: Forge,
+    /// Where the check links to, when configured.
+    pub details_url: Option<String>,
+}
+
+impl Forges {
+    /// The clients of `settings.agent.forges` (each one's token checked present by
+    /// [`Settings::validate`]).
+    pub fn new(settings: &Settings) -> Result<Self, ForgeError> {
+        let mut clients = BTreeMap::new();
+        for (name, forge) in &settings.agent.forges {
+            let github_app = match (&forge.app_id, forge.installation_id, settings.forge_app_keys.get(name)) {
+                (Some(app_id), Some(installation_id), Some(key)) => {
+                    Some(GitHubApp { app_id: app_id.clone(), installation_id, private_key: key.clone() })
+                }
+                _ => None,
+            };
+            let token = match (settings.forge_tokens.get(name), &github_app) {
+                (Some(token), _) => token.clone(),
+                (None, Some(_)) => secrecy::SecretString::from(String::new()),
+                (None, None) => continue,
+            };
+            let config = ForgeConfig {
+                kind: forge.kind.client_kind(),
+                api_url: forge.api_url.trim().to_owned(),
+                token,
+                retry: RetryPolicy::default(),
+                on_retry: None,
+                github_app,
+            };
+            let connection = Connection { forge: Forge::new(config)?, details_url: forge.details_url.clone() };
+            clients.insert(name.clone(), connection);
+        }
+        Ok(Self { clients })
+    }
+
+    /// The connection `name`.
+    pub fn get(&self, name: &str) -> Option<&Connection> {
+        self.clients.get(name)
+    }
+
+    /// Every connection, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Connection)> {
+        self.clients.iter()
+    }
+}

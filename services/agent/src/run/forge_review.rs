@@ -1,0 +1,64 @@
+//! A review a forge's webhook started: the pull request is read through the forge's API (its head
+//! and base, `.prfix.toml` from the base branch, the diff, the changed files at the head), reviewed
+//! by the same pipeline as a review created with a change set, and posted back: one review with
+//! the new findings on their lines, the one summary comment (edited in place), and a check on the
+//! head whose verdict follows the repository's `fail_on`.
+//!
+//! Posting comes last and only once the review succeeded, so a review cancelled by a newer push
+//! (the task stops at its next lease renewal) posts nothing.
+
+use prfix_forge::{PostedCheck, Review};
+use prfix_proto::agent::v1 as pb;
+
+use super::forge_fetch::{Fetched, fetch};
+use super::{Job, RunError, review};
+use crate::forge::render;
+
+/// Runs the review of `request`'s pull request and posts it.
+pub async fn run(job: &Job, request: pb::CreateForgeReviewRequest) -> Result<pb::ReviewResult, RunError> {
+    let pb::CreateForgeReviewRequest { pull_request, full: _, model, command } = request;
+    let Fetched { connection, pr, config, patches, change_set } = fetch(job, pull_request, command.as_ref()).await?;
+    let forge = &connection.forge;
+    let options = pb::ReviewOptions {
+        model,
+        ignore_globs: config.ignore.clone(),
+        min_severity: config.min_severity.map_or(0, |s| s as i32),
+        max_findings: config.max_findings.map_or(0, |n| i32::try_from(n).unwrap_or(i32::MAX)),
+        extra_instructions: config.instructions.clone(),
+        eval_run_id: String::new(),
+    };
+    let result =
+        review::run(job, pb::CreateReviewRequest { change_set: Some(change_set), options: Some(options) }).await?;
+
+    job.progress("posting the review to the pull request", 0, 0).await?;
+    let posted = render::posted_fingerprints(&forge.line_comment_bodies(&pr).await?);
+    let rendered = render::render(&result, &patches, &pr.head_sha, &posted, &job.task_id.to_string());
+    let summary = forge.upsert_summary(&pr, &rendered.summary).await?;
+    let review = Review { body: rendered.review_body.clone(), comments: rendered.comments.clone() };
+    let placed = forge.post_review(&pr, &review).await?;
+    let mut check = render::check(&result, config.fail_on, &rendered.summary);
+    check.details_url = summary.url.clone().or_else(|| connection.details_url.clone());
+    let reported = forge.report_check(&pr, &check).await?;
+    let mut said = format!(
+        "posted to {}#{}: {} comment(s) on lines, {} already there; summary comment {}",
+        pr.repository,
+        pr.number,
+        placed.comments,
+        rendered.already_posted,
+        if summary.updated { "edited" } else { "created" }
+    );
+    if let Some(reason) = placed.fallback {
+        said.push_str(&format!("; {reason}"));
+    }
+    match reported {
+        PostedCheck::CheckRun { .. } => said.push_str("; check run reported"),
+        PostedCheck::CommitStatus { fallback } => {
+            said.push_str("; commit status set");
+            if let Some(reason) = fallback {
+                said.push_str(&format!(" ({reason})"));
+            }
+        }
+    }
+    job.progress(said, 1, 1).await?;
+    Ok(result)
+}
