@@ -54,8 +54,18 @@ impl From<TargetArgs> for Target {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the gateway, the agent and the audit service in this process, for a laptop.
-    Up,
+    /// Run the gateway, the agent and the audit service in this process, for a laptop: on the
+    /// Postgres `database_url` names, or on a PostgreSQL of its own in the data directory.
+    Up {
+        /// Where keys and the embedded PostgreSQL live (default: $XDG_DATA_HOME/prfix, else
+        /// ~/.local/share/prfix; /var/lib/prfix for root).
+        #[arg(long, env = "PRFIX_DATA_DIR", value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// An existing PostgreSQL server to use instead of the embedded one (wins over
+        /// `database_url` and PRFIX_DATABASE_URL).
+        #[arg(long, value_name = "URL")]
+        database_url: Option<String>,
+    },
     /// Log in to a gateway and keep the tokens (0600) in your config directory.
     Login {
         /// User name (prompted on a terminal when missing).
@@ -495,8 +505,9 @@ fn settings(gateway: Option<String>) -> CliResult<config::Config> {
 async fn run(cli: Cli) -> CliResult {
     let gateway = cli.gateway;
     match cli.command {
-        Command::Up => {
-            up::run(cli.config.as_deref()).await.map_err(|e| CliError::new(prfix_runtime::error::chain(e.as_ref())))
+        Command::Up { data_dir, database_url } => {
+            let args = up::UpArgs { config: cli.config, data_dir, database_url: database_url.map(Into::into) };
+            up::run(args).await.map_err(|e| CliError::new(prfix_runtime::error::chain(e.as_ref())))
         }
         Command::Login { username, password_stdin, api_key } => {
             let config = settings(gateway)?;
