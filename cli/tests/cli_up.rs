@@ -57,10 +57,8 @@ impl Up {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        for service in ["GATEWAY", "AGENT", "AUDIT"] {
-            command.env(format!("PRFIX_{service}__LISTEN"), "127.0.0.1:0");
-            command.env(format!("PRFIX_{service}__ADMIN_LISTEN"), "127.0.0.1:0");
-        }
+        // The default ports: the gateway reaches the agent and the audit service there (a fresh
+        // network namespace has them free).
         for (key, value) in env {
             command.env(key, value);
         }
