@@ -4,6 +4,7 @@
 
 mod data_dir;
 mod database;
+mod models;
 
 use std::path::PathBuf;
 
@@ -99,6 +100,8 @@ async fn serve(
     database: &str,
 ) -> Result<(), BoxError> {
     let ollama = agent_settings.common.ollama_url.clone();
+    let wanted = [agent_settings.agent.reasoning_model.clone(), agent_settings.agent.coding_model.clone()];
+    let models = models::report(&ollama, &wanted).await;
 
     // The gateway first: the services trust its public keys, which it publishes to the data
     // directory here (the same keys its `/.well-known/jwks.json` serves).
@@ -131,6 +134,9 @@ async fn serve(
     );
     println!("  database  {database}");
     println!("  ollama    {ollama}");
+    for line in &models {
+        println!("            {line}");
+    }
     if let Some(password) = gateway.generated_admin_password() {
         println!("  admin     user `admin`, password `{password}` (generated now, shown once: keep it)");
     }

@@ -178,7 +178,8 @@ fn which(tool: &str) -> bool {
 
 async fn scenario(root: bool) {
     let ollama = FakeOllama::start().await;
-    ollama.set_models(&[MODEL]);
+    // Not pulled yet: the banner says so, with the command to run.
+    ollama.set_models(&[]);
     ollama.set_default("/api/chat", Reply::chat(FINDINGS));
     let base = tempfile::tempdir().expect("a folder");
     if root {
@@ -205,6 +206,9 @@ async fn scenario(root: bool) {
     assert!(database.starts_with("embedded PostgreSQL 1"), "{database}");
     assert!(database.contains(&data_dir.join("postgres").display().to_string()), "{database}");
     let password = up.generated_password().unwrap_or_else(|| panic!("a generated admin password:\n{}", up.output()));
+    let pull = format!("lacks {MODEL}: run `OLLAMA_HOST={} ollama pull {MODEL}`", ollama.url());
+    assert!(up.printed().iter().any(|l| l.contains(&pull)), "the banner says `{pull}`:\n{}", up.output());
+    ollama.set_models(&[MODEL]);
     let keys = read_keys(&data_dir);
     assert!(!processes_in(&pgdata).is_empty(), "the embedded server runs in {}", pgdata.display());
 
@@ -229,6 +233,8 @@ async fn scenario(root: bool) {
     // From another folder: the same data directory, keys, user, task and audit log.
     let up = Up::start(&second_cwd, &env).await;
     assert_eq!(up.generated_password(), None, "no new admin:\n{}", up.output());
+    let has = format!("{} has {MODEL}", ollama.url());
+    assert!(up.printed().iter().any(|l| l.contains(&has)), "the banner says `{has}`:\n{}", up.output());
     assert_eq!(read_keys(&data_dir), keys, "the same keys");
     assert!(!second_cwd.join(".prfix-data").exists(), "nothing is written to the current directory");
     let user = User::new(&up.gateway(), None);
