@@ -79,12 +79,18 @@ pub async fn run(args: UpArgs) -> Result<(), BoxError> {
         Some(url) => Some(url),
         None => layers.is_set("database_url").then(|| audit_settings.common.database_url.clone()),
     };
-    let database = Database::open(given, &data_dir).await?;
+    // Signals are taken from here on: Ctrl-C while the cluster is being set up or the services built
+    // still ends in a clean stop of both (the services stop as soon as they are up).
+    let stop = shutdown::on_signal();
+    let database = tokio::select! {
+        database = Database::open(given, &data_dir) => database?,
+        () = stop.cancelled() => return Err("interrupted while starting PostgreSQL".into()),
+    };
     for common in [&mut audit_settings.common, &mut agent_settings.common, &mut gateway_settings.common] {
         common.database_url = database.url();
         common.validate()?;
     }
-    let served = serve(audit_settings, agent_settings, gateway_settings, &database.describe()).await;
+    let served = serve(audit_settings, agent_settings, gateway_settings, &database.describe(), stop).await;
     let stopped = database.stop().await;
     telemetry::shutdown().await;
     served?;
@@ -98,6 +104,7 @@ async fn serve(
     mut agent_settings: prfix_agent::Settings,
     gateway_settings: prfix_gateway::Settings,
     database: &str,
+    stop: tokio_util::sync::CancellationToken,
 ) -> Result<(), BoxError> {
     let ollama = agent_settings.common.ollama_url.clone();
     let wanted = [agent_settings.agent.reasoning_model.clone(), agent_settings.agent.coding_model.clone()];
@@ -143,7 +150,6 @@ async fn serve(
     println!("Try: buf curl --protocol grpc --http2-prior-knowledge http://{gateway_addr} --list-methods");
     println!("Press Ctrl-C to stop.");
 
-    let stop = shutdown::on_signal();
     let mut services = JoinSet::new();
     let token = stop.clone();
     services.spawn(async move {

@@ -155,6 +155,7 @@ impl Cluster {
             Leftover::Running(pid) => {
                 tracing::warn!(pid, dir = %cluster.dir.display(), "stopping a PostgreSQL server left running by an earlier run");
                 cluster.pg_ctl(Mode::Stop, Some(ShutdownMode::Fast)).await?;
+                cluster.wait_until_gone().await?;
             }
             Leftover::StaleLock(pid) => {
                 tracing::warn!(pid, dir = %cluster.dir.display(), "removing the lock file of a PostgreSQL server that is gone");
@@ -285,10 +286,26 @@ impl Cluster {
         self.run(&tool, self.pg_ctl_command(mode, shutdown)).await.map(drop)
     }
 
-    /// Stops the server (fast: sessions are ended, committed work is kept) and waits for it.
+    /// Stops the server (fast: sessions are ended, committed work is kept) and waits until its
+    /// processes are gone (pg_ctl returns when the lock file is, a moment before the last exit).
     pub async fn stop(mut self) -> Result<(), Error> {
         self.running = false;
-        self.pg_ctl(Mode::Stop, Some(ShutdownMode::Fast)).await
+        self.pg_ctl(Mode::Stop, Some(ShutdownMode::Fast)).await?;
+        self.wait_until_gone().await
+    }
+
+    /// Waits (up to 5 s) until no process works in the data folder any more.
+    async fn wait_until_gone(&self) -> Result<(), Error> {
+        for _ in 0..200 {
+            if stale::processes_in(&self.data).is_empty() {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        Err(Error::Tool {
+            tool: "pg_ctl stop".to_owned(),
+            detail: format!("processes {:?} still run in {}", stale::processes_in(&self.data), self.data.display()),
+        })
     }
 
     /// Stops the server at once, as a crash would (no checkpoint), and starts it again: it recovers
