@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 use prfix_cli::commands::review::{DescribeFormat, ReviewArgs, Target};
 use prfix_cli::commands::task_ref::TaskRef;
-use prfix_cli::commands::{admin, auth, fix, flags, review, tasks};
+use prfix_cli::commands::{admin, auth, fix, flags, models, review, tasks};
 use prfix_cli::error::{CliError, CliResult, EXIT_ERROR};
 use prfix_cli::report::Format;
 use prfix_cli::{audit, config, git, up};
@@ -154,8 +154,11 @@ enum Command {
     /// List, show, follow or cancel tasks.
     #[command(subcommand)]
     Tasks(TasksCommand),
-    /// List the models of the Ollama endpoints behind the agent.
-    Models,
+    /// List the models of the Ollama endpoints behind the agent (`models pull NAME` pulls one).
+    Models {
+        #[command(subcommand)]
+        command: Option<ModelsCommand>,
+    },
     /// Health of the gateway, each service and each Ollama endpoint, with their models.
     Status,
     /// Read, export or verify the audit log.
@@ -257,6 +260,18 @@ enum EvalCommand {
         /// Rounds of fix and check per case (default: [fix] max_rounds, then 3).
         #[arg(long, value_name = "N")]
         max_rounds: Option<u32>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Pull a model onto one of the agent's Ollama endpoints, showing Ollama's progress (admins).
+    Pull {
+        /// The model, for example qwen2.5-coder:14b.
+        name: String,
+        /// The endpoint, as the agent's `ollama_url` names it (default: its first).
+        #[arg(long, value_name = "URL")]
+        endpoint: Option<String>,
     },
 }
 
@@ -570,7 +585,10 @@ async fn run(cli: Cli) -> CliResult {
                 TasksCommand::Cancel { task } => tasks::cancel(gateway, &task.task_ref()?).await,
             }
         }
-        Command::Models => tasks::models(&settings(gateway)?.gateway).await,
+        Command::Models { command: None } => tasks::models(&settings(gateway)?.gateway).await,
+        Command::Models { command: Some(ModelsCommand::Pull { name, endpoint }) } => {
+            models::pull(&settings(gateway)?.gateway, &name, endpoint).await
+        }
         Command::Flags { user, roles, repository, forge, model, json } => {
             let context = flags::FlagContext { user, roles, repository, forge, model };
             flags::list(&settings(gateway)?.gateway, context, json).await

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod auth;
 pub mod fix;
 pub mod flags;
+pub mod models;
 pub mod post;
 pub mod review;
 pub mod show;
