@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 use prfix_cli::commands::review::{DescribeFormat, ReviewArgs, Target};
 use prfix_cli::commands::task_ref::TaskRef;
-use prfix_cli::commands::{admin, audit_list, auth, fix, flags, forge, password, review, tasks};
+use prfix_cli::commands::{admin, audit_list, auth, fix, flags, forge, models, password, review, tasks};
 use prfix_cli::error::{CliError, CliResult, EXIT_ERROR};
 use prfix_cli::report::Format;
 use prfix_cli::{audit, config, git, up};
@@ -58,8 +58,17 @@ impl From<TargetArgs> for Target {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the gateway, the agent and the audit service in this process, for a laptop.
+    /// Run the gateway, the agent and the audit service in this process, for a laptop: on the
+    /// Postgres `database_url` names, or on a PostgreSQL of its own in the data directory.
     Up {
+        /// Where keys and the embedded PostgreSQL live (default: $XDG_DATA_HOME/prfix, else
+        /// ~/.local/share/prfix; /var/lib/prfix for root).
+        #[arg(long, env = "PRFIX_DATA_DIR", value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// An existing PostgreSQL server to use instead of the embedded one (wins over
+        /// `database_url` and PRFIX_DATABASE_URL).
+        #[arg(long, value_name = "URL")]
+        database_url: Option<String>,
         /// Give the user `admin` a new generated password (shown once in the banner), enable it and
         /// end its sessions: the lost-password procedure (audited).
         #[arg(long)]
@@ -159,8 +168,11 @@ enum Command {
     /// List, show, follow or cancel tasks.
     #[command(subcommand)]
     Tasks(TasksCommand),
-    /// List the models of the Ollama endpoints behind the agent.
-    Models,
+    /// List the models of the Ollama endpoints behind the agent (`models pull NAME` pulls one).
+    Models {
+        #[command(subcommand)]
+        command: Option<ModelsCommand>,
+    },
     /// Health of the gateway, each service and each Ollama endpoint, with their models.
     Status,
     /// Read, export or verify the audit log.
@@ -274,6 +286,18 @@ enum EvalCommand {
         /// Rounds of fix and check per case (default: [fix] max_rounds, then 3).
         #[arg(long, value_name = "N")]
         max_rounds: Option<u32>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Pull a model onto one of the agent's Ollama endpoints, showing Ollama's progress (admins).
+    Pull {
+        /// The model, for example qwen2.5-coder:14b.
+        name: String,
+        /// The endpoint, as the agent's `ollama_url` names it (default: its first).
+        #[arg(long, value_name = "URL")]
+        endpoint: Option<String>,
     },
 }
 
@@ -548,9 +572,15 @@ async fn run(cli: Cli) -> CliResult {
     let gateway = cli.gateway;
     prfix_cli::credentials::use_profile(cli.profile).map_err(|e| CliError::new(e.to_string()))?;
     match cli.command {
-        Command::Up { reset_admin_password } => up::run(cli.config.as_deref(), reset_admin_password)
-            .await
-            .map_err(|e| CliError::new(prfix_runtime::error::chain(e.as_ref()))),
+        Command::Up { data_dir, database_url, reset_admin_password } => {
+            let args = up::UpArgs {
+                config: cli.config,
+                data_dir,
+                database_url: database_url.map(Into::into),
+                reset_admin_password,
+            };
+            up::run(args).await.map_err(|e| CliError::new(prfix_runtime::error::chain(e.as_ref())))
+        }
         Command::Login { username, password_stdin, api_key } => {
             let config = settings(gateway)?;
             auth::login(auth::LoginArgs { gateway: config.gateway, username, password_stdin, api_key }).await
@@ -614,7 +644,10 @@ async fn run(cli: Cli) -> CliResult {
                 TasksCommand::Cancel { task } => tasks::cancel(gateway, &task.task_ref()?).await,
             }
         }
-        Command::Models => tasks::models(&settings(gateway)?.gateway).await,
+        Command::Models { command: None } => tasks::models(&settings(gateway)?.gateway).await,
+        Command::Models { command: Some(ModelsCommand::Pull { name, endpoint }) } => {
+            models::pull(&settings(gateway)?.gateway, &name, endpoint).await
+        }
         Command::Forge(ForgeCommand::Check) => forge::check(cli.config.as_deref()).await,
         Command::Flags { user, roles, repository, forge, model, json } => {
             let context = flags::FlagContext { user, roles, repository, forge, model };

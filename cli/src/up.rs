@@ -1,20 +1,40 @@
-//! `prfix up`: the three services in one process, each on its own port, as in production.
+//! `prfix up`: the three services in one process, each on its own port, as in production, on the
+//! database `database_url` names or, when none is set, on a PostgreSQL cluster of its own in the
+//! per-user data directory.
 
-use std::path::Path;
+mod data_dir;
+mod database;
+mod models;
+
+use std::path::PathBuf;
 
 use prfix_runtime::settings::{Layers, LogFormat};
 use prfix_runtime::{shutdown, telemetry};
-use secrecy::ExposeSecret;
+use secrecy::SecretString;
 use tokio::task::JoinSet;
 
-/// Starts audit, agent and gateway, prints where they listen, and runs until Ctrl-C or SIGTERM.
-/// With `reset_admin_password`, `admin` gets a new generated password, shown once (the
-/// lost-password procedure; audited, and `admin`'s sessions end).
-pub async fn run(
-    config: Option<&Path>,
-    reset_admin_password: bool,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let layers = Layers::load(config)?;
+use database::Database;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What `prfix up` takes on its command line.
+#[derive(Debug, Default)]
+pub struct UpArgs {
+    /// The settings file (`--config`).
+    pub config: Option<PathBuf>,
+    /// `--data-dir`: where keys and the embedded cluster live (default: per user).
+    pub data_dir: Option<PathBuf>,
+    /// `--database-url`: an existing server (wins over `database_url` from the settings).
+    pub database_url: Option<SecretString>,
+    /// `--reset-admin-password`: `admin` gets a new generated password, shown once (the
+    /// lost-password procedure; audited, and `admin`'s sessions end).
+    pub reset_admin_password: bool,
+}
+
+/// Starts audit, agent and gateway, prints where they listen, and runs until Ctrl-C or SIGTERM;
+/// then stops the embedded cluster when it started one.
+pub async fn run(args: UpArgs) -> Result<(), BoxError> {
+    let layers = Layers::load(args.config.as_deref())?;
     let mut audit_settings = prfix_audit::Settings::from_layers(&layers)?;
     let mut agent_settings = prfix_agent::Settings::from_layers(&layers)?;
     let mut gateway_settings = prfix_gateway::Settings::from_layers(&layers)?;
@@ -33,8 +53,70 @@ pub async fn run(
     telemetry::init_service("prfix", &logging)?;
     // Every call passes the gateway: its access line is the call's, the services' are DEBUG.
     prfix_runtime::calls::log_access_only_of("gateway");
-    let database = redact(audit_settings.common.database_url.expose_secret());
+
+    // One data directory per user, whatever the current directory; settings naming a folder win.
+    let root = prfix_embedded_postgres::account::is_root();
+    let cwd = std::env::current_dir()?;
+    let data_dir = data_dir::resolve(args.data_dir.as_deref(), &|name| std::env::var_os(name), root, &cwd)?;
+    data_dir::create(&data_dir, root)?;
+    if !layers.is_set("gateway.data_dir") {
+        gateway_settings.gateway.data_dir = data_dir.clone();
+    }
+    if !layers.is_set("audit.data_dir") {
+        audit_settings.audit.data_dir = data_dir.clone();
+    }
+    if !layers.is_set("flags.backup_file") {
+        agent_settings.flags.backup_file = data_dir.join("unleash-flags.json");
+    }
+    let legacy = cwd.join(data_dir::LEGACY_DIR);
+    if legacy.is_dir() && std::fs::canonicalize(&legacy).ok() != std::fs::canonicalize(&data_dir).ok() {
+        eprintln!(
+            "note: {} holds the keys of an earlier prfix, which kept them in the current directory; \
+             this one uses {} (pass --data-dir {} to keep using them)",
+            legacy.display(),
+            data_dir.display(),
+            data_dir::LEGACY_DIR
+        );
+    }
+
+    // `database_url` given (flag, file or environment): that server, as in production.
+    let given = match args.database_url {
+        Some(url) => Some(url),
+        None => layers.is_set("database_url").then(|| audit_settings.common.database_url.clone()),
+    };
+    // Signals are taken from here on: Ctrl-C while the cluster is being set up or the services built
+    // still ends in a clean stop of both (the services stop as soon as they are up).
+    let stop = shutdown::on_signal();
+    let database = tokio::select! {
+        database = Database::open(given, &data_dir) => database?,
+        () = stop.cancelled() => return Err("interrupted while starting PostgreSQL".into()),
+    };
+    for common in [&mut audit_settings.common, &mut agent_settings.common, &mut gateway_settings.common] {
+        common.database_url = database.url();
+        common.validate()?;
+    }
+    let served =
+        serve(audit_settings, agent_settings, gateway_settings, &database.describe(), args.reset_admin_password, stop)
+            .await;
+    let stopped = database.stop().await;
+    telemetry::shutdown().await;
+    served?;
+    stopped?;
+    Ok(())
+}
+
+/// Builds the three services, prints the banner and serves until a signal or a failure.
+async fn serve(
+    mut audit_settings: prfix_audit::Settings,
+    mut agent_settings: prfix_agent::Settings,
+    gateway_settings: prfix_gateway::Settings,
+    database: &str,
+    reset_admin_password: bool,
+    stop: tokio_util::sync::CancellationToken,
+) -> Result<(), BoxError> {
     let ollama = agent_settings.common.ollama_url.clone();
+    let wanted = [agent_settings.agent.reasoning_model.clone(), agent_settings.agent.coding_model.clone()];
+    let models = models::report(&ollama, &wanted).await;
 
     // The gateway first: the services trust its public keys, which it publishes to the data
     // directory here (the same keys its `/.well-known/jwks.json` serves).
@@ -72,6 +154,9 @@ pub async fn run(
     );
     println!("  database  {database}");
     println!("  ollama    {ollama}");
+    for line in &models {
+        println!("            {line}");
+    }
     if let Some(password) = gateway.generated_admin_password() {
         println!("  admin     user `admin`, password `{password}` (generated now, shown once: keep it)");
     }
@@ -86,7 +171,6 @@ pub async fn run(
     println!("  buf curl --protocol grpc --http2-prior-knowledge http://{gateway_addr} --list-methods   (the API)");
     println!("Press Ctrl-C to stop.");
 
-    let stop = shutdown::on_signal();
     let mut services = JoinSet::new();
     let token = stop.clone();
     services.spawn(async move {
@@ -125,7 +209,6 @@ pub async fn run(
             first_error.get_or_insert(e);
         }
     }
-    telemetry::shutdown().await;
     match first_error {
         Some(e) => Err(e),
         None => Ok(()),

@@ -13,7 +13,7 @@ use prfix_tests::git::Repo;
 use prfix_tests::{Reply, spawn_app};
 use support::gateway_url;
 
-const TOOLS_HINT: &str = "`bash .ci/run` installs it: python3 -m pip install check-jsonschema==0.39.0";
+const TOOLS_HINT: &str = "`scripts/test` installs it: python3 -m pip install check-jsonschema==0.39.0";
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the cli crate is inside the workspace").to_path_buf()

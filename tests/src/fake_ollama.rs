@@ -114,6 +114,7 @@ impl FakeOllama {
         let fake = Self { addr, script, disconnected, chats_most, stop };
         fake.set_models(&[]);
         fake.set_default("/api/version", Reply::json(serde_json::json!({"version": "0.12.6"})));
+        fake.set_default("/api/pull", Reply::pull(4_683_087_332));
         fake.set_context_length(32_768);
         fake
     }
@@ -261,6 +262,7 @@ fn violation(method: &Method, path: &str, body: &[u8]) -> Option<String> {
     match (method.as_str(), path) {
         ("POST", "/api/chat") => contract::check_chat(&text).err(),
         ("POST", "/api/show") => contract::check_show(&text).err(),
+        ("POST", "/api/pull") => contract::check_pull(&text).err(),
         ("GET", "/api/tags" | "/api/version") => None,
         (method, path) if path.starts_with("/api/") => Some(format!("{method} {path} is not a call the agent makes")),
         _ => None,

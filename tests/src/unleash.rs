@@ -3,7 +3,7 @@
 //! configured at start-up; flags are made through its admin API as an operator would.
 //!
 //! The server is found in `PRFIX_TEST_UNLEASH_DIR`, else in npm's global modules
-//! (`npm i -g unleash-server@7.5.1`, as `.ci/run` installs it). A missing or other version fails
+//! (`npm i -g unleash-server@7.5.1`, as `scripts/test` installs it). A missing or other version fails
 //! the test with how to install it: the flag tests never skip.
 
 use std::path::PathBuf;
@@ -17,7 +17,7 @@ use tokio::process::{Child, Command};
 
 use crate::TestDatabase;
 
-/// The version the tests are written against (`.ci/run` installs it).
+/// The version the tests are written against (`scripts/test` installs it).
 pub const UNLEASH_VERSION: &str = "7.5.1";
 /// The admin API token configured at start-up.
 pub const ADMIN_TOKEN: &str = "*:*.prfix-test-admin-token";
@@ -28,7 +28,7 @@ const START_LIMIT: Duration = Duration::from_secs(120);
 
 fn install_hint() -> String {
     format!(
-        "install it with `npm i -g unleash-server@{UNLEASH_VERSION}` (Node.js 20 or later; `.ci/run` does this), \
+        "install it with `npm i -g unleash-server@{UNLEASH_VERSION}` (Node.js 20 or later; `scripts/test` does this), \
          or point PRFIX_TEST_UNLEASH_DIR at a directory holding that package"
     )
 }

@@ -25,7 +25,7 @@ fn event(writer: usize, i: usize) -> audit::AuditEvent {
 
 #[tokio::test]
 async fn postgres_restarted_under_write_load_the_service_recovers_and_the_log_verifies() {
-    let pg = PrivatePostgres::start();
+    let mut pg = PrivatePostgres::start().await;
     let db = prfix_tests::TestDatabase::fresh();
     let mut common =
         common_settings(&db, &format!("prfix-test:{}:", uuid::Uuid::new_v4().simple()), "http://127.0.0.1:9");
@@ -76,7 +76,7 @@ async fn postgres_restarted_under_write_load_the_service_recovers_and_the_log_ve
     let before = started_at(&pg.url("prfix")).await;
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     let during = acknowledged.lock().expect("lock").len();
-    pg.restart_abruptly();
+    pg.restart_abruptly().await;
     assert_ne!(started_at(&pg.url("prfix")).await, before, "the server really restarted");
     assert!(during > 0, "the load was running when Postgres went down");
     let mut failures = 0;

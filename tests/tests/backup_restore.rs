@@ -357,7 +357,7 @@ async fn a_restore_into_a_fresh_cluster_creates_the_roles_and_their_grants_and_t
     let backups = tempfile::tempdir().expect("temp dir");
     let dump = backup(&app.db.url, backups.path(), &[]).await;
 
-    let cluster = PrivatePostgres::start();
+    let cluster = PrivatePostgres::start().await;
     let target_url = cluster.url("prfix");
     let ran = restore(&dump, &target_url, &[]).await;
     assert_eq!(ran.code, 0, "restore failed: {ran:?}");

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod fix;
 pub mod flags;
 pub mod forge;
+pub mod models;
 pub mod password;
 pub mod post;
 pub mod review;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use prfix_auth::{Principal, Role};
 use prfix_proto::agent::v1 as pb;
 use prfix_proto::agent::v1::agent_service_server::AgentService;
@@ -198,6 +198,7 @@ struct Decided {
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchTaskResponse, Status>> + Send>>;
+type PullStream = Pin<Box<dyn Stream<Item = Result<pb::PullModelResponse, Status>> + Send>>;
 
 impl AgentApi {
     /// Checks a requested model against the allowlist; the canonical name of the model to use.
@@ -529,6 +530,38 @@ impl AgentService for AgentApi {
         self.engine.changed.notify_waiters();
         tracing::info!(%task_id, by = %principal.subject, "task cancelled");
         Ok(Response::new(pb::CancelTaskResponse { task: Some(to_proto(row)?) }))
+    }
+
+    type PullModelStream = PullStream;
+
+    async fn pull_model(
+        &self,
+        request: Request<pb::PullModelRequest>,
+    ) -> Result<Response<Self::PullModelStream>, Status> {
+        let principal = caller(&request)?;
+        if !principal.has(Role::Admin) {
+            return Err(Status::permission_denied("only admins may pull models"));
+        }
+        let pb::PullModelRequest { name, endpoint } = request.into_inner();
+        let name = name.trim().to_owned();
+        if name.is_empty() || name.chars().any(char::is_whitespace) {
+            return Err(invalid("name must be a model name such as qwen2.5-coder:14b"));
+        }
+        let ollama = &self.engine.ollama;
+        let endpoint = ollama.endpoint_named(&endpoint).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        tracing::info!(model = %name, endpoint = %endpoint, subject = %principal.subject, "pulling a model");
+        let progress = ollama.pull(&endpoint, &name).await.map_err(to_status)?;
+        let stream = progress.map(move |step| {
+            step.map(|p| pb::PullModelResponse {
+                status: p.status,
+                digest: p.digest,
+                total_bytes: p.total,
+                completed_bytes: p.completed,
+                endpoint: endpoint.clone(),
+            })
+            .map_err(to_status)
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn list_flags(

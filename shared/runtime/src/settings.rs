@@ -288,6 +288,12 @@ impl Layers {
         Ok(common)
     }
 
+    /// Whether `key` (`database_url`, `gateway.data_dir`) was given in the file or the environment,
+    /// as opposed to left at its default (`prfix up` runs its own Postgres when `database_url` is not).
+    pub fn is_set(&self, key: &str) -> bool {
+        self.figment.find_value(key).is_ok()
+    }
+
     /// A service's own section (`[audit]` in the file, `PRFIX_AUDIT__...` in the environment);
     /// defaults when absent. Unknown keys in the section are errors that name them.
     pub fn section<T: DeserializeOwned + Default>(&self, name: &str) -> Result<T, SettingsError> {
@@ -407,6 +413,16 @@ mod tests {
         assert_eq!(section, Section { listen: "0.0.0.0:1".into(), workers: 7 });
         let missing: Section = layers.section("agent").expect("absent section is default");
         assert_eq!(missing, Section::default());
+    }
+
+    #[test]
+    fn a_setting_left_at_its_default_is_told_from_one_given() {
+        let layers =
+            layers("[gateway]\ndata_dir = \"/srv/prfix\"\n", &[("PRFIX_REDIS_URL", "redis://r")]).expect("layers");
+        assert!(layers.is_set("gateway.data_dir"));
+        assert!(layers.is_set("redis_url"));
+        assert!(!layers.is_set("database_url"));
+        assert!(!layers.is_set("audit.data_dir"));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! included. One strictness is added: an object schema that lists its `properties` refuses others,
 //! so a misspelt field fails a test instead of being ignored by GitHub.
 //!
-//! The file is found at `$PRFIX_GITHUB_OPENAPI`, else where `.ci/run` installs it:
+//! The file is found at `$PRFIX_GITHUB_OPENAPI`, else where `scripts/test` installs it:
 //! `~/.cache/prfix/octokit-openapi-<version>/node_modules/@octokit/openapi/generated/api.github.com.json`.
 //! Without it, the fake panics with the command that installs it: the tests fail, never skip.
 
@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::{Map, Value};
 
-/// The pinned version of `@octokit/openapi` (`.ci/run` installs the same).
+/// The pinned version of `@octokit/openapi` (`scripts/test` installs the same).
 pub const OCTOKIT_OPENAPI_VERSION: &str = "23.0.2";
 
 /// Where the description is read from.
@@ -38,7 +38,7 @@ pub fn github() -> &'static Description {
         let path = description_path();
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
             panic!(
-                "GitHub's OpenAPI description is missing at {} ({e}). Install it (as .ci/run does) with:\n  \
+                "GitHub's OpenAPI description is missing at {} ({e}). Install it (as scripts/test does) with:\n  \
                  mkdir -p ~/.cache/prfix/octokit-openapi-{v} && npm install --prefix ~/.cache/prfix/octokit-openapi-{v} \
                  --no-save --ignore-scripts @octokit/openapi@{v}\nor point PRFIX_GITHUB_OPENAPI at api.github.com.json",
                 path.display(),

@@ -1,12 +1,12 @@
 //! GitHub's webhook payloads as its official description states them (`api.github.com.json` from the
-//! npm package `@octokit/openapi-webhooks`, pinned to [`OCTOKIT_WEBHOOKS_VERSION`], which `.ci/run`
+//! npm package `@octokit/openapi-webhooks`, pinned to [`OCTOKIT_WEBHOOKS_VERSION`], which `scripts/test`
 //! installs next to `@octokit/openapi`): [`example`] builds a payload of an event from the event's
 //! schema, every required member present and filled with the description's own example value
 //! (`examples[0]`) where it gives one, and [`validate`] checks a payload against the schema
 //! (JSON Schema 2020-12, as OpenAPI 3.1 schemas are), so a test's changes to the example stay a
 //! payload GitHub could send.
 //!
-//! The file is found at `$PRFIX_GITHUB_WEBHOOKS_OPENAPI`, else where `.ci/run` installs it. Without
+//! The file is found at `$PRFIX_GITHUB_WEBHOOKS_OPENAPI`, else where `scripts/test` installs it. Without
 //! it, this panics with the command that installs it: the tests fail, never skip.
 
 use std::path::PathBuf;
@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 
 use serde_json::{Map, Value, json};
 
-/// The pinned version of `@octokit/openapi-webhooks` (`.ci/run` installs the same).
+/// The pinned version of `@octokit/openapi-webhooks` (`scripts/test` installs the same).
 pub const OCTOKIT_WEBHOOKS_VERSION: &str = "12.1.0";
 
 /// Where the description is read from.
@@ -34,7 +34,7 @@ fn description() -> &'static Value {
         let path = description_path();
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
             panic!(
-                "GitHub's webhooks description is missing at {} ({e}). Install it (as .ci/run does) with:\n  \
+                "GitHub's webhooks description is missing at {} ({e}). Install it (as scripts/test does) with:\n  \
                  mkdir -p ~/.cache/prfix/octokit-openapi-webhooks-{v} && npm install --prefix \
                  ~/.cache/prfix/octokit-openapi-webhooks-{v} --no-save --ignore-scripts @octokit/openapi-webhooks@{v}\n\
                  or point PRFIX_GITHUB_WEBHOOKS_OPENAPI at its api.github.com.json",

@@ -114,6 +114,25 @@ pub fn check_show(body: &str) -> Result<(), String> {
     }
 }
 
+/// Checks a `/api/pull` body as Ollama's API documents it (`{"model": ..., "insecure"?: bool,
+/// "stream"?: bool}`).
+pub fn check_pull(body: &str) -> Result<(), String> {
+    let request: Value = serde_json::from_str(body).map_err(|e| format!("the body is not JSON: {e}"))?;
+    let fields = request.as_object().ok_or("the body is not a JSON object")?;
+    if let Some(key) = fields.keys().find(|k| !["model", "insecure", "stream"].contains(&k.as_str())) {
+        return Err(format!("unknown field `{key}` in a pull request"));
+    }
+    for flag in ["insecure", "stream"] {
+        if fields.get(flag).is_some_and(|v| !v.is_boolean()) {
+            return Err(format!("`{flag}` must be a boolean"));
+        }
+    }
+    match fields.get("model") {
+        Some(Value::String(m)) if !m.trim().is_empty() => Ok(()),
+        _ => Err("`model` must be a non-empty string".to_owned()),
+    }
+}
+
 /// The prompt of a chat request as the agent measures one (`prfix_engine::tokens`, ratio 1.0):
 /// each message's estimate with its overhead, and the `format` schema.
 pub fn estimated_prompt_tokens(request: &Value) -> usize {
@@ -140,6 +159,15 @@ mod tests {
             "keep_alive": "30m"
         });
         assert!(check_chat(&body.to_string()).is_ok());
+    }
+
+    #[test]
+    fn a_pull_request_as_ollama_documents_it_passes_and_others_are_refused() {
+        assert_eq!(check_pull(r#"{"model": "llama3.2", "stream": true}"#), Ok(()));
+        assert_eq!(check_pull(r#"{"model": "llama3.2", "insecure": false}"#), Ok(()));
+        assert!(check_pull(r#"{"name": "llama3.2"}"#).is_err(), "the old field name");
+        assert!(check_pull(r#"{"model": ""}"#).is_err());
+        assert!(check_pull(r#"{"model": "m", "stream": "yes"}"#).is_err());
     }
 
     #[test]

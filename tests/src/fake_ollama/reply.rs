@@ -26,6 +26,22 @@ impl Reply {
         Self::json(serde_json::json!({ "error": message })).with_status(status)
     }
 
+    /// A streamed `/api/pull` answer as Ollama's API documents it: the manifest, one layer of
+    /// `total` bytes in two steps, the digest check, the manifest write, `success`.
+    pub fn pull(total: i64) -> Self {
+        let digest = "sha256:2ae6f6dd7a3dd734790bbbf58b8909a606e0e7e97e94b7604e0aa7ae4490e6d8";
+        let lines = [
+            serde_json::json!({"status": "pulling manifest"}),
+            serde_json::json!({"status": format!("pulling {digest}"), "digest": digest, "total": total, "completed": total / 2}),
+            serde_json::json!({"status": format!("pulling {digest}"), "digest": digest, "total": total, "completed": total}),
+            serde_json::json!({"status": "verifying sha256 digest"}),
+            serde_json::json!({"status": "writing manifest"}),
+            serde_json::json!({"status": "success"}),
+        ];
+        let chunks = lines.iter().map(|line| format!("{line}\n")).collect();
+        Self { status: 200, chunks, chunk_delay: Duration::ZERO, hang: false }
+    }
+
     /// A streamed `/api/chat` answer: `content` in a few NDJSON messages, then `done` with token
     /// counts, as Ollama sends it.
     pub fn chat(content: &str) -> Self {

@@ -12,6 +12,7 @@ mod chat;
 mod degenerate;
 mod endpoints;
 mod pick;
+mod pull;
 mod ratios;
 mod retry;
 
@@ -24,6 +25,7 @@ use serde::Deserialize;
 pub use chat::{ChatMessage, ChatReply, ChatRequest, Role};
 pub use degenerate::Degeneration;
 pub use endpoints::{EndpointStatus, Ollama};
+pub use pull::PullProgress;
 pub use ratios::{LearnedRatio, TokenRatios};
 pub use retry::RetryPolicy;
 
