@@ -1,11 +1,16 @@
 //! The agent's forge connections (`[agent.forges.<name>]`): a [`prfix_forge::Forge`] client per
 //! connection, made once at start-up from its settings and token, and what a review started by a
 //! webhook posts back (rendered by [`render`], configured by the repository's `.prfix.toml`,
-//! [`repo_config`]).
+//! [`repo_config`]), what a push's review covers ([`incremental`]), and the `/ask` and `/fix`
+//! commands ([`ask`], [`fix`]).
 
+pub mod ask;
 pub mod create;
+pub mod fix;
+pub mod incremental;
 pub mod render;
 pub mod repo_config;
+pub mod suggest;
 
 use std::collections::BTreeMap;
 
