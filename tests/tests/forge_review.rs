@@ -239,7 +239,7 @@ async fn review_in_a_comment_from_a_collaborator_reviews_and_from_anyone_else_ge
     github.set_permission("visitor", "read");
 
     // Someone who may only read: a polite reply, no review, no model call.
-    let asked = HOOKS.HOOKS.deliver(&app, "pull_request", "issue_comment", "c-1", HOOKS.comment("visitor", "/review", 501)).await;
+    let asked = HOOKS.deliver(&app, "issue_comment", "c-1", HOOKS.comment("visitor", "/review", 501)).await;
     let refused = wait_for_end(&app, asked["taskId"].as_str().expect("a task")).await;
     assert_eq!(refused.state, pb::TaskState::Failed as i32);
     assert!(refused.error.contains("no write access"), "{}", refused.error);
@@ -250,11 +250,11 @@ async fn review_in_a_comment_from_a_collaborator_reviews_and_from_anyone_else_ge
     assert!(app.ollama.chat_requests().is_empty(), "no model call for a refused command");
 
     // A comment that is no command starts nothing.
-    let chat = HOOKS.HOOKS.deliver(&app, "pull_request", "issue_comment", "c-2", HOOKS.comment("maintainer", "Looks good to me", 502)).await;
+    let chat = HOOKS.deliver(&app, "issue_comment", "c-2", HOOKS.comment("maintainer", "Looks good to me", 502)).await;
     assert!(chat.get("taskId").is_none(), "{chat}");
 
     // A collaborator with write access: 👀 on the comment, then the review.
-    let asked = HOOKS.HOOKS.deliver(&app, "pull_request", "issue_comment", "c-3", HOOKS.comment("maintainer", "/review", 503)).await;
+    let asked = HOOKS.deliver(&app, "issue_comment", "c-3", HOOKS.comment("maintainer", "/review", 503)).await;
     let task_id = asked["taskId"].as_str().expect("a task").to_owned();
     let reviewed = wait_for_end(&app, &task_id).await;
     assert_eq!(reviewed.state, pb::TaskState::Succeeded as i32, "{reviewed:?}");
@@ -289,7 +289,7 @@ async fn describe_in_a_comment_from_a_collaborator_replies_with_the_description(
     let description = r#"{"title": "Find users by name", "summary": "Adds find_user, which looks users up by name.", "walkthrough": [{"path": "app/db.py", "summary": "find_user queries users by name."}], "labels": ["feature"]}"#;
     app.ollama.set_default("/api/chat", Reply::chat(description));
 
-    let asked = HOOKS.HOOKS.deliver(&app, "pull_request", "issue_comment", "c-describe", HOOKS.comment("maintainer", "/describe", 601)).await;
+    let asked = HOOKS.deliver(&app, "issue_comment", "c-describe", HOOKS.comment("maintainer", "/describe", 601)).await;
     let task = wait_for_end(&app, asked["taskId"].as_str().expect("a task")).await;
     assert_eq!(task.state, pb::TaskState::Succeeded as i32, "{task:?}");
     assert_eq!(task.kind, pb::TaskKind::Describe as i32);
