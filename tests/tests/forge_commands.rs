@@ -19,7 +19,8 @@ const FIND: &str = "\n\ndef find_user(conn, name):\n    query = \"SELECT * FROM 
 const FINDINGS: &str = r#"{"findings": [
   {"path": "app/db.py", "line": 6, "end_line": 7, "severity": "critical", "category": "security", "title": "SQL injection", "body": "name is concatenated into the query."}
 ]}"#;
-const ANSWER: &str = r#"{"answer": "`find_user` concatenates `name` into the SQL text (app/db.py:6), so a name can change the query."}"#;
+const ANSWER: &str =
+    r#"{"answer": "`find_user` concatenates `name` into the SQL text (app/db.py:6), so a name can change the query."}"#;
 
 /// The fake GitHub with pull request 7 adding `find_user`, the system in front of it, and the
 /// branch; `maintainer` may write, `visitor` may only read.
@@ -211,5 +212,8 @@ async fn ask_in_a_gitlab_note_from_a_developer_is_answered_in_a_note() {
     assert!(gitlab.with(|s| s.discussions.is_empty()));
     assert_eq!(gitlab.violations(), Vec::<String>::new(), "every request has GitLab's documented shape");
     let created = agent_records(&app, "agent.task.create.ask").await;
-    assert_eq!((meta(&created[0], "triggered_by"), meta(&created[0], "delivery_id")), ("dev".into(), "note-ask".into()));
+    assert_eq!(
+        (meta(&created[0], "triggered_by"), meta(&created[0], "delivery_id")),
+        ("dev".into(), "note-ask".into())
+    );
 }

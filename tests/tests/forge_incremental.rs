@@ -181,8 +181,7 @@ async fn a_push_to_a_gitlab_merge_request_is_reviewed_by_the_repository_compare(
     let first = format!("{BASE}{FIND}");
     let (head1, diff1) = branch.commit(&first, "find users by name");
     let base = branch.base.clone();
-    let gitlab =
-        FakeGitLab::start_gitlab("glpat-token", ("42", "group/app"), 5, (&base, &base, &head1), &diff1).await;
+    let gitlab = FakeGitLab::start_gitlab("glpat-token", ("42", "group/app"), 5, (&base, &base, &head1), &diff1).await;
     gitlab.add_file(&head1, "app/db.py", &first);
     let connection = Connection {
         name: "gitlab",

@@ -152,7 +152,8 @@ async fn a_draft_is_not_reviewed_until_it_is_marked_ready() {
     assert!(draft.get("taskId").is_none(), "{draft}");
     assert!(draft["ignored"].as_str().is_some_and(|r| r.contains("draft")), "{draft}");
 
-    let ready = HOOKS.deliver(&app, "pull_request", "d-ready", HOOKS.pull_request("ready_for_review", &head, false)).await;
+    let ready =
+        HOOKS.deliver(&app, "pull_request", "d-ready", HOOKS.pull_request("ready_for_review", &head, false)).await;
     let task_id = ready["taskId"].as_str().expect("marked ready: reviewed").to_owned();
     assert_eq!(wait_for_end(&app, &task_id).await.state, pb::TaskState::Succeeded as i32);
     assert_eq!(github.with(|s| s.reviews.len()), 1);

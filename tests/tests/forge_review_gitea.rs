@@ -5,13 +5,13 @@
 
 use std::time::Duration;
 
-use prfix_gateway::webhook::signature::sign;
 use prfix_gateway::ForgeKind;
+use prfix_gateway::webhook::signature::sign;
 use prfix_proto::agent::v1 as pb;
-use prfix_tests::fake_forge::{DiffLines, FakeGitea};
-use prfix_tests::git::Repo;
 use prfix_tests::TestApp;
+use prfix_tests::fake_forge::{DiffLines, FakeGitea};
 use prfix_tests::forge_system::{self, Connection};
+use prfix_tests::git::Repo;
 use serde_json::{Value, json};
 
 const SECRET: &str = "gitea-webhook-secret-0123456789";

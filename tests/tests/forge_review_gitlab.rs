@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use prfix_gateway::ForgeKind;
 use prfix_proto::agent::v1 as pb;
-use prfix_tests::fake_forge::{DiffLines, FakeGitLab};
-use prfix_tests::git::Repo;
 use prfix_tests::TestApp;
+use prfix_tests::fake_forge::{DiffLines, FakeGitLab};
 use prfix_tests::forge_system::{self, Connection};
+use prfix_tests::git::Repo;
 use serde_json::{Value, json};
 
 const SECRET: &str = "gitlab-webhook-token-0123456789";

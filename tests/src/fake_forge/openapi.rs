@@ -338,7 +338,6 @@ impl Description {
     }
 }
 
-
 /// A template segment of two parameters around a literal (`{base}...{head}`): the names and the
 /// literal.
 fn compound(segment: &str) -> Option<(&str, &str, &str)> {

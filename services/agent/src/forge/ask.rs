@@ -67,13 +67,14 @@ pub async fn run(job: &Job, request: pb::CreateForgeReviewRequest) -> Result<pb:
     let Fetched { connection, pr, config, patches: _, change_set } = fetch(job, pull_request, command.as_ref()).await?;
     let forge = &connection.forge;
     if question.is_empty() {
-        forge.reply(&pr, "`/ask` needs a question after it, for example: `/ask why is this query built by hand?`").await?;
+        forge
+            .reply(&pr, "`/ask` needs a question after it, for example: `/ask why is this query built by hand?`")
+            .await?;
         return Err(RunError::Input("`/ask` came without a question; the commenter was told how to ask".to_owned()));
     }
 
     let model = model_or(&model, &job.engine.settings.reasoning_model);
-    let mut prepared =
-        changeset::prepare(&change_set, &job.engine.redactor, &[&question]).map_err(RunError::Input)?;
+    let mut prepared = changeset::prepare(&change_set, &job.engine.redactor, &[&question]).map_err(RunError::Input)?;
     let asked = job.engine.redactor.redact(&question, &mut prepared.vault);
     job.redactions
         .store(u32::try_from(prepared.vault.count()).unwrap_or(u32::MAX), std::sync::atomic::Ordering::Relaxed);

@@ -162,12 +162,18 @@ pub async fn create(
     }
     let task_id = Uuid::now_v7();
     // A question can be long: the record keeps its start.
-    let command_text =
-        command.as_ref().map(|c| format!("/{} {}", c.name, c.argument).trim_end().chars().take(MAX_FIELD).collect::<String>());
+    let command_text = command
+        .as_ref()
+        .map(|c| format!("/{} {}", c.name, c.argument).trim_end().chars().take(MAX_FIELD).collect::<String>());
     let action = format!("agent.task.create.{}", kind.as_str_name().trim_start_matches("TASK_KIND_").to_lowercase());
-    let stored =
-        pb::CreateForgeReviewRequest { pull_request: Some(pull.clone()), full, model: model.clone(), command, coder_model }
-            .encode_to_vec();
+    let stored = pb::CreateForgeReviewRequest {
+        pull_request: Some(pull.clone()),
+        full,
+        model: model.clone(),
+        command,
+        coder_model,
+    }
+    .encode_to_vec();
     let mut extra: Vec<(&str, String)> = vec![("kind", kind.as_str_name().to_owned())];
     extra.extend(command_text.into_iter().map(|c| ("command", c)));
     let mut creation = record(principal, &request_id, trace, &action, task_id, &pull, &extra);

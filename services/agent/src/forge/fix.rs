@@ -31,8 +31,7 @@ pub async fn run(job: &Job, request: pb::CreateForgeReviewRequest) -> Result<pb:
 
     // The findings of prfix's review of this very head: their lines are the head's.
     let pull = pb::ForgePullRequest { head_sha: pr.head_sha.clone(), ..pull_request.unwrap_or_default() };
-    let findings = match incremental::earlier_review(tasks::last_review(&job.engine.pool, &pull, job.task_id).await?)
-    {
+    let findings = match incremental::earlier_review(tasks::last_review(&job.engine.pool, &pull, job.task_id).await?) {
         Some((head, review)) if head == pr.head_sha => review.findings,
         _ => Vec::new(),
     };

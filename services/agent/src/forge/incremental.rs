@@ -110,9 +110,8 @@ fn sections(diff: &str) -> Vec<&str> {
 /// Where old line `line` (through `end`) of a file is after `patch`: `None` when the patch touched
 /// one of those lines (removed or replaced them, or put lines between them), or removed the file.
 fn moved(patch: &FilePatch, line: u32, end: u32) -> Option<(u32, u32)> {
-    if patch.new_path.is_none() {
-        return None;
-    }
+    // A deleted file keeps none of its lines.
+    patch.new_path.as_ref()?;
     let mut delta: i64 = 0;
     for hunk in &patch.hunks {
         // The last old line passed: the line before the hunk (a hunk adding to an empty range
@@ -178,7 +177,9 @@ pub fn merge(result: &mut pb::ReviewResult, from: &str, carried: Vec<pb::Finding
     let mut kept = 0;
     for finding in carried {
         let again = result.findings.iter().any(|f| {
-            f.path == finding.path && f.line == finding.line && f.title.trim().eq_ignore_ascii_case(finding.title.trim())
+            f.path == finding.path
+                && f.line == finding.line
+                && f.title.trim().eq_ignore_ascii_case(finding.title.trim())
         });
         if !again {
             result.findings.push(finding);

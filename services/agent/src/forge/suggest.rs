@@ -94,7 +94,8 @@ pub fn comment(suggestion: &Suggestion, pull: &[FilePatch], note: &str) -> Optio
     if (suggestion.start..=suggestion.end).any(|n| hunk_of(n) != Some(hunk)) {
         return None;
     }
-    let last = patch.hunks[hunk].lines.iter().find(|l| l.kind != LineKind::Removed && l.new_line == Some(suggestion.end))?;
+    let last =
+        patch.hunks[hunk].lines.iter().find(|l| l.kind != LineKind::Removed && l.new_line == Some(suggestion.end))?;
     let old_line = (last.kind == LineKind::Context).then_some(last.old_line).flatten();
     let fence = fence(&suggestion.lines);
     let mut body = String::from("**prfix fix:** ");

@@ -110,6 +110,7 @@ async fn answer_command(
         )));
     }
     forge.acknowledge(pr, command.comment_id).await?;
-    job.progress(format!("`{asked}` from {commenter}, who may write to {}: working on it", pr.repository), 0, 0).await?;
+    job.progress(format!("`{asked}` from {commenter}, who may write to {}: working on it", pr.repository), 0, 0)
+        .await?;
     Ok(())
 }

@@ -31,7 +31,10 @@ pub async fn run(job: &Job, request: pb::CreateForgeReviewRequest) -> Result<pb:
     let (change_set, incremental) = match scope {
         Scope::Incremental(plan) => {
             job.progress(
-                format!("reviewing only the commits since {}, the head reviewed before", incremental::short(&plan.from)),
+                format!(
+                    "reviewing only the commits since {}, the head reviewed before",
+                    incremental::short(&plan.from)
+                ),
                 0,
                 0,
             )

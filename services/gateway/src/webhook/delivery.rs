@@ -349,7 +349,8 @@ mod tests {
             Trigger::Nothing
         );
         assert_eq!(trigger(ForgeKind::GitHub, "issue_comment", &comment("/deploy"), false), Trigger::Nothing);
-        match trigger(ForgeKind::GitHub, "issue_comment", &comment("/ask Why a join here?\nAnd not a subquery?"), false) {
+        match trigger(ForgeKind::GitHub, "issue_comment", &comment("/ask Why a join here?\nAnd not a subquery?"), false)
+        {
             Trigger::Command(command) => assert_eq!(
                 (command.name.as_str(), command.argument.as_str()),
                 ("ask", "Why a join here?\nAnd not a subquery?")
