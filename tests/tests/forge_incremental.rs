@@ -2,10 +2,11 @@
 //! forge's compare API gives their diff; the fake model's recorded prompts show only that diff),
 //! the earlier findings on lines the push did not touch are carried over without being posted
 //! again, and the one summary comment is edited to say so. A force push (the reviewed head is no
-//! longer an ancestor) and `/review full` review the whole pull request again.
+//! longer an ancestor) and `/review full` review the whole pull request again. GitHub, GitLab and
+//! Gitea (whose compare names the touched files, diffed from their contents at both heads).
 
 use prfix_proto::agent::v1 as pb;
-use prfix_tests::fake_forge::{FakeGitHub, FakeGitLab};
+use prfix_tests::fake_forge::{FakeGitHub, FakeGitLab, FakeGitea};
 use prfix_tests::forge_system::github::Hooks;
 use prfix_tests::forge_system::{self, Branch, Connection, wait_for_end};
 use prfix_tests::{Reply, TestApp};
@@ -224,4 +225,84 @@ async fn a_push_to_a_gitlab_merge_request_is_reviewed_by_the_repository_compare(
     assert_eq!(notes.len(), 1, "one summary note, edited: {notes:?}");
     assert!(notes[0].1.contains("Incremental review") && notes[0].1.contains("3 findings"), "{}", notes[0].1);
     assert_eq!(gitlab.violations(), Vec::<String>::new(), "every request has GitLab's documented shape");
+}
+
+/// A Gitea `pull_request` delivery of `action` for pull request 2 at `head` (as Gitea documents
+/// one, abridged).
+fn gitea_pull_request(action: &str, head: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "action": action,
+        "number": 2,
+        "pull_request": {
+            "id": 10, "number": 2, "draft": false, "user": { "login": "gitea-user" },
+            "head": { "ref": "feature", "sha": head }, "base": { "ref": "main" }
+        },
+        "repository": { "id": 5, "name": "app", "full_name": "gitea-org/app" },
+        "sender": { "id": 1, "login": "gitea-user", "username": "gitea-user" }
+    }))
+    .expect("JSON")
+}
+
+async fn deliver_gitea(app: &TestApp, delivery: &str, body: Vec<u8>) -> String {
+    let signature = prfix_gateway::webhook::signature::sign(b"gitea-webhook-secret-0123456789", &body);
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/v1/forges/gitea/webhook", app.gateway.addr))
+        .header("content-type", "application/json")
+        .header("x-gitea-event", "pull_request")
+        .header("x-gitea-delivery", delivery)
+        .header("x-gitea-signature", signature)
+        .body(body)
+        .send()
+        .await
+        .expect("the gateway answers");
+    assert!(response.status().is_success(), "{}", response.status());
+    let answer: Value = response.json().await.expect("JSON");
+    answer["taskId"].as_str().unwrap_or_else(|| panic!("no task: {answer}")).to_owned()
+}
+
+#[tokio::test]
+async fn a_push_to_a_gitea_pull_request_is_reviewed_by_the_files_its_commits_touch() {
+    let branch = Branch::new("app/db.py", BASE);
+    let first = format!("{BASE}{FIND}");
+    let (head1, diff1) = branch.commit(&first, "find users by name");
+    let gitea = FakeGitea::start_gitea("gitea-token", "gitea-org/app", 2, &head1, &diff1).await;
+    gitea.add_file(&head1, "app/db.py", &first);
+    let connection = Connection {
+        name: "gitea",
+        kind: prfix_gateway::ForgeKind::Gitea,
+        api_url: gitea.api_url(),
+        repository: "gitea-org/app",
+        secret: "gitea-webhook-secret-0123456789",
+        token: "gitea-token",
+    };
+    let app = forge_system::spawn(&connection, FINDINGS).await;
+    let task1 = deliver_gitea(&app, "gt-1", gitea_pull_request("opened", &head1)).await;
+    assert_eq!(wait_for_end(&app, &task1).await.state, pb::TaskState::Succeeded as i32);
+
+    let second = format!("{first}{DELETE}");
+    let (head2, diff2) = branch.commit(&second, "delete users");
+    gitea.push(&head2, &diff2);
+    gitea.add_file(&head2, "app/db.py", &second);
+    gitea.add_history(&branch.repo, &[&head1, &head2]);
+    app.ollama.set_default("/api/chat", Reply::chat(PUSHED_FINDINGS));
+    let asked_before = app.ollama.chat_requests().len();
+    let task2 = deliver_gitea(&app, "gt-2", gitea_pull_request("synchronized", &head2)).await;
+    let pushed = wait_for_end(&app, &task2).await;
+    assert_eq!(pushed.state, pb::TaskState::Succeeded as i32, "{pushed:?}");
+    let prompts = prompts_since(&app, asked_before);
+    assert!(prompts.contains("+ def delete_user(") && !prompts.contains("+ def find_user("), "{prompts}");
+    let result = review_of(&pushed);
+    assert_eq!((result.incremental_from.as_str(), result.carried_over_findings), (head1.as_str(), 2));
+    let compares: Vec<String> = gitea.calls("compare").iter().map(|r| r.path.clone()).collect();
+    let path = |from: &str, to: &str| format!("/repos/gitea-org/app/compare/{from}...{to}");
+    assert_eq!(compares, [path(&head2, &head1), path(&head1, &head2)], "back (no commits: an ancestor), then forward");
+    let reviews = gitea.with(|s| s.reviews.clone());
+    assert_eq!(reviews.len(), 2, "{reviews:?}");
+    let lines: Vec<Option<u64>> =
+        reviews[1]["comments"].as_array().into_iter().flatten().map(|c| c["new_position"].as_u64()).collect();
+    assert_eq!(lines, [Some(11)], "only the new finding is posted");
+    let comments = gitea.with(|s| s.comments.clone());
+    assert_eq!(comments.len(), 1, "one summary comment, edited: {comments:?}");
+    assert!(comments[0].1.contains("Incremental review") && comments[0].1.contains("3 findings"), "{}", comments[0].1);
+    assert_eq!(gitea.violations(), Vec::<String>::new(), "every request has Gitea's shape");
 }

@@ -7,16 +7,17 @@
 //! - GitLab: `GET /projects/:id/repository/compare?from=&to=`: the commits reachable from `to` and
 //!   not from `from`, and the diffs from their merge base. Asked the other way round (`from` the new
 //!   head, `to` the earlier one), no commits means the earlier head is an ancestor.
-//! - Gitea/Forgejo: `GET /repos/{owner}/{repo}/compare/{basehead}` lists commits (and the files they
-//!   touch) but no patches, so the caller reviews the whole pull request there.
+//! - Gitea/Forgejo: `GET /repos/{owner}/{repo}/compare/{basehead}` lists the commits of `head` that
+//!   `base` has not, with the files each touches, but no patches: asked the other way round, no
+//!   commits means the earlier head is an ancestor; the caller diffs the files' contents.
 
 use reqwest::Method;
 use serde_json::Value;
 
+use crate::Forge;
 use crate::error::ForgeError;
 use crate::fetch::{github_file, gitlab_file, unified};
 use crate::http::text_of;
-use crate::{Forge, ForgeKind};
 
 /// Two commits compared.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +27,13 @@ pub enum Comparison {
     Ahead {
         /// The diff.
         diff: String,
+    },
+    /// The earlier head is an ancestor of the new one and the forge names the files its later
+    /// commits touch, but gives no diff (Gitea, Forgejo): the caller diffs their contents at the two
+    /// heads.
+    Files {
+        /// The paths, sorted.
+        paths: Vec<String>,
     },
     /// The earlier head is not an ancestor of the new one (a force push), or the forge cannot say:
     /// why, in words for the summary.
@@ -75,12 +83,29 @@ impl Forge {
                     forward.get("diffs").and_then(Value::as_array).into_iter().flatten().map(gitlab_file).collect();
                 Ok(Comparison::Ahead { diff: unified(&files) })
             }
-            Self::Gitea(_) => Ok(Comparison::Unrelated(format!(
-                "{}'s compare API lists commits but gives no diff between them",
-                ForgeKind::Gitea.name()
-            ))),
+            Self::Gitea(f) => {
+                let path = |from: &str, to: &str| format!("/repos/{repository}/compare/{from}...{to}");
+                let what = "comparing the reviewed head with the new one";
+                let back = f.api().call(what, Method::GET, &path(head, base), &[], None).await?.body;
+                if commits_of(&back).next().is_some() {
+                    return Ok(force_push());
+                }
+                let forward = f.api().call(what, Method::GET, &path(base, head), &[], None).await?.body;
+                let mut paths: Vec<String> = commits_of(&forward)
+                    .flat_map(|c| c.get("files").and_then(Value::as_array).cloned().unwrap_or_default())
+                    .filter_map(|file| text_of(&file, "filename"))
+                    .collect();
+                paths.sort();
+                paths.dedup();
+                Ok(Comparison::Files { paths })
+            }
         }
     }
+}
+
+/// The commits of a Gitea compare answer.
+fn commits_of(answer: &Value) -> impl Iterator<Item = &Value> {
+    answer.get("commits").and_then(Value::as_array).into_iter().flatten()
 }
 
 /// The first 12 characters of a commit id.

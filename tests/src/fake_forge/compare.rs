@@ -1,10 +1,7 @@
 //! Two commits of a real repository compared as a forge's compare API answers: the commits one has
 //! that the other has not, both ways, and the diff from their merge base (`git diff base...head`).
-//! The fakes answer their compare endpoints from these ([`FakeGitHub::add_history`],
-//! [`FakeGitLab::add_history`]).
-//!
-//! [`FakeGitHub::add_history`]: super::FakeGitHub::add_history
-//! [`FakeGitLab::add_history`]: super::FakeGitLab::add_history
+//! The fakes answer their compare endpoints from these (`add_history` of [`super::FakeGitHub`],
+//! [`super::FakeGitLab`] and [`super::FakeGitea`]).
 
 use crate::git::Repo;
 
@@ -21,6 +18,8 @@ pub struct Compare {
     pub behind: Vec<String>,
     /// `git diff base...head`: from their merge base to `head`.
     pub diff: String,
+    /// The files each commit of `ahead` touches, in the same order.
+    pub touched: Vec<Vec<String>>,
 }
 
 impl Compare {
@@ -29,12 +28,21 @@ impl Compare {
         let list = |range: String| -> Vec<String> {
             repo.git(&["rev-list", &range]).lines().map(str::to_owned).filter(|l| !l.is_empty()).collect()
         };
+        let ahead = list(format!("{base}..{head}"));
+        let touched = ahead
+            .iter()
+            .map(|sha| {
+                let names = repo.git(&["diff-tree", "--no-commit-id", "--name-only", "-r", sha]);
+                names.lines().map(str::to_owned).filter(|l| !l.is_empty()).collect()
+            })
+            .collect();
         Self {
             base: base.to_owned(),
             head: head.to_owned(),
-            ahead: list(format!("{base}..{head}")),
+            ahead,
             behind: list(format!("{head}..{base}")),
             diff: repo.git(&["diff", "--no-color", &format!("{base}...{head}")]),
+            touched,
         }
     }
 

@@ -4,9 +4,10 @@
 //!
 //! The earlier head and its findings are the newest succeeded review task of the same pull request
 //! (the database, not the forge, so nothing a commenter writes can change them). The diff between
-//! the two heads comes from the forge's compare API ([`prfix_forge::Forge::compare`]); when the
-//! earlier head is not an ancestor of the new one (a force push), the compare fails, or the forge
-//! has no such diff, the whole pull request is reviewed and the summary says why. `/review full`
+//! the two heads comes from the forge's compare API ([`prfix_forge::Forge::compare`]; on Gitea,
+//! whose compare names files only, from their contents at both heads); when the earlier head is not
+//! an ancestor of the new one (a force push) or the compare fails, the whole pull request is
+//! reviewed and the summary says why. `/review full`
 //! always reviews the whole pull request.
 
 use prfix_engine::diff::{FilePatch, LineKind};
@@ -67,6 +68,12 @@ pub async fn plan(
     }
     let diff = match forge.compare(&pr.repository, &from, &pr.head_sha).await {
         Ok(Comparison::Ahead { diff }) => diff,
+        Ok(Comparison::Files { paths }) => match diff_of_files(forge, pr, &from, &paths, pull_patches).await {
+            Ok(diff) => diff,
+            Err(e) => {
+                return Scope::Full { why: format!("the files changed since {} could not be read: {e}", short(&from)) };
+            }
+        },
         Ok(Comparison::Unrelated(why)) => return Scope::Full { why },
         Err(e) => {
             tracing::warn!(error = %e, "cannot compare the reviewed head with the new one; reviewing in full");
@@ -79,6 +86,24 @@ pub async fn plan(
         Err(e) => return Scope::Full { why: format!("the forge's diff since {} does not parse: {e}", short(&from)) },
     };
     Scope::Incremental(Incremental { from, diff, patches, earlier: result.findings })
+}
+
+/// The diff from `from` to the head of the pull request's files among `paths`, made from their
+/// contents at both commits (for a forge whose compare names files but gives no diff).
+async fn diff_of_files(
+    forge: &Forge,
+    pr: &PullRequest,
+    from: &str,
+    paths: &[String],
+    pull_patches: &[FilePatch],
+) -> Result<String, prfix_forge::ForgeError> {
+    let mut diff = String::new();
+    for path in paths.iter().filter(|p| pull_patches.iter().any(|q| q.path() == p.as_str())) {
+        let old = forge.file_at(&pr.repository, path, from).await?;
+        let new = forge.file_at(&pr.repository, path, &pr.head_sha).await?;
+        diff.push_str(&prfix_engine::diff::unified_diff(path, path, old.as_deref(), new.as_deref(), 3));
+    }
+    Ok(diff)
 }
 
 /// The sections of `diff` (as [`prfix_forge`] writes it, one `diff --git` section per file) whose
