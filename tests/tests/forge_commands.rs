@@ -97,6 +97,17 @@ async fn ask_from_a_collaborator_is_answered_about_the_diff_and_from_anyone_else
     let ended = agent_records(&app, "agent.task.succeeded").await;
     let ended = ended.iter().find(|e| e.resource == format!("tasks/{task_id}")).expect("the answer's end is audited");
     assert_eq!((meta(ended, "triggered_by"), meta(ended, "delivery_id")), ("maintainer".to_owned(), "c-2".to_owned()));
+
+    // An accepted question the model cannot answer: the commenter is told, the details stay with the
+    // operator.
+    app.ollama.set_default("/api/chat", Reply::chat(r#"{"answer": "  "}"#));
+    let failed = HOOKS.start(&app, "issue_comment", "c-3", HOOKS.comment("maintainer", "/ask And now?", 703)).await;
+    let failed = wait_for_end(&app, &failed).await;
+    assert_eq!(failed.state, pb::TaskState::Failed as i32, "{failed:?}");
+    assert!(failed.error.contains("empty"), "{}", failed.error);
+    let last = github.with(|s| s.comments.last().map(|c| c.2.clone())).unwrap_or_default();
+    assert!(last.contains("could not finish `/ask`") && last.contains(&failed.task_id), "{last}");
+    assert!(!last.contains("empty"), "the error itself is not posted: {last}");
 }
 
 const PLAN: &str = r#"{"root_cause": "find_user concatenates name into the SQL text", "files": ["app/db.py"], "steps": ["pass name as a query parameter"]}"#;

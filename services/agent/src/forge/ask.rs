@@ -72,46 +72,52 @@ pub async fn run(job: &Job, request: pb::CreateForgeReviewRequest) -> Result<pb:
             .await?;
         return Err(RunError::Input("`/ask` came without a question; the commenter was told how to ask".to_owned()));
     }
+    let work = async {
+        let model = model_or(&model, &job.engine.settings.reasoning_model);
+        let mut prepared =
+            changeset::prepare(&change_set, &job.engine.redactor, &[&question]).map_err(RunError::Input)?;
+        let asked = job.engine.redactor.redact(&question, &mut prepared.vault);
+        job.redactions
+            .store(u32::try_from(prepared.vault.count()).unwrap_or(u32::MAX), std::sync::atomic::Ordering::Relaxed);
+        let selection =
+            review::select(prepared.patches.clone(), &config.ignore).map_err(|e| RunError::Input(e.to_string()))?;
+        let fence = Fence::new();
+        let system = system_prompt(&fence);
+        let format = prfix_engine::json::Ordered::parse(SCHEMA)
+            .map_err(|e| RunError::Input(format!("the answer schema is not JSON: {e}")))?;
+        let schema = format.to_value();
+        let context = job.engine.ollama.model_context(&model).await?;
+        let estimator = job.estimator(&model);
+        let budget = PartBudget {
+            context: context as usize,
+            answer: job.answer_budget(context) as usize,
+            margin: job.context_margin(context) as usize,
+            estimator,
+        };
+        let frame = PartFrame { heading, closing: closing(&fence, &asked), schema: schema.clone() };
+        let parts = review::plan_framed(&selection.files, &fence, &system, &budget, &frame)
+            .map_err(|e| RunError::Input(format!("model {model}: {e}")))?;
+        let shown = parts.first().map(|p| p.paths.len()).unwrap_or(0);
+        let user = match parts.into_iter().next() {
+            Some(first) => first.user_prompt,
+            None => format!("{}{}", heading(0, 1), frame.closing),
+        };
+        job.progress(format!("asking {model} about {shown} file(s) of the change"), 0, 1).await?;
+        let messages = vec![ChatMessage::new(Role::System, system), ChatMessage::new(Role::User, user)];
+        let reply = job.chat_with("ask", &model, messages, Some(format), Sampling::default()).await?;
+        let answer = parse(&reply.content)
+            .ok_or_else(|| RunError::Model("the model's answer to the question was empty".to_owned()))?;
+        let answer = prepared.vault.restore(&answer);
 
-    let model = model_or(&model, &job.engine.settings.reasoning_model);
-    let mut prepared = changeset::prepare(&change_set, &job.engine.redactor, &[&question]).map_err(RunError::Input)?;
-    let asked = job.engine.redactor.redact(&question, &mut prepared.vault);
-    job.redactions
-        .store(u32::try_from(prepared.vault.count()).unwrap_or(u32::MAX), std::sync::atomic::Ordering::Relaxed);
-    let selection =
-        review::select(prepared.patches.clone(), &config.ignore).map_err(|e| RunError::Input(e.to_string()))?;
-    let fence = Fence::new();
-    let system = system_prompt(&fence);
-    let format = prfix_engine::json::Ordered::parse(SCHEMA)
-        .map_err(|e| RunError::Input(format!("the answer schema is not JSON: {e}")))?;
-    let schema = format.to_value();
-    let context = job.engine.ollama.model_context(&model).await?;
-    let estimator = job.estimator(&model);
-    let budget = PartBudget {
-        context: context as usize,
-        answer: job.answer_budget(context) as usize,
-        margin: job.context_margin(context) as usize,
-        estimator,
+        job.progress("posting the answer to the pull request", 0, 0).await?;
+        forge.reply(&pr, &markdown(&question, &answer, &pr.head_sha, &job.task_id.to_string())).await?;
+        job.progress(format!("posted the answer to {}#{}", pr.repository, pr.number), 1, 1).await?;
+        Ok(pb::AskResult { question: question.clone(), answer })
     };
-    let frame = PartFrame { heading, closing: closing(&fence, &asked), schema: schema.clone() };
-    let parts = review::plan_framed(&selection.files, &fence, &system, &budget, &frame)
-        .map_err(|e| RunError::Input(format!("model {model}: {e}")))?;
-    let shown = parts.first().map(|p| p.paths.len()).unwrap_or(0);
-    let user = match parts.into_iter().next() {
-        Some(first) => first.user_prompt,
-        None => format!("{}{}", heading(0, 1), frame.closing),
-    };
-    job.progress(format!("asking {model} about {shown} file(s) of the change"), 0, 1).await?;
-    let messages = vec![ChatMessage::new(Role::System, system), ChatMessage::new(Role::User, user)];
-    let reply = job.chat_with("ask", &model, messages, Some(format), Sampling::default()).await?;
-    let answer = parse(&reply.content)
-        .ok_or_else(|| RunError::Model("the model's answer to the question was empty".to_owned()))?;
-    let answer = prepared.vault.restore(&answer);
-
-    job.progress("posting the answer to the pull request", 0, 0).await?;
-    forge.reply(&pr, &markdown(&question, &answer, &pr.head_sha, &job.task_id.to_string())).await?;
-    job.progress(format!("posted the answer to {}#{}", pr.repository, pr.number), 1, 1).await?;
-    Ok(pb::AskResult { question, answer })
+    match work.await {
+        Ok(result) => Ok(result),
+        Err(e) => Err(super::told(job, forge, &pr, "/ask", e).await),
+    }
 }
 
 /// The reply: the question quoted, the answer, the commit it is about.

@@ -46,46 +46,52 @@ pub async fn run(job: &Job, request: pb::CreateForgeReviewRequest) -> Result<pb:
             "`/fix` had no findings of this head to address and no instruction; the commenter was told so".to_owned(),
         ));
     }
-    let problem = pb::FixProblem {
-        check_command: String::new(),
-        check_output: String::new(),
-        findings: findings.clone(),
-        instruction: instruction.clone(),
-    };
-    let options = pb::FixOptions {
-        planner_model: model,
-        coder_model,
-        max_attempts: 0,
-        allow_new_files: false,
-        eval_run_id: String::new(),
-    };
-    let result = crate::run::fix::run(
-        job,
-        pb::CreateFixRequest { change_set: Some(change_set), problem: Some(problem), options: Some(options) },
-    )
-    .await?;
+    let work = async {
+        let problem = pb::FixProblem {
+            check_command: String::new(),
+            check_output: String::new(),
+            findings: findings.clone(),
+            instruction: instruction.clone(),
+        };
+        let options = pb::FixOptions {
+            planner_model: model,
+            coder_model,
+            max_attempts: 0,
+            allow_new_files: false,
+            eval_run_id: String::new(),
+        };
+        let result = crate::run::fix::run(
+            job,
+            pb::CreateFixRequest { change_set: Some(change_set), problem: Some(problem), options: Some(options) },
+        )
+        .await?;
 
-    job.progress("posting the fix as suggestions", 0, 0).await?;
-    let fixed = prfix_engine::diff::parse(&result.patch)
-        .map_err(|e| RunError::Model(format!("the fix's patch does not parse: {e}")))?;
-    let all = suggest::suggestions(&fixed);
-    let note = format!("<sub>From `/fix` by @{commenter} · prfix task `{}`.</sub>", job.task_id);
-    let comments: Vec<_> = all.iter().filter_map(|s| suggest::comment(s, &patches, &note)).collect();
-    let body = body(&result, findings.len(), &instruction, comments.len(), all.len(), &pr.head_sha);
-    let review = Review { body, comments };
-    let posted = forge.post_suggestions(&pr, &review, &marker(&job.task_id.to_string())).await?;
-    let mut said = format!(
-        "posted the fix to {}#{}: {} suggestion(s) on lines, {} only in the patch",
-        pr.repository,
-        pr.number,
-        posted.comments,
-        all.len().saturating_sub(posted.comments)
-    );
-    if let Some(reason) = posted.fallback {
-        let _ = write!(said, "; {reason}");
+        job.progress("posting the fix as suggestions", 0, 0).await?;
+        let fixed = prfix_engine::diff::parse(&result.patch)
+            .map_err(|e| RunError::Model(format!("the fix's patch does not parse: {e}")))?;
+        let all = suggest::suggestions(&fixed);
+        let note = format!("<sub>From `/fix` by @{commenter} · prfix task `{}`.</sub>", job.task_id);
+        let comments: Vec<_> = all.iter().filter_map(|s| suggest::comment(s, &patches, &note)).collect();
+        let body = body(&result, findings.len(), &instruction, comments.len(), all.len(), &pr.head_sha);
+        let review = Review { body, comments };
+        let posted = forge.post_suggestions(&pr, &review, &marker(&job.task_id.to_string())).await?;
+        let mut said = format!(
+            "posted the fix to {}#{}: {} suggestion(s) on lines, {} only in the patch",
+            pr.repository,
+            pr.number,
+            posted.comments,
+            all.len().saturating_sub(posted.comments)
+        );
+        if let Some(reason) = posted.fallback {
+            let _ = write!(said, "; {reason}");
+        }
+        job.progress(said, 1, 1).await?;
+        Ok(result)
+    };
+    match work.await {
+        Ok(result) => Ok(result),
+        Err(e) => Err(super::told(job, forge, &pr, "/fix", e).await),
     }
-    job.progress(said, 1, 1).await?;
-    Ok(result)
 }
 
 /// The review's body: what the fix addresses, its explanation, how much of it is on lines, and the
