@@ -12,6 +12,7 @@
 //! with its violation, so a test sees both the client's error and the reason. Scripted answers
 //! ([`FakeForge::push_answer`]) stand in for rate limits and outages, after validation.
 
+mod compare;
 pub mod diff_lines;
 pub mod gitea;
 pub mod github;
@@ -21,6 +22,7 @@ pub mod openapi;
 mod server;
 pub mod webhooks;
 
+pub use compare::Compare;
 pub use diff_lines::DiffLines;
 pub use gitea::FakeGitea;
 pub use github::FakeGitHub;

@@ -16,6 +16,7 @@ pub mod db;
 pub mod fake_forge;
 pub mod fake_ollama;
 pub mod flags;
+pub mod forge_system;
 pub mod git;
 pub mod metadata;
 pub mod metrics;

@@ -6,20 +6,16 @@
 
 use std::time::Duration;
 
-use prfix_gateway::webhook::signature::sign;
-use prfix_gateway::{ForgeConnection, ForgeKind};
 use prfix_proto::agent::v1 as pb;
 use prfix_proto::audit::v1 as audit;
-use prfix_tests::fake_forge::{DiffLines, FakeGitHub, webhooks};
-use prfix_tests::git::Repo;
-use prfix_tests::{Reply, TestApp, spawn_app_configured};
-use secrecy::SecretString;
-use serde_json::{Value, json};
+use prfix_tests::fake_forge::{DiffLines, FakeGitHub};
+use prfix_tests::forge_system::github::Hooks;
+use prfix_tests::forge_system::{self, Branch, Connection, agent_records, meta, wait_for_end};
+use prfix_tests::{Reply, TestApp};
 
 const SECRET: &str = "github-webhook-secret-0123456789";
 const TOKEN: &str = "ghs_installation_token";
 const REPOSITORY: &str = "octo-org/octo-repo";
-const MODEL: &str = "qwen2.5-coder:14b";
 
 const BASE: &str =
     "def get_user(conn, user_id):\n    return conn.execute(\"SELECT * FROM users WHERE id = ?\", (user_id,))\n";
@@ -42,140 +38,24 @@ const FINDINGS_AFTER_PUSH: &str = r#"{"findings": [
   {"path": "app/db.py", "line": 11, "severity": "critical", "category": "security", "title": "SQL injection in delete_user", "body": "name is concatenated into the statement."}
 ]}"#;
 
-/// A repository with `main` and a branch `feature` one commit ahead; more commits come with
-/// [`commit`].
-struct Project {
-    repo: Repo,
-    base: String,
-}
+const HOOKS: Hooks = Hooks { name: "github", repository: REPOSITORY, secret: SECRET, number: 7 };
 
-impl Project {
-    fn new() -> Self {
-        let repo = Repo::init();
-        repo.write("app/db.py", BASE);
-        repo.commit("base");
-        let base = repo.git(&["rev-parse", "HEAD"]).trim().to_owned();
-        repo.git(&["checkout", "-q", "-b", "feature"]);
-        Self { repo, base }
-    }
-
-    /// Commits `content` as app/db.py; the head and the pull request's diff.
-    fn commit(&self, content: &str, message: &str) -> (String, String) {
-        self.repo.write("app/db.py", content);
-        self.repo.commit(message);
-        let head = self.repo.git(&["rev-parse", "HEAD"]).trim().to_owned();
-        let diff = self.repo.git(&["diff", "--no-color", &format!("{}...{head}", self.base)]);
-        (head, diff)
-    }
-}
-
-/// The system with the `github` connection at the gateway (webhooks) and at the agent (API calls
-/// to `github`), the model answering [`FINDINGS`].
+/// The system with the `github` connection to `github`, the model answering [`FINDINGS`].
 async fn app(github: &FakeGitHub) -> TestApp {
-    let api_url = github.api_url();
-    let app = spawn_app_configured(
-        |s| {
-            let connection = ForgeConnection {
-                kind: ForgeKind::GitHub,
-                repositories: vec![REPOSITORY.to_owned()],
-                review_drafts: false,
-            };
-            s.gateway.forges.insert("github".to_owned(), connection);
-            s.forge_webhook_secrets.insert("github".to_owned(), SecretString::from(SECRET));
-        },
-        |s| {
-            let forge = prfix_agent::settings::ForgeSettings {
-                kind: prfix_agent::settings::ForgeKindSetting::GitHub,
-                api_url,
-                details_url: None,
-                app_id: None,
-                installation_id: None,
-            };
-            s.agent.forges.insert("github".to_owned(), forge);
-            s.forge_tokens.insert("github".to_owned(), SecretString::from(TOKEN));
-        },
-    )
-    .await;
-    app.ollama.set_models(&[MODEL]);
-    app.ollama.set_default("/api/chat", Reply::chat(FINDINGS));
-    app
-}
-
-/// A `pull_request` delivery of `action` for the head `head`, from the webhooks description's
-/// schema and examples, checked against the schema after our changes.
-fn pull_request_event(action: &str, head: &str, draft: bool) -> Vec<u8> {
-    let schema = format!("webhook-pull-request-{}", action.replace('_', "-"));
-    let mut payload = webhooks::example(&schema);
-    payload["number"] = json!(7);
-    payload["pull_request"]["number"] = json!(7);
-    payload["pull_request"]["head"]["sha"] = json!(head);
-    payload["pull_request"]["draft"] = json!(draft);
-    payload["pull_request"]["user"]["login"] = json!("octocat");
-    payload["repository"]["full_name"] = json!(REPOSITORY);
-    payload["sender"]["login"] = json!("pusher");
-    webhooks::validate(&schema, &payload).expect("a payload GitHub could send");
-    serde_json::to_vec(&payload).expect("JSON")
-}
-
-/// An `issue_comment` `created` delivery: `body` commented on pull request 7 by `login`.
-fn comment_event(login: &str, body: &str, comment_id: u64) -> Vec<u8> {
-    let schema = "webhook-issue-comment-created";
-    let mut payload = webhooks::example(schema);
-    payload["issue"]["number"] = json!(7);
-    payload["issue"]["pull_request"] = json!({
-        "url": format!("https://api.github.com/repos/{REPOSITORY}/pulls/7"),
-        "html_url": format!("https://github.com/{REPOSITORY}/pull/7"),
-        "diff_url": format!("https://github.com/{REPOSITORY}/pull/7.diff"),
-        "patch_url": format!("https://github.com/{REPOSITORY}/pull/7.patch"),
-    });
-    // The description's own example of the app a comment was made through does not meet its schema
-    // (`events` is a string where an array is asked): a person's comment names no app.
-    payload["comment"]["performed_via_github_app"] = Value::Null;
-    if let Some(issue) = payload["issue"].as_object_mut() {
-        issue.insert("performed_via_github_app".to_owned(), Value::Null);
-    }
-    payload["comment"]["id"] = json!(comment_id);
-    payload["comment"]["body"] = json!(body);
-    payload["comment"]["user"]["login"] = json!(login);
-    payload["repository"]["full_name"] = json!(REPOSITORY);
-    payload["sender"]["login"] = json!(login);
-    webhooks::validate(schema, &payload).expect("a payload GitHub could send");
-    serde_json::to_vec(&payload).expect("JSON")
-}
-
-/// Sends a signed GitHub `pull_request` delivery; its answer.
-async fn deliver(app: &TestApp, delivery: &str, body: Vec<u8>) -> Value {
-    deliver_event(app, "pull_request", delivery, body).await
-}
-
-/// Sends a signed GitHub delivery of `event`; its answer.
-async fn deliver_event(app: &TestApp, event: &str, delivery: &str, body: Vec<u8>) -> Value {
-    let started = std::time::Instant::now();
-    let response = reqwest::Client::new()
-        .post(format!("http://{}/v1/forges/github/webhook", app.gateway.addr))
-        .header("content-type", "application/json")
-        .header("user-agent", "GitHub-Hookshot/123abc")
-        .header("x-github-event", event)
-        .header("x-github-delivery", delivery)
-        .header("x-hub-signature-256", format!("sha256={}", sign(SECRET.as_bytes(), &body)))
-        .body(body)
-        .send()
-        .await
-        .expect("the gateway answers");
-    let status = response.status();
-    let answer: Value = response.json().await.expect("a JSON answer");
-    assert!(status.is_success(), "{status}: {answer}");
-    assert!(started.elapsed() < Duration::from_secs(1), "the webhook answers within a second: {:?}", started.elapsed());
-    answer
+    let connection = Connection {
+        name: "github",
+        kind: prfix_gateway::ForgeKind::GitHub,
+        api_url: github.api_url(),
+        repository: REPOSITORY,
+        secret: SECRET,
+        token: TOKEN,
+    };
+    forge_system::spawn(&connection, FINDINGS).await
 }
 
 async fn task(app: &TestApp, task_id: &str) -> pb::Task {
     let request = pb::GetTaskRequest { task_id: task_id.to_owned() };
     app.agent_client().get_task(request).await.expect("the task").into_inner().task.expect("a task")
-}
-
-async fn wait_for_end(app: &TestApp, task_id: &str) -> pb::Task {
-    prfix_tests::tasks::wait_for_end(&mut app.agent_client(), task_id, Duration::from_secs(60)).await
 }
 
 /// The audit events of `action`, oldest first.
@@ -186,43 +66,19 @@ async fn audited(app: &TestApp, action: &str) -> Vec<audit::AuditEvent> {
     events
 }
 
-fn meta(event: &audit::AuditEvent, key: &str) -> String {
-    event
-        .metadata
-        .as_ref()
-        .and_then(|m| m.fields.get(key))
-        .and_then(|v| match &v.kind {
-            Some(prost_types::value::Kind::StringValue(s)) => Some(s.clone()),
-            _ => None,
-        })
-        .unwrap_or_default()
-}
-
-/// The agent's audit records of `action`, in the order written (its outbox: a relay ships them to
-/// the audit log, which this test system runs without).
-async fn agent_records(app: &TestApp, action: &str) -> Vec<audit::AuditEvent> {
-    use prfix_proto::prost::Message;
-    let pg = app.db.connect().await;
-    let rows = pg.query("SELECT payload FROM agent.audit_outbox ORDER BY id", &[]).await.expect("read the outbox");
-    rows.iter()
-        .map(|r| audit::AuditEvent::decode(r.get::<_, Vec<u8>>(0).as_slice()).expect("an outbox record decodes"))
-        .filter(|e| e.action == action)
-        .collect()
-}
-
 #[tokio::test]
 async fn a_pull_request_opened_delivery_posts_one_review_on_diff_lines_a_summary_and_a_check_run() {
     let github = FakeGitHub::start_github(TOKEN).await;
     let app = app(&github).await;
-    let project = Project::new();
+    let project = Branch::new("app/db.py", BASE);
     let (head, diff) = project.commit(&format!("{BASE}{FIND}"), "find users by name");
     github.add_pull(REPOSITORY, 7, &head, &diff);
     github.add_file(REPOSITORY, &head, "app/db.py", &format!("{BASE}{FIND}"));
     github.add_file(REPOSITORY, "main", ".prfix.toml", "[review]\nfail_on = \"major\"\n");
 
     let delivery = "2a7e3f10-242f-11e5-81e1-c7b6966d2516";
-    let body = pull_request_event("opened", &head, false);
-    let answer = deliver(&app, delivery, body.clone()).await;
+    let body = HOOKS.pull_request("opened", &head, false);
+    let answer = HOOKS.deliver(&app, "pull_request", delivery, body.clone()).await;
     let task_id = answer["taskId"].as_str().expect("the delivery started a task").to_owned();
     let ended = wait_for_end(&app, &task_id).await;
     assert_eq!(ended.state, pb::TaskState::Succeeded as i32, "{ended:?}");
@@ -237,7 +93,7 @@ async fn a_pull_request_opened_delivery_posts_one_review_on_diff_lines_a_summary
     );
 
     // The same delivery again: acknowledged, and nothing more happens.
-    let again = deliver(&app, delivery, body).await;
+    let again = HOOKS.deliver(&app, "pull_request", delivery, body).await;
     assert_eq!(again["duplicate"], true);
     assert!(again.get("taskId").is_none(), "{again}");
 
@@ -287,16 +143,17 @@ async fn a_pull_request_opened_delivery_posts_one_review_on_diff_lines_a_summary
 async fn a_draft_is_not_reviewed_until_it_is_marked_ready() {
     let github = FakeGitHub::start_github(TOKEN).await;
     let app = app(&github).await;
-    let project = Project::new();
+    let project = Branch::new("app/db.py", BASE);
     let (head, diff) = project.commit(&format!("{BASE}{FIND}"), "find users by name");
     github.add_pull(REPOSITORY, 7, &head, &diff);
     github.add_file(REPOSITORY, &head, "app/db.py", &format!("{BASE}{FIND}"));
 
-    let draft = deliver(&app, "d-draft", pull_request_event("opened", &head, true)).await;
+    let draft = HOOKS.deliver(&app, "pull_request", "d-draft", HOOKS.pull_request("opened", &head, true)).await;
     assert!(draft.get("taskId").is_none(), "{draft}");
     assert!(draft["ignored"].as_str().is_some_and(|r| r.contains("draft")), "{draft}");
 
-    let ready = deliver(&app, "d-ready", pull_request_event("ready_for_review", &head, false)).await;
+    let ready =
+        HOOKS.deliver(&app, "pull_request", "d-ready", HOOKS.pull_request("ready_for_review", &head, false)).await;
     let task_id = ready["taskId"].as_str().expect("marked ready: reviewed").to_owned();
     assert_eq!(wait_for_end(&app, &task_id).await.state, pb::TaskState::Succeeded as i32);
     assert_eq!(github.with(|s| s.reviews.len()), 1);
@@ -307,14 +164,14 @@ async fn a_draft_is_not_reviewed_until_it_is_marked_ready() {
 async fn a_push_cancels_the_running_review_and_the_next_posts_only_new_findings_and_edits_the_summary() {
     let github = FakeGitHub::start_github(TOKEN).await;
     let app = app(&github).await;
-    let project = Project::new();
+    let project = Branch::new("app/db.py", BASE);
     let first = format!("{BASE}{FIND}");
     let (head1, diff1) = project.commit(&first, "find users by name");
     github.add_pull(REPOSITORY, 7, &head1, &diff1);
     github.add_file(REPOSITORY, &head1, "app/db.py", &first);
 
     // The first head is reviewed and posted.
-    let opened = deliver(&app, "d-1", pull_request_event("opened", &head1, false)).await;
+    let opened = HOOKS.deliver(&app, "pull_request", "d-1", HOOKS.pull_request("opened", &head1, false)).await;
     let task1 = opened["taskId"].as_str().expect("a task").to_owned();
     assert_eq!(wait_for_end(&app, &task1).await.state, pb::TaskState::Succeeded as i32);
 
@@ -324,7 +181,7 @@ async fn a_push_cancels_the_running_review_and_the_next_posts_only_new_findings_
     github.push(REPOSITORY, 7, &head2, &diff2);
     github.add_file(REPOSITORY, &head2, "app/db.py", &second);
     app.ollama.push("/api/chat", Reply::chat_hanging(&["{\"findings\": ["]));
-    let pushed = deliver(&app, "d-2", pull_request_event("synchronize", &head2, false)).await;
+    let pushed = HOOKS.deliver(&app, "pull_request", "d-2", HOOKS.pull_request("synchronize", &head2, false)).await;
     let task2 = pushed["taskId"].as_str().expect("a task").to_owned();
     for _ in 0..400 {
         if task(&app, &task2).await.state == pb::TaskState::Running as i32 && app.ollama.chat_requests().len() >= 2 {
@@ -340,7 +197,7 @@ async fn a_push_cancels_the_running_review_and_the_next_posts_only_new_findings_
     github.push(REPOSITORY, 7, &head3, &diff3);
     github.add_file(REPOSITORY, &head3, "app/db.py", &third);
     app.ollama.set_default("/api/chat", Reply::chat(FINDINGS_AFTER_PUSH));
-    let pushed = deliver(&app, "d-3", pull_request_event("synchronize", &head3, false)).await;
+    let pushed = HOOKS.deliver(&app, "pull_request", "d-3", HOOKS.pull_request("synchronize", &head3, false)).await;
     let task3 = pushed["taskId"].as_str().expect("a task").to_owned();
     let cancelled = wait_for_end(&app, &task2).await;
     assert_eq!(cancelled.state, pb::TaskState::Cancelled as i32, "{cancelled:?}");
@@ -358,6 +215,9 @@ async fn a_push_cancels_the_running_review_and_the_next_posts_only_new_findings_
     let summaries = github.with(|s| s.comments.clone());
     assert_eq!(summaries.len(), 1, "one summary comment, edited: {summaries:?}");
     assert!(summaries[0].2.contains(&head3[..12]) && summaries[0].2.contains("3 findings"), "{}", summaries[0].2);
+    // The fake GitHub was told no history, so its compare answers 404: the push is reviewed in full
+    // (forge_incremental.rs reviews pushes by their commits).
+    assert!(summaries[0].2.contains("Full review: the forge could not compare"), "{}", summaries[0].2);
     assert_eq!(github.calls("issues/update-comment").len(), 1);
     let runs = github.with(|s| s.check_runs.clone());
     let checked: Vec<&str> = runs.iter().map(|r| r["head_sha"].as_str().unwrap_or("")).collect();
@@ -372,7 +232,7 @@ async fn a_push_cancels_the_running_review_and_the_next_posts_only_new_findings_
 async fn review_in_a_comment_from_a_collaborator_reviews_and_from_anyone_else_gets_a_reply_only() {
     let github = FakeGitHub::start_github(TOKEN).await;
     let app = app(&github).await;
-    let project = Project::new();
+    let project = Branch::new("app/db.py", BASE);
     let (head, diff) = project.commit(&format!("{BASE}{FIND}"), "find users by name");
     github.add_pull(REPOSITORY, 7, &head, &diff);
     github.add_file(REPOSITORY, &head, "app/db.py", &format!("{BASE}{FIND}"));
@@ -380,7 +240,7 @@ async fn review_in_a_comment_from_a_collaborator_reviews_and_from_anyone_else_ge
     github.set_permission("visitor", "read");
 
     // Someone who may only read: a polite reply, no review, no model call.
-    let asked = deliver_event(&app, "issue_comment", "c-1", comment_event("visitor", "/review", 501)).await;
+    let asked = HOOKS.deliver(&app, "issue_comment", "c-1", HOOKS.comment("visitor", "/review", 501)).await;
     let refused = wait_for_end(&app, asked["taskId"].as_str().expect("a task")).await;
     assert_eq!(refused.state, pb::TaskState::Failed as i32);
     assert!(refused.error.contains("no write access"), "{}", refused.error);
@@ -391,11 +251,11 @@ async fn review_in_a_comment_from_a_collaborator_reviews_and_from_anyone_else_ge
     assert!(app.ollama.chat_requests().is_empty(), "no model call for a refused command");
 
     // A comment that is no command starts nothing.
-    let chat = deliver_event(&app, "issue_comment", "c-2", comment_event("maintainer", "Looks good to me", 502)).await;
+    let chat = HOOKS.deliver(&app, "issue_comment", "c-2", HOOKS.comment("maintainer", "Looks good to me", 502)).await;
     assert!(chat.get("taskId").is_none(), "{chat}");
 
     // A collaborator with write access: 👀 on the comment, then the review.
-    let asked = deliver_event(&app, "issue_comment", "c-3", comment_event("maintainer", "/review", 503)).await;
+    let asked = HOOKS.deliver(&app, "issue_comment", "c-3", HOOKS.comment("maintainer", "/review", 503)).await;
     let task_id = asked["taskId"].as_str().expect("a task").to_owned();
     let reviewed = wait_for_end(&app, &task_id).await;
     assert_eq!(reviewed.state, pb::TaskState::Succeeded as i32, "{reviewed:?}");
@@ -422,7 +282,7 @@ async fn review_in_a_comment_from_a_collaborator_reviews_and_from_anyone_else_ge
 async fn describe_in_a_comment_from_a_collaborator_replies_with_the_description() {
     let github = FakeGitHub::start_github(TOKEN).await;
     let app = app(&github).await;
-    let project = Project::new();
+    let project = Branch::new("app/db.py", BASE);
     let (head, diff) = project.commit(&format!("{BASE}{FIND}"), "find users by name");
     github.add_pull(REPOSITORY, 7, &head, &diff);
     github.add_file(REPOSITORY, &head, "app/db.py", &format!("{BASE}{FIND}"));
@@ -430,7 +290,7 @@ async fn describe_in_a_comment_from_a_collaborator_replies_with_the_description(
     let description = r#"{"title": "Find users by name", "summary": "Adds find_user, which looks users up by name.", "walkthrough": [{"path": "app/db.py", "summary": "find_user queries users by name."}], "labels": ["feature"]}"#;
     app.ollama.set_default("/api/chat", Reply::chat(description));
 
-    let asked = deliver_event(&app, "issue_comment", "c-describe", comment_event("maintainer", "/describe", 601)).await;
+    let asked = HOOKS.deliver(&app, "issue_comment", "c-describe", HOOKS.comment("maintainer", "/describe", 601)).await;
     let task = wait_for_end(&app, asked["taskId"].as_str().expect("a task")).await;
     assert_eq!(task.state, pb::TaskState::Succeeded as i32, "{task:?}");
     assert_eq!(task.kind, pb::TaskKind::Describe as i32);

@@ -5,19 +5,18 @@
 
 use std::time::Duration;
 
+use prfix_gateway::ForgeKind;
 use prfix_gateway::webhook::signature::sign;
-use prfix_gateway::{ForgeConnection, ForgeKind};
 use prfix_proto::agent::v1 as pb;
+use prfix_tests::TestApp;
 use prfix_tests::fake_forge::{DiffLines, FakeGitea};
+use prfix_tests::forge_system::{self, Connection};
 use prfix_tests::git::Repo;
-use prfix_tests::{Reply, TestApp, spawn_app_configured};
-use secrecy::SecretString;
 use serde_json::{Value, json};
 
 const SECRET: &str = "gitea-webhook-secret-0123456789";
 const TOKEN: &str = "gitea-access-token";
 const PROJECT: &str = "gitea-org/app";
-const MODEL: &str = "qwen2.5-coder:14b";
 
 /// A finding on an added line (6-7, a range) and one on an unchanged line (2).
 const FINDINGS: &str = r#"{"findings": [
@@ -30,33 +29,15 @@ const BASE: &str =
 const HEAD: &str = "def get_user(conn, user_id):\n    return conn.execute(\"SELECT * FROM users WHERE id = ?\", (user_id,))\n\n\ndef find_user(conn, name):\n    query = \"SELECT * FROM users WHERE name = '\" + name + \"'\"\n    return conn.execute(query)\n";
 
 async fn app(gitea: &FakeGitea) -> TestApp {
-    let api_url = gitea.api_url();
-    let app = spawn_app_configured(
-        |s| {
-            let connection = ForgeConnection {
-                kind: ForgeKind::Gitea,
-                repositories: vec![PROJECT.to_owned()],
-                review_drafts: false,
-            };
-            s.gateway.forges.insert("gitea".to_owned(), connection);
-            s.forge_webhook_secrets.insert("gitea".to_owned(), SecretString::from(SECRET));
-        },
-        |s| {
-            let forge = prfix_agent::settings::ForgeSettings {
-                kind: prfix_agent::settings::ForgeKindSetting::Gitea,
-                api_url,
-                details_url: None,
-                app_id: None,
-                installation_id: None,
-            };
-            s.agent.forges.insert("gitea".to_owned(), forge);
-            s.forge_tokens.insert("gitea".to_owned(), SecretString::from(TOKEN));
-        },
-    )
-    .await;
-    app.ollama.set_models(&[MODEL]);
-    app.ollama.set_default("/api/chat", Reply::chat(FINDINGS));
-    app
+    let connection = Connection {
+        name: "gitea",
+        kind: ForgeKind::Gitea,
+        api_url: gitea.api_url(),
+        repository: PROJECT,
+        secret: SECRET,
+        token: TOKEN,
+    };
+    forge_system::spawn(&connection, FINDINGS).await
 }
 
 /// A Gitea `pull_request` `opened` delivery for pull request 2 at `head` (as Gitea's documentation

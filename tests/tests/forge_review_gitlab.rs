@@ -5,18 +5,17 @@
 
 use std::time::Duration;
 
-use prfix_gateway::{ForgeConnection, ForgeKind};
+use prfix_gateway::ForgeKind;
 use prfix_proto::agent::v1 as pb;
+use prfix_tests::TestApp;
 use prfix_tests::fake_forge::{DiffLines, FakeGitLab};
+use prfix_tests::forge_system::{self, Connection};
 use prfix_tests::git::Repo;
-use prfix_tests::{Reply, TestApp, spawn_app_configured};
-use secrecy::SecretString;
 use serde_json::{Value, json};
 
 const SECRET: &str = "gitlab-webhook-token-0123456789";
 const TOKEN: &str = "glpat-project-token";
 const PROJECT: &str = "group/app";
-const MODEL: &str = "qwen2.5-coder:14b";
 
 /// A finding on an added line (6-7, a range) and one on an unchanged line (2).
 const FINDINGS: &str = r#"{"findings": [
@@ -29,33 +28,15 @@ const BASE: &str =
 const HEAD: &str = "def get_user(conn, user_id):\n    return conn.execute(\"SELECT * FROM users WHERE id = ?\", (user_id,))\n\n\ndef find_user(conn, name):\n    query = \"SELECT * FROM users WHERE name = '\" + name + \"'\"\n    return conn.execute(query)\n";
 
 async fn app(gitlab: &FakeGitLab) -> TestApp {
-    let api_url = gitlab.api_url();
-    let app = spawn_app_configured(
-        |s| {
-            let connection = ForgeConnection {
-                kind: ForgeKind::GitLab,
-                repositories: vec![PROJECT.to_owned()],
-                review_drafts: false,
-            };
-            s.gateway.forges.insert("gitlab".to_owned(), connection);
-            s.forge_webhook_secrets.insert("gitlab".to_owned(), SecretString::from(SECRET));
-        },
-        |s| {
-            let forge = prfix_agent::settings::ForgeSettings {
-                kind: prfix_agent::settings::ForgeKindSetting::GitLab,
-                api_url,
-                details_url: None,
-                app_id: None,
-                installation_id: None,
-            };
-            s.agent.forges.insert("gitlab".to_owned(), forge);
-            s.forge_tokens.insert("gitlab".to_owned(), SecretString::from(TOKEN));
-        },
-    )
-    .await;
-    app.ollama.set_models(&[MODEL]);
-    app.ollama.set_default("/api/chat", Reply::chat(FINDINGS));
-    app
+    let connection = Connection {
+        name: "gitlab",
+        kind: ForgeKind::GitLab,
+        api_url: gitlab.api_url(),
+        repository: PROJECT,
+        secret: SECRET,
+        token: TOKEN,
+    };
+    forge_system::spawn(&connection, FINDINGS).await
 }
 
 /// A `Merge Request Hook` `open` delivery for merge request 5 at `head`, as GitLab documents one

@@ -9,6 +9,7 @@ use prfix_gateway::webhook::signature::sign;
 use prfix_gateway::{ForgeConnection, ForgeKind};
 use prfix_proto::audit::v1 as audit;
 use prfix_tests::fake_forge::webhooks;
+use prfix_tests::forge_system::meta;
 use prfix_tests::{TestApp, spawn_app_with};
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -92,19 +93,6 @@ async fn audited(app: &TestApp, action: &str) -> Vec<audit::AuditEvent> {
     let mut events = app.audit_client().list_events(request).await.expect("the audit log answers").into_inner().events;
     events.sort_by_key(|e| e.sequence);
     events
-}
-
-/// A metadata value of an audit event.
-fn meta(event: &audit::AuditEvent, key: &str) -> String {
-    event
-        .metadata
-        .as_ref()
-        .and_then(|m| m.fields.get(key))
-        .and_then(|v| match &v.kind {
-            Some(prost_types::value::Kind::StringValue(s)) => Some(s.clone()),
-            _ => None,
-        })
-        .unwrap_or_default()
 }
 
 /// The deliveries the gateway has stored.

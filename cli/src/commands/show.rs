@@ -42,6 +42,10 @@ pub fn print(task: &pb::Task, format: Format, color: bool) -> CliResult {
             print!("{}", fix_text(&task.task_id, fix, format)?);
             Ok(())
         }
+        pb::task_result::Result::Ask(ask) => {
+            println!("> {}\n\n{}", ask.question.trim().replace('\n', "\n> "), ask.answer.trim());
+            Ok(())
+        }
     }
 }
 

@@ -113,6 +113,7 @@ pub async fn show(gateway: &str, task: &TaskRef, format: Option<Format>, color: 
         Some(pb::task_result::Result::Fix(f)) => {
             println!("patch     {} files, {} attempts\n\n{}", f.files.len(), f.attempts, pl(&f.patch))
         }
+        Some(pb::task_result::Result::Ask(a)) => println!("question  {}\n\n{}", p(&a.question), pl(&a.answer)),
         None => {}
     }
     Ok(())

@@ -115,7 +115,7 @@ impl ChangeSink for FlagChanges {
             if self.on_disable != OnDisable::Cancel {
                 return;
             }
-            for kind in [pb::TaskKind::Review, pb::TaskKind::Describe, pb::TaskKind::Fix] {
+            for kind in [pb::TaskKind::Review, pb::TaskKind::Describe, pb::TaskKind::Fix, pb::TaskKind::Ask] {
                 if let Some((flag, _)) = switch_of(kind)
                     && changes.iter().any(|c| c.flag == flag)
                 {

@@ -148,7 +148,8 @@ impl TaskFlags {
 /// The kill switch of a task kind, and how its refusal names the capability.
 pub fn switch_of(kind: pb::TaskKind) -> Option<(&'static str, &'static str)> {
     match kind {
-        pb::TaskKind::Review => Some((AGENT_REVIEW, "reviews")),
+        // A question about a change is answered by the review capability.
+        pb::TaskKind::Review | pb::TaskKind::Ask => Some((AGENT_REVIEW, "reviews")),
         pb::TaskKind::Describe => Some((AGENT_DESCRIBE, "describes")),
         pb::TaskKind::Fix => Some((AGENT_FIX, "fixes")),
         pb::TaskKind::Unspecified => None,

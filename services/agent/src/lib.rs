@@ -63,4 +63,9 @@ pub const MIGRATIONS: &[prfix_runtime::migrate::Migration] = &[
         name: "0008_task_forge.sql",
         sql: include_str!("../../../migrations/agent/0008_task_forge.sql"),
     },
+    prfix_runtime::migrate::Migration {
+        version: 9,
+        name: "0009_task_kind_ask.sql",
+        sql: include_str!("../../../migrations/agent/0009_task_kind_ask.sql"),
+    },
 ];

@@ -21,7 +21,7 @@ use crate::flags::TaskFlags;
 
 mod forge;
 
-pub use forge::{ForgeReviewCreated, create_forge_review, set_forge_head};
+pub use forge::{ForgeReviewCreated, create_forge_review, last_review, set_forge_head};
 
 /// Task states as stored (`TaskState` numbers).
 pub mod state {

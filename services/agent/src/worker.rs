@@ -247,6 +247,22 @@ fn completion_record(
     if !detail.is_empty() {
         put("error", Kind::StringValue(detail.chars().take(500).collect()));
     }
+    // A forge task's end names its pull request and who caused it, as its creation does.
+    if let Some(pull) = &task.forge {
+        for (key, value) in [
+            ("forge", pull.forge.clone()),
+            ("repository", pull.repository.clone()),
+            ("pull_request", pull.number.to_string()),
+            ("head_sha", pull.head_sha.clone()),
+            ("triggered_by", pull.triggered_by.clone()),
+            ("author", pull.author.clone()),
+            ("delivery_id", pull.delivery_id.clone()),
+        ] {
+            if !value.is_empty() {
+                put(key, Kind::StringValue(value));
+            }
+        }
+    }
     // The variants the task ran with, so findings and failures can be compared by variant.
     task.flags.audit_into(&mut metadata);
     audit::AuditEvent {

@@ -102,19 +102,7 @@ impl Forge {
             Self::GitHub(f) => {
                 let path = format!("/repos/{}/pulls/{}/files", pr.repository, pr.number);
                 let listed = f.api().list_all("listing the pull request's files", &path).await?;
-                listed
-                    .iter()
-                    .map(|file| {
-                        let status = text_of(file, "status").unwrap_or_default();
-                        ChangedFile {
-                            path: text_of(file, "filename").unwrap_or_default(),
-                            old_path: text_of(file, "previous_filename"),
-                            added: status == "added",
-                            removed: status == "removed",
-                            patch: text_of(file, "patch"),
-                        }
-                    })
-                    .collect::<Vec<_>>()
+                listed.iter().map(github_file).collect::<Vec<_>>()
             }
             Self::GitLab(f) => {
                 let path = format!(
@@ -123,21 +111,7 @@ impl Forge {
                     pr.number
                 );
                 let listed = f.api().list_all("listing the merge request's diffs", &path).await?;
-                listed
-                    .iter()
-                    .map(|file| {
-                        let flag = |key: &str| file.get(key).and_then(Value::as_bool).unwrap_or(false);
-                        let path = text_of(file, "new_path").unwrap_or_default();
-                        let old = text_of(file, "old_path").filter(|old| *old != path);
-                        ChangedFile {
-                            path,
-                            old_path: old,
-                            added: flag("new_file"),
-                            removed: flag("deleted_file"),
-                            patch: text_of(file, "diff").filter(|d| !d.trim().is_empty()),
-                        }
-                    })
-                    .collect()
+                listed.iter().map(gitlab_file).collect()
             }
             Self::Gitea(f) => {
                 let path = format!("/repos/{}/pulls/{}.diff", pr.repository, pr.number);
@@ -145,17 +119,7 @@ impl Forge {
                 return Ok((diff, Vec::new()));
             }
         };
-        let mut diff = String::new();
-        for file in &files {
-            let Some(patch) = &file.patch else { continue };
-            let old = file.old_path.as_deref().unwrap_or(&file.path);
-            diff.push_str(&format!("diff --git a/{old} b/{}\n", file.path));
-            let from = if file.added { "/dev/null".to_owned() } else { format!("a/{old}") };
-            let to = if file.removed { "/dev/null".to_owned() } else { format!("b/{}", file.path) };
-            diff.push_str(&format!("--- {from}\n+++ {to}\n{}", patch.trim_end_matches('\n')));
-            diff.push('\n');
-        }
-        Ok((diff, files))
+        Ok((unified(&files), files))
     }
 
     /// The text of `path` at `git_ref` (a commit or a branch); `None` when there is no such file,
@@ -224,6 +188,48 @@ impl Forge {
                 Ok(out)
             }
         }
+    }
+}
+
+/// The unified diff of `files` as `git diff` prints it, from each file's patch (files without one,
+/// binary or too large, are left out).
+pub(crate) fn unified(files: &[ChangedFile]) -> String {
+    let mut diff = String::new();
+    for file in files {
+        let Some(patch) = &file.patch else { continue };
+        let old = file.old_path.as_deref().unwrap_or(&file.path);
+        diff.push_str(&format!("diff --git a/{old} b/{}\n", file.path));
+        let from = if file.added { "/dev/null".to_owned() } else { format!("a/{old}") };
+        let to = if file.removed { "/dev/null".to_owned() } else { format!("b/{}", file.path) };
+        diff.push_str(&format!("--- {from}\n+++ {to}\n{}", patch.trim_end_matches('\n')));
+        diff.push('\n');
+    }
+    diff
+}
+
+/// A GitHub file entry (`pulls/list-files`, `repos/compare-commits`) as a changed file.
+pub(crate) fn github_file(file: &Value) -> ChangedFile {
+    let status = text_of(file, "status").unwrap_or_default();
+    ChangedFile {
+        path: text_of(file, "filename").unwrap_or_default(),
+        old_path: text_of(file, "previous_filename"),
+        added: status == "added",
+        removed: status == "removed",
+        patch: text_of(file, "patch"),
+    }
+}
+
+/// A GitLab diff entry (merge request diffs, repository compare) as a changed file.
+pub(crate) fn gitlab_file(file: &Value) -> ChangedFile {
+    let flag = |key: &str| file.get(key).and_then(Value::as_bool).unwrap_or(false);
+    let path = text_of(file, "new_path").unwrap_or_default();
+    let old = text_of(file, "old_path").filter(|old| *old != path);
+    ChangedFile {
+        path,
+        old_path: old,
+        added: flag("new_file"),
+        removed: flag("deleted_file"),
+        patch: text_of(file, "diff").filter(|d| !d.trim().is_empty()),
     }
 }
 

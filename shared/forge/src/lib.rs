@@ -19,6 +19,7 @@
 
 pub mod app_auth;
 mod commands;
+pub mod compare;
 pub mod error;
 pub mod fetch;
 pub mod gitea;
@@ -30,6 +31,7 @@ pub mod retry;
 mod suggestion;
 
 pub use app_auth::GitHubApp;
+pub use compare::Comparison;
 pub use error::ForgeError;
 pub use fetch::{ChangedFile, PullInfo};
 pub use http::Api;

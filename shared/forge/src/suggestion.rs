@@ -1,6 +1,39 @@
 //! Suggestion blocks across forges. prfix writes GitHub's form, a ```` ```suggestion ```` fence that
 //! replaces every line the comment spans. GitLab's plain ```` ```suggestion ```` replaces only the
 //! line the comment sits on; a range is written ```` ```suggestion:-N+0 ```` (N lines above it).
+//! Gitea and Forgejo have no suggestions: the block shows as code there, the lines to write.
+
+use crate::error::ForgeError;
+use crate::{Forge, PostedReview, PullRequest, Review};
+
+impl Forge {
+    /// Posts `review` (a fix's suggestions) on `pr` whatever prfix posted before on its head (unlike
+    /// [`Forge::post_review`], which posts one review per head), `marker` ending it. GitLab, which has
+    /// no review object, gets the body as a note after the comments' discussions; a review without
+    /// comments is posted as a comment.
+    pub async fn post_suggestions(
+        &self,
+        pr: &PullRequest,
+        review: &Review,
+        marker: &str,
+    ) -> Result<PostedReview, ForgeError> {
+        let mut review = review.clone();
+        review.body = format!("{}\n\n{marker}\n", review.body.trim_end());
+        if review.comments.is_empty() {
+            self.reply(pr, &review.body).await?;
+            return Ok(PostedReview { url: None, comments: 0, fallback: None, already: false });
+        }
+        match self {
+            Self::GitHub(f) => f.post_review(pr, &review).await,
+            Self::Gitea(f) => f.post_review(pr, &review).await,
+            Self::GitLab(f) => {
+                let posted = f.post_review(pr, &review, marker).await?;
+                self.reply(pr, &review.body).await?;
+                Ok(posted)
+            }
+        }
+    }
+}
 
 /// `body` with each suggestion fence opening rewritten for GitLab, for a comment on the last of
 /// `above + 1` lines.

@@ -11,7 +11,8 @@
 //! - `POST /repos/{owner}/{repo}/statuses/{sha}` with `state` among Gitea's;
 //! - for the service's own reviews: `GET /repos/{owner}/{repo}/pulls/{index}`, `GET .../pulls/{index}.diff`
 //!   (the diff as text), `GET /repos/{owner}/{repo}/contents/{filepath}?ref=` (`ref` required) and
-//!   `GET .../pulls/{index}/reviews/{id}/comments`.
+//!   `GET .../pulls/{index}/reviews/{id}/comments`, `GET /repos/{owner}/{repo}/compare/{base}...{head}`
+//!   (no query; answered from [`FakeGitea::add_history`]).
 //!
 //! Unknown fields are refused (Gitea ignores them; a test should not).
 
@@ -46,6 +47,8 @@ pub struct GiteaState {
     pub diff_text: String,
     /// File contents by (ref, path).
     pub files: std::collections::BTreeMap<(String, String), String>,
+    /// Commits the compare answers for.
+    pub compares: Vec<super::Compare>,
     next_id: u64,
 }
 
@@ -71,6 +74,21 @@ impl FakeGitea {
     /// Makes `path` hold `content` at `git_ref` (a commit or a branch).
     pub fn add_file(&self, git_ref: &str, path: &str, content: &str) {
         self.with_mut(|s| s.files.insert((git_ref.to_owned(), path.to_owned()), content.to_owned()));
+    }
+
+    /// Pushes to the pull request: its head is now `head` and its diff `diff`.
+    pub fn push(&self, head: &str, diff: &str) {
+        self.with_mut(|s| {
+            head.clone_into(&mut s.head_sha);
+            s.diff = DiffLines::parse(diff);
+            diff.clone_into(&mut s.diff_text);
+        });
+    }
+
+    /// Lets the compare answer for any two of `commits` of `repo`.
+    pub fn add_history(&self, repo: &crate::git::Repo, commits: &[&str]) {
+        let compares = super::Compare::all(repo, commits);
+        self.with_mut(|s| s.compares.extend(compares));
     }
 }
 
@@ -165,6 +183,16 @@ impl Contract for GiteaState {
                 }
                 "get-contents"
             }
+            ("GET", ["compare", basehead]) => {
+                // Gitea's swagger (repoCompareDiff): the path's `basehead` only, `base...head`.
+                if let Some((key, _)) = request.query.first() {
+                    return Err(unprocessable(format!("`{key}` is not a parameter of the compare")));
+                }
+                if !basehead.split_once("...").is_some_and(|(b, h)| !b.is_empty() && !h.is_empty()) {
+                    return Err((404, format!("basehead {basehead} is not base...head")));
+                }
+                "compare"
+            }
             ("GET", ["pulls", i, "reviews", _, "comments"]) if *i == index => "list-review-comments",
             ("GET", ["pulls", i, "reviews"]) if *i == index => "list-reviews",
             ("POST", ["pulls", i, "reviews"]) if *i == index => {
@@ -251,6 +279,25 @@ impl Contract for GiteaState {
                 }),
             ),
             "get-pull-diff" => Answer::text(200, &self.diff_text),
+            "compare" => {
+                let basehead = request.segments().get(4).cloned().unwrap_or_default();
+                let (from, to) = basehead.split_once("...").unwrap_or_default();
+                let Some(compare) = self.compares.iter().find(|c| c.base == from && c.head == to) else {
+                    return Answer::message(404, "GetRefCommitID");
+                };
+                let commits: Vec<Value> = compare
+                    .ahead
+                    .iter()
+                    .zip(&compare.touched)
+                    .rev()
+                    .map(|(sha, files)| {
+                        let files: Vec<Value> =
+                            files.iter().map(|f| json!({"filename": f, "status": "modified"})).collect();
+                        json!({"sha": sha, "files": files})
+                    })
+                    .collect();
+                Answer::json(200, json!({"total_commits": commits.len(), "commits": commits}))
+            }
             "get-contents" => {
                 let path = request.segments().get(4..).map(|s| s.join("/")).unwrap_or_default();
                 let git_ref =

@@ -89,6 +89,8 @@ pub struct GitHubState {
     pub app: Option<App>,
     /// Installation tokens issued, with their expiry (Unix seconds).
     pub installation_tokens: Vec<(String, i64)>,
+    /// Commits compared (`repos/compare-commits`), with their repository.
+    pub compares: Vec<(String, super::Compare)>,
     next_id: u64,
 }
 
@@ -140,6 +142,12 @@ impl FakeGitHub {
     /// Gives `user` `permission` (`admin`, `write`, `read`) on the repositories.
     pub fn set_permission(&self, user: &str, permission: &str) {
         self.with_mut(|s| s.permissions.insert(user.to_owned(), permission.to_owned()));
+    }
+
+    /// Lets `repos/compare-commits` compare any two of `commits` of `repo` in `repository`.
+    pub fn add_history(&self, repository: &str, repo: &crate::git::Repo, commits: &[&str]) {
+        let compares = super::Compare::all(repo, commits);
+        self.with_mut(|s| s.compares.extend(compares.into_iter().map(|c| (repository.to_owned(), c))));
     }
 
     /// Makes `path` of `repository` hold `content` at `git_ref` (a commit or a branch).
@@ -405,6 +413,7 @@ impl Contract for GitHubState {
                 self.reactions.push((comment, content.clone()));
                 Answer::json(201, json!({"id": self.id(), "content": content}))
             }
+            "repos/compare-commits" => self.answer_compare(&repository, &segments),
             "pulls/get" | "pulls/list-files" | "pulls/list-review-comments" | "repos/get-content" => {
                 self.answer_read(operation, request, &repository, &segments)
             }

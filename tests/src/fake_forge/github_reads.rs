@@ -98,6 +98,41 @@ impl GitHubState {
     }
 }
 
+impl GitHubState {
+    /// `repos/compare-commits` of `{base}...{head}` (the last segment): the status, the counts, the
+    /// commits and the files with their patches; 404 for commits the fake was not told of.
+    pub(super) fn answer_compare(&self, repository: &str, segments: &[String]) -> Answer {
+        let basehead = segments.get(4).cloned().unwrap_or_default();
+        let Some((base, head)) = basehead.split_once("...") else {
+            return Answer::message(404, "Not Found");
+        };
+        let Some((_, compare)) =
+            self.compares.iter().find(|(r, c)| r == repository && c.base == base && c.head == head)
+        else {
+            return Answer::message(404, "Not Found");
+        };
+        let status = match (compare.ahead.is_empty(), compare.behind.is_empty()) {
+            (true, true) => "identical",
+            (false, true) => "ahead",
+            (true, false) => "behind",
+            (false, false) => "diverged",
+        };
+        let commits: Vec<Value> = compare.ahead.iter().rev().map(|sha| json!({"sha": sha})).collect();
+        Answer::json(
+            200,
+            json!({
+                "status": status,
+                "ahead_by": compare.ahead.len(),
+                "behind_by": compare.behind.len(),
+                "total_commits": compare.ahead.len(),
+                "commits": commits,
+                "files": files_of(&compare.diff),
+                "html_url": format!("https://github.example/{repository}/compare/{basehead}"),
+            }),
+        )
+    }
+}
+
 /// A diff's files as `pulls/list-files` lists them: name, status, and the patch (its hunks).
 fn files_of(diff: &str) -> Vec<Value> {
     let Ok(patches) = prfix_engine::diff::parse(diff) else { return Vec::new() };

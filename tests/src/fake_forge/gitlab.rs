@@ -12,7 +12,9 @@
 //! - `POST /projects/:id/statuses/:sha` with `state` among GitLab's;
 //! - for the service's own reviews: `GET .../merge_requests/:iid/diffs` (paged, cut from the diff),
 //!   `GET /projects/:id/repository/files/:file_path?ref=` (the path one URL-encoded segment, `ref`
-//!   required), `GET /projects/:id/members/all?query=`, `POST .../notes/:note_id/award_emoji`.
+//!   required), `GET /projects/:id/members/all?query=`, `POST .../notes/:note_id/award_emoji`,
+//!   `GET /projects/:id/repository/compare?from=&to=` (only its documented parameters, `from` and
+//!   `to` required; answered from [`FakeGitLab::add_history`]).
 //!
 //! The project is named by its numeric id or its URL-encoded path (an unencoded `group/app` splits
 //! into two segments and is not found, as on GitLab).
@@ -54,6 +56,8 @@ pub struct GitLabState {
     pub members: Vec<(String, u64)>,
     /// Award emoji given: (note id, name).
     pub awards: Vec<(u64, String)>,
+    /// Commits the repository compare answers for.
+    pub compares: Vec<super::Compare>,
     next_id: u64,
 }
 
@@ -97,6 +101,22 @@ impl FakeGitLab {
     /// Makes `path` hold `content` at `git_ref` (a commit or a branch).
     pub fn add_file(&self, git_ref: &str, path: &str, content: &str) {
         self.with_mut(|s| s.files.insert((git_ref.to_owned(), path.to_owned()), content.to_owned()));
+    }
+
+    /// Pushes to the merge request: its head is now `head` and its diff `diff` (a new diff version
+    /// from the same base).
+    pub fn push(&self, head: &str, diff: &str) {
+        self.with_mut(|s| {
+            head.clone_into(&mut s.refs.2);
+            s.diff = DiffLines::parse(diff);
+            diff.clone_into(&mut s.diff_text);
+        });
+    }
+
+    /// Lets the repository compare answer for any two of `commits` of `repo`.
+    pub fn add_history(&self, repo: &crate::git::Repo, commits: &[&str]) {
+        let compares = super::Compare::all(repo, commits);
+        self.with_mut(|s| s.compares.extend(compares));
     }
 
     /// Makes `username` a member of the project with `access_level` (30: Developer).
@@ -211,6 +231,24 @@ impl Contract for GitLabState {
                 "get-file"
             }
             ("GET", ["members", "all"]) => "list-members",
+            ("GET", ["repository", "compare"]) => {
+                // docs.gitlab.com/api/repositories/#compare-branches-tags-or-commits
+                const PARAMETERS: &[&str] = &["from", "to", "from_project_id", "straight", "unidiff"];
+                if let Some((key, _)) = request.query.iter().find(|(k, _)| !PARAMETERS.contains(&k.as_str())) {
+                    return Err(bad(format!("`{key}` is not a parameter of the repository compare")));
+                }
+                for key in ["from", "to"] {
+                    if !request.query.iter().any(|(k, v)| k == key && !v.is_empty()) {
+                        return Err(bad(format!("{key} is missing")));
+                    }
+                }
+                for (key, value) in &request.query {
+                    if matches!(key.as_str(), "straight" | "unidiff") && !matches!(value.as_str(), "true" | "false") {
+                        return Err(bad(format!("{key} is invalid: {value} is not a boolean")));
+                    }
+                }
+                "compare"
+            }
             ("POST", [_, _, "notes", _, "award_emoji"]) if mr => {
                 if body["name"].as_str().is_none_or(str::is_empty) {
                     return Err(bad("name is missing"));
@@ -276,6 +314,25 @@ impl Contract for GitLabState {
                     }
                     None => Answer::message(404, "404 File Not Found"),
                 }
+            }
+            "compare" => {
+                let arg = |key: &str| request.query.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+                let (from, to) = (arg("from").unwrap_or_default(), arg("to").unwrap_or_default());
+                let Some(compare) = self.compares.iter().find(|c| c.base == from && c.head == to) else {
+                    return Answer::message(404, "404 Ref Not Found");
+                };
+                let commits: Vec<Value> = compare.ahead.iter().rev().map(|sha| json!({"id": sha})).collect();
+                Answer::json(
+                    200,
+                    json!({
+                        "commit": commits.last().cloned(),
+                        "commits": commits,
+                        "diffs": diffs_of(&compare.diff),
+                        "compare_timeout": false,
+                        "compare_same_ref": from == to,
+                        "web_url": format!("{base}/{}/-/compare/{from}...{to}", self.project.1),
+                    }),
+                )
             }
             "list-members" => {
                 let query =

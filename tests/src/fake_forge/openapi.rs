@@ -134,7 +134,8 @@ impl Description {
         Ok(Operation { operation_id, template, params })
     }
 
-    /// The template matching `path` (literal segments preferred over parameters) and its parameters.
+    /// The template matching `path` (literal segments preferred over parameters, a segment of two
+    /// parameters around a literal counted as one literal) and its parameters.
     fn route(&self, path: &str) -> Result<(String, HashMap<String, String>), String> {
         let all: Vec<&str> = path.split('/').collect();
         let mut best: Option<(usize, &Template, HashMap<String, String>)> = None;
@@ -154,6 +155,18 @@ impl Description {
             let mut params = HashMap::new();
             let mut literals = 0;
             let fits = template.segments.iter().zip(&segments).all(|(t, s)| {
+                // `{base}...{head}`: two parameters around a literal, more specific than one.
+                if let Some((a, sep, b)) = compound(t) {
+                    return match s.split_once(sep) {
+                        Some((x, y)) if !x.is_empty() && !y.is_empty() => {
+                            params.insert(a.to_owned(), x.to_owned());
+                            params.insert(b.to_owned(), y.to_owned());
+                            literals += 1;
+                            true
+                        }
+                        _ => false,
+                    };
+                }
                 match t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
                     Some(name) if !s.is_empty() => {
                         params.insert(name.to_owned(), s.clone());
@@ -323,6 +336,15 @@ impl Description {
             other => other,
         }
     }
+}
+
+/// A template segment of two parameters around a literal (`{base}...{head}`): the names and the
+/// literal.
+fn compound(segment: &str) -> Option<(&str, &str, &str)> {
+    let (a, rest) = segment.strip_prefix('{')?.split_once('}')?;
+    let (sep, rest) = rest.split_once('{')?;
+    let b = rest.strip_suffix('}')?;
+    (!sep.is_empty() && !b.contains('{')).then_some((a, sep, b))
 }
 
 #[cfg(test)]

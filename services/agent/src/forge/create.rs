@@ -1,6 +1,8 @@
-//! Queuing the review of a pull request's head for the gateway (`CreateForgeReview`): checked
-//! against the agent's forge connections, decided by the flags like any review, recorded with the
-//! pull request and who caused it, and superseding the reviews of older heads.
+//! Queuing the review of a pull request's head for the gateway (`CreateForgeReview`), or the task
+//! of a comment's command (`/review`, `/describe`, `/ask`, `/fix`): checked against the agent's
+//! forge connections, decided by the flags like any task of its kind, recorded (and audited) with
+//! the pull request and who caused it (the pusher or commenter, the author, the delivery id), and a
+//! head's review superseding the reviews of older heads.
 
 use prfix_auth::Principal;
 use prfix_proto::agent::v1 as pb;
@@ -18,6 +20,20 @@ use crate::tasks::{self, ActiveLimits, ForgeReviewCreated, NewTask, TaskError};
 
 /// Longest value kept of a text field of the request.
 const MAX_FIELD: usize = 200;
+/// Longest question `/ask` takes (bytes; the gateway passes at most 2,000 characters).
+const MAX_QUESTION: usize = 8_000;
+
+/// The kind of task a delivery's command starts (a review when no command asked); `None` for a
+/// command the agent does not run.
+fn kind_of(command: Option<&pb::ForgeCommand>) -> Option<pb::TaskKind> {
+    match command.map(|c| c.name.as_str()) {
+        None | Some("review") => Some(pb::TaskKind::Review),
+        Some("describe") => Some(pb::TaskKind::Describe),
+        Some("ask") => Some(pb::TaskKind::Ask),
+        Some("fix") => Some(pb::TaskKind::Fix),
+        Some(_) => None,
+    }
+}
 
 fn invalid(message: String) -> Status {
     to_status(TaskError::Invalid(message))
@@ -87,14 +103,15 @@ fn check(engine: &Engine, pull: &pb::ForgePullRequest, command: Option<&pb::Forg
         return Err(invalid("pull_request.number must be a pull request's number".to_owned()));
     }
     if let Some(command) = command {
-        if !matches!(command.name.as_str(), "review" | "describe") {
+        if kind_of(Some(command)).is_none() {
             return Err(invalid(format!(
-                "command.name `{}` is not a command the agent runs (review, describe)",
+                "command.name `{}` is not a command the agent runs (review, describe, ask, fix)",
                 command.name.chars().take(MAX_FIELD).collect::<String>()
             )));
         }
-        if command.argument.len() > MAX_FIELD {
-            return Err(invalid(format!("command.argument is over {MAX_FIELD} bytes")));
+        let most = if command.name == "ask" { MAX_QUESTION } else { MAX_FIELD };
+        if command.argument.len() > most {
+            return Err(invalid(format!("command.argument is over {most} bytes")));
         }
     }
     // A command's review reads the head from the forge when the delivery does not say it.
@@ -121,7 +138,7 @@ pub async fn create(
     trace: Option<TraceContext>,
     message: pb::CreateForgeReviewRequest,
 ) -> Result<ForgeReviewCreated, Status> {
-    let pb::CreateForgeReviewRequest { pull_request, full, model: _, command } = message;
+    let pb::CreateForgeReviewRequest { pull_request, full, model: _, command, coder_model: _ } = message;
     let pull = pull_request.ok_or_else(|| invalid("pull_request is required".to_owned()))?;
     check(engine, &pull, command.as_ref())?;
     let settings = &engine.settings;
@@ -134,21 +151,29 @@ pub async fn create(
     };
     let mut decider = Decider::new(&engine.flags, context);
     let model = decider.model("reasoning", "", &settings.reasoning_model);
-    let describing = command.as_ref().is_some_and(|c| c.name == "describe");
-    decider.allow(if describing { pb::TaskKind::Describe } else { pb::TaskKind::Review }, &model).map_err(to_status)?;
-    if !describing {
+    let kind = kind_of(command.as_ref()).unwrap_or(pb::TaskKind::Review);
+    let coder_model = match kind {
+        pb::TaskKind::Fix => decider.model("coding", "", &settings.coding_model),
+        _ => String::new(),
+    };
+    decider.allow(kind, &model).map_err(to_status)?;
+    if kind == pb::TaskKind::Review {
         decider.review_prompt();
     }
     let task_id = Uuid::now_v7();
-    let command_text = command.as_ref().map(|c| format!("/{} {}", c.name, c.argument).trim_end().to_owned());
-    let kind = if command.as_ref().is_some_and(|c| c.name == "describe") {
-        pb::TaskKind::Describe
-    } else {
-        pb::TaskKind::Review
-    };
+    // A question can be long: the record keeps its start.
+    let command_text = command
+        .as_ref()
+        .map(|c| format!("/{} {}", c.name, c.argument).trim_end().chars().take(MAX_FIELD).collect::<String>());
     let action = format!("agent.task.create.{}", kind.as_str_name().trim_start_matches("TASK_KIND_").to_lowercase());
-    let stored = pb::CreateForgeReviewRequest { pull_request: Some(pull.clone()), full, model: model.clone(), command }
-        .encode_to_vec();
+    let stored = pb::CreateForgeReviewRequest {
+        pull_request: Some(pull.clone()),
+        full,
+        model: model.clone(),
+        command,
+        coder_model,
+    }
+    .encode_to_vec();
     let mut extra: Vec<(&str, String)> = vec![("kind", kind.as_str_name().to_owned())];
     extra.extend(command_text.into_iter().map(|c| ("command", c)));
     let mut creation = record(principal, &request_id, trace, &action, task_id, &pull, &extra);

@@ -1,15 +1,20 @@
 //! The agent's forge connections (`[agent.forges.<name>]`): a [`prfix_forge::Forge`] client per
 //! connection, made once at start-up from its settings and token, and what a review started by a
 //! webhook posts back (rendered by [`render`], configured by the repository's `.prfix.toml`,
-//! [`repo_config`]).
+//! [`repo_config`]), what a push's review covers ([`incremental`]), and the `/ask` and `/fix`
+//! commands ([`ask`], [`fix`]).
 
+pub mod ask;
 pub mod create;
+pub mod fix;
+pub mod incremental;
 pub mod render;
 pub mod repo_config;
+pub mod suggest;
 
 use std::collections::BTreeMap;
 
-use prfix_forge::{Forge, ForgeConfig, ForgeError, GitHubApp, RetryPolicy};
+use prfix_forge::{Forge, ForgeConfig, ForgeError, GitHubApp, PullRequest, RetryPolicy};
 
 use crate::settings::Settings;
 
@@ -68,4 +73,29 @@ impl Forges {
     pub fn iter(&self) -> impl Iterator<Item = (&String, &Connection)> {
         self.clients.iter()
     }
+}
+
+/// Tells the commenter that the accepted command `command` did not finish (the 👀 alone would
+/// promise an answer), pointing at the task whose error says why: the error itself stays with the
+/// operator (it can name internal endpoints). Best effort; `error` is returned as it came. A task
+/// that was cancelled or lost to another replica says nothing.
+pub(crate) async fn told(
+    job: &crate::run::Job,
+    forge: &Forge,
+    pr: &PullRequest,
+    command: &str,
+    error: crate::run::RunError,
+) -> crate::run::RunError {
+    if matches!(error, crate::run::RunError::Lost) {
+        return error;
+    }
+    let reply = format!(
+        "prfix could not finish `{command}` on commit {} (task `{}`); an operator can see why in the task's error.",
+        incremental::short(&pr.head_sha),
+        job.task_id
+    );
+    if let Err(e) = forge.reply(pr, &reply).await {
+        tracing::warn!(task_id = %job.task_id, error = %e, "cannot tell the commenter that the command failed");
+    }
+    error
 }

@@ -147,13 +147,14 @@ fn comment_body(finding: &pb::Finding, fingerprint: &str) -> String {
 }
 
 /// Renders `result`, the review of `diff` at `head_sha`, leaving out comments whose fingerprint is
-/// in `posted`.
+/// in `posted`; `scope` is a sentence saying what was reviewed (empty for a first review).
 pub fn render(
     result: &pb::ReviewResult,
     patches: &[FilePatch],
     head_sha: &str,
     posted: &BTreeSet<String>,
     task_id: &str,
+    scope: &str,
 ) -> Rendered {
     let mut comments = Vec::new();
     let mut already_posted = 0;
@@ -187,7 +188,8 @@ pub fn render(
             write!(review_body, " {already_posted} of them were posted on these lines before and are not repeated.");
     }
     review_body.push('\n');
-    Rendered { comments, already_posted, review_body, summary: summary(result, &outside, short, task_id) }
+    let summary = summary(result, &outside, short, task_id, scope);
+    Rendered { comments, already_posted, review_body, summary }
 }
 
 fn capitalised(text: &str) -> String {
@@ -196,8 +198,11 @@ fn capitalised(text: &str) -> String {
 }
 
 /// The summary comment: the count, a table of the findings, what failed, the commit reviewed.
-fn summary(result: &pb::ReviewResult, outside: &[&pb::Finding], short: &str, task_id: &str) -> String {
+fn summary(result: &pb::ReviewResult, outside: &[&pb::Finding], short: &str, task_id: &str, scope: &str) -> String {
     let mut out = format!("## prfix review\n\n{}.\n", capitalised(&summary_line(&result.findings)));
+    if !scope.trim().is_empty() {
+        let _ = write!(out, "\n{}\n", scope.trim());
+    }
     if !result.findings.is_empty() {
         out.push_str("\n| Severity | Where | Finding |\n|---|---|---|\n");
         for finding in &result.findings {
@@ -281,18 +286,18 @@ mod tests {
     fn a_finding_posted_before_on_the_same_line_text_is_left_out() {
         let patches = prfix_engine::diff::parse(DIFF).unwrap_or_default();
         let result = pb::ReviewResult { findings: vec![finding(2, "Magic number")], ..Default::default() };
-        let first = render(&result, &patches, "abc", &BTreeSet::new(), "");
+        let first = render(&result, &patches, "abc", &BTreeSet::new(), "", "");
         assert_eq!(first.comments.len(), 1);
         assert_eq!((first.comments[0].line, first.comments[0].old_line), (2, None));
         let posted = posted_fingerprints(&[first.comments[0].body.clone()]);
         assert_eq!(posted.len(), 1);
-        let again = render(&result, &patches, "def", &posted, "");
+        let again = render(&result, &patches, "def", &posted, "", "");
         assert_eq!((again.comments.len(), again.already_posted), (0, 1));
         // Another finding on that line is new.
         let other = pb::ReviewResult { findings: vec![finding(2, "Unused variable")], ..Default::default() };
-        assert_eq!(render(&other, &patches, "def", &posted, "").comments.len(), 1);
+        assert_eq!(render(&other, &patches, "def", &posted, "", "").comments.len(), 1);
         // A context line keeps its old number for forges that need both.
         let context = pb::ReviewResult { findings: vec![finding(3, "Returns a constant")], ..Default::default() };
-        assert_eq!(render(&context, &patches, "def", &posted, "").comments[0].old_line, Some(2));
+        assert_eq!(render(&context, &patches, "def", &posted, "", "").comments[0].old_line, Some(2));
     }
 }

@@ -15,7 +15,7 @@ const MARKER: &str = "<!-- prfix:describe -->";
 
 /// Describes `request`'s pull request and replies with the description.
 pub async fn run(job: &Job, request: pb::CreateForgeReviewRequest) -> Result<pb::DescribeResult, RunError> {
-    let pb::CreateForgeReviewRequest { pull_request, full: _, model, command } = request;
+    let pb::CreateForgeReviewRequest { pull_request, full: _, model, command, coder_model: _ } = request;
     let Fetched { connection, pr, config, patches: _, change_set } = fetch(job, pull_request, command.as_ref()).await?;
     let options = pb::DescribeOptions { model, ignore_globs: config.ignore.clone() };
     let result =

@@ -96,7 +96,7 @@ async fn answer_command(
     commenter: &str,
     command: &pb::ForgeCommand,
 ) -> Result<(), RunError> {
-    let asked = format!("/{} {}", command.name, command.argument).trim_end().to_owned();
+    let asked: String = format!("/{} {}", command.name, command.argument).trim_end().chars().take(100).collect();
     if commenter.is_empty() || !forge.can_write(&pr.repository, commenter).await? {
         let reply = format!(
             "@{commenter} thanks for asking! Only people with write access to this repository can ask prfix to run \
@@ -110,6 +110,7 @@ async fn answer_command(
         )));
     }
     forge.acknowledge(pr, command.comment_id).await?;
-    job.progress(format!("`{asked}` from {commenter}, who may write to {}: reviewing", pr.repository), 0, 0).await?;
+    job.progress(format!("`{asked}` from {commenter}, who may write to {}: working on it", pr.repository), 0, 0)
+        .await?;
     Ok(())
 }

@@ -4,6 +4,9 @@
 //! the new findings on their lines, the one summary comment (edited in place), and a check on the
 //! head whose verdict follows the repository's `fail_on`.
 //!
+//! A push after a reviewed head is reviewed by its new commits alone, the earlier findings on lines
+//! they did not touch carried over ([`crate::forge::incremental`]); the summary says which it was.
+//!
 //! Posting comes last and only once the review succeeded, so a review cancelled by a newer push
 //! (the task stops at its next lease renewal) posts nothing.
 
@@ -12,13 +15,36 @@ use prfix_proto::agent::v1 as pb;
 
 use super::forge_fetch::{Fetched, fetch};
 use super::{Job, RunError, review};
+use crate::forge::incremental::{self, Scope};
 use crate::forge::render;
+use crate::tasks;
 
 /// Runs the review of `request`'s pull request and posts it.
 pub async fn run(job: &Job, request: pb::CreateForgeReviewRequest) -> Result<pb::ReviewResult, RunError> {
-    let pb::CreateForgeReviewRequest { pull_request, full: _, model, command } = request;
+    let pb::CreateForgeReviewRequest { pull_request, full, model, command, coder_model: _ } = request;
+    let pull = pull_request.clone().unwrap_or_default();
     let Fetched { connection, pr, config, patches, change_set } = fetch(job, pull_request, command.as_ref()).await?;
     let forge = &connection.forge;
+    let pull = pb::ForgePullRequest { head_sha: pr.head_sha.clone(), ..pull };
+    let earlier = incremental::earlier_review(tasks::last_review(&job.engine.pool, &pull, job.task_id).await?);
+    let scope = incremental::plan(forge, &pr, earlier, &patches, full).await;
+    let (change_set, incremental) = match scope {
+        Scope::Incremental(plan) => {
+            job.progress(
+                format!(
+                    "reviewing only the commits since {}, the head reviewed before",
+                    incremental::short(&plan.from)
+                ),
+                0,
+                0,
+            )
+            .await?;
+            let paths: Vec<&str> = plan.patches.iter().map(|p| p.path()).collect();
+            let files = change_set.files.iter().filter(|f| paths.contains(&f.path.as_str())).cloned().collect();
+            (pb::ChangeSet { diff: plan.diff.clone(), files, ..change_set }, Ok(plan))
+        }
+        Scope::Full { why } => (change_set, Err(why)),
+    };
     let options = pb::ReviewOptions {
         model,
         ignore_globs: config.ignore.clone(),
@@ -27,12 +53,30 @@ pub async fn run(job: &Job, request: pb::CreateForgeReviewRequest) -> Result<pb:
         extra_instructions: config.instructions.clone(),
         eval_run_id: String::new(),
     };
-    let result =
-        review::run(job, pb::CreateReviewRequest { change_set: Some(change_set), options: Some(options) }).await?;
+    let nothing_new = incremental.is_ok() && change_set.diff.trim().is_empty();
+    let mut result = if nothing_new {
+        pb::ReviewResult::default()
+    } else {
+        review::run(job, pb::CreateReviewRequest { change_set: Some(change_set), options: Some(options) }).await?
+    };
+    let scope = match &incremental {
+        Ok(plan) => {
+            let carried = incremental::carried_over(&plan.earlier, &plan.patches);
+            incremental::merge(&mut result, &plan.from, carried);
+            format!(
+                "Incremental review: only the commits since {} (reviewed before) were reviewed; {} earlier finding(s) on \
+                 lines they did not touch are carried over. Comment `/review full` to review the whole pull request.",
+                incremental::short(&plan.from),
+                result.carried_over_findings
+            )
+        }
+        Err(why) if why.is_empty() => String::new(),
+        Err(why) => format!("Full review: {why}."),
+    };
 
     job.progress("posting the review to the pull request", 0, 0).await?;
     let posted = render::posted_fingerprints(&forge.line_comment_bodies(&pr).await?);
-    let rendered = render::render(&result, &patches, &pr.head_sha, &posted, &job.task_id.to_string());
+    let rendered = render::render(&result, &patches, &pr.head_sha, &posted, &job.task_id.to_string(), &scope);
     let summary = forge.upsert_summary(&pr, &rendered.summary).await?;
     let review = Review { body: rendered.review_body.clone(), comments: rendered.comments.clone() };
     let placed = forge.post_review(&pr, &review).await?;

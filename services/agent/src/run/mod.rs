@@ -1,12 +1,13 @@
 //! Working one claimed task: the context every kind shares (model calls with their limits and
-//! events), and the review, describe and fix pipelines.
+//! events), and the review, describe and fix pipelines (a forge's `/ask` and `/fix` are in
+//! [`crate::forge`]).
 
 mod call;
 mod describe;
-mod feedback;
-mod fix;
+pub(crate) mod feedback;
+pub(crate) mod fix;
 mod forge_describe;
-mod forge_fetch;
+pub(crate) mod forge_fetch;
 mod forge_review;
 mod part;
 mod review;
@@ -164,8 +165,14 @@ pub async fn execute(job: &Job, kind: i16, from_forge: bool, request: &[u8]) -> 
         Ok(pb::TaskKind::Describe) => pb::task_result::Result::Describe(
             describe::run(job, pb::CreateDescribeRequest::decode(request).map_err(undecodable)?).await?,
         ),
+        Ok(pb::TaskKind::Fix) if from_forge => pb::task_result::Result::Fix(
+            crate::forge::fix::run(job, pb::CreateForgeReviewRequest::decode(request).map_err(undecodable)?).await?,
+        ),
         Ok(pb::TaskKind::Fix) => pb::task_result::Result::Fix(
             fix::run(job, pb::CreateFixRequest::decode(request).map_err(undecodable)?).await?,
+        ),
+        Ok(pb::TaskKind::Ask) if from_forge => pb::task_result::Result::Ask(
+            crate::forge::ask::run(job, pb::CreateForgeReviewRequest::decode(request).map_err(undecodable)?).await?,
         ),
         _ => return Err(RunError::Input(format!("task kind {kind} is unknown"))),
     };

@@ -146,6 +146,9 @@ pub async fn run(job: &Job, request: pb::CreateReviewRequest) -> Result<pb::Revi
         chunks: count(total),
         failed_parts: failed,
         dropped_suggestions: count(dropped_suggestions),
+        // Set by a forge review that reviewed only a push's commits.
+        incremental_from: String::new(),
+        carried_over_findings: 0,
     })
 }
 

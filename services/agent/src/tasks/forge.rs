@@ -113,3 +113,25 @@ pub async fn set_forge_head(pool: &Pool, task_id: Uuid, worker: &str, head_sha: 
         .await?;
     Ok(updated == 1)
 }
+
+/// The newest review of `pull` that succeeded, other than `task_id`: the head it reviewed and its
+/// encoded `TaskResult`; `None` when the pull request has none yet.
+pub async fn last_review(
+    pool: &Pool,
+    pull: &pb::ForgePullRequest,
+    task_id: Uuid,
+) -> Result<Option<(String, Vec<u8>)>, TaskError> {
+    let number = i64::try_from(pull.number)
+        .map_err(|_| TaskError::Invalid("the pull request number is too large".to_owned()))?;
+    let client = pool.get().await?;
+    let row = client
+        .query_opt(
+            "SELECT forge_head_sha, result FROM tasks
+             WHERE forge = $1 AND forge_repository = $2 AND forge_number = $3 AND kind = $4 AND state = 3
+               AND task_id <> $5 AND result IS NOT NULL
+             ORDER BY ended_at DESC LIMIT 1",
+            &[&pull.forge, &pull.repository, &number, &(pb::TaskKind::Review as i16), &task_id],
+        )
+        .await?;
+    Ok(row.map(|r| (r.get(0), r.get(1))))
+}

@@ -89,6 +89,9 @@ pub struct Comment {
     pub head_sha: String,
     /// What happened to it: `created` (GitLab: always a new note).
     pub action: String,
+    /// The pull request's author, when the payload names them (GitHub and Gitea; GitLab's hook
+    /// names only the author's id).
+    pub author: String,
 }
 
 /// A command in a pull request comment.
@@ -158,24 +161,32 @@ pub fn trigger(kind: ForgeKind, event: &str, read: &Payload, review_drafts: bool
 }
 
 /// The commands prfix answers in comments.
-const COMMANDS: [&str; 2] = ["review", "describe"];
+const COMMANDS: [&str; 4] = ["review", "describe", "ask", "fix"];
 
-/// The command a new comment holds on its first line, if it holds one prfix answers.
+/// The longest question `/ask` passes on (characters).
+pub const MAX_QUESTION_CHARS: usize = 2000;
+
+/// The command a new comment holds on its first line, if it holds one prfix answers. `/ask`'s
+/// question is the rest of the comment (it may run over several lines); other commands take the
+/// rest of the first line.
 fn command(comment: &Comment) -> Trigger {
     if comment.action != "created" {
         return Trigger::Nothing;
     }
-    let first = comment.body.lines().next().unwrap_or_default().trim();
+    let body = comment.body.trim_start();
+    let first = body.lines().next().unwrap_or_default().trim();
     let Some(rest) = first.strip_prefix('/') else { return Trigger::Nothing };
     let (name, argument) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
     if !COMMANDS.contains(&name) {
         return Trigger::Nothing;
     }
-    Trigger::Command(Command {
-        comment: comment.clone(),
-        name: name.to_owned(),
-        argument: argument.trim().chars().take(MAX_VALUE_CHARS).collect(),
-    })
+    let argument: String = if name == "ask" {
+        let question = body.trim_start_matches('/').trim_start_matches("ask");
+        question.trim().chars().take(MAX_QUESTION_CHARS).collect()
+    } else {
+        argument.trim().chars().take(MAX_VALUE_CHARS).collect()
+    };
+    Trigger::Command(Command { comment: comment.clone(), name: name.to_owned(), argument })
 }
 
 /// Reads the payload of a `kind` forge's delivery.
@@ -203,6 +214,7 @@ pub fn read(kind: ForgeKind, payload: &Value) -> Payload {
                         body: payload.pointer("/object_attributes/note")?.as_str()?.chars().take(4096).collect(),
                         head_sha: text(payload, "/merge_request/last_commit/id"),
                         action: "created".to_owned(),
+                        author: String::new(),
                     })
                 })
                 .flatten();
@@ -244,6 +256,9 @@ pub fn read(kind: ForgeKind, payload: &Value) -> Payload {
                         body: payload.pointer("/comment/body")?.as_str()?.chars().take(4096).collect(),
                         head_sha: String::new(),
                         action: text(payload, "/action"),
+                        author: Some(text(payload, "/issue/user/login"))
+                            .filter(|a| !a.is_empty())
+                            .unwrap_or_else(|| text(payload, "/issue/user/username")),
                     })
                 })
                 .flatten();
@@ -319,6 +334,7 @@ mod tests {
                 body: body.to_owned(),
                 head_sha: String::new(),
                 action: "created".to_owned(),
+                author: String::new(),
             }),
             ..Payload::default()
         };
@@ -333,6 +349,18 @@ mod tests {
             Trigger::Nothing
         );
         assert_eq!(trigger(ForgeKind::GitHub, "issue_comment", &comment("/deploy"), false), Trigger::Nothing);
+        match trigger(ForgeKind::GitHub, "issue_comment", &comment("/ask Why a join here?\nAnd not a subquery?"), false)
+        {
+            Trigger::Command(command) => assert_eq!(
+                (command.name.as_str(), command.argument.as_str()),
+                ("ask", "Why a join here?\nAnd not a subquery?")
+            ),
+            other => panic!("not a command: {other:?}"),
+        }
+        assert!(matches!(
+            trigger(ForgeKind::GitHub, "issue_comment", &comment("/fix"), false),
+            Trigger::Command(Command { ref name, .. }) if name == "fix"
+        ));
     }
 
     #[test]

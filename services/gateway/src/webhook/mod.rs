@@ -210,7 +210,8 @@ impl WebhookApi {
             }
             delivery::Trigger::Command(command) => {
                 seen.pull_request = format!("{}#{}", read.repository, command.comment.number);
-                seen.command = format!("/{} {}", command.name, command.argument).trim_end().to_owned();
+                // A question can be long: the record keeps its start.
+                seen.command = format!("/{} {}", command.name, command.argument).trim_end().chars().take(200).collect();
                 let message = review::AgentStarter::command(forge, &read, &command, &delivery_id);
                 self.queue(forge, &delivery_id, message, &mut response).await?;
             }

@@ -52,6 +52,7 @@ impl AgentStarter {
             full: false,
             model: String::new(),
             command: None,
+            coder_model: String::new(),
         }
     }
 
@@ -64,16 +65,17 @@ impl AgentStarter {
                 number: command.comment.number,
                 head_sha: command.comment.head_sha.clone(),
                 triggered_by: read.sender.clone(),
-                author: String::new(),
+                author: command.comment.author.clone(),
                 delivery_id: delivery_id.to_owned(),
             }),
-            full: command.argument == "full",
+            full: command.name == "review" && command.argument == "full",
             model: String::new(),
             command: Some(pb::ForgeCommand {
                 name: command.name.clone(),
                 argument: command.argument.clone(),
                 comment_id: command.comment.id,
             }),
+            coder_model: String::new(),
         }
     }
 
