@@ -38,6 +38,15 @@ pub struct Connection {
 
 /// Starts the system with `connection`, the fake model answering `answer` to every chat.
 pub async fn spawn(connection: &Connection, answer: &str) -> TestApp {
+    spawn_with(connection, answer, |_| {}).await
+}
+
+/// [`spawn`], with `agent` changing the agent's settings further (its flags, say).
+pub async fn spawn_with(
+    connection: &Connection,
+    answer: &str,
+    agent: impl FnOnce(&mut prfix_agent::Settings),
+) -> TestApp {
     let agent_kind = match connection.kind {
         prfix_gateway::ForgeKind::GitHub => prfix_agent::settings::ForgeKindSetting::GitHub,
         prfix_gateway::ForgeKind::GitLab => prfix_agent::settings::ForgeKindSetting::GitLab,
@@ -65,6 +74,7 @@ pub async fn spawn(connection: &Connection, answer: &str) -> TestApp {
             };
             s.agent.forges.insert(connection.name.to_owned(), forge);
             s.forge_tokens.insert(connection.name.to_owned(), SecretString::from(connection.token));
+            agent(s);
         },
     )
     .await;

@@ -2,7 +2,7 @@
 //! prompt), decided once at creation and recorded on the task, so every replica works it the same
 //! way whatever the flags say later.
 
-use prfix_flags::known::{self, AGENT_DESCRIBE, AGENT_FIX, AGENT_PROMPT_REVIEW, AGENT_REVIEW};
+use prfix_flags::known::{self, AGENT_DESCRIBE, AGENT_FIX, AGENT_PROMPT_REVIEW, AGENT_REVIEW, FORGE_POST};
 use prfix_flags::{Context, Evaluation, Flags};
 use prfix_proto::agent::v1 as pb;
 use prfix_runtime::error::{ErrorCode, ServiceError};
@@ -102,6 +102,11 @@ impl TaskFlags {
         self.evaluations.iter().find(|e| e.flag == flag).map(|e| e.value.as_str()).filter(|v| !v.is_empty())
     }
 
+    /// Whether `flag` was on for the task, if it was evaluated.
+    pub fn enabled(&self, flag: &str) -> Option<bool> {
+        self.evaluations.iter().find(|e| e.flag == flag).map(|e| e.enabled)
+    }
+
     /// The evaluations as the API shows them.
     pub fn to_proto(&self) -> Vec<pb::TaskFlag> {
         self.evaluations
@@ -197,6 +202,15 @@ impl<'a> Decider<'a> {
         }
         self.record.push(&evaluation, "");
         Ok(())
+    }
+
+    /// Whether a forge task's result is posted on the forge (`forge.post`; off: computed and kept on
+    /// the task, not posted). Recorded, so the task and its audit records say which it was.
+    pub fn forge_post(&mut self) -> bool {
+        let evaluation = self.flags.evaluate(FORGE_POST, &self.record.context.to_context());
+        let on = evaluation.enabled;
+        self.record.push(&evaluation, if on { "post" } else { "hold" });
+        on
     }
 
     /// The review prompt version: the flag's variant when it names a known version, else the first.

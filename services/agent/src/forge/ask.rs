@@ -109,6 +109,9 @@ pub async fn run(job: &Job, request: pb::CreateForgeReviewRequest) -> Result<pb:
             .ok_or_else(|| RunError::Model("the model's answer to the question was empty".to_owned()))?;
         let answer = prepared.vault.restore(&answer);
 
+        if !super::may_post(job).await? {
+            return Ok(pb::AskResult { question: question.clone(), answer });
+        }
         job.progress("posting the answer to the pull request", 0, 0).await?;
         forge.reply(&pr, &markdown(&question, &answer, &pr.head_sha, &job.task_id.to_string())).await?;
         job.progress(format!("posted the answer to {}#{}", pr.repository, pr.number), 1, 1).await?;

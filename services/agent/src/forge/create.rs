@@ -160,6 +160,7 @@ pub async fn create(
     if kind == pb::TaskKind::Review {
         decider.review_prompt();
     }
+    decider.forge_post();
     let task_id = Uuid::now_v7();
     // A question can be long: the record keeps its start.
     let command_text = command

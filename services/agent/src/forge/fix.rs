@@ -66,6 +66,9 @@ pub async fn run(job: &Job, request: pb::CreateForgeReviewRequest) -> Result<pb:
         )
         .await?;
 
+        if !super::may_post(job).await? {
+            return Ok(result);
+        }
         job.progress("posting the fix as suggestions", 0, 0).await?;
         let fixed = prfix_engine::diff::parse(&result.patch)
             .map_err(|e| RunError::Model(format!("the fix's patch does not parse: {e}")))?;

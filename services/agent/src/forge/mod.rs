@@ -99,3 +99,27 @@ pub(crate) async fn told(
     }
     error
 }
+
+/// Whether a forge task may post its result now: `forge.post` was on when the task was created (as
+/// recorded on it) and is still on for the task's context, so an operator who turns it off stops
+/// posting at once, also for tasks already queued or running. When it is off the result is kept on
+/// the task, and a progress event says why nothing was posted.
+pub(crate) async fn may_post(job: &crate::run::Job) -> Result<bool, crate::run::RunError> {
+    use prfix_flags::known::FORGE_POST;
+    let held_at_creation = job.flags.enabled(FORGE_POST) == Some(false);
+    let now = job.engine.flags.evaluate(FORGE_POST, &job.flags.context.to_context());
+    if !held_at_creation && now.enabled {
+        return Ok(true);
+    }
+    let when =
+        if held_at_creation { "when the task was created".to_owned() } else { format!("from {}", now.source.as_str()) };
+    job.progress(
+        format!(
+            "not posted to the pull request: the flag `{FORGE_POST}` is off ({when}); the result is kept on the task"
+        ),
+        1,
+        1,
+    )
+    .await?;
+    Ok(false)
+}

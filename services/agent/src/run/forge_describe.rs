@@ -20,6 +20,9 @@ pub async fn run(job: &Job, request: pb::CreateForgeReviewRequest) -> Result<pb:
     let options = pb::DescribeOptions { model, ignore_globs: config.ignore.clone() };
     let result =
         describe::run(job, pb::CreateDescribeRequest { change_set: Some(change_set), options: Some(options) }).await?;
+    if !crate::forge::may_post(job).await? {
+        return Ok(result);
+    }
     job.progress("posting the description to the pull request", 0, 0).await?;
     connection.forge.reply(&pr, &markdown(&result, &pr.head_sha)).await?;
     job.progress(format!("posted the description to {}#{}", pr.repository, pr.number), 1, 1).await?;

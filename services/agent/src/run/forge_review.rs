@@ -74,6 +74,9 @@ pub async fn run(job: &Job, request: pb::CreateForgeReviewRequest) -> Result<pb:
         Err(why) => format!("Full review: {why}."),
     };
 
+    if !crate::forge::may_post(job).await? {
+        return Ok(result);
+    }
     job.progress("posting the review to the pull request", 0, 0).await?;
     let posted = render::posted_fingerprints(&forge.line_comment_bodies(&pr).await?);
     let rendered = render::render(&result, &patches, &pr.head_sha, &posted, &job.task_id.to_string(), &scope);
