@@ -2,10 +2,8 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use prfix_auth::{Principal, Role};
 use prfix_proto::agent::v1 as pb;
 use prfix_proto::agent::v1::agent_service_server::AgentService;
@@ -24,12 +22,17 @@ use crate::run::Engine;
 use crate::tasks::{self, ActiveLimits, NewTask, TaskError, TaskFilter, TaskRow};
 use crate::worker::Running;
 
+mod convert;
+mod models;
+mod watch;
+
+use convert::{decode_page_token, encode_page_token, to_proto};
+use watch::async_stream_events;
+
 const DEFAULT_PAGE: i32 = 50;
 /// Longest extra review instructions, in bytes.
 const MAX_INSTRUCTIONS: usize = 4096;
 const MAX_PAGE: i32 = 500;
-/// How often a watcher looks for events another replica appended.
-const WATCH_POLL: Duration = Duration::from_millis(250);
 
 /// The AgentService implementation.
 pub struct AgentApi {
@@ -140,52 +143,6 @@ fn audit_record(
         metadata: Some(metadata),
         ..Default::default()
     }
-}
-
-fn to_proto(row: TaskRow) -> Result<pb::Task, Status> {
-    let result = row
-        .result
-        .as_deref()
-        .map(pb::TaskResult::decode)
-        .transpose()
-        .map_err(|e| Status::internal(format!("stored result of task {} does not decode: {e}", row.task_id)))?;
-    Ok(pb::Task {
-        task_id: row.task_id.to_string(),
-        kind: i32::from(row.kind),
-        state: i32::from(row.state),
-        owner: row.owner,
-        api_key_id: row.api_key_id.unwrap_or_default(),
-        eval_run_id: row.eval_run_id.unwrap_or_default(),
-        create_time: Some(to_timestamp(row.created_at)),
-        start_time: row.started_at.map(to_timestamp),
-        end_time: row.ended_at.map(to_timestamp),
-        error: row.error,
-        attempts: row.attempts,
-        result,
-        flags: row.flags.to_proto(),
-        forge_pull_request: row.forge,
-    })
-}
-
-fn encode_page_token(row: &TaskRow) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
-        "{}|{}",
-        row.created_at.timestamp_micros(),
-        row.task_id
-    ))
-}
-
-fn decode_page_token(token: &str) -> Result<Option<(chrono::DateTime<chrono::Utc>, Uuid)>, Status> {
-    if token.is_empty() {
-        return Ok(None);
-    }
-    let refused = || invalid("page_token is not a token this service issued");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).map_err(|_| refused())?;
-    let text = String::from_utf8(bytes).map_err(|_| refused())?;
-    let (micros, id) = text.split_once('|').ok_or_else(refused)?;
-    let micros: i64 = micros.parse().map_err(|_| refused())?;
-    let time = chrono::DateTime::from_timestamp_micros(micros).ok_or_else(refused)?;
-    Ok(Some((time, Uuid::parse_str(id).map_err(|_| refused())?)))
 }
 
 /// What a new task was given before it is queued: the models it uses (each checked to be pulled)
@@ -539,29 +496,7 @@ impl AgentService for AgentApi {
         request: Request<pb::PullModelRequest>,
     ) -> Result<Response<Self::PullModelStream>, Status> {
         let principal = caller(&request)?;
-        if !principal.has(Role::Admin) {
-            return Err(Status::permission_denied("only admins may pull models"));
-        }
-        let pb::PullModelRequest { name, endpoint } = request.into_inner();
-        let name = name.trim().to_owned();
-        if name.is_empty() || name.chars().any(char::is_whitespace) {
-            return Err(invalid("name must be a model name such as qwen2.5-coder:14b"));
-        }
-        let ollama = &self.engine.ollama;
-        let endpoint = ollama.endpoint_named(&endpoint).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        tracing::info!(model = %name, endpoint = %endpoint, subject = %principal.subject, "pulling a model");
-        let progress = ollama.pull(&endpoint, &name).await.map_err(to_status)?;
-        let stream = progress.map(move |step| {
-            step.map(|p| pb::PullModelResponse {
-                status: p.status,
-                digest: p.digest,
-                total_bytes: p.total,
-                completed_bytes: p.completed,
-                endpoint: endpoint.clone(),
-            })
-            .map_err(to_status)
-        });
-        Ok(Response::new(Box::pin(stream)))
+        Ok(Response::new(self.pull(&principal, request.into_inner()).await?))
     }
 
     async fn list_flags(
@@ -569,133 +504,15 @@ impl AgentService for AgentApi {
         request: Request<pb::ListFlagsRequest>,
     ) -> Result<Response<pb::ListFlagsResponse>, Status> {
         let principal = caller(&request)?;
-        if !principal.has(Role::Admin) {
-            return Err(Status::permission_denied("only admins may list the flags"));
-        }
-        let pb::ListFlagsRequest { user, roles, repository, forge, model } = request.into_inner();
-        let context = prfix_flags::Context { user, roles, repository, forge, model };
-        let flags = &self.engine.flags;
-        let states = flags
-            .names()
-            .into_iter()
-            .map(|name| {
-                let description = prfix_flags::known::known(&name).map(|k| k.description).unwrap_or_default();
-                let evaluation = flags.peek(&name, &context);
-                pb::FlagState {
-                    flag: evaluation.flag,
-                    source: evaluation.source.as_str().to_owned(),
-                    enabled: evaluation.enabled,
-                    variant: evaluation.variant,
-                    payload: evaluation.payload.unwrap_or_default(),
-                    description: description.to_owned(),
-                }
-            })
-            .collect();
-        Ok(Response::new(pb::ListFlagsResponse { flags: states, provider: flags.provider().to_owned() }))
+        Ok(Response::new(self.flags(&principal, request.into_inner())?))
     }
 
     async fn list_models(
         &self,
         _request: Request<pb::ListModelsRequest>,
     ) -> Result<Response<pb::ListModelsResponse>, Status> {
-        let started = Instant::now();
-        let (models, answers) = self.engine.ollama.all_models().await.map_err(to_status)?;
-        let latency = prost_types::Duration::try_from(started.elapsed()).ok();
-        let ratios = self.engine.ollama.ratios();
-        let models = models
-            .into_iter()
-            .map(|m| {
-                let learned = ratios.learned(&m.name);
-                pb::Model {
-                    token_ratio: learned.ratio,
-                    token_ratio_samples: i64::try_from(learned.samples).unwrap_or(i64::MAX),
-                    name: m.name,
-                    endpoint: m.endpoint,
-                    size_bytes: m.size,
-                    family: m.family,
-                    parameter_size: m.parameter_size,
-                    quantization_level: m.quantization_level,
-                    digest: m.digest,
-                    modify_time: m.modified_at.map(to_timestamp),
-                }
-            })
-            .collect();
-        let status = self.engine.ollama.status();
-        let endpoints = answers
-            .into_iter()
-            .map(|(url, answer)| {
-                let known = status.iter().find(|s| s.url == url);
-                pb::OllamaEndpoint {
-                    reachable: answer.is_ok(),
-                    error: answer.err().map(|e| e.to_string()).unwrap_or_default(),
-                    version: known.map(|s| s.version.clone()).unwrap_or_default(),
-                    in_flight: known.map_or(0, |s| i32::try_from(s.in_flight).unwrap_or(i32::MAX)),
-                    url,
-                }
-            })
-            .collect();
-        Ok(Response::new(pb::ListModelsResponse { models, latency, endpoints }))
+        Ok(Response::new(self.models().await?))
     }
-}
-
-/// Replays a task's events after `after`, then follows new ones until the final state change.
-/// Events this replica appends wake the stream at once; others are found by polling.
-fn async_stream_events(
-    engine: Arc<Engine>,
-    task_id: Uuid,
-    after: i64,
-) -> impl Stream<Item = Result<pb::WatchTaskResponse, Status>> + Send {
-    futures::stream::unfold(
-        (engine, after, std::collections::VecDeque::<pb::TaskEvent>::new(), false),
-        move |(engine, mut last, mut buffered, mut ended)| async move {
-            loop {
-                if let Some(event) = buffered.pop_front() {
-                    last = event.sequence;
-                    if let Some(pb::task_event::Payload::StateChange(change)) = &event.payload
-                        && change.to >= pb::TaskState::Succeeded as i32
-                    {
-                        ended = true;
-                        buffered.clear();
-                    }
-                    let item = Ok(pb::WatchTaskResponse { event: Some(event) });
-                    return Some((item, (engine, last, buffered, ended)));
-                }
-                if ended {
-                    return None;
-                }
-                let changed = engine.changed.clone();
-                let woken = changed.notified();
-                match tasks::events_after(&engine.pool, task_id, last, 200).await {
-                    Ok(events) if !events.is_empty() => {
-                        buffered.extend(events);
-                        continue;
-                    }
-                    Ok(_) => {
-                        // Nothing new: a final task whose last event was already sent ends the stream
-                        // (a watcher resuming after the end, or past it).
-                        match tasks::position(&engine.pool, task_id).await {
-                            Ok((state, last_sequence)) if state >= tasks::state::SUCCEEDED && last >= last_sequence => {
-                                return None;
-                            }
-                            Ok(_) => {}
-                            Err(e) => {
-                                ended = true;
-                                return Some((Err(to_status(e)), (engine, last, buffered, ended)));
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        ended = true;
-                        return Some((Err(to_status(e)), (engine, last, buffered, ended)));
-                    }
-                }
-                tokio::select! {
-                    () = woken => {}
-                    () = tokio::time::sleep(WATCH_POLL) => {}
-                }
-            }
-        },
-    )
 }
 
 #[cfg(test)]
