@@ -53,6 +53,7 @@ pub(crate) fn build(
     cors_origins: &[String],
     limits: crate::oversize::Limits,
     rest: Arc<crate::rest::Rest>,
+    console: Arc<crate::console::Console>,
 ) -> Result<axum::Router, tonic_reflection::server::Error> {
     let max_request_bytes = limits.max_request_bytes;
     let jwks = Arc::new(auth.issuer.jwks());
@@ -83,7 +84,11 @@ pub(crate) fn build(
     // Before routing: gRPC-web (binary and text) and REST/JSON become gRPC calls of the routed API,
     // so the edge and the forwarding see one protocol; `/openapi.json` is served here too.
     let translated = tower::Layer::layer(&axum::middleware::from_fn_with_state(rest, crate::rest::handle), router);
-    let mut router = axum::Router::new().fallback_service(translated);
+    // Before that: the console's pages and sessions, and a session cookie exchanged for a bearer
+    // token (after the CSRF check), so REST transcoding and the edge see an ordinary REST call.
+    let consoled =
+        tower::Layer::layer(&axum::middleware::from_fn_with_state(console, crate::console::handle), translated);
+    let mut router = axum::Router::new().fallback_service(consoled);
     let origins: Vec<HeaderValue> = cors_origins.iter().filter_map(|o| o.parse().ok()).collect();
     if !origins.is_empty() {
         // Only configured origins, never `*`, and no credentials: bearer tokens travel in headers.
@@ -133,8 +138,14 @@ pub fn secured(router: axum::Router) -> axum::Router {
     // A panic in a handler becomes a 500, which the header layers outside it still mark.
     let mut router = router.layer(tower_http::catch_panic::CatchPanicLayer::new());
     for (name, value) in SECURITY_HEADERS {
-        router = router
-            .layer(SetResponseHeaderLayer::overriding(HeaderName::from_static(name), HeaderValue::from_static(value)));
+        let (name, value) = (HeaderName::from_static(name), HeaderValue::from_static(value));
+        // The console's pages carry their own policy (`default-src 'self'`, see `console`); every
+        // other answer gets the API's `default-src 'none'` (no other handler sets one).
+        router = if name == http::header::CONTENT_SECURITY_POLICY {
+            router.layer(SetResponseHeaderLayer::if_not_present(name, value))
+        } else {
+            router.layer(SetResponseHeaderLayer::overriding(name, value))
+        };
     }
     router
 }

@@ -148,6 +148,10 @@ pub struct GatewaySettings {
     /// Forge connections by name: the name is the `{forge}` of `POST /v1/forges/{forge}/webhook`
     /// (docs/forges.md, "Webhooks"); each one's secret comes from `PRFIX_FORGE_<NAME>_WEBHOOK_SECRET`.
     pub forges: BTreeMap<String, ForgeConnection>,
+    /// A console session ends after this many seconds without a call (docs/console.md).
+    pub console_idle_secs: u64,
+    /// A console session ends this many seconds after sign-in, however busy.
+    pub console_absolute_secs: u64,
 }
 
 impl Default for GatewaySettings {
@@ -181,6 +185,8 @@ impl Default for GatewaySettings {
             max_concurrent_streams: 256,
             header_read_timeout_ms: 10_000,
             forges: BTreeMap::new(),
+            console_idle_secs: 30 * 60,
+            console_absolute_secs: 12 * 3600,
         }
     }
 }
