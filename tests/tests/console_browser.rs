@@ -221,7 +221,12 @@ async fn an_admin_reviews_a_pasted_diff_audits_it_and_manages_keys_and_a_develop
     loop {
         goto(&browser, &audit_url).await;
         heading(&browser, "Audit log").await;
-        let text = browser.wait_for("the audit events", "document.querySelector('section[aria-label=events] p, #audit-events') && document.querySelector('section[aria-label=events]').innerText").await;
+        let text = browser
+            .wait_for(
+                "the audit events",
+                "(document.getElementById('audit-events') || [...document.querySelectorAll('section[aria-label=events] p')].find((p) => !p.textContent.startsWith('Loading'))) && document.querySelector('section[aria-label=events]').innerText",
+            )
+            .await;
         let text = text.as_str().unwrap_or_default().to_owned();
         if text.contains("agent.task.create.review") && text.contains("agent.task.succeeded") {
             break;
@@ -251,12 +256,20 @@ async fn an_admin_reviews_a_pasted_diff_audits_it_and_manages_keys_and_a_develop
     let secret = secret.as_str().expect("a secret").to_owned();
     assert!(secret.starts_with("prfix_"), "{secret}");
     assert_eq!(whoami_status(&app, &secret).await, 200, "the new key works");
-    let revoke = browser.wait_for("the key in the list", "document.querySelector('#keys button[data-key]')").await;
-    assert!(!revoke.is_null());
+    // The list holds the services' keys too: this key's button is found by its label.
+    const REVOKE: &str = "[...document.querySelectorAll('#keys button[data-key]')].find((b) => b.textContent === 'Revoke ci-e2e')";
+    browser.wait_for("the key in the list", REVOKE).await;
     browser.assert_accessible("api-keys").await;
     browser.screenshots("api-keys").await;
-    browser.client.find(Locator::Css("#keys button[data-key]")).await.expect("the revoke button").click().await.expect("revoke");
-    browser.wait_for("the key gone from the list", "document.getElementById('no-keys')").await;
+    browser
+        .client
+        .find(Locator::XPath("//table[@id='keys']//button[text()='Revoke ci-e2e']"))
+        .await
+        .expect("the revoke button")
+        .click()
+        .await
+        .expect("revoke");
+    browser.wait_for("the key gone from the list", &format!("!({REVOKE})")).await;
     assert_eq!(whoami_status(&app, &secret).await, 401, "the revoked key is refused");
 
     // Sign out; the developer sees no admin links and the admin API refuses them.

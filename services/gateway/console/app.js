@@ -31,6 +31,8 @@ function renderNav() {
   const s = current();
   nav.hidden = !s;
   document.getElementById('whoami').textContent = s ? `${s.username} (${s.roles.join(', ')})` : '';
+  // The audit log is for admins and auditors (the API says so too).
+  for (const item of document.querySelectorAll('.audit-only')) item.hidden = !(hasRole('admin') || hasRole('auditor'));
   for (const item of document.querySelectorAll('.admin-only')) {
     // Absent, not just hidden from view, for everyone but admins.
     item.hidden = !hasRole('admin');

@@ -41,8 +41,8 @@ pub fn serve<B>(request: &Request<B>) -> Option<Response<Body>> {
     }
     let path = request.uri().path();
     let name = if path == "/" { "index.html" } else { path.strip_prefix(PREFIX)? };
-    let (_, media_type, bytes) = ASSETS.iter().find(|(n, _, _)| *n == name)?;
-    let body = if request.method() == Method::HEAD { Body::empty() } else { Body::from(*bytes) };
+    let &(_, media_type, bytes) = ASSETS.iter().find(|(n, _, _)| *n == name)?;
+    let body = if request.method() == Method::HEAD { Body::empty() } else { Body::from(bytes) };
     let mut response = Response::new(body);
     let headers = response.headers_mut();
     headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(media_type));
