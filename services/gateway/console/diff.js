@@ -116,7 +116,7 @@ export function renderDiff(files, findings) {
     const rest = mine.filter((f) => !placed.has(f));
     rest.forEach((f) => placed.add(f));
     out.push(h('section', { class: 'diff-file', 'aria-label': `file ${file.path}` }, h('h2', {}, file.path),
-      h('div', { class: 'diff-scroll' }, h('table', { class: 'diff' }, h('caption', { class: 'visually-hidden' }, `changes to ${file.path}: old line, new line, code`), h('tbody', {}, rows))),
+      h('div', { class: 'diff-scroll', tabindex: 0, role: 'region', 'aria-label': `diff of ${file.path}` }, h('table', { class: 'diff' }, h('caption', { class: 'visually-hidden' }, `changes to ${file.path}: old line, new line, code`), h('tbody', {}, rows))),
       rest.map((f) => findingBox(f))));
   }
   const orphans = findings.filter((f) => !placed.has(f));
