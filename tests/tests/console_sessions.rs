@@ -87,7 +87,8 @@ async fn a_wrong_password_gets_no_cookie() {
     let app = spawn_app().await;
     let response = client()
         .post(url(&app, "/console/session"))
-        .form(&[("username", "admin"), ("password", "not-the-password-at-all")])
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("username=admin&password=not-the-password-at-all")
         .send()
         .await
         .expect("sign-in request");

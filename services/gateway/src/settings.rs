@@ -261,6 +261,13 @@ impl Settings {
                 reason: "must be between 1 and 3600".to_owned(),
             });
         }
+        if self.gateway.console_idle_secs == 0 || self.gateway.console_absolute_secs < self.gateway.console_idle_secs {
+            return Err(SettingsError::Invalid {
+                key: "gateway.console_absolute_secs",
+                reason: "console_idle_secs must be at least 1 and console_absolute_secs at least console_idle_secs"
+                    .to_owned(),
+            });
+        }
         for origin in &self.gateway.cors_allowed_origins {
             if origin == "*" || !(origin.starts_with("https://") || origin.starts_with("http://")) {
                 return Err(SettingsError::Invalid {
