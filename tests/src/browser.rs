@@ -158,10 +158,17 @@ impl Browser {
             // The layout settles in the next frame.
             self.js("settle", "return new Promise((r) => requestAnimationFrame(() => r(true)))", vec![]).await;
             let overflow = self.js("overflow", "return document.documentElement.scrollWidth - window.innerWidth", vec![]).await;
-            assert!(
-                overflow.as_i64().unwrap_or(0) <= 0,
-                "{name} at {width} px scrolls sideways by {overflow} px (the page must fit its width)"
-            );
+            if overflow.as_i64().unwrap_or(0) > 0 {
+                let wide = self
+                    .js(
+                        "wide elements",
+                        "return [...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > window.innerWidth)
+                           .slice(0, 8).map((e) => `${e.tagName.toLowerCase()}#${e.id}.${e.className} right=${Math.round(e.getBoundingClientRect().right)}`)",
+                        vec![],
+                    )
+                    .await;
+                panic!("{name} at {width} px scrolls sideways by {overflow} px (the page must fit its width): {wide}");
+            }
             let png = self.client.screenshot().await.unwrap_or_else(|e| panic!("screenshot of {name}: {e}"));
             let path = dir.join(format!("{name}-{width}.png"));
             std::fs::write(&path, png).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

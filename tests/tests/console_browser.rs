@@ -10,6 +10,7 @@
 use std::time::{Duration, Instant};
 
 use fantoccini::Locator;
+use prfix_tests::app::{provision_service_key, run};
 use prfix_tests::auth::ADMIN_PASSWORD;
 use prfix_tests::browser::Browser;
 use prfix_tests::{Reply, TestApp, spawn_app};
@@ -126,6 +127,14 @@ async fn an_admin_reviews_a_pasted_diff_audits_it_and_manages_keys_and_a_develop
     app.ollama.set_models(&[MODEL]);
     app.ollama.set_default("/api/chat", Reply::chat(ANSWER).with_delay(Duration::from_millis(300)));
     create_developer(&app).await;
+    // The harness's agent keeps its audit records in its outbox; an agent with the service key
+    // relays them to the audit log, as `prfix up` does, so the console can show them.
+    let agent_key = provision_service_key(app.auth_client_as(&app.admin_token().await), "agent").await;
+    let mut settings = prfix_tests::app::agent_settings(&app.common);
+    settings.audit_credential = Some(secrecy::SecretString::from(agent_key));
+    settings.agent.audit_url = format!("http://{}", app.gateway.addr);
+    let relaying = prfix_agent::Application::build(settings).await.expect("an agent with a relay");
+    let _relay = run(relaying.local_addr(), |stop| relaying.run_until_stopped(stop));
     let browser = Browser::start().await;
 
     goto(&browser, &format!("{}/", base(&app))).await;
@@ -167,13 +176,15 @@ async fn an_admin_reviews_a_pasted_diff_audits_it_and_manages_keys_and_a_develop
         .await;
     let mut placed: Vec<Value> = serde_json::from_value(placed).expect("a list");
     placed.sort_by_key(|p| p["path"].as_str().unwrap_or_default().to_owned());
+    let shown = browser.js("the result", "return document.getElementById('result').innerText", vec![]).await;
     assert_eq!(
         placed,
         vec![
             json!({"path": "app/main.py", "line": 2, "after": 2, "file": "app/main.py", "severity": "critical"}),
             json!({"path": "src/lib.rs", "line": 6, "after": 6, "file": "src/lib.rs", "severity": "major"}),
         ],
-        "findings inline at their lines"
+        "findings inline at their lines; the page shows:\n{}",
+        shown.as_str().unwrap_or_default()
     );
     browser.assert_accessible("task-review").await;
     browser.screenshots("task-review").await;
@@ -238,7 +249,21 @@ async fn an_admin_reviews_a_pasted_diff_audits_it_and_manages_keys_and_a_develop
     browser.client.find(Locator::Id("verify")).await.expect("the Verify button").click().await.expect("verify");
     let verified = browser.wait_for("the Verify result", "document.getElementById('verify-result')?.textContent").await;
     assert!(verified.as_str().unwrap_or_default().starts_with("OK"), "Verify: {verified}");
-    browser.wait_for("the checkpoint", "document.querySelector('section[aria-label=\"latest checkpoint\"] dl')").await;
+    // The audit service signs checkpoints on its own schedule: the page is opened again until one shows.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let shown = browser
+            .wait_for("the checkpoint section", "document.querySelector('section[aria-label=\"latest checkpoint\"] dl') ? 'dl' : document.getElementById('no-checkpoint') ? 'none' : null")
+            .await;
+        if shown == "dl" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no signed checkpoint shown within 30 s");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        goto(&browser, "about:blank").await;
+        goto(&browser, &audit_url).await;
+        heading(&browser, "Audit log").await;
+    }
     browser.assert_accessible("audit").await;
     browser.screenshots("audit").await;
 

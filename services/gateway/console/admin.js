@@ -2,7 +2,7 @@
 // users (create, roles, disable, set password) and API keys (create with the secret shown once,
 // revoke).
 
-import { h, page, errorBox, enumName, field, announce } from './dom.js';
+import { h, fill, page, errorBox, enumName, field, announce } from './dom.js';
 import { call } from './api.js';
 
 const ROLES = ['ADMIN', 'DEVELOPER', 'AUDITOR'];
@@ -32,11 +32,11 @@ export async function usersPage() {
       await call('POST', '/v1/users', { username: form.querySelector('#new-username').value, password: form.querySelector('#new-password').value, roles: checked(roles) });
       announce('user created');
       usersPage();
-    } catch (error) { out.replaceChildren(errorBox(error)); }
+    } catch (error) { fill(out, errorBox(error)); }
   });
   try {
     const users = (await call('GET', '/v1/users?pageSize=100')).users || [];
-    list.replaceChildren(h('div', { class: 'table-wrap' }, h('table', { class: 'list' }, h('caption', { class: 'visually-hidden' }, 'users'),
+    fill(list, h('div', { class: 'table-wrap' }, h('table', { class: 'list' }, h('caption', { class: 'visually-hidden' }, 'users'),
       h('thead', {}, h('tr', {}, ['User', 'Roles', 'State', 'Actions'].map((c) => h('th', { scope: 'col' }, c)))),
       h('tbody', {}, users.map((u) => {
         const toggle = h('button', { type: 'button' }, u.disabled ? `Enable ${u.username}` : `Disable ${u.username}`);
@@ -54,7 +54,7 @@ export async function usersPage() {
           h('td', { 'data-label': 'State' }, u.disabled ? 'disabled' : 'active'),
           h('td', { 'data-label': 'Actions' }, h('div', { class: 'actions' }, toggle, pw)));
       })))));
-  } catch (error) { list.replaceChildren(errorBox(error)); }
+  } catch (error) { fill(list, errorBox(error)); }
 }
 
 /** API keys. */
@@ -69,7 +69,7 @@ export async function keysPage() {
   const load = async () => {
     try {
       const keys = (await call('GET', '/v1/api-keys?pageSize=100')).apiKeys || [];
-      list.replaceChildren(keys.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'list', id: 'keys' }, h('caption', { class: 'visually-hidden' }, 'API keys'),
+      fill(list, keys.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'list', id: 'keys' }, h('caption', { class: 'visually-hidden' }, 'API keys'),
         h('thead', {}, h('tr', {}, ['Name', 'Key id', 'Owner', 'Roles', 'Actions'].map((c) => h('th', { scope: 'col' }, c)))),
         h('tbody', {}, keys.map((k) => {
           const revoke = h('button', { type: 'button', 'data-key': k.keyId }, `Revoke ${k.name}`);
@@ -79,16 +79,16 @@ export async function keysPage() {
           return h('tr', {}, h('td', { 'data-label': 'Name' }, k.name), h('td', { 'data-label': 'Key id' }, k.keyId), h('td', { 'data-label': 'Owner' }, k.owner),
             h('td', { 'data-label': 'Roles' }, (k.roles || []).map((r) => enumName(r, 'ROLE_')).join(', ')), h('td', { 'data-label': 'Actions' }, revoke));
         })))) : h('p', { id: 'no-keys' }, 'No live keys.'));
-    } catch (error) { list.replaceChildren(errorBox(error)); }
+    } catch (error) { fill(list, errorBox(error)); }
   };
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     try {
       const answer = await call('POST', '/v1/api-keys', { name: form.querySelector('#key-name').value, roles: checked(roles) });
-      out.replaceChildren(h('p', {}, 'The key\u2019s secret, shown this once; store it now:'), h('p', { class: 'secret', id: 'key-secret' }, answer.secret));
+      fill(out, h('p', {}, 'The key\u2019s secret, shown this once; store it now:'), h('p', { class: 'secret', id: 'key-secret' }, answer.secret));
       announce('key created; its secret is shown once');
       load();
-    } catch (error) { out.replaceChildren(errorBox(error)); }
+    } catch (error) { fill(out, errorBox(error)); }
   });
   load();
 }

@@ -1,7 +1,7 @@
 // The console's entry: hash routes, the sign-in page, and the navigation that shows admin links
 // only to admins.
 
-import { h, page, errorBox, field } from './dom.js';
+import { h, fill, page, errorBox, field } from './dom.js';
 import { current, hasRole, loadSession, signIn, signOut } from './api.js';
 import { listPage, newReviewPage, taskPage, stopWatching } from './tasks.js';
 import { auditPage } from './audit.js';
@@ -20,7 +20,7 @@ function signInPage() {
       location.hash = '#/tasks';
       route();
     } catch (error) {
-      out.replaceChildren(errorBox(error));
+      fill(out, errorBox(error));
     }
   });
   page('Sign in', form);

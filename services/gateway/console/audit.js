@@ -1,7 +1,7 @@
 // The audit log: newest first with filters, an event's detail (sequence, hashes, trace id), the
 // latest signed checkpoint, the server-side Verify, and the commands to check the log offline.
 
-import { h, page, errorBox, enumName } from './dom.js';
+import { h, fill, page, errorBox, enumName } from './dom.js';
 import { call, query } from './api.js';
 
 const RESULTS = ['SUCCESS', 'FAILURE', 'DENIED'];
@@ -41,23 +41,25 @@ export async function auditPage(params) {
   const verifyOut = h('div', { role: 'status' });
   verify.append(verifyButton, verifyOut);
   verifyButton.addEventListener('click', async () => {
-    verifyOut.replaceChildren(h('p', {}, 'Verifying…'));
+    fill(verifyOut, h('p', {}, 'Verifying…'));
     try {
       const v = await call('POST', '/v1/audit:verify', {});
-      verifyOut.replaceChildren(h('p', { class: v.ok ? 'ok' : 'error', id: 'verify-result' },
+      fill(verifyOut, h('p', { class: v.ok ? 'ok' : 'error', id: 'verify-result' },
         v.ok ? `OK: ${v.eventsChecked || 0} events and ${v.checkpointsChecked || 0} checkpoints checked.` : `FAILED: ${(v.problems || []).length} problem(s).`),
       (v.problems || []).length ? h('pre', {}, JSON.stringify(v.problems, null, 2)) : null);
     } catch (error) {
-      verifyOut.replaceChildren(errorBox(error));
+      fill(verifyOut, errorBox(error));
     }
   });
   call('GET', '/v1/audit/checkpoint').then((c) => {
     const cp = c.checkpoint || {};
-    checkpoint.replaceChildren(h('h2', {}, 'Latest signed checkpoint'), h('dl', { class: 'facts' },
+    fill(checkpoint, h('h2', {}, 'Latest signed checkpoint'), h('dl', { class: 'facts' },
       h('dt', {}, 'Origin'), h('dd', {}, cp.origin || ''), h('dt', {}, 'Tree size'), h('dd', {}, cp.treeSize || '0'),
       h('dt', {}, 'Root hash'), h('dd', {}, hex(cp.rootHash)), h('dt', {}, 'Time'), h('dd', {}, cp.time || '')),
     h('details', {}, h('summary', {}, 'Signed note'), h('pre', {}, cp.signedNote || '')));
-  }).catch((error) => checkpoint.replaceChildren(h('h2', {}, 'Latest signed checkpoint'), errorBox(error)));
+  }).catch((error) => fill(checkpoint, h('h2', {}, 'Latest signed checkpoint'), error.status === 404
+    ? h('p', { id: 'no-checkpoint' }, 'No signed checkpoint yet: the audit service signs one shortly after the first events.')
+    : errorBox(error)));
   try {
     const answer = await call('GET', `/v1/audit/events${query({
       newestFirst: true, pageSize: 50, pageToken: params.get('page'), actor: params.get('actor'), action: params.get('action'),
@@ -78,12 +80,12 @@ export async function auditPage(params) {
         h('dt', {}, 'Metadata'), h('dd', {}, h('pre', {}, JSON.stringify(e.metadata || {}, null, 1))))))));
     const next = new URLSearchParams(params);
     next.set('page', answer.nextPageToken || '');
-    list.replaceChildren(h('h2', {}, 'Events, newest first'),
+    fill(list, h('h2', {}, 'Events, newest first'),
       events.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'list', id: 'audit-events' }, h('caption', { class: 'visually-hidden' }, 'audit events'),
         h('thead', {}, h('tr', {}, ['Seq', 'Time', 'Actor', 'Action', 'Resource', 'Result', 'Detail'].map((c) => h('th', { scope: 'col' }, c)))), h('tbody', {}, rows)))
         : h('p', {}, 'No events match.'),
       answer.nextPageToken ? h('p', {}, h('a', { href: `#/audit?${next}` }, 'Older events')) : null);
   } catch (error) {
-    list.replaceChildren(h('h2', {}, 'Events, newest first'), errorBox(error));
+    fill(list, h('h2', {}, 'Events, newest first'), errorBox(error));
   }
 }

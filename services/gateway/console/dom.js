@@ -23,10 +23,16 @@ function append(el, children) {
   }
 }
 
+/** Replaces the children of `el` (arrays are flattened; null, undefined and false are left out). */
+export function fill(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+}
+
 /** Replaces the main area with `nodes`, sets the title and moves focus there for screen readers. */
 export function page(title, ...nodes) {
   const main = document.getElementById('main');
-  main.replaceChildren(h('h1', {}, title), ...nodes);
+  fill(main, h('h1', {}, title), nodes);
   document.title = `${title} · prfix console`;
   main.focus();
 }

@@ -1,7 +1,7 @@
 // Tasks: the list (ListTasks with paging and filters), a task's page (WatchTask as NDJSON, with a
 // GetTask poll as fallback; cancel), and starting a review from a pasted or dropped diff.
 
-import { h, page, errorBox, age, enumName, download, announce } from './dom.js';
+import { h, fill, page, errorBox, age, enumName, download, announce } from './dom.js';
 import { call, query, stream } from './api.js';
 import { parseDiff, renderDiff, severity } from './diff.js';
 import * as formats from './formats.js';
@@ -43,14 +43,14 @@ export async function listPage(params) {
       h('td', { 'data-label': 'Age' }, h('time', { datetime: t.createTime }, age(t.createTime)))));
     const next = new URLSearchParams(params);
     next.set('page', answer.nextPageToken || '');
-    body.replaceChildren(
+    fill(body, 
       tasks.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'list' }, h('caption', { class: 'visually-hidden' }, 'tasks, newest first'),
         h('thead', {}, h('tr', {}, ['Task', 'State', 'Kind', 'Owner', 'Pull request', 'Age'].map((c) => h('th', { scope: 'col' }, c)))), h('tbody', {}, rows)))
         : h('p', {}, 'No tasks yet. ', h('a', { href: '#/review/new' }, 'Start a review')),
       h('div', { class: 'actions' }, params.get('page') ? h('a', { href: '#/tasks' }, 'First page') : null,
         answer.nextPageToken ? h('a', { href: `#/tasks?${next}` }, 'Next page') : null));
   } catch (error) {
-    body.replaceChildren(errorBox(error));
+    fill(body, errorBox(error));
   }
 }
 
@@ -85,7 +85,7 @@ export function newReviewPage() {
       sessionStorage.setItem(DIFF_KEY(id), diff);
       location.hash = `#/tasks/${id}`;
     } catch (error) {
-      out.replaceChildren(errorBox(error));
+      fill(out, errorBox(error));
     }
   });
   page('New review', form);
@@ -109,7 +109,7 @@ export async function taskPage(id) {
   const cancel = h('button', { type: 'button', id: 'cancel', hidden: true }, 'Cancel task');
   page(`Task ${id.slice(0, 8)}`, facts, h('div', { class: 'actions' }, cancel), h('details', {}, h('summary', {}, 'Progress'), events), result);
   const show = (task) => {
-    facts.replaceChildren(
+    fill(facts, 
       h('dt', {}, 'Id'), h('dd', {}, task.taskId), h('dt', {}, 'Kind'), h('dd', {}, enumName(task.kind, 'TASK_KIND_')),
       h('dt', {}, 'State'), state, h('dt', {}, 'Owner'), h('dd', {}, task.owner), h('dt', {}, 'Created'), h('dd', {}, h('time', { datetime: task.createTime }, age(task.createTime))),
       task.error ? [h('dt', {}, 'Error'), h('dd', {}, task.error)] : null);
@@ -117,13 +117,13 @@ export async function taskPage(id) {
     cancel.hidden = FINAL.includes(task.state);
   };
   cancel.addEventListener('click', async () => {
-    try { show((await call('POST', `/v1/tasks/${id}:cancel`, {})).task); announce('task cancelled'); } catch (error) { result.replaceChildren(errorBox(error)); }
+    try { show((await call('POST', `/v1/tasks/${id}:cancel`, {})).task); announce('task cancelled'); } catch (error) { fill(result, errorBox(error)); }
   });
   let task;
   try {
     task = (await call('GET', `/v1/tasks/${id}`)).task;
   } catch (error) {
-    result.replaceChildren(errorBox(error));
+    fill(result, errorBox(error));
     return;
   }
   show(task);
@@ -154,7 +154,7 @@ export async function taskPage(id) {
     show(task);
   }
   announce(`task ${enumName(task.state, 'TASK_STATE_')}`);
-  result.replaceChildren(...renderResult(task));
+  fill(result, renderResult(task));
 }
 
 function renderResult(task) {
