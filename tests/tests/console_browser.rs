@@ -143,6 +143,8 @@ async fn an_admin_reviews_a_pasted_diff_audits_it_and_manages_keys_and_a_develop
     browser.screenshots("sign-in").await;
     sign_in(&browser, &app, "admin", ADMIN_PASSWORD).await;
     assert_cookie_hidden_from_scripts(&browser).await;
+    let admin_links = browser.js("admin links", "return [...document.querySelectorAll('a[href^=\"#/admin\"]')].filter((a) => a.offsetParent).length", vec![]).await;
+    assert_eq!(admin_links, 2, "an admin sees the Users and API keys links right after signing in");
     // From the page itself: a state-changing call without the CSRF header is refused.
     assert_eq!(page_fetch(&browser, "POST", "/v1/api-keys", false).await, 403, "a POST without X-CSRF-Token");
 

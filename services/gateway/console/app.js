@@ -36,7 +36,7 @@ function renderNav() {
   for (const item of document.querySelectorAll('.admin-only')) {
     // Absent, not just hidden from view, for everyone but admins.
     item.hidden = !hasRole('admin');
-    if (!hasRole('admin')) item.remove();
+    if (s && !hasRole('admin')) item.remove();
   }
 }
 
