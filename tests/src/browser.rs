@@ -157,7 +157,8 @@ impl Browser {
             self.client.set_window_size(width, 1000).await.unwrap_or_else(|e| panic!("resize to {width}: {e}"));
             // The layout settles in the next frame.
             self.js("settle", "return new Promise((r) => requestAnimationFrame(() => r(true)))", vec![]).await;
-            let overflow = self.js("overflow", "return document.documentElement.scrollWidth - window.innerWidth", vec![]).await;
+            let overflow =
+                self.js("overflow", "return document.documentElement.scrollWidth - window.innerWidth", vec![]).await;
             if overflow.as_i64().unwrap_or(0) > 0 {
                 let wide = self
                     .js(

@@ -57,7 +57,12 @@ async fn goto(browser: &Browser, url: &str) {
 }
 
 async fn heading(browser: &Browser, title: &str) {
-    browser.wait_for(&format!("the page `{title}`"), &format!("document.querySelector('main h1')?.textContent === {title:?}")).await;
+    browser
+        .wait_for(
+            &format!("the page `{title}`"),
+            &format!("document.querySelector('main h1')?.textContent === {title:?}"),
+        )
+        .await;
 }
 
 /// Signs in with the keyboard: types into the labelled fields and presses Enter.
@@ -76,7 +81,10 @@ async fn assert_cookie_hidden_from_scripts(browser: &Browser) {
     let cookie = browser.client.get_named_cookie("prfix_console").await.expect("the session cookie is set");
     assert_eq!(cookie.http_only(), Some(true), "the session cookie is HttpOnly");
     let visible = browser.js("document.cookie", "return document.cookie", vec![]).await;
-    assert!(!visible.as_str().unwrap_or_default().contains("prfix_console"), "document.cookie shows the session: {visible}");
+    assert!(
+        !visible.as_str().unwrap_or_default().contains("prfix_console"),
+        "document.cookie shows the session: {visible}"
+    );
 }
 
 /// The status of a `fetch` the page makes with its cookie (and the session's CSRF token when
@@ -143,7 +151,13 @@ async fn an_admin_reviews_a_pasted_diff_audits_it_and_manages_keys_and_a_develop
     browser.screenshots("sign-in").await;
     sign_in(&browser, &app, "admin", ADMIN_PASSWORD).await;
     assert_cookie_hidden_from_scripts(&browser).await;
-    let admin_links = browser.js("admin links", "return [...document.querySelectorAll('a[href^=\"#/admin\"]')].filter((a) => a.offsetParent).length", vec![]).await;
+    let admin_links = browser
+        .js(
+            "admin links",
+            "return [...document.querySelectorAll('a[href^=\"#/admin\"]')].filter((a) => a.offsetParent).length",
+            vec![],
+        )
+        .await;
     assert_eq!(admin_links, 2, "an admin sees the Users and API keys links right after signing in");
     // From the page itself: a state-changing call without the CSRF header is refused.
     assert_eq!(page_fetch(&browser, "POST", "/v1/api-keys", false).await, 403, "a POST without X-CSRF-Token");
@@ -153,7 +167,9 @@ async fn an_admin_reviews_a_pasted_diff_audits_it_and_manages_keys_and_a_develop
     heading(&browser, "New review").await;
     browser.assert_accessible("new-review").await;
     browser.screenshots("new-review").await;
-    browser.js("paste the diff", "document.getElementById('diff').value = arguments[0]; return true;", vec![json!(DIFF)]).await;
+    browser
+        .js("paste the diff", "document.getElementById('diff').value = arguments[0]; return true;", vec![json!(DIFF)])
+        .await;
     browser.client.find(Locator::Id("start-review")).await.expect("the start button").click().await.expect("start");
     let state = browser
         .wait_for("the review to finish", "['succeeded','failed','cancelled'].includes(document.getElementById('task-state')?.textContent) && document.querySelector('#result h2') && document.getElementById('task-state').textContent")
@@ -192,7 +208,14 @@ async fn an_admin_reviews_a_pasted_diff_audits_it_and_manages_keys_and_a_develop
     browser.screenshots("task-review").await;
 
     // SARIF, rendered in the page from the stored result.
-    browser.client.find(Locator::Id("download-sarif")).await.expect("the SARIF button").click().await.expect("download");
+    browser
+        .client
+        .find(Locator::Id("download-sarif"))
+        .await
+        .expect("the SARIF button")
+        .click()
+        .await
+        .expect("download");
     let file = browser.downloads.path().join(format!("review-{task_id}.sarif"));
     let deadline = Instant::now() + Duration::from_secs(30);
     let sarif: Value = loop {
@@ -219,7 +242,10 @@ async fn an_admin_reviews_a_pasted_diff_audits_it_and_manages_keys_and_a_develop
         })
         .collect();
     results.sort();
-    assert_eq!(results, vec![("app/main.py".to_owned(), 2, "error".to_owned()), ("src/lib.rs".to_owned(), 6, "error".to_owned())]);
+    assert_eq!(
+        results,
+        vec![("app/main.py".to_owned(), 2, "error".to_owned()), ("src/lib.rs".to_owned(), 6, "error".to_owned())]
+    );
 
     // The tasks list shows it.
     goto(&browser, &format!("{}/#/tasks", base(&app))).await;
@@ -277,14 +303,22 @@ async fn an_admin_reviews_a_pasted_diff_audits_it_and_manages_keys_and_a_develop
     browser.screenshots("users").await;
     goto(&browser, &format!("{}/#/admin/keys", base(&app))).await;
     heading(&browser, "API keys").await;
-    browser.client.find(Locator::Id("key-name")).await.expect("the key name field").send_keys("ci-e2e").await.expect("type");
+    browser
+        .client
+        .find(Locator::Id("key-name"))
+        .await
+        .expect("the key name field")
+        .send_keys("ci-e2e")
+        .await
+        .expect("type");
     browser.client.find(Locator::Id("create-key")).await.expect("the create button").click().await.expect("create");
     let secret = browser.wait_for("the key's secret", "document.getElementById('key-secret')?.textContent").await;
     let secret = secret.as_str().expect("a secret").to_owned();
     assert!(secret.starts_with("prfix_"), "{secret}");
     assert_eq!(whoami_status(&app, &secret).await, 200, "the new key works");
     // The list holds the services' keys too: this key's button is found by its label.
-    const REVOKE: &str = "[...document.querySelectorAll('#keys button[data-key]')].find((b) => b.textContent === 'Revoke ci-e2e')";
+    const REVOKE: &str =
+        "[...document.querySelectorAll('#keys button[data-key]')].find((b) => b.textContent === 'Revoke ci-e2e')";
     browser.wait_for("the key in the list", REVOKE).await;
     browser.assert_accessible("api-keys").await;
     browser.screenshots("api-keys").await;
@@ -304,10 +338,15 @@ async fn an_admin_reviews_a_pasted_diff_audits_it_and_manages_keys_and_a_develop
     heading(&browser, "Sign in").await;
     sign_in(&browser, &app, DEVELOPER, DEVELOPER_PASSWORD).await;
     assert_cookie_hidden_from_scripts(&browser).await;
-    let admin_links = browser.js("admin links", "return document.querySelectorAll('a[href^=\"#/admin\"]').length", vec![]).await;
+    let admin_links =
+        browser.js("admin links", "return document.querySelectorAll('a[href^=\"#/admin\"]').length", vec![]).await;
     assert_eq!(admin_links, 0, "a developer sees admin links");
     assert_eq!(page_fetch(&browser, "GET", "/v1/users", false).await, 403, "GET /v1/users as a developer");
-    assert_eq!(page_fetch(&browser, "POST", "/v1/api-keys", true).await, 403, "POST /v1/api-keys as a developer without an admin's rights");
+    assert_eq!(
+        page_fetch(&browser, "POST", "/v1/api-keys", true).await,
+        403,
+        "POST /v1/api-keys as a developer without an admin's rights"
+    );
     goto(&browser, &format!("{}/#/admin/users", base(&app))).await;
     heading(&browser, "Tasks").await;
     browser.assert_accessible("tasks-developer").await;

@@ -37,12 +37,8 @@ async fn sign_in(app: &TestApp) -> Signed {
         .await
         .expect("sign-in request");
     assert_eq!(response.status(), StatusCode::OK, "sign-in refused: {:?}", response.text().await);
-    let set_cookie = response
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .expect("sign-in sets a cookie")
-        .to_owned();
+    let set_cookie =
+        response.headers().get("set-cookie").and_then(|v| v.to_str().ok()).expect("sign-in sets a cookie").to_owned();
     let body: Value = response.json().await.expect("a JSON session");
     let cookie = set_cookie.split(';').next().expect("a cookie pair").to_owned();
     let csrf = body["csrf_token"].as_str().expect("a CSRF token").to_owned();

@@ -309,8 +309,7 @@ async fn sign_in(console: &Console, request: Request<Body>) -> Response<Body> {
         }
     };
     let expires_at = chrono::Utc::now().timestamp() + i64::try_from(console.absolute_secs).unwrap_or(i64::MAX / 2);
-    let mut response =
-        json(StatusCode::OK, &session_body(&user.username, &roles, &created.csrf_token, expires_at));
+    let mut response = json(StatusCode::OK, &session_body(&user.username, &roles, &created.csrf_token, expires_at));
     if let Some(cookie) = console.set_cookie(&created.token, console.absolute_secs) {
         response.headers_mut().insert(http::header::SET_COOKIE, cookie);
     }
