@@ -158,7 +158,7 @@ async fn an_admin_reviews_a_pasted_diff_audits_it_and_manages_keys_and_a_develop
             vec![],
         )
         .await;
-    assert_eq!(admin_links, 2, "an admin sees the Users and API keys links right after signing in");
+    assert_eq!(admin_links, 3, "an admin sees the Users, API keys and Models links right after signing in");
     // From the page itself: a state-changing call without the CSRF header is refused.
     assert_eq!(page_fetch(&browser, "POST", "/v1/api-keys", false).await, 403, "a POST without X-CSRF-Token");
 
@@ -332,6 +332,15 @@ async fn an_admin_reviews_a_pasted_diff_audits_it_and_manages_keys_and_a_develop
         .expect("revoke");
     browser.wait_for("the key gone from the list", &format!("!({REVOKE})")).await;
     assert_eq!(whoami_status(&app, &secret).await, 401, "the revoked key is refused");
+
+    // Models and the Ollama endpoints' health.
+    goto(&browser, &format!("{}/#/admin/models", base(&app))).await;
+    heading(&browser, "Models").await;
+    browser.wait_for("the model", &format!("document.getElementById('models')?.innerText.includes({MODEL:?})")).await;
+    let health = browser.wait_for("the endpoint", "document.getElementById('endpoints')?.innerText").await;
+    assert!(health.as_str().unwrap_or_default().contains("reachable"), "{health}");
+    browser.assert_accessible("models").await;
+    browser.screenshots("models").await;
 
     // Sign out; the developer sees no admin links and the admin API refuses them.
     browser.client.find(Locator::Id("logout")).await.expect("the sign-out button").click().await.expect("sign out");

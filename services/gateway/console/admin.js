@@ -43,6 +43,11 @@ export async function usersPage() {
         toggle.addEventListener('click', async () => {
           try { await call('PATCH', `/v1/users/${encodeURIComponent(u.username)}`, { disabled: !u.disabled, updateMask: 'disabled' }); usersPage(); } catch (error) { list.append(errorBox(error)); }
         });
+        const roleEdit = roleBoxes(`roles-${u.username}`, u.roles || []);
+        const saveRoles = h('button', { type: 'button' }, `Save roles of ${u.username}`);
+        saveRoles.addEventListener('click', async () => {
+          try { await call('PATCH', `/v1/users/${encodeURIComponent(u.username)}`, { roles: [...checked(roleEdit), ...(u.roles || []).filter((r) => !ROLES.includes(r.replace('ROLE_', '')))], updateMask: 'roles' }); announce('roles saved'); usersPage(); } catch (error) { list.append(errorBox(error)); }
+        });
         const pw = h('button', { type: 'button' }, `Set password of ${u.username}`);
         pw.addEventListener('click', async () => {
           const password = window.prompt(`New password for ${u.username} (12 characters or more)`);
@@ -50,7 +55,7 @@ export async function usersPage() {
           try { await call('PATCH', `/v1/users/${encodeURIComponent(u.username)}`, { password, updateMask: 'password' }); announce('password set'); } catch (error) { list.append(errorBox(error)); }
         });
         return h('tr', {}, h('td', { 'data-label': 'User' }, u.username),
-          h('td', { 'data-label': 'Roles' }, (u.roles || []).map((r) => enumName(r, 'ROLE_')).join(', ')),
+          h('td', { 'data-label': 'Roles' }, (u.roles || []).map((r) => enumName(r, 'ROLE_')).join(', '), h('details', {}, h('summary', {}, `Edit roles of ${u.username}`), roleEdit, saveRoles)),
           h('td', { 'data-label': 'State' }, u.disabled ? 'disabled' : 'active'),
           h('td', { 'data-label': 'Actions' }, h('div', { class: 'actions' }, toggle, pw)));
       })))));
@@ -91,4 +96,38 @@ export async function keysPage() {
     } catch (error) { fill(out, errorBox(error)); }
   });
   load();
+}
+
+function bytes(n) {
+  const v = Number(n || 0);
+  return v >= 1e9 ? `${(v / 1e9).toFixed(1)} GB` : `${Math.round(v / 1e6)} MB`;
+}
+
+/** Models and the agent's Ollama endpoints with their health. */
+export async function modelsPage() {
+  const body = h('div', {}, h('p', {}, 'Loading…'));
+  page('Models', body);
+  try {
+    const answer = await call('GET', '/v1/models');
+    const endpoints = answer.endpoints || [];
+    const models = answer.models || [];
+    fill(body,
+      h('h2', {}, 'Ollama endpoints'),
+      h('div', { class: 'table-wrap' }, h('table', { class: 'list', id: 'endpoints' }, h('caption', { class: 'visually-hidden' }, 'Ollama endpoints'),
+        h('thead', {}, h('tr', {}, ['Endpoint', 'Health', 'Version', 'Calls in flight'].map((c) => h('th', { scope: 'col' }, c)))),
+        h('tbody', {}, endpoints.map((e) => h('tr', {},
+          h('td', { 'data-label': 'Endpoint' }, e.url),
+          h('td', { 'data-label': 'Health' }, e.reachable ? 'reachable' : `unreachable: ${e.error || ''}`),
+          h('td', { 'data-label': 'Version' }, e.version || ''),
+          h('td', { 'data-label': 'Calls in flight' }, String(e.inFlight || 0))))))),
+      h('h2', {}, 'Models'),
+      models.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'list', id: 'models' }, h('caption', { class: 'visually-hidden' }, 'models'),
+        h('thead', {}, h('tr', {}, ['Name', 'Endpoint', 'Size', 'Parameters', 'Quantization'].map((c) => h('th', { scope: 'col' }, c)))),
+        h('tbody', {}, models.map((m) => h('tr', {},
+          h('td', { 'data-label': 'Name' }, m.name), h('td', { 'data-label': 'Endpoint' }, m.endpoint || ''),
+          h('td', { 'data-label': 'Size' }, bytes(m.sizeBytes)), h('td', { 'data-label': 'Parameters' }, m.parameterSize || ''),
+          h('td', { 'data-label': 'Quantization' }, m.quantizationLevel || '')))))) : h('p', {}, 'No models on any endpoint: pull one with prfix models pull NAME.'));
+  } catch (error) {
+    fill(body, errorBox(error));
+  }
 }
