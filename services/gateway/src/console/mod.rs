@@ -61,14 +61,11 @@ pub struct Console {
 
 impl Console {
     fn cookie_name(&self) -> &'static str {
-        if self.tls { HOST_COOKIE } else { PLAIN_COOKIE }
+        cookie_name(self.tls)
     }
 
     fn set_cookie(&self, value: &str, max_age: u64) -> Option<HeaderValue> {
-        let secure = if self.tls { "; Secure" } else { "" };
-        format!("{}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}", self.cookie_name())
-            .parse()
-            .ok()
+        set_cookie(self.tls, value, max_age)
     }
 
     /// The session token the request's cookie carries, if any.
@@ -84,6 +81,17 @@ impl Console {
             .find(|(n, _)| *n == name)
             .map(|(_, v)| v.to_owned())
     }
+}
+
+/// The cookie's name: `__Host-` prefixed when the gateway terminates TLS.
+fn cookie_name(tls: bool) -> &'static str {
+    if tls { HOST_COOKIE } else { PLAIN_COOKIE }
+}
+
+/// The `Set-Cookie` value of a session (an empty `value` with `max_age` 0 clears it).
+fn set_cookie(tls: bool, value: &str, max_age: u64) -> Option<HeaderValue> {
+    let secure = if tls { "; Secure" } else { "" };
+    format!("{}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}", cookie_name(tls)).parse().ok()
 }
 
 fn client_info<B>(request: &Request<B>) -> ClientInfo {
@@ -367,4 +375,35 @@ async fn log_out(console: &Console, request: Request<Body>) -> Response<Body> {
         response.headers_mut().insert(http::header::SET_COOKIE, cookie);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn over_tls_the_cookie_is_host_prefixed_and_secure_and_on_plain_http_neither() {
+        let tls = set_cookie(true, "t", 60).map(|v| v.to_str().unwrap_or_default().to_owned()).unwrap_or_default();
+        assert_eq!(tls, "__Host-prfix_console=t; Path=/; HttpOnly; SameSite=Strict; Max-Age=60; Secure");
+        let plain = set_cookie(false, "t", 60).map(|v| v.to_str().unwrap_or_default().to_owned()).unwrap_or_default();
+        assert_eq!(plain, "prfix_console=t; Path=/; HttpOnly; SameSite=Strict; Max-Age=60");
+    }
+
+    fn request(host: &str, origin: Option<&str>) -> Request<()> {
+        let mut builder = Request::post("/v1/api-keys").header(http::header::HOST, host);
+        if let Some(origin) = origin {
+            builder = builder.header(http::header::ORIGIN, origin);
+        }
+        builder.body(()).unwrap_or_default()
+    }
+
+    #[test]
+    fn only_an_origin_naming_the_gateways_own_host_and_port_is_the_same_origin() {
+        assert!(same_origin(&request("gw.example:8443", Some("https://gw.example:8443"))));
+        assert!(same_origin(&request("gw.example", Some("http://GW.example"))), "hosts compare without case");
+        assert!(!same_origin(&request("gw.example:8443", Some("https://gw.example:9443"))), "another port");
+        assert!(!same_origin(&request("gw.example", Some("https://gw.example.evil.test"))), "a longer host");
+        assert!(!same_origin(&request("gw.example", Some("null"))), "an opaque origin");
+        assert!(!same_origin(&request("gw.example", None)), "no Origin");
+    }
 }
