@@ -208,6 +208,45 @@ async fn a_session_ends_at_its_idle_and_at_its_absolute_expiry() {
 }
 
 #[tokio::test]
+async fn a_change_of_the_users_roles_ends_their_console_sessions() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let created = client()
+        .post(url(&app, "/v1/users"))
+        .bearer_auth(&admin)
+        .json(
+            &json!({"username": "dana", "password": "dana-password-123", "roles": ["ROLE_DEVELOPER", "ROLE_AUDITOR"]}),
+        )
+        .send()
+        .await
+        .expect("create a user");
+    assert_eq!(created.status(), StatusCode::OK, "{:?}", created.text().await);
+    let response = client()
+        .post(url(&app, "/console/session"))
+        .json(&json!({"username": "dana", "password": "dana-password-123"}))
+        .send()
+        .await
+        .expect("sign in");
+    let cookie = response
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
+    assert_eq!(whoami(&app, &cookie).await.status(), StatusCode::OK);
+    let changed = client()
+        .patch(url(&app, "/v1/users/dana"))
+        .bearer_auth(&admin)
+        .json(&json!({"roles": ["ROLE_DEVELOPER"], "updateMask": "roles"}))
+        .send()
+        .await
+        .expect("change roles");
+    assert_eq!(changed.status(), StatusCode::OK, "{:?}", changed.text().await);
+    assert_eq!(whoami(&app, &cookie).await.status(), StatusCode::UNAUTHORIZED, "the session outlived the change");
+}
+
+#[tokio::test]
 async fn the_console_page_has_its_own_strict_csp_and_the_api_keeps_its_own() {
     let app = spawn_app().await;
     let page = client().get(url(&app, "/")).send().await.expect("page");

@@ -87,7 +87,8 @@ impl Sessions {
     }
 
     /// The live session of `token`, its idle clock reset; `None` when unknown, expired (idle or
-    /// absolute), or its user is disabled or gone. The expiry is decided by the database's clock,
+    /// absolute), its user is disabled or gone, or the refresh family of its Login was revoked (a
+    /// password, role or disabled change revokes every family of the user: their sessions end too). The expiry is decided by the database's clock,
     /// the same for every replica.
     pub async fn touch(&self, token: &str) -> Result<Option<Session>, SessionError> {
         let client = self.pool.get().await?;
@@ -97,6 +98,8 @@ impl Sessions {
                  FROM users u
                  WHERE s.token_hash = $1 AND u.username = s.username AND NOT u.disabled
                    AND s.expires_at > now() AND s.last_seen_at > now() - make_interval(secs => $2)
+                   AND EXISTS (SELECT 1 FROM refresh_tokens r
+                               WHERE r.token_hash = s.refresh_hash AND r.revoked_at IS NULL)
                  RETURNING s.username, u.roles, s.csrf_token, extract(epoch FROM s.expires_at)::float8",
                 &[&sha256(token.as_bytes()), &self.idle.as_secs_f64()],
             )
