@@ -121,6 +121,12 @@ async fn a_cross_site_state_changing_request_without_the_csrf_token_or_from_anot
         let response = create(origin, csrf).await.expect("request");
         assert_eq!(response.status(), StatusCode::FORBIDDEN, "{what}");
         assert_eq!(response.headers()["content-type"], "application/problem+json", "{what}");
+        let problem: Value = response.json().await.expect("a problem body");
+        assert_eq!(
+            (problem["status"].as_u64(), problem["code"].as_str()),
+            (Some(403), Some("PERMISSION_DENIED")),
+            "{what}: {problem}"
+        );
     }
     let response = create(Some(origin(&app)), Some(&signed.csrf)).await.expect("request");
     assert_eq!(response.status(), StatusCode::OK, "same origin with the token: {:?}", response.text().await);
