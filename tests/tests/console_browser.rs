@@ -362,3 +362,36 @@ async fn an_admin_reviews_a_pasted_diff_audits_it_and_manages_keys_and_a_develop
     browser.screenshots("tasks-developer").await;
     browser.close().await;
 }
+
+#[tokio::test]
+async fn a_running_task_is_followed_live_and_cancelled_from_its_page() {
+    let app = spawn_app().await;
+    app.ollama.set_models(&[MODEL]);
+    // The model starts answering and never finishes: the task stays running until cancelled.
+    app.ollama.set_default("/api/chat", Reply::chat_hanging(&["{\"findings\": ["]));
+    let browser = Browser::start().await;
+    sign_in(&browser, &app, "admin", ADMIN_PASSWORD).await;
+    goto(&browser, &format!("{}/#/review/new", base(&app))).await;
+    heading(&browser, "New review").await;
+    browser
+        .js("paste the diff", "document.getElementById('diff').value = arguments[0]; return true;", vec![json!(DIFF)])
+        .await;
+    browser.client.find(Locator::Id("start-review")).await.expect("the start button").click().await.expect("start");
+    // The state comes from the live stream: `running` while the model is still answering.
+    browser
+        .wait_for("the task running", "document.getElementById('task-state')?.textContent === 'running' && !document.getElementById('cancel').hidden")
+        .await;
+    browser
+        .wait_for(
+            "an event from the watch stream",
+            "document.querySelectorAll('ol[aria-label=progress] li').length >= 1",
+        )
+        .await;
+    browser.assert_accessible("task-running").await;
+    browser.screenshots("task-running").await;
+    browser.client.find(Locator::Id("cancel")).await.expect("the cancel button").click().await.expect("cancel");
+    browser.wait_for("the task cancelled", "document.getElementById('task-state')?.textContent === 'cancelled'").await;
+    let hidden = browser.js("cancel button", "return document.getElementById('cancel').hidden", vec![]).await;
+    assert_eq!(hidden, true, "a cancelled task offers no cancel");
+    browser.close().await;
+}
