@@ -169,6 +169,7 @@ async fn serve(
     println!("  prfix login{gateway_flag} --username admin   (then `prfix passwd` to choose your own password)");
     println!("  cd your-repository && prfix review           (reviews the checkout's uncommitted and branch changes)");
     println!("  buf curl --protocol grpc --http2-prior-knowledge http://{gateway_addr} --list-methods   (the API)");
+    println!("  open http://{gateway_addr}/ in a browser      (the web console: docs/console.md)");
     println!("Press Ctrl-C to stop.");
 
     let mut services = JoinSet::new();

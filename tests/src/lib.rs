@@ -12,6 +12,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod browser;
 pub mod db;
 pub mod fake_forge;
 pub mod fake_ollama;

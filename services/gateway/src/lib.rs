@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod command;
+pub mod console;
 mod edge;
 pub mod health;
 mod oversize;
@@ -52,5 +53,10 @@ pub const MIGRATIONS: &[prfix_runtime::migrate::Migration] = &[
         version: 5,
         name: "0005_webhook_deliveries.sql",
         sql: include_str!("../../../migrations/gateway/0005_webhook_deliveries.sql"),
+    },
+    prfix_runtime::migrate::Migration {
+        version: 6,
+        name: "0006_console_sessions.sql",
+        sql: include_str!("../../../migrations/gateway/0006_console_sessions.sql"),
     },
 ];

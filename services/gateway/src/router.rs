@@ -44,6 +44,14 @@ pub const SECURITY_HEADERS: &[(&str, &str)] = &[
     ("x-permitted-cross-domain-policies", "none"),
 ];
 
+/// What the gateway serves to browsers and scripts besides gRPC: REST transcoding and the console.
+pub(crate) struct Web {
+    /// REST/JSON routes and `/openapi.json`.
+    pub rest: Arc<crate::rest::Rest>,
+    /// The console's pages and sessions.
+    pub console: Arc<crate::console::Console>,
+}
+
 /// Builds the router.
 pub(crate) fn build(
     health: GatewayHealth,
@@ -52,7 +60,7 @@ pub(crate) fn build(
     edge: Edge,
     cors_origins: &[String],
     limits: crate::oversize::Limits,
-    rest: Arc<crate::rest::Rest>,
+    web: Web,
 ) -> Result<axum::Router, tonic_reflection::server::Error> {
     let max_request_bytes = limits.max_request_bytes;
     let jwks = Arc::new(auth.issuer.jwks());
@@ -82,8 +90,12 @@ pub(crate) fn build(
         .layer(prfix_runtime::calls::GrpcMetricsLayer::new("gateway"));
     // Before routing: gRPC-web (binary and text) and REST/JSON become gRPC calls of the routed API,
     // so the edge and the forwarding see one protocol; `/openapi.json` is served here too.
-    let translated = tower::Layer::layer(&axum::middleware::from_fn_with_state(rest, crate::rest::handle), router);
-    let mut router = axum::Router::new().fallback_service(translated);
+    let translated = tower::Layer::layer(&axum::middleware::from_fn_with_state(web.rest, crate::rest::handle), router);
+    // Before that: the console's pages and sessions, and a session cookie exchanged for a bearer
+    // token (after the CSRF check), so REST transcoding and the edge see an ordinary REST call.
+    let consoled =
+        tower::Layer::layer(&axum::middleware::from_fn_with_state(web.console, crate::console::handle), translated);
+    let mut router = axum::Router::new().fallback_service(consoled);
     let origins: Vec<HeaderValue> = cors_origins.iter().filter_map(|o| o.parse().ok()).collect();
     if !origins.is_empty() {
         // Only configured origins, never `*`, and no credentials: bearer tokens travel in headers.
@@ -133,8 +145,14 @@ pub fn secured(router: axum::Router) -> axum::Router {
     // A panic in a handler becomes a 500, which the header layers outside it still mark.
     let mut router = router.layer(tower_http::catch_panic::CatchPanicLayer::new());
     for (name, value) in SECURITY_HEADERS {
-        router = router
-            .layer(SetResponseHeaderLayer::overriding(HeaderName::from_static(name), HeaderValue::from_static(value)));
+        let (name, value) = (HeaderName::from_static(name), HeaderValue::from_static(value));
+        // The console's pages carry their own policy (`default-src 'self'`, see `console`); every
+        // other answer gets the API's `default-src 'none'` (no other handler sets one).
+        router = if name == http::header::CONTENT_SECURITY_POLICY {
+            router.layer(SetResponseHeaderLayer::if_not_present(name, value))
+        } else {
+            router.layer(SetResponseHeaderLayer::overriding(name, value))
+        };
     }
     router
 }

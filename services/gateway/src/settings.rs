@@ -148,6 +148,10 @@ pub struct GatewaySettings {
     /// Forge connections by name: the name is the `{forge}` of `POST /v1/forges/{forge}/webhook`
     /// (docs/forges.md, "Webhooks"); each one's secret comes from `PRFIX_FORGE_<NAME>_WEBHOOK_SECRET`.
     pub forges: BTreeMap<String, ForgeConnection>,
+    /// A console session ends after this many seconds without a call (docs/console.md).
+    pub console_idle_secs: u64,
+    /// A console session ends this many seconds after sign-in, however busy.
+    pub console_absolute_secs: u64,
 }
 
 impl Default for GatewaySettings {
@@ -181,6 +185,8 @@ impl Default for GatewaySettings {
             max_concurrent_streams: 256,
             header_read_timeout_ms: 10_000,
             forges: BTreeMap::new(),
+            console_idle_secs: 30 * 60,
+            console_absolute_secs: 12 * 3600,
         }
     }
 }
@@ -253,6 +259,13 @@ impl Settings {
             return Err(SettingsError::Invalid {
                 key: "gateway.access_token_ttl_secs",
                 reason: "must be between 1 and 3600".to_owned(),
+            });
+        }
+        if self.gateway.console_idle_secs == 0 || self.gateway.console_absolute_secs < self.gateway.console_idle_secs {
+            return Err(SettingsError::Invalid {
+                key: "gateway.console_absolute_secs",
+                reason: "console_idle_secs must be at least 1 and console_absolute_secs at least console_idle_secs"
+                    .to_owned(),
             });
         }
         for origin in &self.gateway.cors_allowed_origins {

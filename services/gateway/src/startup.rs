@@ -288,7 +288,19 @@ impl Application {
                 max_request_bytes: settings.gateway.max_request_bytes,
                 webhooks: webhooks.clone(),
             },
-            std::sync::Arc::new(crate::rest::Rest::new(settings.gateway.max_request_bytes, webhooks)?),
+            crate::router::Web {
+                rest: Arc::new(crate::rest::Rest::new(settings.gateway.max_request_bytes, webhooks)?),
+                console: Arc::new(crate::console::Console {
+                    auth: auth.clone(),
+                    sessions: crate::console::sessions::Sessions::new(
+                        pool.clone(),
+                        Duration::from_secs(settings.gateway.console_idle_secs),
+                        Duration::from_secs(settings.gateway.console_absolute_secs),
+                    ),
+                    tls: settings.gateway.tls_cert_file.is_some() && settings.gateway.tls_key_file.is_some(),
+                    absolute_secs: settings.gateway.console_absolute_secs,
+                }),
+            },
         )?;
         let tls = match (&settings.gateway.tls_cert_file, &settings.gateway.tls_key_file) {
             (Some(cert), Some(key)) => Some(crate::serve::tls_acceptor(cert, key).map_err(|e| StartupError::Tls(e.0))?),
