@@ -8,6 +8,9 @@ use prfix_proto::prost::Message;
 use prfix_tests::{Reply, spawn_app};
 use tonic::Code;
 
+/// The change set the tasks inserted below were created with.
+const STORED_DIFF: &str = "diff --git a/a.py b/a.py\n--- a/a.py\n+++ b/a.py\n@@ -1 +1 @@\n-x = 1\n+x = 2\n";
+
 #[tokio::test]
 async fn list_models_through_the_gateway_asks_ollama_for_its_tags() {
     let app = spawn_app().await;
@@ -84,10 +87,21 @@ async fn insert_task(app: &prfix_tests::TestApp, owner: &str, state: pb::TaskSta
             ..Default::default()
         })),
     };
+    let request = pb::CreateDescribeRequest {
+        change_set: Some(pb::ChangeSet { diff: STORED_DIFF.to_owned(), ..Default::default() }),
+        options: None,
+    };
     let pg = app.db.connect().await;
     pg.execute(
         "INSERT INTO agent.tasks (task_id, kind, state, owner, request, result) VALUES ($1, $2, $3, $4, $5, $6)",
-        &[&id, &(pb::TaskKind::Describe as i16), &(state as i16), &owner, &Vec::<u8>::new(), &result.encode_to_vec()],
+        &[
+            &id,
+            &(pb::TaskKind::Describe as i16),
+            &(state as i16),
+            &owner,
+            &request.encode_to_vec(),
+            &result.encode_to_vec(),
+        ],
     )
     .await
     .expect("insert task");
@@ -109,6 +123,7 @@ async fn tasks_stored_in_postgres_are_read_through_the_gateway() {
     assert_eq!(task.task_id, id.to_string());
     assert_eq!(task.state, pb::TaskState::Succeeded as i32);
     assert_eq!(task.owner, "alice");
+    assert_eq!(task.diff, STORED_DIFF, "GetTask carries the change set's diff");
     match task.result.and_then(|r| r.result) {
         Some(pb::task_result::Result::Describe(d)) => assert_eq!(d.title, "Fix the off-by-one"),
         other => panic!("unexpected result {other:?}"),
@@ -134,6 +149,7 @@ async fn list_tasks_pages_newest_first_and_filters() {
             .await
             .expect("page")
             .into_inner();
+        assert!(page.tasks.iter().all(|t| t.diff.is_empty()), "lists leave the diff out");
         seen.extend(page.tasks.into_iter().map(|t| t.task_id));
         if page.next_page_token.is_empty() {
             break;

@@ -402,7 +402,9 @@ impl AgentService for AgentApi {
         let principal = caller(&request)?;
         let pb::GetTaskRequest { task_id } = request.into_inner();
         let row = tasks::get(&self.engine.pool, parse_task_id(&task_id)?).await.map_err(to_status)?;
-        Ok(Response::new(pb::GetTaskResponse { task: Some(to_proto(visible(&principal, row)?)?) }))
+        let row = visible(&principal, row)?;
+        let diff = tasks::diff(&self.engine.pool, row.task_id, row.kind).await.map_err(to_status)?;
+        Ok(Response::new(pb::GetTaskResponse { task: Some(pb::Task { diff, ..to_proto(row)? }) }))
     }
 
     async fn list_tasks(

@@ -176,6 +176,25 @@ pub async fn get(pool: &Pool, task_id: Uuid) -> Result<TaskRow, TaskError> {
     Ok(from_row(&row))
 }
 
+/// The unified diff of the change set `task_id` was created with (`kind` says which request was
+/// stored); empty for tasks without one (from a forge) or a request that does not decode.
+pub async fn diff(pool: &Pool, task_id: Uuid, kind: i16) -> Result<String, TaskError> {
+    use prost::Message as _;
+    let client = pool.get().await?;
+    let row = client.query_opt("SELECT request FROM tasks WHERE task_id = $1 AND forge IS NULL", &[&task_id]).await?;
+    let Some(row) = row else { return Ok(String::new()) };
+    let request: Vec<u8> = row.get(0);
+    let change_set = match pb::TaskKind::try_from(i32::from(kind)) {
+        Ok(pb::TaskKind::Review) => pb::CreateReviewRequest::decode(request.as_slice()).ok().and_then(|r| r.change_set),
+        Ok(pb::TaskKind::Describe) => {
+            pb::CreateDescribeRequest::decode(request.as_slice()).ok().and_then(|r| r.change_set)
+        }
+        Ok(pb::TaskKind::Fix) => pb::CreateFixRequest::decode(request.as_slice()).ok().and_then(|r| r.change_set),
+        _ => None,
+    };
+    Ok(change_set.map(|c| c.diff).unwrap_or_default())
+}
+
 /// A page of tasks, newest first; `before` is the (created_at, task_id) of the last task of the
 /// previous page.
 pub async fn list(

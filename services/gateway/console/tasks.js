@@ -10,7 +10,6 @@ const STATES = ['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED'];
 const KINDS = ['REVIEW', 'DESCRIBE', 'FIX'];
 const FINAL = ['TASK_STATE_SUCCEEDED', 'TASK_STATE_FAILED', 'TASK_STATE_CANCELLED'];
 /** Diffs of reviews started in this tab, by task id: the API does not return a task's change set. */
-const DIFF_KEY = (id) => `prfix-diff-${id}`;
 
 function select(id, label, values, prefix, chosen) {
   return [h('label', { for: id }, label), h('select', { id },
@@ -82,7 +81,6 @@ export function newReviewPage() {
     try {
       const answer = await call('POST', '/v1/tasks:review', { changeSet: { diff }, options });
       const id = answer.task.taskId;
-      sessionStorage.setItem(DIFF_KEY(id), diff);
       location.hash = `#/tasks/${id}`;
     } catch (error) {
       fill(out, errorBox(error));
@@ -161,13 +159,14 @@ function renderResult(task) {
   const r = task.result || {};
   if (r.review) {
     const findings = r.review.findings || [];
-    const diff = sessionStorage.getItem(DIFF_KEY(task.taskId));
+    // GetTask carries the change set's diff for tasks created with one.
+    const diff = task.diff || '';
     const downloads = h('div', { class: 'actions' },
       h('button', { type: 'button', id: 'download-sarif', onclick: () => download(`review-${task.taskId}.sarif`, 'application/sarif+json', formats.sarif(task)) }, 'Download SARIF'),
       h('button', { type: 'button', id: 'download-markdown', onclick: () => download(`review-${task.taskId}.md`, 'text/markdown', formats.markdown(task)) }, 'Download markdown'),
       h('button', { type: 'button', id: 'download-json', onclick: () => download(`review-${task.taskId}.json`, 'application/json', formats.json(task)) }, 'Download JSON'));
     return [h('h2', {}, `Review: ${findings.length} finding(s)`), downloads,
-      diff ? null : h('p', { class: 'muted' }, 'The diff of this review is not in this browser tab (the API keeps results, not change sets), so findings are listed by file.'),
+      diff ? null : h('p', { class: 'muted' }, 'This review has no stored diff (a forge\'s review reads its diff from the pull request), so findings are listed by file.'),
       renderDiff(diff ? parseDiff(diff) : [], findings)];
   }
   if (r.describe) {

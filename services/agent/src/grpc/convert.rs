@@ -32,6 +32,7 @@ pub(super) fn to_proto(row: TaskRow) -> Result<pb::Task, Status> {
         result,
         flags: row.flags.to_proto(),
         forge_pull_request: row.forge,
+        diff: String::new(),
     })
 }
 
