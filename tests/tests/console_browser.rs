@@ -158,7 +158,7 @@ async fn an_admin_reviews_a_pasted_diff_audits_it_and_manages_keys_and_a_develop
             vec![],
         )
         .await;
-    assert_eq!(admin_links, 3, "an admin sees the Users, API keys and Models links right after signing in");
+    assert_eq!(admin_links, 4, "an admin sees the Users, API keys, Models and Forges links right after signing in");
     // From the page itself: a state-changing call without the CSRF header is refused.
     assert_eq!(page_fetch(&browser, "POST", "/v1/api-keys", false).await, 403, "a POST without X-CSRF-Token");
 
@@ -341,6 +341,13 @@ async fn an_admin_reviews_a_pasted_diff_audits_it_and_manages_keys_and_a_develop
     assert!(health.as_str().unwrap_or_default().contains("reachable"), "{health}");
     browser.assert_accessible("models").await;
     browser.screenshots("models").await;
+
+    // Forge connections: this system has none, and the page says how to add one.
+    goto(&browser, &format!("{}/#/admin/forges", base(&app))).await;
+    heading(&browser, "Forges").await;
+    browser.wait_for("the empty forge list", "document.getElementById('no-forges')").await;
+    browser.assert_accessible("forges").await;
+    browser.screenshots("forges").await;
 
     // Sign out; the developer sees no admin links and the admin API refuses them.
     browser.client.find(Locator::Id("logout")).await.expect("the sign-out button").click().await.expect("sign out");

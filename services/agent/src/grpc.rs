@@ -509,6 +509,14 @@ impl AgentService for AgentApi {
         Ok(Response::new(self.flags(&principal, request.into_inner())?))
     }
 
+    async fn list_forges(
+        &self,
+        request: Request<pb::ListForgesRequest>,
+    ) -> Result<Response<pb::ListForgesResponse>, Status> {
+        let principal = caller(&request)?;
+        Ok(Response::new(self.forges(&principal).await?))
+    }
+
     async fn list_models(
         &self,
         _request: Request<pb::ListModelsRequest>,

@@ -131,3 +131,31 @@ export async function modelsPage() {
     fill(body, errorBox(error));
   }
 }
+
+// Forge connections (admins): each one asked now by the agent, as `prfix forge check` does.
+export async function forgesPage() {
+  const body = h('div', {}, h('p', {}, 'Loading…'));
+  page('Forges', body);
+  try {
+    const forges = (await call('GET', '/v1/forges')).forges || [];
+    if (!forges.length) {
+      fill(body, h('p', { id: 'no-forges' }, 'No forge connection is configured: add [agent.forges.<name>] to the agent\'s settings (docs/forges.md).'));
+      return;
+    }
+    fill(body,
+      h('div', { class: 'table-wrap' }, h('table', { class: 'list', id: 'forges' }, h('caption', { class: 'visually-hidden' }, 'forge connections'),
+        h('thead', {}, h('tr', {}, ['Connection', 'Forge', 'API', 'Status', 'Repositories'].map((c) => h('th', { scope: 'col' }, c)))),
+        h('tbody', {}, forges.map((f) => h('tr', {},
+          h('td', { 'data-label': 'Connection' }, f.name),
+          h('td', { 'data-label': 'Forge' }, f.kind || ''),
+          h('td', { 'data-label': 'API' }, f.apiUrl || ''),
+          h('td', { 'data-label': 'Status' },
+            f.authenticated ? `authenticated as ${f.account || ''}` : `does not authenticate: ${f.error || ''}`),
+          h('td', { 'data-label': 'Repositories' }, f.authenticated
+            ? `${f.repositoriesReached || 0}: ${(f.repositories || []).join(', ')}${(f.repositoriesReached || 0) > (f.repositories || []).length ? ', …' : ''}`
+            : ''))))))
+    );
+  } catch (error) {
+    fill(body, errorBox(error));
+  }
+}

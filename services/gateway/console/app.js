@@ -5,7 +5,7 @@ import { h, fill, page, errorBox, field } from './dom.js';
 import { current, hasRole, loadSession, signIn, signOut } from './api.js';
 import { listPage, newReviewPage, taskPage, stopWatching } from './tasks.js';
 import { auditPage } from './audit.js';
-import { usersPage, keysPage, modelsPage } from './admin.js';
+import { usersPage, keysPage, modelsPage, forgesPage } from './admin.js';
 
 function signInPage() {
   const out = h('div', {});
@@ -57,6 +57,7 @@ async function route() {
     if (parts[0] === 'admin' && parts[1] === 'users' && hasRole('admin')) return await usersPage();
     if (parts[0] === 'admin' && parts[1] === 'keys' && hasRole('admin')) return await keysPage();
     if (parts[0] === 'admin' && parts[1] === 'models' && hasRole('admin')) return await modelsPage();
+    if (parts[0] === 'admin' && parts[1] === 'forges' && hasRole('admin')) return await forgesPage();
     return await listPage(params);
   } catch (error) {
     page('Error', errorBox(error));

@@ -116,4 +116,38 @@ impl AgentApi {
             .collect();
         Ok(pb::ListModelsResponse { models, latency, endpoints })
     }
+
+    /// `ListForges`: admins only; each connection asked now (at most [`FORGE_CHECK_TIMEOUT`] each,
+    /// all at once), as `prfix forge check` does.
+    pub(super) async fn forges(&self, principal: &Principal) -> Result<pb::ListForgesResponse, Status> {
+        if !principal.has(Role::Admin) {
+            return Err(Status::permission_denied("only admins may list the forge connections"));
+        }
+        let settings = &self.engine.settings.forges;
+        let checks = self.engine.forges.iter().map(|(name, connection)| async move {
+            let mut shown = pb::ForgeConnection {
+                name: name.clone(),
+                kind: connection.forge.kind().name().to_owned(),
+                api_url: settings.get(name).map(|f| f.api_url.clone()).unwrap_or_default(),
+                ..Default::default()
+            };
+            match tokio::time::timeout(FORGE_CHECK_TIMEOUT, connection.forge.reach()).await {
+                Ok(Ok(reach)) => {
+                    shown.authenticated = true;
+                    shown.account = reach.account;
+                    shown.repositories_reached = i32::try_from(reach.repositories.len()).unwrap_or(i32::MAX);
+                    shown.repositories = reach.repositories.into_iter().take(MAX_LISTED_REPOSITORIES).collect();
+                }
+                Ok(Err(e)) => shown.error = e.to_string(),
+                Err(_) => shown.error = format!("no answer within {} s", FORGE_CHECK_TIMEOUT.as_secs()),
+            }
+            shown
+        });
+        Ok(pb::ListForgesResponse { forges: futures::future::join_all(checks).await })
+    }
 }
+
+/// Longest wait for one forge connection's answer in `ListForges`.
+const FORGE_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+/// Most repositories `ListForges` names per connection (the count is given in full).
+const MAX_LISTED_REPOSITORIES: usize = 50;
