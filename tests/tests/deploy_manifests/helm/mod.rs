@@ -6,6 +6,7 @@
 
 mod backup;
 mod credential;
+mod forges;
 mod migration;
 mod releases;
 mod render;
