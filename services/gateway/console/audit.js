@@ -35,7 +35,7 @@ export async function auditPage(params) {
   const list = h('section', { 'aria-label': 'events' }, h('h2', {}, 'Events, newest first'), h('p', {}, 'Loading…'));
   const offline = h('section', { 'aria-label': 'offline verification' }, h('h2', {}, 'Check it offline'),
     h('p', {}, 'Export the log with an auditor\u2019s or admin\u2019s token and verify it against the audit service\u2019s public key:'),
-    h('pre', {}, h('code', {}, 'prfix audit export --token "$TOKEN" audit.jsonl\nprfix audit verify audit.jsonl --key @.prfix-data/audit-verifier-key.txt')));
+    h('pre', {}, h('code', {}, 'prfix audit export --token "$TOKEN" audit.jsonl\nprfix audit verify audit.jsonl --key @$HOME/.local/share/prfix/audit-verifier-key.txt  # the key prfix up made; in production, the one your operator publishes')));
   page('Audit log', filters, list, checkpoint, verify, offline);
   const verifyButton = h('button', { type: 'button', id: 'verify' }, 'Run Verify on the server');
   const verifyOut = h('div', { role: 'status' });
