@@ -6,8 +6,6 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
-
 use prfix_tests::browser::Browser;
 use prfix_tests::fake_ollama::Reply;
 use serde_json::json;
@@ -27,15 +25,6 @@ const ANSWER: &str = r#"{"findings": [
   {"path": "app/main.py", "line": 2, "severity": "critical", "category": "security", "title": "SQL injection", "body": "card is concatenated into SQL."}
 ]}"#;
 
-async fn heading(browser: &Browser, title: &str) {
-    let script = format!("document.querySelector('main h1')?.textContent === {title:?}");
-    browser.wait_for(&format!("the page `{title}`"), &script).await;
-}
-
-async fn goto(browser: &Browser, url: &str) {
-    browser.client.goto(url).await.unwrap_or_else(|e| panic!("open {url}: {e}"));
-}
-
 #[tokio::test]
 async fn prfix_up_serves_the_console_sign_in_review_at_its_lines_and_audit_events() {
     let up = Up::start(&[]).await;
@@ -45,8 +34,7 @@ async fn prfix_up_serves_the_console_sign_in_review_at_its_lines_and_audit_event
     let base = up.gateway.trim_end_matches('/').to_owned();
     let browser = Browser::start().await;
 
-    goto(&browser, &format!("{base}/")).await;
-    heading(&browser, "Sign in").await;
+    browser.open(&format!("{base}/"), "Sign in").await;
     browser
         .js(
             "sign in",
@@ -56,12 +44,12 @@ async fn prfix_up_serves_the_console_sign_in_review_at_its_lines_and_audit_event
             vec![json!("admin"), json!(ADMIN_PASSWORD)],
         )
         .await;
-    heading(&browser, "Tasks").await;
+    let tasks = "document.querySelector('main h1')?.textContent === 'Tasks'";
+    browser.wait_for("the page `Tasks`", tasks).await;
     let cookies = browser.js("document.cookie", "return document.cookie", vec![]).await;
     assert!(!cookies.as_str().unwrap_or_default().contains("prfix_console"), "page scripts see the session: {cookies}");
 
-    goto(&browser, &format!("{base}/#/review/new")).await;
-    heading(&browser, "New review").await;
+    browser.open(&format!("{base}/#/review/new"), "New review").await;
     browser
         .js(
             "paste the diff and start",
@@ -91,24 +79,8 @@ async fn prfix_up_serves_the_console_sign_in_review_at_its_lines_and_audit_event
     let task_id = task_id.as_str().expect("the task id in the address").to_owned();
 
     // prfix up's agent relays its audit records to the audit service: the console finds them.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        goto(&browser, &format!("{base}/#/audit?resource=tasks%2F{task_id}")).await;
-        heading(&browser, "Audit log").await;
-        let text = browser
-            .wait_for(
-                "the audit events",
-                "(document.getElementById('audit-events') || [...document.querySelectorAll('section[aria-label=events] p')].find((p) => !p.textContent.startsWith('Loading'))) && document.querySelector('section[aria-label=events]').innerText",
-            )
-            .await;
-        let text = text.as_str().unwrap_or_default().to_owned();
-        if text.contains("agent.task.create.review") && text.contains("agent.task.succeeded") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the review's audit events did not appear within 30 s:\n{text}");
-        goto(&browser, "about:blank").await;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let resource = format!("tasks/{task_id}");
+    browser.audit_events(&base, &resource, &["agent.task.create.review", "agent.task.succeeded"]).await;
     browser.close().await;
     up.stop().await;
 }

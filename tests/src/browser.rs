@@ -178,6 +178,40 @@ impl Browser {
     }
 
     /// Ends the session and chromedriver.
+    /// Opens the console page `url` and waits until its `main h1` reads `title`.
+    pub async fn open(&self, url: &str, title: &str) {
+        self.client.goto(url).await.unwrap_or_else(|e| panic!("open {url}: {e}"));
+        let script = format!("document.querySelector('main h1')?.textContent === {title:?}");
+        self.wait_for(&format!("the page `{title}`"), &script).await;
+    }
+
+    /// Opens the console's audit log of `resource` (console at `base`) until its events name every
+    /// one of `actions` (the agent's relay ships its records shortly after a task ends), for at most
+    /// 30 s; returns the events' text.
+    pub async fn audit_events(&self, base: &str, resource: &str, actions: &[&str]) -> String {
+        let url = format!("{base}/#/audit?resource={}", resource.replace('/', "%2F"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            self.open(&url, "Audit log").await;
+            let text = self
+                .wait_for(
+                    "the audit events",
+                    "(document.getElementById('audit-events') || [...document.querySelectorAll('section[aria-label=events] p')].find((p) => !p.textContent.startsWith('Loading'))) && document.querySelector('section[aria-label=events]').innerText",
+                )
+                .await;
+            let text = text.as_str().unwrap_or_default().to_owned();
+            if actions.iter().all(|a| text.contains(a)) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the audit events {actions:?} of {resource} did not appear within 30 s:\n{text}"
+            );
+            self.client.goto("about:blank").await.unwrap_or_else(|e| panic!("open about:blank: {e}"));
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
     pub async fn close(mut self) {
         let _ = self.client.clone().close().await;
         let _ = self.driver.kill().await;

@@ -255,25 +255,9 @@ async fn an_admin_reviews_a_pasted_diff_audits_it_and_manages_keys_and_a_develop
     browser.screenshots("tasks").await;
 
     // The audit log has the review's events (the agent's relay ships them shortly after).
+    let resource = format!("tasks/{task_id}");
     let audit_url = format!("{}/#/audit?resource=tasks%2F{task_id}", base(&app));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        goto(&browser, &audit_url).await;
-        heading(&browser, "Audit log").await;
-        let text = browser
-            .wait_for(
-                "the audit events",
-                "(document.getElementById('audit-events') || [...document.querySelectorAll('section[aria-label=events] p')].find((p) => !p.textContent.startsWith('Loading'))) && document.querySelector('section[aria-label=events]').innerText",
-            )
-            .await;
-        let text = text.as_str().unwrap_or_default().to_owned();
-        if text.contains("agent.task.create.review") && text.contains("agent.task.succeeded") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the review's audit events did not appear within 30 s:\n{text}");
-        goto(&browser, "about:blank").await;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    browser.audit_events(&base(&app), &resource, &["agent.task.create.review", "agent.task.succeeded"]).await;
     browser.client.find(Locator::Id("verify")).await.expect("the Verify button").click().await.expect("verify");
     let verified = browser.wait_for("the Verify result", "document.getElementById('verify-result')?.textContent").await;
     assert!(verified.as_str().unwrap_or_default().starts_with("OK"), "Verify: {verified}");
