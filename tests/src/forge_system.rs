@@ -150,3 +150,53 @@ impl Branch {
         self.commit(content, message)
     }
 }
+
+/// Sends a GitLab webhook delivery (`event`: `Merge Request Hook`, `Note Hook`) to the connection
+/// `name` with its `token`; the task id the gateway answers with.
+pub async fn deliver_gitlab(
+    app: &TestApp,
+    name: &str,
+    token: &str,
+    event: &str,
+    delivery: &str,
+    body: Vec<u8>,
+) -> String {
+    let request = webhook(app, name, body)
+        .header("x-gitlab-event", event)
+        .header("x-gitlab-event-uuid", delivery)
+        .header("x-gitlab-token", token);
+    started(request).await
+}
+
+/// Sends a Gitea/Forgejo webhook delivery (`event`: `pull_request`, `issue_comment`) to the
+/// connection `name`, signed with `secret` as Gitea signs; the task id the gateway answers with.
+pub async fn deliver_gitea(
+    app: &TestApp,
+    name: &str,
+    secret: &str,
+    event: &str,
+    delivery: &str,
+    body: Vec<u8>,
+) -> String {
+    let signature = prfix_gateway::webhook::signature::sign(secret.as_bytes(), &body);
+    let request = webhook(app, name, body)
+        .header("x-gitea-event", event)
+        .header("x-gitea-delivery", delivery)
+        .header("x-gitea-signature", signature);
+    started(request).await
+}
+
+fn webhook(app: &TestApp, name: &str, body: Vec<u8>) -> reqwest::RequestBuilder {
+    reqwest::Client::new()
+        .post(format!("http://{}/v1/forges/{name}/webhook", app.gateway.addr))
+        .header("content-type", "application/json")
+        .body(body)
+}
+
+async fn started(request: reqwest::RequestBuilder) -> String {
+    let response = request.send().await.expect("the gateway answers");
+    let status = response.status();
+    let answer: serde_json::Value = response.json().await.unwrap_or_default();
+    assert!(status.is_success(), "{status}: {answer}");
+    answer["taskId"].as_str().unwrap_or_else(|| panic!("the delivery started no task: {answer}")).to_owned()
+}

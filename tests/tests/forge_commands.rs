@@ -202,19 +202,9 @@ async fn ask_in_a_gitlab_note_from_a_developer_is_answered_in_a_note() {
         token: "glpat-token",
     };
     let app = forge_system::spawn(&connection, ANSWER).await;
-    let response = reqwest::Client::new()
-        .post(format!("http://{}/v1/forges/gitlab/webhook", app.gateway.addr))
-        .header("content-type", "application/json")
-        .header("x-gitlab-event", "Note Hook")
-        .header("x-gitlab-event-uuid", "note-ask")
-        .header("x-gitlab-token", connection.secret)
-        .body(note_hook("dev", "/ask Why is find_user unsafe?", 901, &head))
-        .send()
-        .await
-        .expect("the gateway answers");
-    assert!(response.status().is_success(), "{}", response.status());
-    let answer: Value = response.json().await.expect("JSON");
-    let task = wait_for_end(&app, answer["taskId"].as_str().expect("a task")).await;
+    let body = note_hook("dev", "/ask Why is find_user unsafe?", 901, &head);
+    let task_id = forge_system::deliver_gitlab(&app, "gitlab", connection.secret, "Note Hook", "note-ask", body).await;
+    let task = wait_for_end(&app, &task_id).await;
     assert_eq!((task.state, task.kind), (pb::TaskState::Succeeded as i32, pb::TaskKind::Ask as i32), "{task:?}");
     assert_eq!(gitlab.with(|s| s.awards.clone()), [(901, "eyes".to_owned())]);
     let notes = gitlab.with(|s| s.notes.clone());

@@ -161,19 +161,8 @@ fn merge_request_hook(action: &str, head: &str, oldrev: Option<&str>) -> Vec<u8>
 }
 
 async fn deliver_gitlab(app: &TestApp, delivery: &str, body: Vec<u8>) -> String {
-    let response = reqwest::Client::new()
-        .post(format!("http://{}/v1/forges/gitlab/webhook", app.gateway.addr))
-        .header("content-type", "application/json")
-        .header("x-gitlab-event", "Merge Request Hook")
-        .header("x-gitlab-event-uuid", delivery)
-        .header("x-gitlab-token", "gitlab-webhook-token-0123456789")
-        .body(body)
-        .send()
-        .await
-        .expect("the gateway answers");
-    assert!(response.status().is_success(), "{}", response.status());
-    let answer: Value = response.json().await.expect("JSON");
-    answer["taskId"].as_str().unwrap_or_else(|| panic!("no task: {answer}")).to_owned()
+    let token = "gitlab-webhook-token-0123456789";
+    forge_system::deliver_gitlab(app, "gitlab", token, "Merge Request Hook", delivery, body).await
 }
 
 #[tokio::test]
@@ -244,20 +233,8 @@ fn gitea_pull_request(action: &str, head: &str) -> Vec<u8> {
 }
 
 async fn deliver_gitea(app: &TestApp, delivery: &str, body: Vec<u8>) -> String {
-    let signature = prfix_gateway::webhook::signature::sign(b"gitea-webhook-secret-0123456789", &body);
-    let response = reqwest::Client::new()
-        .post(format!("http://{}/v1/forges/gitea/webhook", app.gateway.addr))
-        .header("content-type", "application/json")
-        .header("x-gitea-event", "pull_request")
-        .header("x-gitea-delivery", delivery)
-        .header("x-gitea-signature", signature)
-        .body(body)
-        .send()
-        .await
-        .expect("the gateway answers");
-    assert!(response.status().is_success(), "{}", response.status());
-    let answer: Value = response.json().await.expect("JSON");
-    answer["taskId"].as_str().unwrap_or_else(|| panic!("no task: {answer}")).to_owned()
+    let secret = "gitea-webhook-secret-0123456789";
+    forge_system::deliver_gitea(app, "gitea", secret, "pull_request", delivery, body).await
 }
 
 #[tokio::test]

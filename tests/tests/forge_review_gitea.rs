@@ -6,13 +6,12 @@
 use std::time::Duration;
 
 use prfix_gateway::ForgeKind;
-use prfix_gateway::webhook::signature::sign;
 use prfix_proto::agent::v1 as pb;
 use prfix_tests::TestApp;
 use prfix_tests::fake_forge::{DiffLines, FakeGitea};
 use prfix_tests::forge_system::{self, Connection};
 use prfix_tests::git::Repo;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const SECRET: &str = "gitea-webhook-secret-0123456789";
 const TOKEN: &str = "gitea-access-token";
@@ -73,19 +72,7 @@ async fn a_gitea_pull_request_delivery_posts_a_review_on_new_file_lines_a_summar
     let app = app(&gitea).await;
 
     let body = pull_request_opened(&head);
-    let response = reqwest::Client::new()
-        .post(format!("http://{}/v1/forges/gitea/webhook", app.gateway.addr))
-        .header("content-type", "application/json")
-        .header("x-gitea-event", "pull_request")
-        .header("x-gitea-delivery", "gt-review-1")
-        .header("x-gitea-signature", sign(SECRET.as_bytes(), &body))
-        .body(body)
-        .send()
-        .await
-        .expect("the gateway answers");
-    assert!(response.status().is_success(), "{}", response.status());
-    let answer: Value = response.json().await.expect("JSON");
-    let task_id = answer["taskId"].as_str().expect("a review task").to_owned();
+    let task_id = forge_system::deliver_gitea(&app, "gitea", SECRET, "pull_request", "gt-review-1", body).await;
     let ended = prfix_tests::tasks::wait_for_end(&mut app.agent_client(), &task_id, Duration::from_secs(60)).await;
     assert_eq!(ended.state, pb::TaskState::Succeeded as i32, "{ended:?}");
 

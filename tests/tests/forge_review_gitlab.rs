@@ -73,19 +73,7 @@ async fn a_merge_request_hook_posts_discussions_on_the_diff_version_a_summary_no
     let app = app(&gitlab).await;
 
     let body = merge_request_hook(&head);
-    let response = reqwest::Client::new()
-        .post(format!("http://{}/v1/forges/gitlab/webhook", app.gateway.addr))
-        .header("content-type", "application/json")
-        .header("x-gitlab-event", "Merge Request Hook")
-        .header("x-gitlab-event-uuid", "gl-review-1")
-        .header("x-gitlab-token", SECRET)
-        .body(body)
-        .send()
-        .await
-        .expect("the gateway answers");
-    assert!(response.status().is_success(), "{}", response.status());
-    let answer: Value = response.json().await.expect("JSON");
-    let task_id = answer["taskId"].as_str().expect("a review task").to_owned();
+    let task_id = forge_system::deliver_gitlab(&app, "gitlab", SECRET, "Merge Request Hook", "gl-review-1", body).await;
     let ended = prfix_tests::tasks::wait_for_end(&mut app.agent_client(), &task_id, Duration::from_secs(60)).await;
     assert_eq!(ended.state, pb::TaskState::Succeeded as i32, "{ended:?}");
 
