@@ -40,6 +40,8 @@ pub struct Edge {
     pub unauthenticated: Arc<prfix_auth::address_limit::AddressLimiter>,
     /// Refusals, audited per address and window.
     pub denials: Arc<prfix_auth::denials::Denials>,
+    /// Tokens API keys were exchanged for, reused until shortly before they expire.
+    pub key_tokens: Arc<crate::auth::key_cache::KeyTokens>,
 }
 
 /// Whether the request's content type starts with `prefix`.
@@ -106,6 +108,14 @@ impl Edge {
     /// the credential so the services behind verify it themselves.
     async fn authenticate(&self, token: &str) -> Result<(Principal, Option<String>), AuthError> {
         if token.starts_with(api_keys::PREFIX) {
+            // A token this key was exchanged for before, verified as any token is (so revoking the
+            // key or its owner refuses it at once).
+            if let Some(exchanged) = self.key_tokens.get(token) {
+                match self.verifier.verify(&exchanged).await {
+                    Ok(principal) => return Ok((principal, Some(exchanged))),
+                    Err(_) => self.key_tokens.drop_key(token),
+                }
+            }
             // The key acts for its owner: the token's subject is the owner, and `key` names the key,
             // so what the key does belongs to the owner and records which credential did it.
             let holder = self.auth.authenticate_api_key(token).await?;
@@ -123,6 +133,7 @@ impl Edge {
                 key_id: claims.key,
                 issued_at: claims.iat,
             };
+            self.key_tokens.put(token, exchanged.clone(), principal.expires_at, holder.expires_at);
             return Ok((principal, Some(exchanged)));
         }
         Ok((self.verifier.verify(token).await?, None))

@@ -273,6 +273,7 @@ impl Application {
                 common.denial_audit_max_addresses,
             )),
             denials: denials.clone(),
+            key_tokens: Arc::default(),
         };
         // The agent directly (not through the edge): the webhook queues reviews with the gateway's
         // own service identity.

@@ -126,7 +126,14 @@ pub struct Verifier {
     last_fetch: Mutex<Option<Instant>>,
     http: reqwest::Client,
     revocations: Option<Arc<dyn Revocations>>,
+    /// Tokens whose signature and claims verified, by SHA-256 of the token: a token seen again
+    /// skips the RSA verification and the parse until it expires; revocations are checked on
+    /// every use all the same.
+    verified: std::sync::Mutex<HashMap<[u8; 32], Claims>>,
 }
+
+/// Most tokens remembered as verified (when full, expired ones go, then all).
+const VERIFIED_CAPACITY: usize = 10_000;
 
 fn decoding_keys(jwks: &Jwks) -> HashMap<String, DecodingKey> {
     jwks.keys
@@ -148,7 +155,14 @@ impl Verifier {
             KeySource::Static(jwks) => decoding_keys(jwks),
             KeySource::Url { .. } => HashMap::new(),
         };
-        Ok(Self { config, keys: RwLock::new(keys), last_fetch: Mutex::new(None), http: jwks_client()?, revocations })
+        Ok(Self {
+            config,
+            keys: RwLock::new(keys),
+            last_fetch: Mutex::new(None),
+            http: jwks_client()?,
+            revocations,
+            verified: std::sync::Mutex::new(HashMap::new()),
+        })
     }
 
     /// Verifies a bearer token and returns its principal.
@@ -158,6 +172,16 @@ impl Verifier {
         }
         if token.len() > MAX_TOKEN_LEN {
             return Err(AuthError::Malformed("token too long"));
+        }
+        let id: [u8; 32] = {
+            use sha2::{Digest, Sha256};
+            Sha256::digest(token.as_bytes()).into()
+        };
+        let now = chrono::Utc::now().timestamp();
+        let known = self.verified.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&id).cloned();
+        // Verified before and not expired since (without the leeway: a cached token ends on time).
+        if let Some(claims) = known.filter(|c| c.exp > now) {
+            return self.principal(claims).await;
         }
         let kid = check_header(token)?;
         let key = self.key(&kid).await?;
@@ -170,6 +194,23 @@ impl Verifier {
         let data =
             jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(|e| AuthError::Rejected(e.to_string()))?;
         let claims = data.claims;
+        let principal = self.principal(claims.clone()).await?;
+        // Not-yet-valid tokens (within the leeway) are not remembered: they are checked again.
+        if claims.exp > now && claims.nbf <= now {
+            let mut verified = self.verified.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if verified.len() >= VERIFIED_CAPACITY {
+                verified.retain(|_, c| c.exp > now);
+                if verified.len() >= VERIFIED_CAPACITY {
+                    verified.clear();
+                }
+            }
+            verified.insert(id, claims);
+        }
+        Ok(principal)
+    }
+
+    /// The principal of claims whose signature verified, unless they are empty or revoked.
+    async fn principal(&self, claims: Claims) -> Result<Principal, AuthError> {
         if claims.jti.is_empty() || claims.sub.is_empty() {
             return Err(AuthError::Rejected("empty jti or sub".to_owned()));
         }

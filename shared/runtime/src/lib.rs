@@ -10,6 +10,7 @@ pub mod grpc;
 pub mod metrics;
 pub mod migrate;
 pub mod outbox;
+mod outbox_group;
 pub mod pretty;
 pub mod ratelimit;
 pub mod redis;

@@ -21,6 +21,8 @@ use prfix_proto::prost::Message;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
+use crate::outbox_group::{Committer, Pending, Queued};
+
 /// Records per AppendBatch.
 const BATCH: i64 = 500;
 /// Longest pause between attempts while the audit service is down.
@@ -62,6 +64,10 @@ pub struct Outbox {
     pool: Pool,
     table: &'static str,
     max_pending: i64,
+    /// Records waiting in the table, as far as this process knows (the bound's counter).
+    pending: Arc<Pending>,
+    /// Inserts records in groups; started on first use (inside the runtime).
+    committer: Arc<std::sync::OnceLock<Committer>>,
     /// Counters.
     pub stats: Arc<OutboxStats>,
 }
@@ -69,32 +75,26 @@ pub struct Outbox {
 impl Outbox {
     /// An outbox in `table`, holding at most `max_pending` undelivered records.
     pub fn new(pool: Pool, table: &'static str, max_pending: i64) -> Self {
-        Self { pool, table, max_pending, stats: Arc::new(OutboxStats::default()) }
+        Self {
+            pool,
+            table,
+            max_pending,
+            pending: Arc::default(),
+            committer: Arc::default(),
+            stats: Arc::new(OutboxStats::default()),
+        }
     }
 
-    /// Queues `event`. When the outbox is full the record is refused with an error log and a
-    /// count; a database failure is logged with the record's content. Never blocks the caller
-    /// for longer than one insert.
+    /// Queues `event` and returns once it is committed, in one INSERT with the records of
+    /// concurrent callers (`crate::outbox_group`). When the outbox is full the record is refused
+    /// with an error log and a count; a database failure is logged with the record's content.
     pub async fn enqueue(&self, event: &pb::AuditEvent) {
-        let result = async {
-            let client = self.pool.get().await.map_err(|e| e.to_string())?;
-            let inserted = client
-                .execute(
-                    &format!(
-                        "INSERT INTO {table} (payload)
-                         SELECT $1 WHERE (SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT $2) pending) < $2",
-                        table = self.table
-                    ),
-                    &[&event.encode_to_vec(), &self.max_pending],
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok::<u64, String>(inserted)
-        }
-        .await;
-        match result {
-            Ok(1) => {}
-            Ok(_) => {
+        let committer = self
+            .committer
+            .get_or_init(|| Committer::start(self.pool.clone(), self.table, self.max_pending, self.pending.clone()));
+        match committer.queue(event.encode_to_vec()).await {
+            Queued::Stored => {}
+            Queued::Full => {
                 self.stats.dropped_full.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(
                     table = self.table,
@@ -105,7 +105,7 @@ impl Outbox {
                     "audit outbox is full: access record dropped (the audit service has been unreachable too long)"
                 );
             }
-            Err(error) => {
+            Queued::Failed(error) => {
                 self.stats.dropped_full.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(%error, action = %event.action, request_id = %event.request_id, "cannot queue an access record");
             }
@@ -218,7 +218,9 @@ impl Outbox {
                 .await
                 .map_err(|e| e.to_string())?;
                 tx.commit().await.map_err(|e| e.to_string())?;
-                Ok((ids.len() - kept.len()) as u64)
+                let delivered = (ids.len() - kept.len()) as u64;
+                self.pending.delivered(delivered);
+                Ok(delivered)
             }
             Err(status) => {
                 let _ = tx

@@ -156,6 +156,9 @@ pub struct Limiter {
     scope: Option<&'static str>,
     /// Calls decided locally because Redis failed (exported as a metric later).
     pub redis_fallbacks: AtomicU64,
+    /// The SHA-1 Redis gave the GCRA script when it was loaded: calls send it (EVALSHA), not the
+    /// script; loaded again when Redis has forgotten it (restart, SCRIPT FLUSH).
+    gcra_sha: std::sync::Mutex<Option<String>>,
 }
 
 fn interval_ms(quota: Quota) -> u64 {
@@ -184,7 +187,7 @@ impl Limiter {
                 .allow_burst(burst);
             local.insert(class, RateLimiter::keyed(governor_quota));
         }
-        Self { limits, local, redis, scope, redis_fallbacks: AtomicU64::new(0) }
+        Self { limits, local, redis, scope, redis_fallbacks: AtomicU64::new(0), gcra_sha: std::sync::Mutex::new(None) }
     }
 
     /// Forgets local buckets that are full again, so keys seen once do not stay in memory.
@@ -193,6 +196,20 @@ impl Limiter {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
+    }
+
+    /// Runs the GCRA script by its hash, loading it first when Redis does not have it.
+    async fn gcra(&self, redis: &Redis, key: String, args: Vec<String>) -> Result<Vec<i64>, fred::error::Error> {
+        let known = self.gcra_sha.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        if let Some(sha) = known {
+            match redis.client.evalsha::<Vec<i64>, _, _, _>(sha, vec![key.clone()], args.clone()).await {
+                Err(e) if e.details().contains("NOSCRIPT") => {}
+                answer => return answer,
+            }
+        }
+        let sha: String = redis.client.script_load(GCRA).await?;
+        *self.gcra_sha.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(sha.clone());
+        redis.client.evalsha::<Vec<i64>, _, _, _>(sha, vec![key], args).await
     }
 
     /// Admits or refuses one call of `class` for `key`.
@@ -209,11 +226,8 @@ impl Limiter {
             Some(scope) => redis.key(&format!("ratelimit:{scope}:{}:{key}", class.name())),
             None => redis.key(&format!("ratelimit:{}:{key}", class.name())),
         };
-        let call = redis.client.eval::<Vec<i64>, _, _, _>(
-            GCRA,
-            vec![redis_key],
-            vec![interval_ms(quota).to_string(), quota.burst.max(1).to_string()],
-        );
+        let args = vec![interval_ms(quota).to_string(), quota.burst.max(1).to_string()];
+        let call = self.gcra(redis, redis_key, args);
         // Redis failing leaves the local decision above standing: limited, never unlimited.
         match redis.call(call).await {
             Ok(answer) => match answer.as_slice() {

@@ -115,6 +115,8 @@ pub struct KeyHolder {
     pub key_id: String,
     /// Roles in force.
     pub roles: Vec<Role>,
+    /// When the key expires, if it does.
+    pub expires_at: Option<chrono::DateTime<Utc>>,
 }
 
 /// Checks a presented key; returns its owner, id and roles.
@@ -154,7 +156,7 @@ pub async fn authenticate(store: &Store, presented: &str) -> Result<KeyHolder, A
     if let Err(error) = store.touch_api_key(key_id).await {
         tracing::warn!(%error, key_id, "cannot record API key use");
     }
-    Ok(KeyHolder { owner: owner.username, key_id: key_id.to_owned(), roles })
+    Ok(KeyHolder { owner: owner.username, key_id: key_id.to_owned(), roles, expires_at: row.expires_at })
 }
 
 /// A page of keys, newest first.

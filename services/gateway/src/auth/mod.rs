@@ -1,6 +1,7 @@
 //! `prfix.auth.v1.AuthService`, served by the gateway: passwords, tokens, users and API keys.
 
 pub mod api_keys;
+pub mod key_cache;
 pub mod login_limits;
 pub mod password_change;
 pub mod passwords;
