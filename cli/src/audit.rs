@@ -2,10 +2,11 @@
 //! service, and check them anywhere with only the checkpoint public key (and, as a monitor, against
 //! the checkpoint remembered from the last run: `--state`).
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use prfix_audit::checkpoint::VerifierKey;
-use prfix_audit::export::{VerifyOptions, line_from_proto, read_jsonl, verify_with, write_jsonl};
+use prfix_audit::export::{VerifyOptions, line_from_proto, read_jsonl, verify_with, write_line};
 use prfix_audit::monitor::monitor;
 use prfix_proto::audit::v1 as pb;
 use prfix_proto::audit::v1::audit_service_client::AuditServiceClient;
@@ -31,14 +32,24 @@ pub async fn export(gateway: &str, token: &str, output: &Path) -> Result<(), Fai
         .await
         .map_err(|s| format!("export refused: {} ({:?})", s.message(), s.code()))?
         .into_inner();
-    let mut lines = Vec::new();
+    // Each line goes out as it arrives, through a buffer: memory stays flat whatever the log's size.
+    let file = std::fs::File::create(output).map_err(|e| format!("{}: {e}", output.display()))?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let (mut events, mut checkpoints) = (0u64, 0u64);
     while let Some(item) = stream.message().await.map_err(|s| format!("export broke off: {}", s.message()))? {
-        lines.push(line_from_proto(item)?);
+        let line = line_from_proto(item)?;
+        match line {
+            prfix_audit::export::ExportLine::Event(_) => events += 1,
+            prfix_audit::export::ExportLine::Checkpoint { .. } => checkpoints += 1,
+        }
+        write_line(&line, &mut out).map_err(|e| format!("{}: {e}", output.display()))?;
     }
-    let mut file = std::fs::File::create(output).map_err(|e| format!("{}: {e}", output.display()))?;
-    write_jsonl(&lines, &mut file).map_err(|e| format!("{}: {e}", output.display()))?;
-    let events = lines.iter().filter(|l| matches!(l, prfix_audit::export::ExportLine::Event(_))).count();
-    println!("exported {events} events and {} checkpoints to {}", lines.len() - events, output.display());
+    out.flush().map_err(|e| format!("{}: {e}", output.display()))?;
+    out.into_inner()
+        .map_err(|e| format!("{}: {e}", output.display()))?
+        .sync_all()
+        .map_err(|e| format!("{}: {e}", output.display()))?;
+    println!("exported {events} events and {checkpoints} checkpoints to {}", output.display());
     Ok(())
 }
 

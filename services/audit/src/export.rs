@@ -241,13 +241,19 @@ impl ExportedEvent {
 
 pub use crate::verify::{VerifyOptions, verify, verify_with};
 
-/// Writes `lines` as JSON lines.
+/// Writes `lines` as JSON lines and flushes `out` (give it a buffered writer: a line is many
+/// small writes).
 pub fn write_jsonl(lines: &[ExportLine], out: &mut impl std::io::Write) -> std::io::Result<()> {
     for line in lines {
-        serde_json::to_writer(&mut *out, line)?;
-        out.write_all(b"\n")?;
+        write_line(line, out)?;
     }
     out.flush()
+}
+
+/// Writes one JSON line, without flushing (for exports written as they stream in).
+pub fn write_line(line: &ExportLine, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, line)?;
+    out.write_all(b"\n")
 }
 
 /// Reads JSON lines; an unreadable line is an error that names its number.
