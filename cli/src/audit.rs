@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use prfix_audit::checkpoint::VerifierKey;
-use prfix_audit::export::{VerifyOptions, line_from_proto, read_jsonl, verify_with, write_line};
+use prfix_audit::export::{VerifyOptions, line_from_proto, read_jsonl_from, verify_with, write_line};
 use prfix_audit::monitor::monitor;
 use prfix_proto::audit::v1 as pb;
 use prfix_proto::audit::v1::audit_service_client::AuditServiceClient;
@@ -72,8 +72,9 @@ pub fn verify_file(file: &Path, keys: &[String], state: Option<&Path>) -> Result
     }
     let keys = keys.iter().map(|k| verifier_key(k)).collect::<Result<Vec<_>, _>>()?;
     let options = VerifyOptions { keys, ..VerifyOptions::default() };
-    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let lines = read_jsonl(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+    let opened = std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let lines = read_jsonl_from(std::io::BufReader::with_capacity(1 << 20, opened))
+        .map_err(|e| format!("{}: {e}", file.display()))?;
     let (report, remembered) = match state {
         None => (verify_with(&lines, &options), None),
         Some(path) => {

@@ -256,6 +256,19 @@ pub fn write_line(line: &ExportLine, out: &mut impl std::io::Write) -> std::io::
     out.write_all(b"\n")
 }
 
+/// Reads JSON lines from `reader` one at a time (the file's text is never held whole); an
+/// unreadable line is an error that names its number.
+pub fn read_jsonl_from(reader: impl std::io::BufRead) -> Result<Vec<ExportLine>, String> {
+    let mut lines = Vec::new();
+    for (i, line) in reader.lines().enumerate() {
+        let line = line.map_err(|e| format!("line {}: {e}", i + 1))?;
+        if !line.trim().is_empty() {
+            lines.push(serde_json::from_str(&line).map_err(|e| format!("line {}: {e}", i + 1))?);
+        }
+    }
+    Ok(lines)
+}
+
 /// Reads JSON lines; an unreadable line is an error that names its number.
 pub fn read_jsonl(text: &str) -> Result<Vec<ExportLine>, String> {
     text.lines()
