@@ -12,6 +12,7 @@ pub mod checkpointer;
 pub mod command;
 pub mod denials;
 pub mod export;
+pub mod frontier;
 mod grpc;
 mod json;
 pub mod merkle;

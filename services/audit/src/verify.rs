@@ -61,6 +61,9 @@ pub struct VerifiedCheckpoint {
     pub signed_note: String,
 }
 
+/// A signed note's origin, size and root, or why it is refused.
+type NoteCheck = Result<(String, u64, Hash), String>;
+
 /// Verifies an export with `keys` only (see [`verify_with`]).
 pub fn verify(lines: &[ExportLine], keys: &[VerifierKey]) -> Report {
     verify_with(lines, &VerifyOptions { keys: keys.to_vec(), trusted: None })
@@ -98,7 +101,7 @@ pub fn verify_with(lines: &[ExportLine], options: &VerifyOptions) -> Report {
     let mut checkpoints: BTreeMap<u64, VerifiedCheckpoint> = BTreeMap::new();
     // The signatures first, so that the heads of the trees they sign are taken in the one pass over
     // the events (from a frontier), not recomputed from every leaf for each checkpoint.
-    let notes: Vec<Option<Result<(String, u64, Hash), String>>> = lines
+    let notes: Vec<Option<NoteCheck>> = lines
         .iter()
         .map(|line| match line {
             ExportLine::Checkpoint { signed_note } => Some(verify_note(signed_note, &options.keys)),
