@@ -115,7 +115,7 @@ async fn kind_throughput(client: &AgentServiceClient<Authed>, kind: Kind) -> f64
     total as f64 / started.elapsed().as_secs_f64()
 }
 
-/// A developer's API key, made by the bootstrap admin.
+/// An API key of the bootstrap admin (who holds the admin role; GetTask allows it).
 async fn developer_key(app: &prfix_tests::app::TestApp) -> String {
     use prfix_proto::auth::v1 as auth;
     let admin = app.admin_token().await;
@@ -123,7 +123,7 @@ async fn developer_key(app: &prfix_tests::app::TestApp) -> String {
         .auth_client_as(&admin)
         .create_api_key(auth::CreateApiKeyRequest {
             name: "bench".into(),
-            roles: vec![prfix_proto::options::v1::Role::Developer as i32],
+            roles: vec![prfix_proto::options::v1::Role::Admin as i32],
             ttl: None,
             owner: String::new(),
         })
