@@ -130,6 +130,8 @@ fn all_enabled_always() -> BTreeMap<String, String> {
         "cosignatures.cosignatures_refuse_update_delete",
         "events.events_refuse_truncate",
         "events.events_refuse_update_delete",
+        "subtrees.subtrees_refuse_truncate",
+        "subtrees.subtrees_refuse_update_delete",
     ]
     .into_iter()
     .map(|t| (t.to_owned(), "A".to_owned()))

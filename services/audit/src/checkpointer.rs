@@ -12,8 +12,12 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::Signer;
-use crate::merkle::{self, Hash};
+use crate::merkle::Hash;
 use crate::store::{self, AuditError};
+use crate::tree;
+
+/// Leaf hashes read at a time when extending the tree.
+const LEAF_PAGE: i64 = 50_000;
 use crate::witness::cosigning::Witnesses;
 
 /// A stored checkpoint.
@@ -129,6 +133,11 @@ impl Checkpointer {
     }
 
     /// Signs a checkpoint over the whole log if it grew since the last one; returns its size.
+    ///
+    /// O(log n + new events): the tree of the last checkpoint is read back from the stored subtree
+    /// heads and the leaves above the last of them (so a changed leaf there, a changed subtree row
+    /// or a missing event makes its head differ and nothing is signed), then extended with the
+    /// leaves added since; subtrees completed on the way are stored for proofs.
     pub async fn checkpoint_now(&self) -> Result<i64, AuditError> {
         let head = store::head(&self.pool).await?;
         let last = get(&self.pool, None).await?;
@@ -136,33 +145,50 @@ impl Checkpointer {
         if head <= last_size {
             return Ok(last_size);
         }
-        let leaves = store::leaf_hashes(&self.pool, head).await?;
-        if let Some(last) = &last {
-            let prefix = usize::try_from(last.tree_size).unwrap_or(usize::MAX).min(leaves.len());
-            if merkle::root(&leaves[..prefix]).as_slice() != last.root_hash.as_slice() {
-                tracing::error!(
-                    tree_size = last.tree_size,
-                    "the log no longer matches its last checkpoint; refusing to sign"
-                );
-                return Err(AuditError::Invalid(format!(
-                    "the log no longer matches checkpoint {}; it was changed after being signed",
-                    last.tree_size
-                )));
-            }
+        let client = self.pool.get().await?;
+        let mut reader = tree::Reader::new(&client);
+        let mut frontier = reader.frontier(u64::try_from(last_size).unwrap_or(0)).await?;
+        if let Some(last) = &last
+            && frontier.root().as_slice() != last.root_hash.as_slice()
+        {
+            tracing::error!(
+                tree_size = last.tree_size,
+                "the log no longer matches its last checkpoint; refusing to sign"
+            );
+            return Err(AuditError::Invalid(format!(
+                "the log no longer matches checkpoint {}; it was changed after being signed",
+                last.tree_size
+            )));
         }
-        let root: Hash = merkle::root(&leaves);
+        // What was folded matched the signed head: it can be stored for the next reads.
+        let mut completed = std::mem::take(&mut reader.folded);
+        let mut at = last_size;
+        while at < head {
+            let count = (head - at).min(LEAF_PAGE);
+            let from = u64::try_from(at).unwrap_or(0);
+            for leaf in tree::leaves(&client, from, u64::try_from(count).unwrap_or(0)).await? {
+                frontier.push_observed(&leaf, |level, index, hash| {
+                    if level % tree::STRIDE == 0 {
+                        completed.push(tree::Node { level, index, hash: *hash });
+                    }
+                });
+            }
+            at += count;
+        }
+        tree::store_subtrees(&client, &completed).await?;
+        let root: Hash = frontier.root();
         let size = u64::try_from(head).unwrap_or(0);
         let note = self.signer.sign(&self.origin, size, &root);
-        let client = self.pool.get().await?;
         client
             .execute(
                 "INSERT INTO checkpoints (tree_size, root_hash, signed_note) VALUES ($1, $2, $3) ON CONFLICT (tree_size) DO NOTHING",
                 &[&head, &root.as_slice(), &note],
             )
             .await?;
+        drop(client);
         tracing::info!(tree_size = head, "signed a checkpoint");
         // Failures are logged inside: a witness being down never fails the checkpoint.
-        if let Err(error) = self.witnesses.cosign(&self.pool, head, &note, &leaves).await {
+        if let Err(error) = self.witnesses.cosign(&self.pool, head, &note).await {
             tracing::error!(error = %prfix_runtime::error::chain(&error), "cannot record witness cosignatures");
         }
         Ok(head)

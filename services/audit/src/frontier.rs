@@ -29,6 +29,12 @@ impl Frontier {
         frontier
     }
 
+    /// The frontier of a tree of `size` leaves from its perfect subtrees (height, head), largest
+    /// first: one per bit of `size`, as [`crate::tree::Reader::frontier`] reads them.
+    pub fn from_parts(size: u64, nodes: Vec<(u32, Hash)>) -> Self {
+        Self { size, nodes }
+    }
+
     /// Leaves in the tree.
     pub fn size(&self) -> u64 {
         self.size
@@ -36,6 +42,12 @@ impl Frontier {
 
     /// Appends a leaf hash.
     pub fn push(&mut self, leaf: &Hash) {
+        self.push_observed(leaf, |_, _, _| {});
+    }
+
+    /// Appends a leaf hash, telling `completed` of every perfect subtree above a leaf that it
+    /// completes: (height, index among the subtrees of that height, head).
+    pub fn push_observed(&mut self, leaf: &Hash, mut completed: impl FnMut(u32, u64, &Hash)) {
         self.size += 1;
         let mut node = (0u32, *leaf);
         // Two subtrees of one height next to each other become one a level up (the bits of the
@@ -46,6 +58,7 @@ impl Frontier {
             }
             self.nodes.pop();
             node = (height + 1, merkle::node_hash(&left, &node.1));
+            completed(node.0, (self.size >> node.0) - 1, &node.1);
         }
         self.nodes.push(node);
     }
@@ -119,6 +132,26 @@ mod tests {
             assert_eq!(frontier.root(), merkle::root(&leaves[..=i]), "size {}", i + 1);
         }
         assert_eq!(Frontier::of(&leaves), frontier);
+    }
+
+    #[test]
+    fn completed_subtrees_are_reported_with_their_position_and_head() {
+        let leaves: Vec<Hash> = (0u32..40).map(|i| merkle::leaf_hash(&i.to_be_bytes())).collect();
+        let mut frontier = Frontier::new();
+        let mut seen = Vec::new();
+        for leaf in &leaves {
+            frontier.push_observed(leaf, |height, index, head| seen.push((height, index, *head)));
+        }
+        // 20 pairs, 10 of 4, 5 of 8, 2 of 16, 1 of 32.
+        assert_eq!(seen.len(), 20 + 10 + 5 + 2 + 1);
+        for (height, index, head) in seen {
+            let size = 1usize << height;
+            let start = usize::try_from(index).expect("small") * size;
+            assert_eq!(head, merkle::root(&leaves[start..start + size]), "{height}/{index}");
+        }
+        let resumed =
+            Frontier::from_parts(40, vec![(5, merkle::root(&leaves[..32])), (3, merkle::root(&leaves[32..]))]);
+        assert_eq!(resumed, frontier);
     }
 
     #[test]

@@ -18,8 +18,8 @@ use crate::admission::{Admission, Refusal, refusal_record};
 use crate::checkpointer::{self, Checkpointer, StoredCheckpoint};
 use crate::export::{ExportLine, line_from_proto};
 use crate::json::{json_to_struct, struct_to_json};
-use crate::merkle;
 use crate::store::{self, Appended, Appender, AuditError, Filter, NewEvent, Outcome, StoredEvent, Submission};
+use crate::tree;
 use crate::verify::{TrustedCheckpoint, VerifyOptions};
 use crate::writer::Writer;
 
@@ -40,16 +40,18 @@ pub struct AuditApi {
 }
 
 impl AuditApi {
-    /// Serves the log in `pool`; wakes `checkpointer` every `checkpoint_every` events. `Verify`
+    /// Serves the log in `pool`, appending through `writer`; wakes `checkpointer` every
+    /// `checkpoint_every` events. `Verify`
     /// trusts the checkpointer's key and `previous_keys` (keys rotated out).
     pub fn new(
         pool: Pool,
+        writer: Writer,
         checkpointer: Checkpointer,
         checkpoint_every: i64,
         previous_keys: Vec<crate::checkpoint::VerifierKey>,
     ) -> Self {
         Self {
-            writer: Writer::start(pool.clone()),
+            writer,
             pool,
             checkpointer,
             checkpoint_every,
@@ -439,13 +441,14 @@ impl AuditService for AuditApi {
         if sequence < 1 || sequence > checkpoint.tree_size {
             return Err(invalid(format!("sequence {sequence} is not in the tree of size {}", checkpoint.tree_size)));
         }
-        let leaves = store::leaf_hashes(&self.pool, checkpoint.tree_size).await.map_err(to_status)?;
-        let index = usize::try_from(sequence - 1).map_err(|_| invalid("sequence out of range"))?;
-        let proof = merkle::inclusion_proof(index, &leaves).ok_or_else(|| invalid("sequence out of range"))?;
+        let index = u64::try_from(sequence - 1).map_err(|_| invalid("sequence out of range"))?;
+        let size = u64::try_from(checkpoint.tree_size).map_err(|_| invalid("tree size out of range"))?;
+        let client = self.pool.get().await.map_err(|e| to_status(AuditError::from(e)))?;
+        let (leaf, proof) = tree::Reader::new(&client).inclusion_proof(index, size).await.map_err(to_status)?;
         Ok(Response::new(pb::GetInclusionProofResponse {
             leaf_index: sequence - 1,
             tree_size: checkpoint.tree_size,
-            leaf_hash: leaves[index].to_vec(),
+            leaf_hash: leaf.to_vec(),
             hashes: proof.iter().map(|h| h.to_vec()).collect(),
             checkpoint: Some(checkpoint_message(checkpoint)),
         }))
@@ -463,9 +466,10 @@ impl AuditService for AuditApi {
                 second.tree_size
             )));
         }
-        let leaves = store::leaf_hashes(&self.pool, second.tree_size).await.map_err(to_status)?;
-        let first = usize::try_from(first_tree_size).map_err(|_| invalid("first_tree_size out of range"))?;
-        let proof = merkle::consistency_proof(first, &leaves).ok_or_else(|| invalid("first_tree_size out of range"))?;
+        let first = u64::try_from(first_tree_size).map_err(|_| invalid("first_tree_size out of range"))?;
+        let size = u64::try_from(second.tree_size).map_err(|_| invalid("tree size out of range"))?;
+        let client = self.pool.get().await.map_err(|e| to_status(AuditError::from(e)))?;
+        let proof = tree::Reader::new(&client).consistency_proof(first, size).await.map_err(to_status)?;
         Ok(Response::new(pb::GetConsistencyProofResponse {
             first_tree_size,
             second_tree_size: second.tree_size,

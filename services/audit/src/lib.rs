@@ -20,6 +20,7 @@ pub mod monitor;
 pub mod settings;
 mod startup;
 pub mod store;
+pub mod tree;
 pub mod verify;
 pub mod witness;
 pub mod writer;
@@ -53,5 +54,10 @@ pub const MIGRATIONS: &[prfix_runtime::migrate::Migration] = &[
         version: 5,
         name: "0005_cosignatures.sql",
         sql: include_str!("../../../migrations/audit/0005_cosignatures.sql"),
+    },
+    prfix_runtime::migrate::Migration {
+        version: 6,
+        name: "0006_subtrees.sql",
+        sql: include_str!("../../../migrations/audit/0006_subtrees.sql"),
     },
 ];

@@ -33,7 +33,7 @@ pub fn empty_root() -> Hash {
 }
 
 /// The largest power of two smaller than `n` (n > 1).
-fn split(n: usize) -> usize {
+fn split(n: u64) -> u64 {
     let mut k = 1;
     while k << 1 < n {
         k <<= 1;
@@ -41,70 +41,116 @@ fn split(n: usize) -> usize {
     k
 }
 
-/// MTH: the head of the tree over `leaves` (leaf hashes).
-pub fn root(leaves: &[Hash]) -> Hash {
+/// Where tree computations get the heads of perfect subtrees: `perfect(start, size)` is the head
+/// of the subtree over leaves `start..start + size`, where `size` is a power of two and `start` a
+/// multiple of it. Every head and proof below is made of such subtrees (at most two per level),
+/// so a store that keeps them (the log's stored subtree hashes) answers in O(log n) reads.
+pub trait Subtrees {
+    /// The head of the perfect subtree over `start..start + size`.
+    fn perfect(&mut self, start: u64, size: u64) -> Hash;
+}
+
+/// Subtrees computed from the leaf hashes in memory.
+pub struct Leaves<'a>(pub &'a [Hash]);
+
+impl Subtrees for Leaves<'_> {
+    fn perfect(&mut self, start: u64, size: u64) -> Hash {
+        let from = usize::try_from(start).unwrap_or(usize::MAX).min(self.0.len());
+        let to = usize::try_from(start.saturating_add(size)).unwrap_or(usize::MAX).min(self.0.len());
+        slice_root(&self.0[from..to])
+    }
+}
+
+fn slice_root(leaves: &[Hash]) -> Hash {
     match leaves.len() {
         0 => empty_root(),
         1 => leaves[0],
         n => {
-            let k = split(n);
-            node_hash(&root(&leaves[..k]), &root(&leaves[k..]))
+            let k = usize::try_from(split(n as u64)).unwrap_or(n / 2);
+            node_hash(&slice_root(&leaves[..k]), &slice_root(&leaves[k..]))
         }
+    }
+}
+
+/// MTH: the head of the tree over `leaves` (leaf hashes).
+pub fn root(leaves: &[Hash]) -> Hash {
+    slice_root(leaves)
+}
+
+/// MTH of leaves `start..start + n`, as the recursion of RFC 6962 meets it (`start` a multiple of
+/// the power of two at or above `n`).
+pub fn range_root(tree: &mut dyn Subtrees, start: u64, n: u64) -> Hash {
+    if n == 0 {
+        empty_root()
+    } else if n.is_power_of_two() {
+        tree.perfect(start, n)
+    } else {
+        let k = split(n);
+        let left = tree.perfect(start, k);
+        node_hash(&left, &range_root(tree, start + k, n - k))
     }
 }
 
 /// PATH: the inclusion proof of leaf `index` in the tree over `leaves`, from the leaf up.
 /// `None` when the index is outside the tree.
 pub fn inclusion_proof(index: usize, leaves: &[Hash]) -> Option<Vec<Hash>> {
-    if index >= leaves.len() {
+    inclusion_proof_in(&mut Leaves(leaves), index as u64, leaves.len() as u64)
+}
+
+/// PATH of leaf `index` in the tree of the first `size` leaves of `tree`.
+pub fn inclusion_proof_in(tree: &mut dyn Subtrees, index: u64, size: u64) -> Option<Vec<Hash>> {
+    if index >= size {
         return None;
     }
     let mut proof = Vec::new();
-    path(index, leaves, &mut proof);
+    path(tree, index, 0, size, &mut proof);
     Some(proof)
 }
 
-fn path(index: usize, leaves: &[Hash], out: &mut Vec<Hash>) {
-    let n = leaves.len();
+fn path(tree: &mut dyn Subtrees, index: u64, start: u64, n: u64, out: &mut Vec<Hash>) {
     if n <= 1 {
         return;
     }
     let k = split(n);
     if index < k {
-        path(index, &leaves[..k], out);
-        out.push(root(&leaves[k..]));
+        path(tree, index, start, k, out);
+        out.push(range_root(tree, start + k, n - k));
     } else {
-        path(index - k, &leaves[k..], out);
-        out.push(root(&leaves[..k]));
+        path(tree, index - k, start + k, n - k, out);
+        out.push(tree.perfect(start, k));
     }
 }
 
 /// PROOF: the consistency proof from the tree of the first `first` leaves to the tree over all of
 /// `leaves`. `None` unless 0 < first <= leaves.len().
 pub fn consistency_proof(first: usize, leaves: &[Hash]) -> Option<Vec<Hash>> {
-    if first == 0 || first > leaves.len() {
+    consistency_proof_in(&mut Leaves(leaves), first as u64, leaves.len() as u64)
+}
+
+/// PROOF from the tree of the first `first` leaves of `tree` to the tree of its first `size`.
+pub fn consistency_proof_in(tree: &mut dyn Subtrees, first: u64, size: u64) -> Option<Vec<Hash>> {
+    if first == 0 || first > size {
         return None;
     }
     let mut proof = Vec::new();
-    subproof(first, leaves, true, &mut proof);
+    subproof(tree, first, 0, size, true, &mut proof);
     Some(proof)
 }
 
-fn subproof(m: usize, leaves: &[Hash], complete: bool, out: &mut Vec<Hash>) {
-    let n = leaves.len();
+fn subproof(tree: &mut dyn Subtrees, m: u64, start: u64, n: u64, complete: bool, out: &mut Vec<Hash>) {
     if m == n {
         if !complete {
-            out.push(root(leaves));
+            out.push(range_root(tree, start, n));
         }
         return;
     }
     let k = split(n);
     if m <= k {
-        subproof(m, &leaves[..k], complete, out);
-        out.push(root(&leaves[k..]));
+        subproof(tree, m, start, k, complete, out);
+        out.push(range_root(tree, start + k, n - k));
     } else {
-        subproof(m - k, &leaves[k..], false, out);
-        out.push(root(&leaves[..k]));
+        subproof(tree, m - k, start + k, n - k, false, out);
+        out.push(tree.perfect(start, k));
     }
 }
 

@@ -64,6 +64,8 @@ pub struct Application {
     admin: TcpListener,
     admin_addr: SocketAddr,
     pool: Pool,
+    /// The one writer of the log in this process (appends and the port's own denial records).
+    writer: crate::writer::Writer,
     report: MigrationReport,
     auth: prfix_auth::AuthLayer,
     tls: Option<tonic::transport::ServerTlsConfig>,
@@ -97,7 +99,8 @@ impl Application {
         // this port as at the gateway, and refusals are audited (aggregated per address) into
         // its own log: reaching the service directly gains nothing.
         let redis = prfix_runtime::redis::connect(&settings.common).await?;
-        let sink = crate::denials::OwnLog::new(crate::writer::Writer::start(pool.clone()));
+        let writer = crate::writer::Writer::start(pool.clone());
+        let sink = crate::denials::OwnLog::new(writer.clone());
         let auth = auth.with_guard(prfix_auth::layer::Guard::for_service("audit", &settings.common, redis, sink));
         let tls = grpc::server_tls(&settings.common)?;
         let signer = Arc::new(load_signer(&settings)?);
@@ -110,6 +113,7 @@ impl Application {
             listener,
             addr,
             pool,
+            writer,
             report,
             auth,
             tls,
@@ -160,8 +164,14 @@ impl Application {
         let (health, health_service) = Health::new(&[service_names::AUDIT]).await;
         let routes = grpc::with_reflection(
             Routes::new(health_service).add_service(AuditServiceServer::new(
-                AuditApi::new(self.pool.clone(), self.checkpointer.clone(), self.checkpoint_every, self.previous_keys)
-                    .with_admission(self.admission),
+                AuditApi::new(
+                    self.pool.clone(),
+                    self.writer,
+                    self.checkpointer.clone(),
+                    self.checkpoint_every,
+                    self.previous_keys,
+                )
+                .with_admission(self.admission),
             )),
         )?;
         // Every call is checked against its method's policy here, whoever sent it: reaching the

@@ -1,17 +1,23 @@
 //! Group commit: concurrent appends are queued and written together, many callers' batches in one
-//! transaction, so that a crowd of callers does not mean a crowd of round trips under the append lock.
-//! Each caller gets the results of its own events; a failed transaction fails every caller in it (all
-//! may retry: the event id makes retries safe).
+//! statement (one round trip, committed on its own), so that a crowd of callers does not mean a
+//! crowd of round trips. The writer keeps its own connection and the log's head (sequence and chain
+//! hash) between groups, and reads the head again only after an error or when another writer moved
+//! it (its rows then collide on the sequence key and nothing is stored). Each caller gets the
+//! results of its own events; a failed group fails every caller in it (all may retry: the event id
+//! makes retries safe). A caller is answered only after its group committed: nothing acknowledged
+//! is lost.
 
 use deadpool_postgres::Pool;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{self, Appended, AuditError, Submission};
+use crate::store::{self, Appended, AuditError, Head, Submission};
 
-/// Most events written in one transaction.
+/// Most events written in one statement.
 const MAX_GROUP_EVENTS: usize = 2_000;
 /// Callers waiting at most.
 const QUEUE: usize = 1_024;
+/// Attempts of a group whose head turned out stale.
+const ATTEMPTS: usize = 3;
 
 struct Job {
     events: Vec<Submission>,
@@ -24,11 +30,57 @@ pub struct Writer {
     jobs: mpsc::Sender<Job>,
 }
 
+/// The writer task's connection and what it knows of the log.
+struct State {
+    pool: Pool,
+    client: Option<deadpool_postgres::Object>,
+    head: Option<Head>,
+}
+
+impl State {
+    /// Stores `events`, reading the head first when it is not known.
+    async fn store(&mut self, events: &[Submission]) -> Result<Vec<Appended>, AuditError> {
+        let client = match self.client.take() {
+            Some(client) => client,
+            None => self.pool.get().await?,
+        };
+        let mut attempt = 0;
+        let outcome = loop {
+            let head = match self.head {
+                Some(head) => head,
+                None => match store::read_head(&client).await {
+                    Ok(head) => head,
+                    Err(error) => break Err(error),
+                },
+            };
+            match store::append_group(&client, head, events).await {
+                Ok((results, next)) => {
+                    self.head = Some(next);
+                    break Ok(results);
+                }
+                Err(error) if error.is_collision() && attempt + 1 < ATTEMPTS => {
+                    tracing::info!("another writer moved the log's head; reading it again");
+                    self.head = None;
+                    attempt += 1;
+                }
+                Err(error) => break Err(error),
+            }
+        };
+        match &outcome {
+            // The connection is kept only while it works.
+            Ok(_) => self.client = Some(client),
+            Err(_) => self.head = None,
+        }
+        outcome
+    }
+}
+
 impl Writer {
     /// Starts the writer task for the log in `pool`.
     pub fn start(pool: Pool) -> Self {
         let (jobs, mut queue) = mpsc::channel::<Job>(QUEUE);
         tokio::spawn(async move {
+            let mut state = State { pool, client: None, head: None };
             while let Some(first) = queue.recv().await {
                 let mut group = vec![first];
                 let mut count = group[0].events.len();
@@ -47,7 +99,7 @@ impl Writer {
                     continue;
                 }
                 let all: Vec<Submission> = group.iter().flat_map(|job| job.events.iter().cloned()).collect();
-                match store::append_checked(&pool, &all).await {
+                match state.store(&all).await {
                     Ok(results) => {
                         let metrics = &prfix_runtime::metrics::METRICS;
                         metrics.audit_batch_size.observe(all.len() as f64);

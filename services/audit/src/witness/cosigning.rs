@@ -10,8 +10,7 @@ use std::sync::Arc;
 use deadpool_postgres::Pool;
 use tokio::sync::Mutex;
 
-use crate::merkle::{self, Hash};
-use crate::store::{self, AuditError};
+use crate::store::AuditError;
 use crate::witness::client::{SubmitError, WitnessClient};
 
 /// The configured witnesses and what the log knows of them.
@@ -73,20 +72,22 @@ impl Witnesses {
         if self.missing(pool, size).await?.is_empty() {
             return Ok(());
         }
-        let leaves = store::leaf_hashes(pool, size).await?;
-        if merkle::root(&leaves).as_slice() != root.as_slice() {
+        let client = pool.get().await?;
+        let stored = crate::tree::Reader::new(&client).root(u64::try_from(size).unwrap_or(0)).await?;
+        drop(client);
+        if stored.as_slice() != root.as_slice() {
             tracing::error!(
                 tree_size = size,
                 "the log no longer matches its newest checkpoint; not sending it to witnesses"
             );
             return Ok(());
         }
-        self.cosign(pool, size, &note, &leaves).await
+        self.cosign(pool, size, &note).await
     }
 
-    /// Asks every witness that has not cosigned checkpoint `size` (signed `note` over `leaves`, the
-    /// log's first `size` leaf hashes) to cosign it, and stores what they return.
-    pub async fn cosign(&self, pool: &Pool, size: i64, note: &str, leaves: &[Hash]) -> Result<(), AuditError> {
+    /// Asks every witness that has not cosigned checkpoint `size` (signed `note` over the log's first
+    /// `size` events) to cosign it, and stores what they return.
+    pub async fn cosign(&self, pool: &Pool, size: i64, note: &str) -> Result<(), AuditError> {
         if self.is_empty() {
             return Ok(());
         }
@@ -94,7 +95,7 @@ impl Witnesses {
         let missing = self.missing(pool, size).await?;
         let rounds = missing.iter().map(|witness| async move {
             let key = witness.key().0.name.clone();
-            let outcome = self.ask(pool, witness, size, note, leaves).await;
+            let outcome = self.ask(pool, witness, size, note).await;
             (witness, key, outcome)
         });
         for (witness, name, outcome) in futures::future::join_all(rounds).await {
@@ -143,14 +144,7 @@ impl Witnesses {
     }
 
     /// One witness, one checkpoint: from the size it last cosigned here (or what its 409 says).
-    async fn ask(
-        &self,
-        pool: &Pool,
-        witness: &WitnessClient,
-        size: i64,
-        note: &str,
-        leaves: &[Hash],
-    ) -> Result<(), RoundError> {
+    async fn ask(&self, pool: &Pool, witness: &WitnessClient, size: i64, note: &str) -> Result<(), RoundError> {
         let key = witness_key(witness);
         let client = pool.get().await.map_err(AuditError::from)?;
         let last: Option<i64> = client
@@ -167,12 +161,13 @@ impl Witnesses {
         let mut attempts = 0;
         let cosignature = loop {
             attempts += 1;
-            let proof = match usize::try_from(old) {
-                Ok(0) => Vec::new(),
-                Ok(from) => {
-                    merkle::consistency_proof(from, leaves).ok_or(RoundError::Truncated { seen: old, size: size_u })?
-                }
-                Err(_) => return Err(RoundError::Truncated { seen: old, size: size_u }),
+            let proof = if old == 0 {
+                Vec::new()
+            } else if old > size_u {
+                return Err(RoundError::Truncated { seen: old, size: size_u });
+            } else {
+                let client = pool.get().await.map_err(AuditError::from)?;
+                crate::tree::Reader::new(&client).consistency_proof(old, size_u).await?
             };
             match witness.add_checkpoint(old, &proof, note).await {
                 Ok(cosignature) => break cosignature,
