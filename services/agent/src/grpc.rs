@@ -401,9 +401,10 @@ impl AgentService for AgentApi {
     async fn get_task(&self, request: Request<pb::GetTaskRequest>) -> Result<Response<pb::GetTaskResponse>, Status> {
         let principal = caller(&request)?;
         let pb::GetTaskRequest { task_id } = request.into_inner();
-        let row = tasks::get(&self.engine.pool, parse_task_id(&task_id)?).await.map_err(to_status)?;
+        let (row, request) =
+            tasks::get_with_request(&self.engine.pool, parse_task_id(&task_id)?).await.map_err(to_status)?;
         let row = visible(&principal, row)?;
-        let diff = tasks::diff(&self.engine.pool, row.task_id, row.kind).await.map_err(to_status)?;
+        let diff = tasks::diff_of(row.kind, request.as_deref());
         Ok(Response::new(pb::GetTaskResponse { task: Some(pb::Task { diff, ..to_proto(row)? }) }))
     }
 
@@ -481,6 +482,9 @@ impl AgentService for AgentApi {
         let task_id = parse_task_id(&task_id)?;
         let row = tasks::get(&self.engine.pool, task_id).await.map_err(to_status)?;
         let row = visible(&principal, row)?;
+        if let Some(ended) = tasks::already_ended(task_id, row.state) {
+            return Err(to_status(ended));
+        }
         let kind = pb::TaskKind::try_from(i32::from(row.kind)).map_or("unknown", |k| k.as_str_name());
         let record =
             audit_record(&principal, &origin, "agent.task.cancel", task_id, kind, None, row.eval_run_id.as_deref());

@@ -176,23 +176,33 @@ pub async fn get(pool: &Pool, task_id: Uuid) -> Result<TaskRow, TaskError> {
     Ok(from_row(&row))
 }
 
-/// The unified diff of the change set `task_id` was created with (`kind` says which request was
-/// stored); empty for tasks without one (from a forge) or a request that does not decode.
-pub async fn diff(pool: &Pool, task_id: Uuid, kind: i16) -> Result<String, TaskError> {
-    use prost::Message as _;
+/// The task `task_id` with the stored request it was created with (`None` for a task from a
+/// forge, which has none worth showing): one read for GetTask, which shows the request's diff.
+pub async fn get_with_request(pool: &Pool, task_id: Uuid) -> Result<(TaskRow, Option<Vec<u8>>), TaskError> {
     let client = pool.get().await?;
-    let row = client.query_opt("SELECT request FROM tasks WHERE task_id = $1 AND forge IS NULL", &[&task_id]).await?;
-    let Some(row) = row else { return Ok(String::new()) };
-    let request: Vec<u8> = row.get(0);
+    let row = client
+        .query_opt(
+            &format!("SELECT {COLUMNS}, CASE WHEN forge IS NULL THEN request END AS stored_request FROM tasks WHERE task_id = $1"),
+            &[&task_id],
+        )
+        .await?
+        .ok_or(TaskError::NotFound(task_id))?;
+    let request: Option<Vec<u8>> = row.try_get("stored_request")?;
+    Ok((from_row(&row), request))
+}
+
+/// The unified diff of the change set in a stored `request` of a task of `kind`; empty for tasks
+/// without one or a request that does not decode.
+pub fn diff_of(kind: i16, request: Option<&[u8]>) -> String {
+    use prost::Message as _;
+    let Some(request) = request else { return String::new() };
     let change_set = match pb::TaskKind::try_from(i32::from(kind)) {
-        Ok(pb::TaskKind::Review) => pb::CreateReviewRequest::decode(request.as_slice()).ok().and_then(|r| r.change_set),
-        Ok(pb::TaskKind::Describe) => {
-            pb::CreateDescribeRequest::decode(request.as_slice()).ok().and_then(|r| r.change_set)
-        }
-        Ok(pb::TaskKind::Fix) => pb::CreateFixRequest::decode(request.as_slice()).ok().and_then(|r| r.change_set),
+        Ok(pb::TaskKind::Review) => pb::CreateReviewRequest::decode(request).ok().and_then(|r| r.change_set),
+        Ok(pb::TaskKind::Describe) => pb::CreateDescribeRequest::decode(request).ok().and_then(|r| r.change_set),
+        Ok(pb::TaskKind::Fix) => pb::CreateFixRequest::decode(request).ok().and_then(|r| r.change_set),
         _ => None,
     };
-    Ok(change_set.map(|c| c.diff).unwrap_or_default())
+    change_set.map(|c| c.diff).unwrap_or_default()
 }
 
 /// A page of tasks, newest first; `before` is the (created_at, task_id) of the last task of the
@@ -537,6 +547,15 @@ pub async fn release(pool: &Pool, task_id: Uuid, worker: &str) -> Result<bool, T
     Ok(true)
 }
 
+/// The refusal of a cancel of task `task_id` in `state` when it has ended (ended states are final,
+/// so a row read before the cancel's transaction can answer this without one).
+pub fn already_ended(task_id: Uuid, state: i16) -> Option<TaskError> {
+    (state >= state::SUCCEEDED).then(|| {
+        let name = pb::TaskState::try_from(i32::from(state)).map_or("ended", |s| s.as_str_name());
+        TaskError::WrongState(format!("task {task_id} has already ended ({name}); nothing to cancel"))
+    })
+}
+
 /// Cancels a queued or running task, with its event and audit record in one transaction.
 pub async fn cancel(pool: &Pool, task_id: Uuid, by: &str, audit: &AuditEvent) -> Result<TaskRow, TaskError> {
     let mut client = pool.get().await?;
@@ -546,9 +565,8 @@ pub async fn cancel(pool: &Pool, task_id: Uuid, by: &str, audit: &AuditEvent) ->
         .await?
         .ok_or(TaskError::NotFound(task_id))?;
     let from: i16 = current.get(0);
-    if from >= state::SUCCEEDED {
-        let name = pb::TaskState::try_from(i32::from(from)).map_or("ended", |s| s.as_str_name());
-        return Err(TaskError::WrongState(format!("task {task_id} has already ended ({name}); nothing to cancel")));
+    if let Some(ended) = already_ended(task_id, from) {
+        return Err(ended);
     }
     append_in(&tx, task_id, None, state_event(from, state::CANCELLED, &format!("cancelled by {by}"))).await?;
     let row = tx
