@@ -1,18 +1,38 @@
-//! Appends per second (one client; 64 concurrent clients; batches of 100) and offline verification
-//! speed, on this machine, against the test Postgres.
+//! Audit appends against plain INSERTs on the same Postgres, and proofs at two log sizes.
 //!
-//! Run: `cargo bench -p prfix-tests --bench audit_throughput`.
+//! Run: `cargo bench -p prfix-tests --bench audit_throughput` (needs the test Postgres and Redis;
+//! about five minutes, and some 4 GB of disk for the large log while it runs).
+//!
+//! Every row is a ratio measured in interleaved rounds in this run (the machine is shared and
+//! noisy; absolute figures are not comparable between runs):
+//! - `Append` (one event per call) and `AppendBatch` of 100, straight to the audit service, at 1, 16
+//!   and 64 concurrent clients, against plain INSERTs of rows of the same size into a copy of the
+//!   events table (`LIKE audit.events INCLUDING ALL`: the same columns, keys and indexes, no
+//!   triggers) in the same database, with the same durability: one autocommitted single-row INSERT
+//!   per event, and one 100-row INSERT per transaction, by as many clients, each on its own
+//!   connection.
+//! - The same rows again once the log holds `PRFIX_BENCH_LOG_EVENTS` events (default 1,000,000),
+//!   as a ratio of the rows on the empty log (each taken against its reference).
+//! - `GetInclusionProof` of event 1 in a log of `PRFIX_BENCH_PROOF_EVENTS` (default 10,000,000)
+//!   events against the same proof in a log of 1,000. The large log is written by SQL straight
+//!   into the events table (synthetic leaf hashes, which proofs do not look into), and the service
+//!   checkpoints it as it would a log it found at start-up.
 
 use std::time::{Duration, Instant};
 
-use prfix_audit::checkpoint::VerifierKey;
-use prfix_audit::export::{line_from_proto, verify};
 use prfix_proto::audit::v1 as audit;
 use prfix_proto::audit::v1::audit_service_client::AuditServiceClient;
-use prfix_tests::app::{Authed, channel_to};
-use prfix_tests::auth::{Bearer, audit_key, operator_token};
+use prfix_tests::app::{Authed, TestApp, channel_to};
+use prfix_tests::auth::{Bearer, operator_token};
 
-const WINDOW: Duration = Duration::from_secs(5);
+/// One side's window per round.
+const WINDOW: Duration = Duration::from_secs(2);
+/// Rounds per row, the service and the reference alternating.
+const ROUNDS: usize = 3;
+
+fn env_size(name: &str, default: i64) -> i64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
 
 fn event(i: u64) -> audit::AuditEvent {
     audit::AuditEvent {
@@ -22,13 +42,16 @@ fn event(i: u64) -> audit::AuditEvent {
         action: "bench.append".into(),
         resource: format!("items/{i}"),
         result: audit::AuditResult::Success as i32,
+        request_id: format!("req-{i}"),
         ..Default::default()
     }
 }
 
-async fn run(client: AuditServiceClient<Authed>, concurrency: usize, batch: usize) -> f64 {
-    let deadline = Instant::now() + WINDOW;
-    let workers: Vec<_> = (0..concurrency)
+/// Events per second appended by `clients` callers, `batch` events per call.
+async fn service(client: &AuditServiceClient<Authed>, clients: usize, batch: usize) -> f64 {
+    let started = Instant::now();
+    let deadline = started + WINDOW;
+    let workers: Vec<_> = (0..clients)
         .map(|w| {
             let mut client = client.clone();
             tokio::spawn(async move {
@@ -50,37 +73,242 @@ async fn run(client: AuditServiceClient<Authed>, concurrency: usize, batch: usiz
     for w in workers {
         total += w.await.expect("worker");
     }
-    total as f64 / WINDOW.as_secs_f64()
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
+/// The reference table: the events table's shape without its triggers.
+const PLAIN: &str = "CREATE TABLE IF NOT EXISTS public.plain_events (LIKE audit.events INCLUDING ALL)";
+
+/// One plain INSERT of `n` rows shaped like stored events (the same columns and sizes as the
+/// service writes: 32-byte hashes, a JSON metadata object, encoding 2).
+const PLAIN_INSERT: &str = "
+INSERT INTO public.plain_events (sequence, event_id, occurred_at, actor_subject, actor_roles, actor_ip, action,
+    resource, result, request_id, trace_id, metadata, leaf_hash, chain_hash, encoding, appender_subject,
+    appender_credential, received_at)
+SELECT s, gen_random_uuid(), now(), 'bench', ARRAY['service'], '', 'bench.append', 'items/' || s, 1,
+       'req-' || s, '', '{}'::jsonb, sha256(int8send(s)), sha256(int8send(-s)), 2, 'bench', 'token:bench', now()
+FROM unnest($1::bigint[]) AS s";
+
+/// Events per second inserted into the reference table by `clients` connections, `batch` rows per
+/// transaction; `next` hands out sequence numbers.
+async fn plain(
+    connections: &[std::sync::Arc<tokio_postgres::Client>],
+    clients: usize,
+    batch: usize,
+    next: &std::sync::Arc<std::sync::atomic::AtomicI64>,
+) -> f64 {
+    let started = Instant::now();
+    let deadline = started + WINDOW;
+    let workers: Vec<_> = connections[..clients]
+        .iter()
+        .map(|client| {
+            let client = client.clone();
+            let next = next.clone();
+            tokio::spawn(async move {
+                let insert = client.prepare(PLAIN_INSERT).await.expect("prepare");
+                let mut inserted = 0u64;
+                while Instant::now() < deadline {
+                    let first = next.fetch_add(batch as i64, std::sync::atomic::Ordering::Relaxed);
+                    let sequences: Vec<i64> = (first..first + batch as i64).collect();
+                    client.execute(&insert, &[&sequences]).await.expect("plain insert");
+                    inserted += batch as u64;
+                }
+                inserted
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for w in workers {
+        total += w.await.expect("worker");
+    }
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
+/// The audit service's client, as an operator.
+fn client_of(app: &TestApp) -> AuditServiceClient<Authed> {
+    AuditServiceClient::with_interceptor(channel_to(app.audit.addr), Bearer::new(&operator_token()))
+        .max_decoding_message_size(64 * 1024 * 1024)
+}
+
+/// The high method limits this bench needs at the audit port (it measures appends, not refusals).
+async fn spawn() -> TestApp {
+    let high = prfix_runtime::ratelimit::Quota { per_minute: 60_000_000, burst: 1_000_000 };
+    prfix_tests::app::spawn_app_shared(|common| common.service_limits.internal = high, |_| {}, |_| {}).await
+}
+
+/// The rows: (label, clients, events per call).
+const ROWS: [(&str, usize, usize); 6] = [
+    ("Append, 1 client          ", 1, 1),
+    ("Append, 16 clients        ", 16, 1),
+    ("Append, 64 clients        ", 64, 1),
+    ("AppendBatch(100), 1 client", 1, 100),
+    ("AppendBatch(100), 16      ", 16, 100),
+    ("AppendBatch(100), 64      ", 64, 100),
+];
+
+/// Each row's service and reference rates (summed over the rounds) as (service, plain).
+async fn measure(
+    client: &AuditServiceClient<Authed>,
+    connections: &[std::sync::Arc<tokio_postgres::Client>],
+    next: &std::sync::Arc<std::sync::atomic::AtomicI64>,
+) -> Vec<(f64, f64)> {
+    let mut out = Vec::new();
+    for (label, clients, batch) in ROWS {
+        let (mut ours, mut theirs) = (0.0, 0.0);
+        for _ in 0..ROUNDS {
+            ours += service(client, clients, batch).await;
+            theirs += plain(connections, clients, batch, next).await;
+        }
+        let (ours, theirs) = (ours / ROUNDS as f64, theirs / ROUNDS as f64);
+        println!("  {label}: {ours:>9.0} events/s vs plain INSERT {theirs:>9.0} = {:.2}x", ours / theirs);
+        out.push((ours, theirs));
+    }
+    out
+}
+
+/// Events in the log of `app`.
+async fn stored(app: &TestApp) -> i64 {
+    let db = app.db.connect().await;
+    db.query_one("SELECT coalesce(max(sequence), 0) FROM audit.events", &[]).await.expect("head").get(0)
+}
+
+/// Fills the log of `app` to `size` events with batches of 1,000 from 8 callers.
+async fn fill(app: &TestApp, client: &AuditServiceClient<Authed>, size: i64) {
+    let started = Instant::now();
+    let remaining = size - stored(app).await;
+    let calls = (remaining.max(0) as u64).div_ceil(1_000);
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let mut client = client.clone();
+            let next = next.clone();
+            tokio::spawn(async move {
+                while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < calls {
+                    let events = (0..1_000).map(event).collect();
+                    client.append_batch(audit::AppendBatchRequest { events }).await.expect("fill");
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await.expect("filler");
+    }
+    let took = started.elapsed().as_secs_f64();
+    println!(
+        "  (filled {remaining} events in {took:.1} s = {:.0} events/s with batches of 1,000)",
+        remaining as f64 / took
+    );
+}
+
+/// The newest checkpoint's size (0: none yet).
+async fn checkpointed(client: &AuditServiceClient<Authed>) -> i64 {
+    match client.clone().get_checkpoint(audit::GetCheckpointRequest::default()).await {
+        Ok(answer) => answer.into_inner().checkpoint.map_or(0, |c| c.tree_size),
+        Err(_) => 0,
+    }
+}
+
+/// The size of a checkpoint made now over the whole log (Verify exports the log, which signs one
+/// first).
+async fn checkpoint_now(client: &AuditServiceClient<Authed>) -> i64 {
+    let verdict = client.clone().verify(audit::VerifyRequest::default()).await.expect("verify").into_inner();
+    assert!(verdict.ok, "the log verifies: {:?}", verdict.problems.first());
+    checkpointed(client).await
+}
+
+/// Median time of `calls` inclusion proofs of event 1 at `tree_size`.
+async fn proof_time(client: &AuditServiceClient<Authed>, tree_size: i64, calls: usize) -> Duration {
+    let mut times = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let started = Instant::now();
+        let proof = client
+            .clone()
+            .get_inclusion_proof(audit::GetInclusionProofRequest { sequence: 1, tree_size })
+            .await
+            .expect("inclusion proof");
+        times.push(started.elapsed());
+        assert_eq!(proof.into_inner().tree_size, tree_size);
+    }
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// Writes `size` synthetic events straight into the events table, in steps of a million.
+async fn synthetic_log(app: &TestApp, size: i64) {
+    let db = app.db.connect().await;
+    let started = Instant::now();
+    let mut at = 0;
+    while at < size {
+        let to = (at + 1_000_000).min(size);
+        db.execute(
+            "INSERT INTO audit.events (sequence, event_id, occurred_at, actor_subject, action, resource, result,
+                                       leaf_hash, chain_hash, encoding)
+             SELECT g, ('00000000-0000-4000-8000-' || lpad(to_hex(g), 12, '0'))::uuid, now(), 'bench',
+                    'bench.synthetic', '', 1, sha256(int8send(g)), sha256(int8send(-g)), 1
+             FROM generate_series($1::bigint, $2::bigint) AS g",
+            &[&(at + 1), &to],
+        )
+        .await
+        .expect("synthetic events");
+        at = to;
+    }
+    println!("  (wrote {size} synthetic events in {:.1} s)", started.elapsed().as_secs_f64());
 }
 
 #[tokio::main]
 async fn main() {
-    // The audit service applies the method limits at its own port: high, so that the benchmark
-    // measures appends rather than refusals.
-    let high = prfix_runtime::ratelimit::Quota { per_minute: 60_000_000, burst: 1_000_000 };
-    let app = prfix_tests::app::spawn_app_shared(|common| common.service_limits.internal = high, |_| {}, |_| {}).await;
-    let client = AuditServiceClient::with_interceptor(channel_to(app.audit.addr), Bearer::new(&operator_token()));
-    println!("audit appends, direct to the audit service, {WINDOW:?} each");
-    println!("  1 client, 1 event per call     : {:>9.0} events/s", run(client.clone(), 1, 1).await);
-    println!("  64 clients, 1 event per call   : {:>9.0} events/s", run(client.clone(), 64, 1).await);
-    println!("  4 clients, batches of 100      : {:>9.0} events/s", run(client.clone(), 4, 100).await);
+    let log_events = env_size("PRFIX_BENCH_LOG_EVENTS", 1_000_000);
+    let proof_events = env_size("PRFIX_BENCH_PROOF_EVENTS", 10_000_000);
 
-    let mut stream =
-        client.clone().export_events(audit::ExportEventsRequest::default()).await.expect("export").into_inner();
-    let mut lines = Vec::new();
-    while let Some(item) = stream.message().await.expect("stream") {
-        lines.push(line_from_proto(item).expect("line"));
+    let app = spawn().await;
+    let client = client_of(&app);
+    let db = app.db.connect().await;
+    db.batch_execute(PLAIN).await.expect("reference table");
+    let mut connections = Vec::new();
+    for _ in 0..64 {
+        connections.push(std::sync::Arc::new(app.db.connect().await));
     }
-    let key = VerifierKey::parse(&audit_key().verifier_key).expect("key");
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(1));
+
+    println!("audit appends vs plain INSERTs into a copy of the events table, {ROUNDS} rounds of {WINDOW:?} each");
+    println!("empty log:");
+    let empty = measure(&client, &connections, &next).await;
+
+    println!("log of {log_events} events:");
+    fill(&app, &client, log_events).await;
+    let large = measure(&client, &connections, &next).await;
+    println!("large log against empty log (each as a ratio of its plain INSERTs; 1.00x: no slower):");
+    for ((label, _, _), ((e_ours, e_plain), (l_ours, l_plain))) in ROWS.iter().zip(empty.iter().zip(&large)) {
+        println!("  {label}: {:.2}x", (l_ours / l_plain) / (e_ours / e_plain));
+    }
+    drop(connections);
+    drop(app);
+
+    println!("inclusion proof of event 1: log of {proof_events} events vs log of 1,000");
+    let small = spawn().await;
+    let small_client = client_of(&small);
+    fill(&small, &small_client, 1_000).await;
+    let small_size = checkpoint_now(&small_client).await;
+    let big = spawn().await;
+    let big_client = client_of(&big);
+    synthetic_log(&big, proof_events).await;
     let started = Instant::now();
-    let report = verify(&lines, std::slice::from_ref(&key));
-    let took = started.elapsed();
-    assert!(report.ok(), "{:?}", report.problems.first());
+    // The service checkpoints the log it finds within its checkpoint interval.
+    while checkpointed(&big_client).await < proof_events {
+        assert!(started.elapsed() < Duration::from_secs(900), "no checkpoint of the large log after 15 minutes");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    println!("  (first checkpoint of the large log after {:.1} s)", started.elapsed().as_secs_f64());
+    let (mut at_small, mut at_big) = (Duration::ZERO, Duration::ZERO);
+    for _ in 0..ROUNDS {
+        at_small += proof_time(&small_client, small_size, 200).await;
+        at_big += proof_time(&big_client, proof_events, 200).await;
+    }
+    let (at_small, at_big) = (at_small / ROUNDS as u32, at_big / ROUNDS as u32);
     println!(
-        "offline verification: {} events, {} checkpoints in {:.3} s = {:.0} events/s",
-        report.events,
-        report.checkpoints,
-        took.as_secs_f64(),
-        report.events as f64 / took.as_secs_f64()
+        "  median {:.3} ms at {proof_events} vs {:.3} ms at {small_size}: the large log's proof costs {:.2}x",
+        at_big.as_secs_f64() * 1e3,
+        at_small.as_secs_f64() * 1e3,
+        at_big.as_secs_f64() / at_small.as_secs_f64()
     );
 }

@@ -9,8 +9,8 @@
 
 use std::collections::HashMap;
 
+use deadpool_postgres::Object as Client;
 use futures::future::BoxFuture;
-use tokio_postgres::Client;
 
 use crate::frontier::Frontier;
 use crate::merkle::{self, Hash, Subtrees};
@@ -117,13 +117,13 @@ impl<'a> Reader<'a> {
     /// Heads at a stored level, folding those not stored from the stored level below.
     async fn stored(&mut self, level: u32, from: u64, count: u64) -> Result<Vec<Hash>, AuditError> {
         let (level_i, from_i, to_i) = (level_i16(level)?, index_i64(from)?, index_i64(from + count)?);
-        let rows = self
+        let statement = self
             .client
-            .query(
+            .prepare_cached(
                 "SELECT index, hash FROM subtrees WHERE level = $1 AND index >= $2 AND index < $3 ORDER BY index",
-                &[&level_i, &from_i, &to_i],
             )
             .await?;
+        let rows = self.client.query(&statement, &[&level_i, &from_i, &to_i]).await?;
         let mut out: Vec<Option<Hash>> = vec![None; usize::try_from(count).unwrap_or(0)];
         for row in &rows {
             let index: i64 = row.get(0);
