@@ -184,8 +184,10 @@ impl Target {
 /// Direct vs gateway vs nginx for the token call.
 async fn proxies(app: &TestApp, token: &str, nginx: &Result<Nginx, anyhow::Error>) {
     // Direct first (the reference), then the gateway, then nginx if it runs.
-    let mut targets =
-        vec![Target::new("direct to agent", app.agent.addr, token), Target::new("through gateway", app.gateway.addr, token)];
+    let mut targets = vec![
+        Target::new("direct to agent", app.agent.addr, token),
+        Target::new("through gateway", app.gateway.addr, token),
+    ];
     let nginx = nginx.as_ref().ok();
     if let Some(nginx) = nginx {
         targets.push(Target::new("through nginx", nginx.addr, token));
@@ -217,11 +219,8 @@ async fn proxies(app: &TestApp, token: &str, nginx: &Result<Nginx, anyhow::Error
     let direct50 = percentile(&targets[0].latencies, 0.5);
     for (i, target) in targets.iter().enumerate() {
         let (p50, p99) = (percentile(&target.latencies, 0.5), percentile(&target.latencies, 0.99));
-        let added = if i == 0 {
-            String::new()
-        } else {
-            format!("   adds {:>6.3} ms at p50", millis(p50) - millis(direct50))
-        };
+        let added =
+            if i == 0 { String::new() } else { format!("   adds {:>6.3} ms at p50", millis(p50) - millis(direct50)) };
         println!(
             "  {:<16} p50 {:>5.2}x direct ({:>6.3} ms)   p99 {:>6.3} ms{added}",
             target.name,

@@ -74,7 +74,9 @@ impl Nginx {
         let version = match version() {
             Ok(v) => v,
             Err(missing) => {
-                install().await.with_context(|| format!("nginx is not runnable ({missing:#}) and installing it failed"))?;
+                install()
+                    .await
+                    .with_context(|| format!("nginx is not runnable ({missing:#}) and installing it failed"))?;
                 version().context("nginx was installed but does not run")?
             }
         };
@@ -82,7 +84,8 @@ impl Nginx {
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let conf = dir.path().join("nginx.conf");
         std::fs::write(&conf, config(dir.path(), addr, upstream)).context("failed to write nginx.conf")?;
-        let log = std::fs::File::create(dir.path().join("output.log")).context("failed to create nginx's output log")?;
+        let log =
+            std::fs::File::create(dir.path().join("output.log")).context("failed to create nginx's output log")?;
         let master = Command::new("nginx")
             .arg("-p")
             .arg(dir.path())
@@ -199,8 +202,7 @@ fn children(pid: u32) -> Vec<u32> {
         .filter(|candidate| {
             let Ok(stat) = std::fs::read_to_string(format!("/proc/{candidate}/stat")) else { return false };
             // After the command name (in parentheses, which may hold spaces): state, then the parent.
-            stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
-                == Some(pid)
+            stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok()) == Some(pid)
         })
         .collect()
 }

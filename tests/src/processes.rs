@@ -171,10 +171,14 @@ pub fn cpu_time(pid: &str) -> std::io::Result<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // After the command name (in parentheses, which may hold spaces) come fields 3 onwards;
     // utime and stime are fields 14 and 15.
-    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
     let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
     let (Some(utime), Some(stime)) = (ticks(11), ticks(12)) else {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("no utime/stime in /proc/{pid}/stat")));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("no utime/stime in /proc/{pid}/stat"),
+        ));
     };
     Ok(Duration::from_nanos((utime + stime) * 1_000_000_000 / ticks_per_second))
 }
