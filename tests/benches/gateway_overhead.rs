@@ -1,67 +1,54 @@
-//! What the gateway adds to a unary call, with authentication, policy and rate limits on.
+//! What the gateway adds to a unary call, with authentication, policy and rate limits on, against
+//! the agent called directly and against nginx `grpc_pass` in front of the same agent.
 //!
 //! Run: `cargo bench -p prfix-tests --bench gateway_overhead` (needs the test Postgres and Redis).
-//! Prints p50 and p99 latency of `AgentService/ListTasks` called directly and through the gateway,
-//! and the throughput of each at a fixed concurrency with their ratio. Then three kinds of call
-//! through the gateway in interleaved rounds, each as a ratio of the first: a token call
-//! (`GetTask`), an audited call (`CancelTask`, whose access record goes to the outbox; the same
-//! one-row lookup at the agent) and an API-key call (`GetTask` with an API key).
+//! nginx is started from a generated config (see `prfix_tests::nginx`: `worker_processes auto`,
+//! `keepalive_requests` raised, upstream keepalive, no access log) on a free port and stopped at the
+//! end; if it is not on `PATH` the bench installs it with `apt-get`, and if that fails it prints why
+//! and skips the nginx rows. nginx does no JWT check: it passes the bearer token through and the
+//! agent verifies it (the agent verifies it behind the gateway too).
+//!
+//! Every row is a ratio against a reference measured in the same run, in interleaved rounds (each
+//! round measures every target once, in turn), so that drift of the machine hits all alike:
+//! - the token call (`GetTask` of a task that does not exist: one one-row lookup at the agent) to
+//!   the agent directly, through the gateway and through nginx: throughput with 8 client
+//!   connections (each its own tonic channel, so its own HTTP/2 connection) × 8 concurrent streams
+//!   each, latency p50/p99 at one stream, and the latency each proxy adds at p50 (its p50 minus the
+//!   direct p50);
+//! - CPU per forwarded call of each proxy. nginx runs as its own processes: its master's and
+//!   workers' `utime + stime` (`/proc/<pid>/stat`) over the throughput windows, divided by the
+//!   calls. The gateway runs in the bench process (with the agent, the audit service and the
+//!   clients), so its CPU is found by difference: the bench process's CPU per call in the gateway
+//!   windows minus its CPU per call in the direct windows, whose only difference is the gateway
+//!   (clients and agent do the same work per call in both). The bench process's CPU per call in
+//!   the nginx windows is printed as a check: it should match the direct one. CPU of Postgres and
+//!   Redis (the gateway's rate limits) is counted for neither proxy;
+//! - three kinds of call through the gateway, each as a ratio of the first: the token call, an
+//!   audited call (`CancelTask`, whose access record goes to the outbox; the same one-row lookup
+//!   at the agent) and an API-key call (`GetTask` with an API key).
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use prfix_auth::Role;
 use prfix_gateway::ratelimit::Quota;
 use prfix_proto::agent::v1 as agent;
 use prfix_proto::agent::v1::agent_service_client::AgentServiceClient;
-use prfix_tests::app::{Authed, channel_to};
+use prfix_tests::app::{Authed, TestApp, channel_to};
 use prfix_tests::auth::{Bearer, token};
+use prfix_tests::nginx::Nginx;
+use prfix_tests::processes::cpu_time;
 
-const SEQUENTIAL_CALLS: usize = 2_000;
-const CONCURRENCY: usize = 16;
-const THROUGHPUT_WINDOW: Duration = Duration::from_secs(5);
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
-
-async fn latencies(client: &mut AgentServiceClient<Authed>) -> Vec<Duration> {
-    let mut out = Vec::with_capacity(SEQUENTIAL_CALLS);
-    for _ in 0..SEQUENTIAL_CALLS {
-        let started = Instant::now();
-        client.list_tasks(agent::ListTasksRequest::default()).await.expect("call succeeds");
-        out.push(started.elapsed());
-    }
-    out.sort();
-    out
-}
-
-async fn throughput(client: AgentServiceClient<Authed>) -> f64 {
-    let deadline = Instant::now() + THROUGHPUT_WINDOW;
-    let workers: Vec<_> = (0..CONCURRENCY)
-        .map(|_| {
-            let mut client = client.clone();
-            tokio::spawn(async move {
-                let mut calls = 0u64;
-                while Instant::now() < deadline {
-                    client.list_tasks(agent::ListTasksRequest::default()).await.expect("call succeeds");
-                    calls += 1;
-                }
-                calls
-            })
-        })
-        .collect();
-    let mut total = 0;
-    for worker in workers {
-        total += worker.await.expect("worker finishes");
-    }
-    total as f64 / THROUGHPUT_WINDOW.as_secs_f64()
-}
-
-/// Rounds of the call-kind rows, the kinds alternating.
-const ROUNDS: usize = 3;
-/// One kind's window per round.
-const ROUND_WINDOW: Duration = Duration::from_secs(2);
+/// Client connections per target, each its own HTTP/2 connection.
+const CONNECTIONS: usize = 8;
+/// Concurrent streams (callers) on each connection.
+const STREAMS: usize = 8;
+/// Rounds; each measures every target (or call kind) once, in turn.
+const ROUNDS: usize = 5;
+/// One target's throughput window per round.
+const WINDOW: Duration = Duration::from_secs(2);
+/// Sequential calls on one stream per target per round, for the latency rows.
+const LATENCY_CALLS: usize = 600;
 
 #[derive(Clone, Copy)]
 enum Kind {
@@ -69,54 +56,200 @@ enum Kind {
     Audited,
 }
 
-/// Calls per second of `kind` by `CONCURRENCY` callers of `client`.
-async fn kind_throughput(client: &AgentServiceClient<Authed>, kind: Kind) -> f64 {
-    let deadline = Instant::now() + ROUND_WINDOW;
-    let workers: Vec<_> = (0..CONCURRENCY)
-        .map(|_| {
+/// One call of `kind`. A task that does not exist: the same one-row lookup either way; the
+/// agent's NOT_FOUND is the expected answer, while refusals by the edge or failures would measure
+/// something else.
+async fn call(client: &mut AgentServiceClient<Authed>, kind: Kind) {
+    let status = match kind {
+        Kind::Token => client.get_task(agent::GetTaskRequest { task_id: "t-none".into() }).await.err(),
+        Kind::Audited => client.cancel_task(agent::CancelTaskRequest { task_id: "t-none".into() }).await.err(),
+    };
+    let code = status.map(|s| s.code());
+    assert!(
+        !matches!(
+            code,
+            Some(
+                tonic::Code::Unauthenticated
+                    | tonic::Code::PermissionDenied
+                    | tonic::Code::ResourceExhausted
+                    | tonic::Code::Unavailable
+                    | tonic::Code::Internal
+                    | tonic::Code::Unknown
+            )
+        ),
+        "{code:?}"
+    );
+}
+
+/// What throughput windows measured, summed over rounds.
+#[derive(Default, Clone, Copy)]
+struct Windows {
+    calls: u64,
+    elapsed: Duration,
+    /// CPU time of the bench process (clients, agent, audit and the in-process gateway).
+    bench_cpu: Duration,
+    /// CPU time of the nginx processes.
+    nginx_cpu: Duration,
+}
+
+impl Windows {
+    fn per_second(&self) -> f64 {
+        self.calls as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn micros_per_call(cpu: Duration, calls: u64) -> f64 {
+        cpu.as_secs_f64() * 1e6 / calls as f64
+    }
+}
+
+fn bench_cpu() -> Duration {
+    cpu_time("self").expect("the bench process's CPU time")
+}
+
+/// One window of calls of `kind` by `STREAMS` callers on each of `connections`, added to `sums`.
+async fn throughput(connections: &[AgentServiceClient<Authed>], kind: Kind, nginx: Option<&Nginx>, sums: &mut Windows) {
+    let (cpu_before, nginx_before) = (bench_cpu(), nginx.map(Nginx::cpu_time).unwrap_or_default());
+    let started = Instant::now();
+    let deadline = started + WINDOW;
+    let workers: Vec<_> = connections
+        .iter()
+        .flat_map(|client| std::iter::repeat_n(client, STREAMS))
+        .map(|client| {
             let mut client = client.clone();
             tokio::spawn(async move {
                 let mut calls = 0u64;
                 while Instant::now() < deadline {
-                    // A task that does not exist: the same one-row lookup either way; the agent's
-                    // NOT_FOUND is the expected answer.
-                    let status = match kind {
-                        Kind::Token => client.get_task(agent::GetTaskRequest { task_id: "t-none".into() }).await.err(),
-                        Kind::Audited => {
-                            client.cancel_task(agent::CancelTaskRequest { task_id: "t-none".into() }).await.err()
-                        }
-                    };
-                    let code = status.map(|s| s.code());
-                    // Refusals by the edge or failures would measure something else.
-                    assert!(
-                        !matches!(
-                            code,
-                            Some(
-                                tonic::Code::Unauthenticated
-                                    | tonic::Code::PermissionDenied
-                                    | tonic::Code::ResourceExhausted
-                                    | tonic::Code::Unavailable
-                                    | tonic::Code::Internal
-                            )
-                        ),
-                        "{code:?}"
-                    );
+                    call(&mut client, kind).await;
                     calls += 1;
                 }
                 calls
             })
         })
         .collect();
-    let started = Instant::now();
-    let mut total = 0;
     for worker in workers {
-        total += worker.await.expect("worker finishes");
+        sums.calls += worker.await.expect("worker finishes");
     }
-    total as f64 / started.elapsed().as_secs_f64()
+    sums.elapsed += started.elapsed();
+    sums.bench_cpu += bench_cpu() - cpu_before;
+    sums.nginx_cpu += nginx.map(Nginx::cpu_time).unwrap_or_default() - nginx_before;
+}
+
+/// `LATENCY_CALLS` sequential token calls on one stream, added to `samples`.
+async fn latencies(client: &AgentServiceClient<Authed>, samples: &mut Vec<Duration>) {
+    let mut client = client.clone();
+    for _ in 0..LATENCY_CALLS {
+        let started = Instant::now();
+        call(&mut client, Kind::Token).await;
+        samples.push(started.elapsed());
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// `CONNECTIONS` clients of `addr`, each on its own channel (its own HTTP/2 connection).
+fn connections(addr: SocketAddr, credential: &str) -> Vec<AgentServiceClient<Authed>> {
+    (0..CONNECTIONS).map(|_| AgentServiceClient::with_interceptor(channel_to(addr), Bearer::new(credential))).collect()
+}
+
+async fn warm_up(connections: &[AgentServiceClient<Authed>], kind: Kind) {
+    for client in connections {
+        let mut client = client.clone();
+        for _ in 0..50 {
+            call(&mut client, kind).await;
+        }
+    }
+}
+
+/// A way to reach the agent, measured in turn with the others.
+struct Target {
+    name: &'static str,
+    connections: Vec<AgentServiceClient<Authed>>,
+    windows: Windows,
+    latencies: Vec<Duration>,
+}
+
+impl Target {
+    fn new(name: &'static str, addr: SocketAddr, credential: &str) -> Self {
+        Self { name, connections: connections(addr, credential), windows: Windows::default(), latencies: Vec::new() }
+    }
+}
+
+/// Direct vs gateway vs nginx for the token call.
+async fn proxies(app: &TestApp, token: &str, nginx: &Result<Nginx, anyhow::Error>) {
+    // Direct first (the reference), then the gateway, then nginx if it runs.
+    let mut targets = vec![
+        Target::new("direct to agent", app.agent.addr, token),
+        Target::new("through gateway", app.gateway.addr, token),
+    ];
+    let nginx = nginx.as_ref().ok();
+    if let Some(nginx) = nginx {
+        targets.push(Target::new("through nginx", nginx.addr, token));
+    }
+    for target in &targets {
+        warm_up(&target.connections, Kind::Token).await;
+    }
+    for _ in 0..ROUNDS {
+        for (i, target) in targets.iter_mut().enumerate() {
+            let through_nginx = if i == 2 { nginx } else { None };
+            throughput(&target.connections, Kind::Token, through_nginx, &mut target.windows).await;
+            latencies(&target.connections[0], &mut target.latencies).await;
+        }
+    }
+    for target in &mut targets {
+        target.latencies.sort();
+    }
+
+    println!("token call (GetTask), {ROUNDS} interleaved rounds; auth, policy and rate limits on at the gateway");
+    println!("throughput, {CONNECTIONS} connections x {STREAMS} streams, {WINDOW:?} windows");
+    let direct = targets[0].windows.per_second();
+    let by_nginx = targets.get(2).map(|t| t.windows.per_second());
+    for target in &targets {
+        let rate = target.windows.per_second();
+        let vs_nginx = by_nginx.map(|n| format!("   {:>5.2}x nginx", rate / n)).unwrap_or_default();
+        println!("  {:<16} {:>5.2}x direct{vs_nginx}   ({rate:>7.0} calls/s)", target.name, rate / direct);
+    }
+    println!("latency, one stream, {} calls each", ROUNDS * LATENCY_CALLS);
+    let direct50 = percentile(&targets[0].latencies, 0.5);
+    for (i, target) in targets.iter().enumerate() {
+        let (p50, p99) = (percentile(&target.latencies, 0.5), percentile(&target.latencies, 0.99));
+        let added =
+            if i == 0 { String::new() } else { format!("   adds {:>6.3} ms at p50", millis(p50) - millis(direct50)) };
+        println!(
+            "  {:<16} p50 {:>5.2}x direct ({:>6.3} ms)   p99 {:>6.3} ms{added}",
+            target.name,
+            p50.as_secs_f64() / direct50.as_secs_f64(),
+            millis(p50),
+            millis(p99)
+        );
+    }
+    println!("CPU per forwarded call (throughput windows)");
+    let per_call = |t: &Target| Windows::micros_per_call(t.windows.bench_cpu, t.windows.calls);
+    let bench_direct = per_call(&targets[0]);
+    let gateway = per_call(&targets[1]) - bench_direct;
+    println!(
+        "  gateway {gateway:>7.1} µs   (bench process {:.1} µs/call through it, {bench_direct:.1} µs/call direct)",
+        per_call(&targets[1])
+    );
+    if let (Some(nginx), Some(target)) = (nginx, targets.get(2)) {
+        let own = Windows::micros_per_call(target.windows.nginx_cpu, target.windows.calls);
+        println!(
+            "  nginx   {own:>7.1} µs   ({} workers; bench process {:.1} µs/call through it)",
+            nginx.workers,
+            per_call(target)
+        );
+        println!("  gateway/nginx: {:.2}x", gateway / own);
+    }
 }
 
 /// An API key of the bootstrap admin (who holds the admin role; GetTask allows it).
-async fn developer_key(app: &prfix_tests::app::TestApp) -> String {
+async fn developer_key(app: &TestApp) -> String {
     use prfix_proto::auth::v1 as auth;
     let admin = app.admin_token().await;
     let created = app
@@ -133,38 +266,31 @@ async fn developer_key(app: &prfix_tests::app::TestApp) -> String {
     created.secret
 }
 
-async fn call_kinds(app: &prfix_tests::app::TestApp, token: &str) {
-    let by_token = app.agent_client_as(token);
-    let by_key = app.agent_client_as(&developer_key(app).await);
-    let rows: [(&str, &AgentServiceClient<Authed>, Kind); 3] = [
+/// Token vs audited vs API-key calls through the gateway.
+async fn call_kinds(app: &TestApp, token: &str) {
+    let by_token = connections(app.gateway.addr, token);
+    let by_key = connections(app.gateway.addr, &developer_key(app).await);
+    let rows: [(&str, &[AgentServiceClient<Authed>], Kind); 3] = [
         ("token call (GetTask)", &by_token, Kind::Token),
         ("audited call (CancelTask)", &by_token, Kind::Audited),
         ("API-key call (GetTask)", &by_key, Kind::Token),
     ];
-    for (_, client, kind) in &rows {
-        let mut client = AgentServiceClient::clone(client);
-        for _ in 0..100 {
-            let _ = match kind {
-                Kind::Token => client.get_task(agent::GetTaskRequest { task_id: "t-none".into() }).await.err(),
-                Kind::Audited => client.cancel_task(agent::CancelTaskRequest { task_id: "t-none".into() }).await.err(),
-            };
-        }
+    for (_, connections, kind) in &rows {
+        warm_up(connections, *kind).await;
     }
-    let mut sums = [0.0; 3];
+    let mut sums = [Windows::default(); 3];
     for _ in 0..ROUNDS {
-        for (i, (_, client, kind)) in rows.iter().enumerate() {
-            sums[i] += kind_throughput(client, *kind).await;
+        for (i, (_, connections, kind)) in rows.iter().enumerate() {
+            throughput(connections, *kind, None, &mut sums[i]).await;
         }
     }
     println!(
-        "call kinds through the gateway, concurrency {CONCURRENCY}, {ROUNDS} interleaved rounds of {ROUND_WINDOW:?}"
+        "call kinds through the gateway, {CONNECTIONS} connections x {STREAMS} streams, {ROUNDS} interleaved rounds of {WINDOW:?}"
     );
+    let reference = sums[0].per_second();
     for (i, (name, ..)) in rows.iter().enumerate() {
-        println!(
-            "  {name:<28} {:>5.2}x the token call   ({:>7.0} calls/s)",
-            sums[i] / sums[0],
-            sums[i] / ROUNDS as f64
-        );
+        let rate = sums[i].per_second();
+        println!("  {name:<28} {:>5.2}x the token call   ({rate:>7.0} calls/s)", rate / reference);
     }
 }
 
@@ -185,31 +311,16 @@ async fn main() {
         |_| {},
     )
     .await;
-    let token = token("bench", &[Role::Developer]);
-    let mut direct = AgentServiceClient::with_interceptor(channel_to(app.agent.addr), Bearer::new(&token));
-    let mut gateway = app.agent_client_as(&token);
-    for _ in 0..200 {
-        direct.list_tasks(agent::ListTasksRequest::default()).await.expect("warm-up");
-        gateway.list_tasks(agent::ListTasksRequest::default()).await.expect("warm-up");
+    let nginx = Nginx::start_grpc(app.agent.addr).await;
+    match &nginx {
+        Ok(nginx) => println!(
+            "nginx: {} grpc_pass to the agent, {} workers (worker_processes auto); it does no JWT check: it passes the bearer token through and the agent verifies it",
+            nginx.version, nginx.workers
+        ),
+        Err(e) => println!("nginx rows skipped: {e:#}"),
     }
-    let d = latencies(&mut direct).await;
-    let g = latencies(&mut gateway).await;
-    let (d50, d99, g50, g99) = (percentile(&d, 0.5), percentile(&d, 0.99), percentile(&g, 0.5), percentile(&g, 0.99));
-    println!(
-        "unary ListTasks, {SEQUENTIAL_CALLS} sequential calls each (auth + policy + rate limit on at the gateway)"
-    );
-    println!("  direct to agent : p50 {:>8.3} ms   p99 {:>8.3} ms", d50.as_secs_f64() * 1e3, d99.as_secs_f64() * 1e3);
-    println!("  through gateway : p50 {:>8.3} ms   p99 {:>8.3} ms", g50.as_secs_f64() * 1e3, g99.as_secs_f64() * 1e3);
-    println!(
-        "  gateway adds    : p50 {:>8.3} ms   p99 {:>8.3} ms",
-        (g50.as_secs_f64() - d50.as_secs_f64()) * 1e3,
-        (g99.as_secs_f64() - d99.as_secs_f64()) * 1e3
-    );
-    let td = throughput(direct.clone()).await;
-    let tg = throughput(gateway.clone()).await;
-    println!("throughput at concurrency {CONCURRENCY} over {:?}", THROUGHPUT_WINDOW);
-    println!("  direct to agent : {td:>9.0} calls/s");
-    println!("  through gateway : {tg:>9.0} calls/s");
-    println!("  ratio gateway/direct: {:.2}", tg / td);
+    let token = token("bench", &[Role::Developer]);
+    proxies(&app, &token, &nginx).await;
     call_kinds(&app, &token).await;
+    drop(nginx);
 }

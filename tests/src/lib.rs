@@ -21,6 +21,7 @@ pub mod forge_system;
 pub mod git;
 pub mod metadata;
 pub mod metrics;
+pub mod nginx;
 pub mod pg_server;
 pub mod pr_fixture;
 pub mod processes;

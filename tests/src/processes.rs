@@ -155,6 +155,34 @@ impl Service {
     }
 }
 
+/// CPU time (user and system) the process `pid` (a number, or `self`) has used so far:
+/// `utime + stime` of `/proc/<pid>/stat`, in clock ticks (`getconf CLK_TCK`, usually 100 a second,
+/// so 10 ms resolution); Linux.
+pub fn cpu_time(pid: &str) -> std::io::Result<Duration> {
+    static TICKS_PER_SECOND: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let ticks_per_second = *TICKS_PER_SECOND.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|out| String::from_utf8(out.stdout).ok()?.trim().parse().ok())
+            .unwrap_or(100)
+    });
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // After the command name (in parentheses, which may hold spaces) come fields 3 onwards;
+    // utime and stime are fields 14 and 15.
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    let (Some(utime), Some(stime)) = (ticks(11), ticks(12)) else {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("no utime/stime in /proc/{pid}/stat"),
+        ));
+    };
+    Ok(Duration::from_nanos((utime + stime) * 1_000_000_000 / ticks_per_second))
+}
+
 /// A port free at the time of asking.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
