@@ -3,7 +3,7 @@
 //! as Trillian Tessera's tiles keep them. Any head or proof is made of O(log n) perfect subtrees
 //! (`merkle::Subtrees`), and each of those is read as one stored row or folded from at most 255
 //! stored hashes one stride down, so proofs and heads cost about the same at 1,000 events and at
-//! 10,000,000. The checkpointer writes the rows as the subtrees complete (`frontier_at`, then
+//! 10,000,000. The checkpointer writes the rows as the subtrees complete (`Reader::frontier`, then
 //! [`store_subtrees`]); a subtree not stored yet (a log from before this table) is folded from the
 //! level below, down to the leaves, and the checkpointer stores what it had to fold.
 
