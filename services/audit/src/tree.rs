@@ -65,12 +65,14 @@ pub struct Reader<'a> {
     client: &'a Client,
     /// Subtree heads computed from the level below because they were not stored.
     pub folded: Vec<Node>,
+    /// Heads and leaves read ahead in one query, by (level, index); level 0 holds leaf hashes.
+    read: HashMap<(u32, u64), Hash>,
 }
 
 impl<'a> Reader<'a> {
     /// A reader on `client`.
     pub fn new(client: &'a Client) -> Self {
-        Self { client, folded: Vec::new() }
+        Self { client, folded: Vec::new(), read: HashMap::new() }
     }
 
     /// Runs `computation` over the stored tree: once to learn which subtrees it reads, then again
@@ -81,6 +83,7 @@ impl<'a> Reader<'a> {
         let mut wanted = recorder.0;
         wanted.sort_unstable();
         wanted.dedup();
+        self.read_ahead(&wanted).await?;
         let mut heads = HashMap::with_capacity(wanted.len());
         for (start, size) in wanted {
             let level = size.trailing_zeros();
@@ -98,9 +101,68 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
+    /// Reads, in one query, the stored rows the perfect subtrees `wanted` (start, size) are made of:
+    /// each one's row when its height is a stored level, else the rows of the stored level below it
+    /// (leaves at the bottom). What is not there (not stored yet) is folded later as usual.
+    async fn read_ahead(&mut self, wanted: &[(u64, u64)]) -> Result<(), AuditError> {
+        let (mut levels, mut los, mut his) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut leaves_lo, mut leaves_hi) = (Vec::new(), Vec::new());
+        for &(start, size) in wanted {
+            let level = size.trailing_zeros();
+            let base = level - level % STRIDE;
+            let per = 1u64 << (level - base);
+            let from = (start >> level) * per;
+            if base == 0 {
+                // Sequences from + 1..=from + per.
+                leaves_lo.push(index_i64(from)?);
+                leaves_hi.push(index_i64(from + per)?);
+            } else {
+                levels.push(level_i16(base)?);
+                los.push(index_i64(from)?);
+                his.push(index_i64(from + per)?);
+            }
+        }
+        // OFFSET 0 keeps each range its own index scan (a lateral subquery the planner cannot pull up).
+        let statement = self
+            .client
+            .prepare_cached(
+                "SELECT s.level::int4, s.index, s.hash
+                   FROM unnest($1::int2[], $2::bigint[], $3::bigint[]) AS r(level, lo, hi)
+                   CROSS JOIN LATERAL (SELECT level, index, hash FROM subtrees
+                                        WHERE level = r.level AND index >= r.lo AND index < r.hi OFFSET 0) s
+                 UNION ALL
+                 SELECT 0, e.sequence - 1, e.leaf_hash
+                   FROM unnest($4::bigint[], $5::bigint[]) AS l(lo, hi)
+                   CROSS JOIN LATERAL (SELECT sequence, leaf_hash FROM events
+                                        WHERE sequence > l.lo AND sequence <= l.hi OFFSET 0) e",
+            )
+            .await?;
+        let rows = self.client.query(&statement, &[&levels, &los, &his, &leaves_lo, &leaves_hi]).await?;
+        for row in &rows {
+            let (level, index, bytes): (i32, i64, Vec<u8>) = (row.get(0), row.get(1), row.get(2));
+            let hash: Hash = bytes
+                .try_into()
+                .map_err(|_| AuditError::Invalid(format!("stored hash {level}/{index} is not 32 bytes")))?;
+            if let (Ok(level), Ok(index)) = (u32::try_from(level), u64::try_from(index)) {
+                self.read.insert((level, index), hash);
+            }
+        }
+        Ok(())
+    }
+
+    /// `count` hashes at `level` from `from` when all were read ahead.
+    fn read_already(&self, level: u32, from: u64, count: u64) -> Option<Vec<Hash>> {
+        (from..from + count).map(|index| self.read.get(&(level, index)).copied()).collect()
+    }
+
     /// The heads of `count` consecutive perfect subtrees of height `level` from `from`.
     fn nodes(&mut self, level: u32, from: u64, count: u64) -> BoxFuture<'_, Result<Vec<Hash>, AuditError>> {
         Box::pin(async move {
+            if level.is_multiple_of(STRIDE)
+                && let Some(hashes) = self.read_already(level, from, count)
+            {
+                return Ok(hashes);
+            }
             if level == 0 {
                 return leaves(self.client, from, count).await;
             }
