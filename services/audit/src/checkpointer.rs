@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_postgres::Pool;
+use deadpool_postgres::{Object as Client, Pool};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -44,8 +44,7 @@ fn checkpoint_row(row: &tokio_postgres::Row) -> StoredCheckpoint {
 }
 
 /// The checkpoint of `tree_size`, or the latest with `None`.
-pub async fn get(pool: &Pool, tree_size: Option<i64>) -> Result<Option<StoredCheckpoint>, AuditError> {
-    let client = pool.get().await?;
+pub async fn get(client: &Client, tree_size: Option<i64>) -> Result<Option<StoredCheckpoint>, AuditError> {
     let row = match tree_size {
         Some(size) => {
             client.query_opt(&format!("SELECT {COLUMNS} FROM checkpoints c WHERE c.tree_size = $1"), &[&size]).await?
@@ -139,13 +138,13 @@ impl Checkpointer {
     /// or a missing event makes its head differ and nothing is signed), then extended with the
     /// leaves added since; subtrees completed on the way are stored for proofs.
     pub async fn checkpoint_now(&self) -> Result<i64, AuditError> {
-        let head = store::head(&self.pool).await?;
-        let last = get(&self.pool, None).await?;
+        let client = self.pool.get().await?;
+        let head = store::head(&client).await?;
+        let last = get(&client, None).await?;
         let last_size = last.as_ref().map_or(0, |c| c.tree_size);
         if head <= last_size {
             return Ok(last_size);
         }
-        let client = self.pool.get().await?;
         let mut reader = tree::Reader::new(&client);
         let mut frontier = reader.frontier(u64::try_from(last_size).unwrap_or(0)).await?;
         if let Some(last) = &last

@@ -116,9 +116,18 @@ impl AuditApi {
         }
     }
 
-    async fn checkpoint_of(&self, tree_size: i64) -> Result<StoredCheckpoint, Status> {
+    /// A connection of the pool.
+    async fn client(&self) -> Result<deadpool_postgres::Object, Status> {
+        self.pool.get().await.map_err(|e| to_status(AuditError::from(e)))
+    }
+
+    async fn checkpoint_of(
+        &self,
+        client: &deadpool_postgres::Object,
+        tree_size: i64,
+    ) -> Result<StoredCheckpoint, Status> {
         let wanted = (tree_size > 0).then_some(tree_size);
-        checkpointer::get(&self.pool, wanted).await.map_err(to_status)?.ok_or_else(|| match wanted {
+        checkpointer::get(client, wanted).await.map_err(to_status)?.ok_or_else(|| match wanted {
             Some(size) => Status::not_found(format!("no checkpoint of tree size {size}")),
             None => Status::not_found("no checkpoint yet: the log is empty"),
         })
@@ -133,8 +142,9 @@ impl AuditApi {
             Ok(size) => Ok(size),
             Err(AuditError::Invalid(why)) => {
                 tracing::error!(%why, "the log cannot be checkpointed; exporting it as it is stored");
-                let head = store::head(&self.pool).await.map_err(to_status)?;
-                let signed = checkpointer::get(&self.pool, None).await.map_err(to_status)?.map_or(0, |c| c.tree_size);
+                let client = self.client().await?;
+                let head = store::head(&client).await.map_err(to_status)?;
+                let signed = checkpointer::get(&client, None).await.map_err(to_status)?.map_or(0, |c| c.tree_size);
                 Ok(head.max(signed))
             }
             Err(e) => Err(to_status(e)),
@@ -292,6 +302,15 @@ fn non_empty(s: String) -> Option<String> {
 /// One log line per event newly in the log, with the trace and request ids it carries, so that an
 /// operator can follow a traced call into the audit service's log. At DEBUG: every call is audited,
 /// so at INFO these lines would double the access lines.
+/// Copies of the events for [`log_appended`], only when debug logging is on (none otherwise).
+fn logged(submissions: &[Submission]) -> Vec<NewEvent> {
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        submissions.iter().map(|s| s.event.clone()).collect()
+    } else {
+        Vec::new()
+    }
+}
+
 fn log_appended(events: &[NewEvent], appended: &[Appended]) {
     for (event, appended) in events.iter().zip(appended).filter(|(_, a)| !a.duplicate) {
         tracing::debug!(
@@ -321,7 +340,7 @@ impl AuditService for AuditApi {
             return Err(to_status(refusal));
         }
         let submissions: Vec<Submission> = admitted.into_iter().map(|(_, s)| s).collect();
-        let events: Vec<NewEvent> = submissions.iter().map(|s| s.event.clone()).collect();
+        let events = logged(&submissions);
         let appended = self.writer.append(submissions).await.map_err(to_status)?;
         log_appended(&events, &appended);
         self.appended(appended.iter().filter(|a| !a.duplicate).map(|a| a.sequence));
@@ -350,7 +369,7 @@ impl AuditService for AuditApi {
         let ids: Vec<String> = events.iter().map(|e| e.event_id.to_string()).collect();
         let (admitted, refused) = self.admit(&principal, events, received_at).await;
         let (places, submissions): (Vec<usize>, Vec<Submission>) = admitted.into_iter().unzip();
-        let stored: Vec<NewEvent> = submissions.iter().map(|s| s.event.clone()).collect();
+        let stored = logged(&submissions);
         let appended = self.writer.append(submissions).await.map_err(to_status)?;
         log_appended(&stored, &appended);
         self.appended(appended.iter().filter(|a| !a.duplicate).map(|a| a.sequence));
@@ -428,7 +447,8 @@ impl AuditService for AuditApi {
         request: Request<pb::GetCheckpointRequest>,
     ) -> Result<Response<pb::GetCheckpointResponse>, Status> {
         let pb::GetCheckpointRequest { tree_size } = request.into_inner();
-        let checkpoint = self.checkpoint_of(tree_size).await?;
+        let client = self.client().await?;
+        let checkpoint = self.checkpoint_of(&client, tree_size).await?;
         Ok(Response::new(pb::GetCheckpointResponse { checkpoint: Some(checkpoint_message(checkpoint)) }))
     }
 
@@ -437,13 +457,13 @@ impl AuditService for AuditApi {
         request: Request<pb::GetInclusionProofRequest>,
     ) -> Result<Response<pb::GetInclusionProofResponse>, Status> {
         let pb::GetInclusionProofRequest { sequence, tree_size } = request.into_inner();
-        let checkpoint = self.checkpoint_of(tree_size).await?;
+        let client = self.client().await?;
+        let checkpoint = self.checkpoint_of(&client, tree_size).await?;
         if sequence < 1 || sequence > checkpoint.tree_size {
             return Err(invalid(format!("sequence {sequence} is not in the tree of size {}", checkpoint.tree_size)));
         }
         let index = u64::try_from(sequence - 1).map_err(|_| invalid("sequence out of range"))?;
         let size = u64::try_from(checkpoint.tree_size).map_err(|_| invalid("tree size out of range"))?;
-        let client = self.pool.get().await.map_err(|e| to_status(AuditError::from(e)))?;
         let (leaf, proof) = tree::Reader::new(&client).inclusion_proof(index, size).await.map_err(to_status)?;
         Ok(Response::new(pb::GetInclusionProofResponse {
             leaf_index: sequence - 1,
@@ -459,7 +479,8 @@ impl AuditService for AuditApi {
         request: Request<pb::GetConsistencyProofRequest>,
     ) -> Result<Response<pb::GetConsistencyProofResponse>, Status> {
         let pb::GetConsistencyProofRequest { first_tree_size, second_tree_size } = request.into_inner();
-        let second = self.checkpoint_of(second_tree_size).await?;
+        let client = self.client().await?;
+        let second = self.checkpoint_of(&client, second_tree_size).await?;
         if first_tree_size < 1 || first_tree_size > second.tree_size {
             return Err(invalid(format!(
                 "first_tree_size must be between 1 and {}, got {first_tree_size}",
@@ -468,7 +489,6 @@ impl AuditService for AuditApi {
         }
         let first = u64::try_from(first_tree_size).map_err(|_| invalid("first_tree_size out of range"))?;
         let size = u64::try_from(second.tree_size).map_err(|_| invalid("tree size out of range"))?;
-        let client = self.pool.get().await.map_err(|e| to_status(AuditError::from(e)))?;
         let proof = tree::Reader::new(&client).consistency_proof(first, size).await.map_err(to_status)?;
         Ok(Response::new(pb::GetConsistencyProofResponse {
             first_tree_size,

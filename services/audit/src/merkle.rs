@@ -57,24 +57,20 @@ impl Subtrees for Leaves<'_> {
     fn perfect(&mut self, start: u64, size: u64) -> Hash {
         let from = usize::try_from(start).unwrap_or(usize::MAX).min(self.0.len());
         let to = usize::try_from(start.saturating_add(size)).unwrap_or(usize::MAX).min(self.0.len());
-        slice_root(&self.0[from..to])
-    }
-}
-
-fn slice_root(leaves: &[Hash]) -> Hash {
-    match leaves.len() {
-        0 => empty_root(),
-        1 => leaves[0],
-        n => {
-            let k = usize::try_from(split(n as u64)).unwrap_or(n / 2);
-            node_hash(&slice_root(&leaves[..k]), &slice_root(&leaves[k..]))
-        }
+        root(&self.0[from..to])
     }
 }
 
 /// MTH: the head of the tree over `leaves` (leaf hashes).
 pub fn root(leaves: &[Hash]) -> Hash {
-    slice_root(leaves)
+    match leaves.len() {
+        0 => empty_root(),
+        1 => leaves[0],
+        n => {
+            let k = usize::try_from(split(n as u64)).unwrap_or(n / 2);
+            node_hash(&root(&leaves[..k]), &root(&leaves[k..]))
+        }
+    }
 }
 
 /// MTH of leaves `start..start + n`, as the recursion of RFC 6962 meets it (`start` a multiple of
