@@ -13,6 +13,7 @@ pub mod command;
 pub mod denials;
 pub mod export;
 pub mod frontier;
+pub mod group;
 mod grpc;
 mod json;
 pub mod merkle;

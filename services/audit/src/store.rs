@@ -1,15 +1,11 @@
 //! The audit log in Postgres: appends ordered by one writer at a time, idempotent on event id,
 //! and reads by filter or by sequence range.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use prfix_runtime::error::{ErrorCode, ServiceError};
 use tokio_postgres::Row;
 use uuid::Uuid;
-
-use crate::merkle::Hash;
 
 /// Most events one AppendBatch may carry.
 pub const MAX_BATCH: usize = 1_000;
@@ -17,10 +13,6 @@ pub const MAX_BATCH: usize = 1_000;
 pub const MAX_METADATA_BYTES: usize = 16 * 1024;
 /// Longest text field (action, resource, subject...).
 pub const MAX_FIELD_CHARS: usize = 1_024;
-
-/// Key of the transaction-level advisory lock that makes appends one writer at a time, so that
-/// sequence numbers are gap-free and in commit order.
-const APPEND_LOCK: i64 = 0x7072_6669_7861_7564; // "prfixaud"
 
 /// The outcome of an audited action (values as in the proto enum).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -245,13 +237,6 @@ impl NewEvent {
     }
 }
 
-/// Appends `events` in order, in one transaction. An event id already stored (or repeated in the
-/// batch) is not stored again and reports its original sequence.
-pub async fn append(pool: &Pool, events: &[Submission]) -> Result<Vec<Appended>, AuditError> {
-    check_batch(events)?;
-    append_checked(pool, events).await
-}
-
 /// Checks a batch before it is queued: not too large, every event valid. (An empty batch is
 /// refused by the handlers: after policy refusals a batch may have nothing left to store.)
 pub fn check_batch(events: &[Submission]) -> Result<(), AuditError> {
@@ -271,207 +256,6 @@ pub fn check_batch(events: &[Submission]) -> Result<(), AuditError> {
         }
     }
     Ok(())
-}
-
-/// The newest event of the log: what the next append chains to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Head {
-    /// Its sequence (0 for an empty log).
-    pub sequence: i64,
-    /// Its chain hash (32 zero bytes for an empty log).
-    pub chain: crate::merkle::Hash,
-}
-
-/// Reads the log's [`Head`].
-pub async fn read_head(client: &tokio_postgres::Client) -> Result<Head, AuditError> {
-    let last = client.query_opt("SELECT sequence, chain_hash FROM events ORDER BY sequence DESC LIMIT 1", &[]).await?;
-    match last {
-        Some(row) => {
-            let bytes: Vec<u8> = row.get(1);
-            let chain =
-                bytes.try_into().map_err(|_| AuditError::Invalid("stored chain hash is not 32 bytes".to_owned()))?;
-            Ok(Head { sequence: row.get(0), chain })
-        }
-        None => Ok(Head { sequence: 0, chain: [0u8; 32] }),
-    }
-}
-
-/// One statement stores a whole group: the rows go in as arrays (one per column) and the
-/// statement commits on its own, so a group costs one round trip. It stores nothing when any of
-/// the event ids is already in the log, and returns those (the writer then plans again without
-/// them); nor when the head the writer chains to is not the stored one (rows deleted at the tail
-/// behind its back), which it answers with a row of sequence -1. The advisory lock makes writers (replicas, or a person appending by hand as the
-/// service does) wait for each other rather than collide; a writer whose head was stale collides
-/// anyway on the sequence key, stores nothing, and reads the head again.
-const APPEND_GROUP: &str = "
-WITH lock AS (SELECT pg_advisory_xact_lock($1)),
-input AS (
-    SELECT * FROM unnest($2::bigint[], $3::uuid[], $4::timestamptz[], $5::text[], $6::jsonb[], $7::text[],
-                         $8::text[], $9::text[], $10::int2[], $11::text[], $12::text[], $13::jsonb[],
-                         $14::bytea[], $15::bytea[], $16::text[], $17::text[], $18::timestamptz[])
-        AS i(sequence, event_id, occurred_at, actor_subject, actor_roles, actor_ip, action, resource, result,
-             request_id, trace_id, metadata, leaf_hash, chain_hash, appender_subject, appender_credential,
-             received_at)
-),
-dup AS (SELECT e.event_id, e.sequence FROM events e WHERE e.event_id = ANY($3::uuid[])),
-head AS (SELECT $19::bigint = 0 OR EXISTS (SELECT 1 FROM events WHERE sequence = $19 AND chain_hash = $20) AS ok),
-ins AS (
-    INSERT INTO events (sequence, event_id, occurred_at, actor_subject, actor_roles, actor_ip, action, resource,
-                        result, request_id, trace_id, metadata, leaf_hash, chain_hash, encoding,
-                        appender_subject, appender_credential, received_at)
-    SELECT i.sequence, i.event_id, i.occurred_at, i.actor_subject,
-           ARRAY(SELECT jsonb_array_elements_text(i.actor_roles)), i.actor_ip, i.action, i.resource, i.result,
-           i.request_id, i.trace_id, i.metadata, i.leaf_hash, i.chain_hash, 2::smallint,
-           i.appender_subject, i.appender_credential, i.received_at
-    FROM input i CROSS JOIN lock CROSS JOIN head
-    WHERE head.ok AND NOT EXISTS (SELECT 1 FROM dup)
-    RETURNING 1
-)
-SELECT event_id, sequence FROM dup
-UNION ALL
-SELECT NULL::uuid, -1::bigint FROM head WHERE NOT head.ok";
-
-/// The columns of a group's new rows, in the statement's order.
-#[derive(Default)]
-struct Columns {
-    sequence: Vec<i64>,
-    event_id: Vec<Uuid>,
-    occurred_at: Vec<DateTime<Utc>>,
-    actor_subject: Vec<String>,
-    actor_roles: Vec<serde_json::Value>,
-    actor_ip: Vec<String>,
-    action: Vec<String>,
-    resource: Vec<String>,
-    result: Vec<i16>,
-    request_id: Vec<String>,
-    trace_id: Vec<String>,
-    metadata: Vec<serde_json::Value>,
-    leaf_hash: Vec<Vec<u8>>,
-    chain_hash: Vec<Vec<u8>>,
-    appender_subject: Vec<String>,
-    appender_credential: Vec<String>,
-    received_at: Vec<DateTime<Utc>>,
-}
-
-impl Columns {
-    fn push(&mut self, sequence: i64, event: NewEvent, appender: Appender, leaf: &Hash, chain: &Hash) {
-        self.sequence.push(sequence);
-        self.event_id.push(event.event_id);
-        self.occurred_at.push(event.occurred_at);
-        self.actor_subject.push(event.actor_subject);
-        self.actor_roles.push(serde_json::Value::from(event.actor_roles));
-        self.actor_ip.push(event.actor_ip);
-        self.action.push(event.action);
-        self.resource.push(event.resource);
-        self.result.push(event.outcome as i16);
-        self.request_id.push(event.request_id);
-        self.trace_id.push(event.trace_id);
-        self.metadata.push(event.metadata);
-        self.leaf_hash.push(leaf.to_vec());
-        self.chain_hash.push(chain.to_vec());
-        self.appender_subject.push(appender.subject);
-        self.appender_credential.push(appender.credential);
-        self.received_at.push(appender.received_at);
-    }
-}
-
-/// Plans a group after `head`: sequences, leaf and chain hashes of the events not in `stored` (ids
-/// already in the log with their sequences) and not repeated earlier in the group. Returns the
-/// outcome of every event, the rows to store and the head after them.
-fn plan(head: Head, events: &[Submission], stored: &HashMap<Uuid, i64>) -> (Vec<Appended>, Columns, Head) {
-    let mut next = head;
-    let mut planned: HashMap<Uuid, i64> = HashMap::with_capacity(events.len());
-    let mut rows = Columns::default();
-    let mut out = Vec::with_capacity(events.len());
-    for Submission { event, appender } in events {
-        if let Some(sequence) = stored.get(&event.event_id).or_else(|| planned.get(&event.event_id)) {
-            out.push(Appended { sequence: *sequence, duplicate: true });
-            continue;
-        }
-        next.sequence += 1;
-        let mut event = event.clone();
-        event.occurred_at = crate::canonical::storable(event.occurred_at);
-        let appender = Appender { received_at: crate::canonical::storable(appender.received_at), ..appender.clone() };
-        // Every new event is v2: the appender and receive time are inside its leaf.
-        let leaf = crate::canonical::leaf_hash_of(next.sequence, &event, Some(&appender));
-        next.chain = crate::canonical::chain_hash(&next.chain, &leaf);
-        planned.insert(event.event_id, next.sequence);
-        out.push(Appended { sequence: next.sequence, duplicate: false });
-        rows.push(next.sequence, event, appender, &leaf, &next.chain);
-    }
-    (out, rows, next)
-}
-
-/// Appends already-checked events after `head` in one statement (the group-commit writer calls
-/// this with the batches of many callers at once, keeping the head between groups). Returns each
-/// event's outcome and the new head. An error stores nothing; a unique violation
-/// ([`AuditError::is_collision`]) means `head` was stale.
-pub async fn append_group(
-    client: &deadpool_postgres::Object,
-    head: Head,
-    events: &[Submission],
-) -> Result<(Vec<Appended>, Head), AuditError> {
-    let statement = client.prepare_cached(APPEND_GROUP).await?;
-    let mut stored: HashMap<Uuid, i64> = HashMap::new();
-    // The second round has the stored ids left out, so it finds none unless another writer stored
-    // one of them in between; a third is then the most that can be needed.
-    for _ in 0..3 {
-        let (out, rows, next) = plan(head, events, &stored);
-        if rows.sequence.is_empty() {
-            return Ok((out, head));
-        }
-        let found = client
-            .query(
-                &statement,
-                &[
-                    &APPEND_LOCK,
-                    &rows.sequence,
-                    &rows.event_id,
-                    &rows.occurred_at,
-                    &rows.actor_subject,
-                    &rows.actor_roles,
-                    &rows.actor_ip,
-                    &rows.action,
-                    &rows.resource,
-                    &rows.result,
-                    &rows.request_id,
-                    &rows.trace_id,
-                    &rows.metadata,
-                    &rows.leaf_hash,
-                    &rows.chain_hash,
-                    &rows.appender_subject,
-                    &rows.appender_credential,
-                    &rows.received_at,
-                    &head.sequence,
-                    &head.chain.as_slice(),
-                ],
-            )
-            .await?;
-        if found.iter().any(|row| row.get::<_, i64>(1) < 0) {
-            return Err(AuditError::StaleHead(head.sequence));
-        }
-        if found.is_empty() {
-            return Ok((out, next));
-        }
-        stored.extend(found.iter().map(|row| (row.get::<_, Uuid>(0), row.get::<_, i64>(1))));
-    }
-    Err(AuditError::Group("event ids kept appearing in the log while the group was being stored".to_owned(), true))
-}
-
-/// Appends already-checked events (the head read first; retried once when another writer moved it).
-pub async fn append_checked(pool: &Pool, events: &[Submission]) -> Result<Vec<Appended>, AuditError> {
-    if events.is_empty() {
-        return Ok(Vec::new());
-    }
-    let client = pool.get().await?;
-    let mut attempt = 0;
-    loop {
-        let head = read_head(&client).await?;
-        match append_group(&client, head, events).await {
-            Err(error) if error.is_collision() && attempt < 2 => attempt += 1,
-            other => return other.map(|(out, _)| out),
-        }
-    }
 }
 
 const COLUMNS: &str = "sequence, event_id, occurred_at, actor_subject, actor_roles, actor_ip, action, resource, result,
@@ -569,7 +353,6 @@ pub async fn range(pool: &Pool, from: i64, to: i64, limit: i64) -> Result<Vec<St
 }
 
 /// The highest sequence stored (0 for an empty log).
-pub async fn head(pool: &Pool) -> Result<i64, AuditError> {
-    let client = pool.get().await?;
+pub async fn head(client: &deadpool_postgres::Object) -> Result<i64, AuditError> {
     Ok(client.query_one("SELECT coalesce(max(sequence), 0) FROM events", &[]).await?.get(0))
 }

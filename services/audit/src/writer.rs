@@ -1,7 +1,8 @@
 //! Group commit: concurrent appends are queued and written together, many callers' batches in one
 //! statement (one round trip, committed on its own), so that a crowd of callers does not mean a
-//! crowd of round trips. The writer keeps its own connection and the log's head (sequence and chain
-//! hash) between groups, and reads the head again only after an error or when another writer moved
+//! crowd of round trips; a large group is stored in slices over several connections at once and
+//! committed in order (`crate::group`). The writer keeps its own connections and the log's head
+//! (sequence and chain hash) between groups, and reads the head again only after an error or when another writer moved
 //! it (its rows then collide on the sequence key and nothing is stored). Each caller gets the
 //! results of its own events; a failed group fails every caller in it (all may retry: the event id
 //! makes retries safe). A caller is answered only after its group committed: nothing acknowledged
@@ -10,7 +11,8 @@
 use deadpool_postgres::Pool;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{self, Appended, AuditError, Head, Submission};
+use crate::group::{self, Head};
+use crate::store::{self, Appended, AuditError, Submission};
 
 /// Most events written in one statement.
 const MAX_GROUP_EVENTS: usize = 2_000;
@@ -18,6 +20,8 @@ const MAX_GROUP_EVENTS: usize = 2_000;
 const QUEUE: usize = 1_024;
 /// Attempts of a group whose head turned out stale.
 const ATTEMPTS: usize = 3;
+/// Most connections a group is stored over (half the pool at most).
+const MAX_CONNECTIONS: usize = 4;
 
 struct Job {
     events: Vec<Submission>,
@@ -30,30 +34,36 @@ pub struct Writer {
     jobs: mpsc::Sender<Job>,
 }
 
-/// The writer task's connection and what it knows of the log.
+/// The writer task's connections and what it knows of the log.
 struct State {
     pool: Pool,
-    client: Option<deadpool_postgres::Object>,
+    clients: Vec<deadpool_postgres::Object>,
     head: Option<Head>,
 }
 
 impl State {
     /// Stores `events`, reading the head first when it is not known.
     async fn store(&mut self, events: &[Submission]) -> Result<Vec<Appended>, AuditError> {
-        let client = match self.client.take() {
-            Some(client) => client,
-            None => self.pool.get().await?,
-        };
+        let most = MAX_CONNECTIONS.min(self.pool.status().max_size / 2).max(1);
+        let wanted = group::slices(events.len(), most).len();
+        while self.clients.len() < wanted {
+            match self.pool.get().await {
+                Ok(client) => self.clients.push(client),
+                // Fewer connections only means fewer slices.
+                Err(_) if !self.clients.is_empty() => break,
+                Err(error) => return Err(error.into()),
+            }
+        }
         let mut attempt = 0;
         let outcome = loop {
             let head = match self.head {
                 Some(head) => head,
-                None => match store::read_head(&client).await {
+                None => match group::read_head(&self.clients[0]).await {
                     Ok(head) => head,
                     Err(error) => break Err(error),
                 },
             };
-            match store::append_group(&client, head, events).await {
+            match group::append_group(&self.clients, head, events).await {
                 Ok((results, next)) => {
                     self.head = Some(next);
                     break Ok(results);
@@ -66,10 +76,13 @@ impl State {
                 Err(error) => break Err(error),
             }
         };
-        match &outcome {
-            // The connection is kept only while it works.
-            Ok(_) => self.client = Some(client),
-            Err(_) => self.head = None,
+        if outcome.is_err() {
+            // The connections are kept only while they work; they leave the pool rather than go
+            // back to it (a slice's transaction that could not be rolled back must not be reused).
+            for client in self.clients.drain(..) {
+                drop(deadpool_postgres::Object::take(client));
+            }
+            self.head = None;
         }
         outcome
     }
@@ -80,7 +93,7 @@ impl Writer {
     pub fn start(pool: Pool) -> Self {
         let (jobs, mut queue) = mpsc::channel::<Job>(QUEUE);
         tokio::spawn(async move {
-            let mut state = State { pool, client: None, head: None };
+            let mut state = State { pool, clients: Vec::new(), head: None };
             while let Some(first) = queue.recv().await {
                 let mut group = vec![first];
                 let mut count = group[0].events.len();
