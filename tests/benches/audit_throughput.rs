@@ -47,25 +47,55 @@ fn event(i: u64) -> audit::AuditEvent {
     }
 }
 
-/// Events per second appended by `clients` callers, `batch` events per call.
-async fn service(client: &AuditServiceClient<Authed>, clients: usize, batch: usize) -> f64 {
+/// One caller of a row: the service through its API, or a connection inserting into the reference
+/// table.
+#[derive(Clone)]
+enum Caller {
+    /// Appends through the service: `Append` for one event per call, else `AppendBatch`.
+    Service(AuditServiceClient<Authed>),
+    /// Inserts into the reference table, one autocommitted statement per call; `next` hands out
+    /// sequence numbers.
+    Plain(
+        std::sync::Arc<tokio_postgres::Client>,
+        tokio_postgres::Statement,
+        std::sync::Arc<std::sync::atomic::AtomicI64>,
+    ),
+}
+
+impl Caller {
+    /// One call of `batch` events.
+    async fn call(&mut self, batch: usize) {
+        match self {
+            Caller::Service(client) if batch == 1 => {
+                client.append(audit::AppendRequest { event: Some(event(0)) }).await.expect("append");
+            }
+            Caller::Service(client) => {
+                let events = (0..batch as u64).map(event).collect();
+                client.append_batch(audit::AppendBatchRequest { events }).await.expect("batch");
+            }
+            Caller::Plain(client, insert, next) => {
+                let first = next.fetch_add(batch as i64, std::sync::atomic::Ordering::Relaxed);
+                let sequences: Vec<i64> = (first..first + batch as i64).collect();
+                client.execute(&*insert, &[&sequences]).await.expect("plain insert");
+            }
+        }
+    }
+}
+
+/// Events per second done by `callers` calling at once for one window, `batch` events per call.
+async fn rate(callers: Vec<Caller>, batch: usize) -> f64 {
     let started = Instant::now();
     let deadline = started + WINDOW;
-    let workers: Vec<_> = (0..clients)
-        .map(|w| {
-            let mut client = client.clone();
+    let workers: Vec<_> = callers
+        .into_iter()
+        .map(|mut caller| {
             tokio::spawn(async move {
-                let mut appended = 0u64;
+                let mut done = 0u64;
                 while Instant::now() < deadline {
-                    if batch == 1 {
-                        client.append(audit::AppendRequest { event: Some(event(w as u64)) }).await.expect("append");
-                    } else {
-                        let events = (0..batch as u64).map(event).collect();
-                        client.append_batch(audit::AppendBatchRequest { events }).await.expect("batch");
-                    }
-                    appended += batch as u64;
+                    caller.call(batch).await;
+                    done += batch as u64;
                 }
-                appended
+                done
             })
         })
         .collect();
@@ -89,39 +119,18 @@ SELECT s, gen_random_uuid(), now(), 'bench', ARRAY['service'], '', 'bench.append
        'req-' || s, '', '{}'::jsonb, sha256(int8send(s)), sha256(int8send(-s)), 2, 'bench', 'token:bench', now()
 FROM unnest($1::bigint[]) AS s";
 
-/// Events per second inserted into the reference table by `clients` connections, `batch` rows per
-/// transaction; `next` hands out sequence numbers.
+/// The reference's callers: `clients` connections with the insert prepared on each.
 async fn plain(
     connections: &[std::sync::Arc<tokio_postgres::Client>],
     clients: usize,
-    batch: usize,
     next: &std::sync::Arc<std::sync::atomic::AtomicI64>,
-) -> f64 {
-    let started = Instant::now();
-    let deadline = started + WINDOW;
-    let workers: Vec<_> = connections[..clients]
-        .iter()
-        .map(|client| {
-            let client = client.clone();
-            let next = next.clone();
-            tokio::spawn(async move {
-                let insert = client.prepare(PLAIN_INSERT).await.expect("prepare");
-                let mut inserted = 0u64;
-                while Instant::now() < deadline {
-                    let first = next.fetch_add(batch as i64, std::sync::atomic::Ordering::Relaxed);
-                    let sequences: Vec<i64> = (first..first + batch as i64).collect();
-                    client.execute(&insert, &[&sequences]).await.expect("plain insert");
-                    inserted += batch as u64;
-                }
-                inserted
-            })
-        })
-        .collect();
-    let mut total = 0;
-    for w in workers {
-        total += w.await.expect("worker");
+) -> Vec<Caller> {
+    let mut callers = Vec::with_capacity(clients);
+    for client in &connections[..clients] {
+        let insert = client.prepare(PLAIN_INSERT).await.expect("prepare");
+        callers.push(Caller::Plain(client.clone(), insert, next.clone()));
     }
-    total as f64 / started.elapsed().as_secs_f64()
+    callers
 }
 
 /// The audit service's client, as an operator.
@@ -130,10 +139,19 @@ fn client_of(app: &TestApp) -> AuditServiceClient<Authed> {
         .max_decoding_message_size(64 * 1024 * 1024)
 }
 
-/// The high method limits this bench needs at the audit port (it measures appends, not refusals).
+/// The high method limits this bench needs at the audit port (it measures appends and proofs, not
+/// refusals).
 async fn spawn() -> TestApp {
     let high = prfix_runtime::ratelimit::Quota { per_minute: 60_000_000, burst: 1_000_000 };
-    prfix_tests::app::spawn_app_shared(|common| common.service_limits.internal = high, |_| {}, |_| {}).await
+    prfix_tests::app::spawn_app_shared(
+        |common| {
+            common.service_limits.internal = high;
+            common.service_limits.default = high;
+        },
+        |_| {},
+        |_| {},
+    )
+    .await
 }
 
 /// The rows: (label, clients, events per call).
@@ -156,8 +174,8 @@ async fn measure(
     for (label, clients, batch) in ROWS {
         let (mut ours, mut theirs) = (0.0, 0.0);
         for _ in 0..ROUNDS {
-            ours += service(client, clients, batch).await;
-            theirs += plain(connections, clients, batch, next).await;
+            ours += rate(vec![Caller::Service(client.clone()); clients], batch).await;
+            theirs += rate(plain(connections, clients, next).await, batch).await;
         }
         let (ours, theirs) = (ours / ROUNDS as f64, theirs / ROUNDS as f64);
         println!("  {label}: {ours:>9.0} events/s vs plain INSERT {theirs:>9.0} = {:.2}x", ours / theirs);
@@ -176,7 +194,11 @@ async fn stored(app: &TestApp) -> i64 {
 async fn fill(app: &TestApp, client: &AuditServiceClient<Authed>, size: i64) {
     let started = Instant::now();
     let remaining = size - stored(app).await;
-    let calls = (remaining.max(0) as u64).div_ceil(1_000);
+    if remaining <= 0 {
+        println!("  (the log holds {} events already)", size - remaining);
+        return;
+    }
+    let calls = (remaining as u64).div_ceil(1_000);
     let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let workers: Vec<_> = (0..8)
         .map(|_| {
