@@ -20,6 +20,8 @@ const MAX_GROUP_EVENTS: usize = 2_000;
 const QUEUE: usize = 1_024;
 /// Attempts of a group whose head turned out stale.
 const ATTEMPTS: usize = 3;
+/// Longest a group waits for the callers of the last group to come back (only while fewer have).
+const GATHER: std::time::Duration = std::time::Duration::from_millis(1);
 /// Most connections a group is stored over (half the pool at most).
 const MAX_CONNECTIONS: usize = 4;
 
@@ -94,6 +96,8 @@ impl Writer {
         let (jobs, mut queue) = mpsc::channel::<Job>(QUEUE);
         tokio::spawn(async move {
             let mut state = State { pool, clients: Vec::new(), head: None };
+            // Callers in the last group: as many are expected back for the next one.
+            let mut last_callers = 0;
             while let Some(first) = queue.recv().await {
                 let mut group = vec![first];
                 let mut count = group[0].events.len();
@@ -106,6 +110,19 @@ impl Writer {
                         Err(_) => break,
                     }
                 }
+                // The callers answered last time are on their way back with their next events:
+                // waiting a moment for them makes one commit of what would be two.
+                let gather = tokio::time::Instant::now() + GATHER;
+                while group.len() < last_callers && count < MAX_GROUP_EVENTS {
+                    match tokio::time::timeout_at(gather, queue.recv()).await {
+                        Ok(Some(job)) => {
+                            count += job.events.len();
+                            group.push(job);
+                        }
+                        Ok(None) | Err(_) => break,
+                    }
+                }
+                last_callers = group.len();
                 // Callers that went away before their turn need no write.
                 group.retain(|job| !job.reply.is_closed());
                 if group.is_empty() {
