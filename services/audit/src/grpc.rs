@@ -16,15 +16,15 @@ use uuid::Uuid;
 
 use crate::admission::{Admission, Refusal, refusal_record};
 use crate::checkpointer::{self, Checkpointer, StoredCheckpoint};
-use crate::export::{ExportLine, line_from_proto};
+use crate::export::line_from_proto;
 use crate::json::{json_to_struct, struct_to_json};
 use crate::store::{self, Appended, Appender, AuditError, Filter, NewEvent, Outcome, StoredEvent, Submission};
 use crate::tree;
-use crate::verify::{TrustedCheckpoint, VerifyOptions};
+use crate::verify::{TrustedCheckpoint, Verifier, VerifyOptions};
 use crate::writer::Writer;
 
 /// Events fetched per page when exporting.
-const EXPORT_PAGE: i64 = 500;
+const EXPORT_PAGE: i64 = 2_000;
 /// Default and largest ListEvents page.
 const DEFAULT_PAGE: i32 = 100;
 const MAX_PAGE: i32 = 1_000;
@@ -141,11 +141,15 @@ impl AuditApi {
         }
     }
 
-    /// The whole log up to the latest checkpoint (or as stored, see `export_end`), as export lines.
-    async fn export_lines(&self) -> Result<Vec<ExportLine>, Status> {
+    /// Verifies the whole log up to the latest checkpoint (or as stored, see `export_end`) as an
+    /// export of it would be verified, a page at a time through one [`Verifier`]: the log is never
+    /// held whole. The checkpoints' sizes are known before the events are read, so each is checked
+    /// wherever the store puts it.
+    async fn verify_stored(&self, options: VerifyOptions) -> Result<crate::export::Report, Status> {
         let size = self.export_end().await?;
         let checkpoints = checkpointer::range(&self.pool, 1, size).await.map_err(to_status)?;
-        let mut lines = Vec::new();
+        let sizes = checkpoints.iter().filter_map(|c| u64::try_from(c.tree_size).ok());
+        let mut verifier = Verifier::wanting(options, sizes.collect::<Vec<_>>());
         let mut next = 1;
         let mut pending = checkpoints.into_iter().peekable();
         while next <= size {
@@ -153,15 +157,17 @@ impl AuditApi {
             let Some(last) = page.last().map(|e| e.sequence) else { break };
             for event in page {
                 let sequence = event.sequence;
-                lines.push(line_from_proto(export_item_event(event)).map_err(Status::internal)?);
+                verifier.push(&line_from_proto(export_item_event(event)).map_err(Status::internal)?);
                 while let Some(c) = pending.next_if(|c| c.tree_size == sequence) {
-                    lines.push(ExportLine::Checkpoint { signed_note: c.signed_note });
+                    verifier.push_checkpoint(&c.signed_note);
                 }
             }
             next = last + 1;
         }
-        lines.extend(pending.map(|c| ExportLine::Checkpoint { signed_note: c.signed_note }));
-        Ok(lines)
+        for c in pending {
+            verifier.push_checkpoint(&c.signed_note);
+        }
+        Ok(verifier.finish())
     }
 }
 
@@ -497,16 +503,29 @@ impl AuditService for AuditApi {
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(async move {
             let mut pending = checkpoints.into_iter().peekable();
-            let mut next = start_sequence.max(1);
-            while next <= end {
-                let page = match store::range(&pool, next, end, EXPORT_PAGE).await {
-                    Ok(page) => page,
-                    Err(e) => {
+            // Keyset pages, the next one read while this one is sent: Postgres and the encoding
+            // overlap.
+            let fetch = |from: i64| {
+                let pool = pool.clone();
+                tokio::spawn(async move { store::range(&pool, from, end, EXPORT_PAGE).await })
+            };
+            let mut next_page = (start_sequence.max(1) <= end).then(|| fetch(start_sequence.max(1)));
+            while let Some(fetching) = next_page.take() {
+                let page = match fetching.await {
+                    Ok(Ok(page)) => page,
+                    Ok(Err(e)) => {
                         let _ = tx.send(Err(to_status(e))).await;
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(Status::internal(format!("reading an export page failed: {e}")))).await;
                         return;
                     }
                 };
                 let Some(last) = page.last().map(|e| e.sequence) else { break };
+                if last < end {
+                    next_page = Some(fetch(last + 1));
+                }
                 for event in page {
                     let sequence = event.sequence;
                     if tx.send(Ok(export_item_event(event))).await.is_err() {
@@ -521,7 +540,6 @@ impl AuditService for AuditApi {
                         }
                     }
                 }
-                next = last + 1;
             }
             // Checkpoints past the last event still go out: a verifier must see what was signed,
             // even when the events it covered are gone.
@@ -551,8 +569,7 @@ impl AuditService for AuditApi {
                     .map_err(|why| invalid(format!("trusted_checkpoint: {why}")))?,
             ),
         };
-        let lines = self.export_lines().await?;
-        let report = crate::verify::verify_with(&lines, &VerifyOptions { keys, trusted });
+        let report = self.verify_stored(VerifyOptions { keys, trusted }).await?;
         Ok(Response::new(pb::VerifyResponse {
             ok: report.ok(),
             events_checked: i64::try_from(report.events).unwrap_or(i64::MAX),
