@@ -354,15 +354,21 @@ fn a_checkpoint_moved_after_later_events_is_still_checked_from_a_file() {
 fn an_unreadable_line_is_named_by_its_number_from_any_chunk() {
     let log = Log::new(30);
     let path = write_file(&log.export(&[30], |_| true));
-    let mut text = std::fs::read_to_string(&path).expect("read");
-    let cut = text.match_indices('\n').nth(21).map(|(i, _)| i + 1).expect("22 lines");
-    text.insert_str(cut, "\n{\"type\": \"event\", \"sequence\": \n");
-    std::fs::write(&path, text).expect("write");
+    let written = std::fs::read_to_string(&path).expect("read");
     let options = VerifyOptions { keys: vec![log.key.clone()], trusted: None };
-    for chunk_bytes in [64, 1_000, 4 << 20] {
-        let parallelism = crate::parallel::Parallelism { workers: 2, chunk_bytes, in_flight: 3 };
-        let error = crate::parallel::verify_path(&path, &options, parallelism).expect_err("refused");
-        assert!(error.contains(": line 24: "), "{error}");
+    // Spaced as by hand, and as the export writes an event line (read by another path).
+    for broken in ["{\"type\": \"event\", \"sequence\": ", "{\"type\":\"event\",\"sequence\":1}"] {
+        let mut text = written.clone();
+        let cut = text.match_indices('\n').nth(21).map(|(i, _)| i + 1).expect("22 lines");
+        text.insert_str(cut, &format!("\n{broken}\n"));
+        std::fs::write(&path, &text).expect("write");
+        let expected = crate::export::read_jsonl(&text).expect_err("refused");
+        assert!(expected.starts_with("line 24: "), "{expected}");
+        for chunk_bytes in [64, 1_000, 4 << 20] {
+            let parallelism = crate::parallel::Parallelism { workers: 2, chunk_bytes, in_flight: 3 };
+            let error = crate::parallel::verify_path(&path, &options, parallelism).expect_err("refused");
+            assert!(error.ends_with(&expected), "{error} vs {expected}");
+        }
     }
     std::fs::remove_file(&path).expect("clean up");
 }
