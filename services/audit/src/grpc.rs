@@ -4,7 +4,7 @@ use std::pin::Pin;
 
 use base64::Engine;
 use deadpool_postgres::Pool;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use prfix_auth::Principal;
 use prfix_proto::audit::v1 as pb;
 use prfix_proto::audit::v1::audit_service_server::AuditService;
@@ -500,8 +500,15 @@ impl AuditService for AuditApi {
         let end = if end_sequence == 0 { head } else { end_sequence.min(head) };
         let checkpoints = checkpointer::range(&self.pool, start_sequence.max(1), end).await.map_err(to_status)?;
         let pool = self.pool.clone();
-        let (tx, rx) = mpsc::channel(64);
+        // Whole pages go through the channel (two at most: memory stays flat), not single items:
+        // one hand-over per page instead of one per event.
+        let (tx, rx) = mpsc::channel::<Vec<Result<pb::ExportEventsResponse, Status>>>(2);
         tokio::spawn(async move {
+            let checkpoint_item = |c: StoredCheckpoint| {
+                Ok(pb::ExportEventsResponse {
+                    item: Some(pb::export_events_response::Item::Checkpoint(checkpoint_message(c))),
+                })
+            };
             let mut pending = checkpoints.into_iter().peekable();
             // Keyset pages, the next one read while this one is sent: Postgres and the encoding
             // overlap.
@@ -514,11 +521,12 @@ impl AuditService for AuditApi {
                 let page = match fetching.await {
                     Ok(Ok(page)) => page,
                     Ok(Err(e)) => {
-                        let _ = tx.send(Err(to_status(e))).await;
+                        let _ = tx.send(vec![Err(to_status(e))]).await;
                         return;
                     }
                     Err(e) => {
-                        let _ = tx.send(Err(Status::internal(format!("reading an export page failed: {e}")))).await;
+                        let failed = Status::internal(format!("reading an export page failed: {e}"));
+                        let _ = tx.send(vec![Err(failed)]).await;
                         return;
                     }
                 };
@@ -526,33 +534,24 @@ impl AuditService for AuditApi {
                 if last < end {
                     next_page = Some(fetch(last + 1));
                 }
+                let mut items = Vec::with_capacity(page.len() + 2);
                 for event in page {
                     let sequence = event.sequence;
-                    if tx.send(Ok(export_item_event(event))).await.is_err() {
-                        return; // the client went away
-                    }
+                    items.push(Ok(export_item_event(event)));
                     while let Some(c) = pending.next_if(|c| c.tree_size == sequence) {
-                        let item = pb::ExportEventsResponse {
-                            item: Some(pb::export_events_response::Item::Checkpoint(checkpoint_message(c))),
-                        };
-                        if tx.send(Ok(item)).await.is_err() {
-                            return;
-                        }
+                        items.push(checkpoint_item(c));
                     }
+                }
+                if tx.send(items).await.is_err() {
+                    return; // the client went away
                 }
             }
             // Checkpoints past the last event still go out: a verifier must see what was signed,
             // even when the events it covered are gone.
-            for c in pending {
-                let item = pb::ExportEventsResponse {
-                    item: Some(pb::export_events_response::Item::Checkpoint(checkpoint_message(c))),
-                };
-                if tx.send(Ok(item)).await.is_err() {
-                    return;
-                }
-            }
+            let _ = tx.send(pending.map(checkpoint_item).collect()).await;
         });
-        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+        let items = tokio_stream::wrappers::ReceiverStream::new(rx).flat_map(futures::stream::iter);
+        Ok(Response::new(Box::pin(items)))
     }
 
     async fn verify(&self, request: Request<pb::VerifyRequest>) -> Result<Response<pb::VerifyResponse>, Status> {

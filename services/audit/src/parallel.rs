@@ -144,6 +144,8 @@ fn read_chunks(
         let mut target = chunk_bytes;
         let eof = loop {
             let want = target.saturating_sub(chunk.len()).max(1);
+            // Read straight into room made once, not into a buffer grown step by step.
+            chunk.reserve_exact(want);
             let got =
                 (&mut reader).take(want as u64).read_to_end(&mut chunk).map_err(|e| format!("cannot be read: {e}"))?;
             if got < want {
