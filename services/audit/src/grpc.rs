@@ -154,7 +154,7 @@ impl AuditApi {
         let mut pending = checkpoints.into_iter().peekable();
         while next <= size {
             let page = store::range(&self.pool, next, size, EXPORT_PAGE).await.map_err(to_status)?;
-            let Some(last) = page.last().map(|e| e.sequence) else { break };
+            next += EXPORT_PAGE;
             for event in page {
                 let sequence = event.sequence;
                 verifier.push(&line_from_proto(export_item_event(event)).map_err(Status::internal)?);
@@ -162,7 +162,6 @@ impl AuditApi {
                     verifier.push_checkpoint(&c.signed_note);
                 }
             }
-            next = last + 1;
         }
         for c in pending {
             verifier.push_checkpoint(&c.signed_note);
@@ -516,7 +515,8 @@ impl AuditService for AuditApi {
                 let pool = pool.clone();
                 tokio::spawn(async move { store::range(&pool, from, end, EXPORT_PAGE).await })
             };
-            let mut next_page = (start_sequence.max(1) <= end).then(|| fetch(start_sequence.max(1)));
+            let mut from = start_sequence.max(1);
+            let mut next_page = (from <= end).then(|| fetch(from));
             while let Some(fetching) = next_page.take() {
                 let page = match fetching.await {
                     Ok(Ok(page)) => page,
@@ -530,9 +530,9 @@ impl AuditService for AuditApi {
                         return;
                     }
                 };
-                let Some(last) = page.last().map(|e| e.sequence) else { break };
-                if last < end {
-                    next_page = Some(fetch(last + 1));
+                if from + EXPORT_PAGE <= end {
+                    from += EXPORT_PAGE;
+                    next_page = Some(fetch(from));
                 }
                 let mut items = Vec::with_capacity(page.len() + 2);
                 for event in page {
