@@ -6,8 +6,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use prfix_audit::checkpoint::VerifierKey;
-use prfix_audit::export::{VerifyOptions, line_from_proto, read_jsonl_from, verify_with, write_line};
-use prfix_audit::monitor::monitor;
+use prfix_audit::export::{VerifyOptions, line_from_proto, write_line};
+use prfix_audit::monitor::monitor_with;
+use prfix_audit::parallel::{Parallelism, verify_path};
 use prfix_proto::audit::v1 as pb;
 use prfix_proto::audit::v1::audit_service_client::AuditServiceClient;
 
@@ -72,13 +73,14 @@ pub fn verify_file(file: &Path, keys: &[String], state: Option<&Path>) -> Result
     }
     let keys = keys.iter().map(|k| verifier_key(k)).collect::<Result<Vec<_>, _>>()?;
     let options = VerifyOptions { keys, ..VerifyOptions::default() };
-    let opened = std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let lines = read_jsonl_from(std::io::BufReader::with_capacity(1 << 20, opened))
-        .map_err(|e| format!("{}: {e}", file.display()))?;
+    // The file is streamed through the verifier, parsed on every core: memory stays flat whatever
+    // the log's size.
+    let verify =
+        |options: &VerifyOptions| -> Result<_, Failure> { Ok(verify_path(file, options, Parallelism::default())?) };
     let (report, remembered) = match state {
-        None => (verify_with(&lines, &options), None),
+        None => (verify(&options)?, None),
         Some(path) => {
-            let run = monitor(&lines, &options, path, chrono::Utc::now())?;
+            let run = monitor_with(&options, path, chrono::Utc::now(), verify)?;
             let remembered = match (&run.advanced, &run.before) {
                 (Some(now), _) => format!("remembered checkpoint {} in {}", now.tree_size, path.display()),
                 (None, Some(before)) => format!(

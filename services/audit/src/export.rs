@@ -191,20 +191,28 @@ impl Report {
 
 /// The event an exported line describes, as the canonical encoding takes it.
 pub(crate) fn to_new_event(e: &ExportedEvent) -> Result<NewEvent, String> {
-    let time = chrono::DateTime::parse_from_rfc3339(&e.time).map_err(|err| format!("time `{}`: {err}", e.time))?;
     Ok(NewEvent {
         event_id: e.event_id,
-        occurred_at: time.with_timezone(&chrono::Utc),
+        occurred_at: event_time(&e.time)?,
         actor_subject: e.actor_subject.clone(),
         actor_roles: e.actor_roles.clone(),
         actor_ip: e.actor_ip.clone(),
         action: e.action.clone(),
         resource: e.resource.clone(),
-        outcome: Outcome::from_i32(e.result).ok_or_else(|| format!("result {} is not 1, 2 or 3", e.result))?,
+        outcome: outcome(e.result)?,
         request_id: e.request_id.clone(),
         trace_id: e.trace_id.clone(),
         metadata: e.metadata.clone(),
     })
+}
+
+fn event_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    let time = chrono::DateTime::parse_from_rfc3339(text).map_err(|err| format!("time `{text}`: {err}"))?;
+    Ok(time.with_timezone(&chrono::Utc))
+}
+
+fn outcome(result: i32) -> Result<Outcome, String> {
+    Outcome::from_i32(result).ok_or_else(|| format!("result {result} is not 1, 2 or 3"))
 }
 
 impl ExportedEvent {
@@ -213,6 +221,29 @@ impl ExportedEvent {
     pub fn recomputed_leaf(&self) -> Result<Hash, String> {
         let event = to_new_event(self)?;
         let appender = self.appender()?;
+        Ok(canonical::leaf_hash_of(self.sequence, &event, appender.as_ref()))
+    }
+
+    /// [`ExportedEvent::recomputed_leaf`] of an event read only to be verified: its fields are
+    /// moved into the encoding, not copied.
+    pub fn into_recomputed_leaf(self) -> Result<Hash, String> {
+        // The same checks in the same order as `recomputed_leaf`, so that both say the same.
+        let occurred_at = event_time(&self.time)?;
+        let outcome = outcome(self.result)?;
+        let appender = self.appender()?;
+        let event = NewEvent {
+            event_id: self.event_id,
+            occurred_at,
+            actor_subject: self.actor_subject,
+            actor_roles: self.actor_roles,
+            actor_ip: self.actor_ip,
+            action: self.action,
+            resource: self.resource,
+            outcome,
+            request_id: self.request_id,
+            trace_id: self.trace_id,
+            metadata: self.metadata,
+        };
         Ok(canonical::leaf_hash_of(self.sequence, &event, appender.as_ref()))
     }
 

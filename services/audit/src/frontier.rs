@@ -97,9 +97,34 @@ impl PrefixRoots {
             return;
         }
         self.frontier.push(leaf);
-        if self.wanted.contains(&self.frontier.size()) {
+        if self.wanted.remove(&self.frontier.size()) {
             self.roots.insert(self.frontier.size(), self.frontier.root());
         }
+    }
+
+    /// Asks for the head at `size` as well, once the leaves are under way (a checkpoint read
+    /// from a stream). False when the prefix already grew past `size` without taking its head:
+    /// that head can no longer be had from the frontier.
+    pub fn want(&mut self, size: u64) -> bool {
+        if size == 0 || self.roots.contains_key(&size) {
+            return true;
+        }
+        match size.cmp(&self.frontier.size()) {
+            std::cmp::Ordering::Greater => {
+                self.wanted.insert(size);
+                true
+            }
+            std::cmp::Ordering::Equal => {
+                self.roots.insert(size, self.frontier.root());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Leaves that arrived in order from position 1.
+    pub fn size(&self) -> u64 {
+        self.frontier.size()
     }
 
     /// Whether leaves 1..=size all arrived in order.

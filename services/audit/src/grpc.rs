@@ -4,7 +4,7 @@ use std::pin::Pin;
 
 use base64::Engine;
 use deadpool_postgres::Pool;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use prfix_auth::Principal;
 use prfix_proto::audit::v1 as pb;
 use prfix_proto::audit::v1::audit_service_server::AuditService;
@@ -16,15 +16,15 @@ use uuid::Uuid;
 
 use crate::admission::{Admission, Refusal, refusal_record};
 use crate::checkpointer::{self, Checkpointer, StoredCheckpoint};
-use crate::export::{ExportLine, line_from_proto};
+use crate::export::line_from_proto;
 use crate::json::{json_to_struct, struct_to_json};
 use crate::store::{self, Appended, Appender, AuditError, Filter, NewEvent, Outcome, StoredEvent, Submission};
 use crate::tree;
-use crate::verify::{TrustedCheckpoint, VerifyOptions};
+use crate::verify::{TrustedCheckpoint, Verifier, VerifyOptions};
 use crate::writer::Writer;
 
 /// Events fetched per page when exporting.
-const EXPORT_PAGE: i64 = 500;
+const EXPORT_PAGE: i64 = 2_000;
 /// Default and largest ListEvents page.
 const DEFAULT_PAGE: i32 = 100;
 const MAX_PAGE: i32 = 1_000;
@@ -151,27 +151,32 @@ impl AuditApi {
         }
     }
 
-    /// The whole log up to the latest checkpoint (or as stored, see `export_end`), as export lines.
-    async fn export_lines(&self) -> Result<Vec<ExportLine>, Status> {
+    /// Verifies the whole log up to the latest checkpoint (or as stored, see `export_end`) as an
+    /// export of it would be verified, a page at a time through one [`Verifier`]: the log is never
+    /// held whole. The checkpoints' sizes are known before the events are read, so each is checked
+    /// wherever the store puts it.
+    async fn verify_stored(&self, options: VerifyOptions) -> Result<crate::export::Report, Status> {
         let size = self.export_end().await?;
         let checkpoints = checkpointer::range(&self.pool, 1, size).await.map_err(to_status)?;
-        let mut lines = Vec::new();
+        let sizes = checkpoints.iter().filter_map(|c| u64::try_from(c.tree_size).ok());
+        let mut verifier = Verifier::wanting(options, sizes.collect::<Vec<_>>());
         let mut next = 1;
         let mut pending = checkpoints.into_iter().peekable();
         while next <= size {
             let page = store::range(&self.pool, next, size, EXPORT_PAGE).await.map_err(to_status)?;
-            let Some(last) = page.last().map(|e| e.sequence) else { break };
+            next += EXPORT_PAGE;
             for event in page {
                 let sequence = event.sequence;
-                lines.push(line_from_proto(export_item_event(event)).map_err(Status::internal)?);
+                verifier.push(&line_from_proto(export_item_event(event)).map_err(Status::internal)?);
                 while let Some(c) = pending.next_if(|c| c.tree_size == sequence) {
-                    lines.push(ExportLine::Checkpoint { signed_note: c.signed_note });
+                    verifier.push_checkpoint(&c.signed_note);
                 }
             }
-            next = last + 1;
         }
-        lines.extend(pending.map(|c| ExportLine::Checkpoint { signed_note: c.signed_note }));
-        Ok(lines)
+        for c in pending {
+            verifier.push_checkpoint(&c.signed_note);
+        }
+        Ok(verifier.finish())
     }
 }
 
@@ -514,47 +519,59 @@ impl AuditService for AuditApi {
         let end = if end_sequence == 0 { head } else { end_sequence.min(head) };
         let checkpoints = checkpointer::range(&self.pool, start_sequence.max(1), end).await.map_err(to_status)?;
         let pool = self.pool.clone();
-        let (tx, rx) = mpsc::channel(64);
+        // Whole pages go through the channel (two at most: memory stays flat), not single items:
+        // one hand-over per page instead of one per event.
+        let (tx, rx) = mpsc::channel::<Vec<Result<pb::ExportEventsResponse, Status>>>(2);
         tokio::spawn(async move {
+            let checkpoint_item = |c: StoredCheckpoint| {
+                Ok(pb::ExportEventsResponse {
+                    item: Some(pb::export_events_response::Item::Checkpoint(checkpoint_message(c))),
+                })
+            };
             let mut pending = checkpoints.into_iter().peekable();
-            let mut next = start_sequence.max(1);
-            while next <= end {
-                let page = match store::range(&pool, next, end, EXPORT_PAGE).await {
-                    Ok(page) => page,
+            // Keyset pages, the next one read while this one is sent: Postgres and the encoding
+            // overlap.
+            let fetch = |from: i64| {
+                let pool = pool.clone();
+                tokio::spawn(async move { store::range(&pool, from, end, EXPORT_PAGE).await })
+            };
+            let mut from = start_sequence.max(1);
+            let mut next_page = (from <= end).then(|| fetch(from));
+            while let Some(fetching) = next_page.take() {
+                let page = match fetching.await {
+                    Ok(Ok(page)) => page,
+                    Ok(Err(e)) => {
+                        let _ = tx.send(vec![Err(to_status(e))]).await;
+                        return;
+                    }
                     Err(e) => {
-                        let _ = tx.send(Err(to_status(e))).await;
+                        let failed = Status::internal(format!("reading an export page failed: {e}"));
+                        let _ = tx.send(vec![Err(failed)]).await;
                         return;
                     }
                 };
-                let Some(last) = page.last().map(|e| e.sequence) else { break };
+                if from + EXPORT_PAGE <= end {
+                    from += EXPORT_PAGE;
+                    next_page = Some(fetch(from));
+                }
+                let mut items = Vec::with_capacity(page.len() + 2);
                 for event in page {
                     let sequence = event.sequence;
-                    if tx.send(Ok(export_item_event(event))).await.is_err() {
-                        return; // the client went away
-                    }
+                    items.push(Ok(export_item_event(event)));
                     while let Some(c) = pending.next_if(|c| c.tree_size == sequence) {
-                        let item = pb::ExportEventsResponse {
-                            item: Some(pb::export_events_response::Item::Checkpoint(checkpoint_message(c))),
-                        };
-                        if tx.send(Ok(item)).await.is_err() {
-                            return;
-                        }
+                        items.push(checkpoint_item(c));
                     }
                 }
-                next = last + 1;
+                if tx.send(items).await.is_err() {
+                    return; // the client went away
+                }
             }
             // Checkpoints past the last event still go out: a verifier must see what was signed,
             // even when the events it covered are gone.
-            for c in pending {
-                let item = pb::ExportEventsResponse {
-                    item: Some(pb::export_events_response::Item::Checkpoint(checkpoint_message(c))),
-                };
-                if tx.send(Ok(item)).await.is_err() {
-                    return;
-                }
-            }
+            let _ = tx.send(pending.map(checkpoint_item).collect()).await;
         });
-        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+        let items = tokio_stream::wrappers::ReceiverStream::new(rx).flat_map(futures::stream::iter);
+        Ok(Response::new(Box::pin(items)))
     }
 
     async fn verify(&self, request: Request<pb::VerifyRequest>) -> Result<Response<pb::VerifyResponse>, Status> {
@@ -571,8 +588,7 @@ impl AuditService for AuditApi {
                     .map_err(|why| invalid(format!("trusted_checkpoint: {why}")))?,
             ),
         };
-        let lines = self.export_lines().await?;
-        let report = crate::verify::verify_with(&lines, &VerifyOptions { keys, trusted });
+        let report = self.verify_stored(VerifyOptions { keys, trusted }).await?;
         Ok(Response::new(pb::VerifyResponse {
             ok: report.ok(),
             events_checked: i64::try_from(report.events).unwrap_or(i64::MAX),

@@ -142,9 +142,20 @@ pub fn monitor(
     state_file: &Path,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Monitored, StateError> {
+    monitor_with(options, state_file, now, |options| Ok(verify_with(lines, options)))
+}
+
+/// [`monitor`] of an export that `verify` reads itself (a file streamed through a
+/// [`crate::verifier::Verifier`], never held whole) with the options it is given.
+pub fn monitor_with<E: From<StateError>>(
+    options: &VerifyOptions,
+    state_file: &Path,
+    now: chrono::DateTime<chrono::Utc>,
+    verify: impl FnOnce(&VerifyOptions) -> Result<Report, E>,
+) -> Result<Monitored, E> {
     let before = MonitorState::load(state_file)?;
     let trusted = before.as_ref().map(|s| s.trusted(state_file, &options.keys)).transpose()?;
-    let report = verify_with(lines, &VerifyOptions { trusted, ..options.clone() });
+    let report = verify(&VerifyOptions { trusted, ..options.clone() })?;
     let remembered = before.as_ref().map_or(0, |s| s.tree_size);
     let advanced = match &report.newest {
         // Never backwards: a newest checkpoint below the remembered size leaves the state alone.

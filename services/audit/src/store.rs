@@ -340,13 +340,19 @@ pub async fn list(
     rows.iter().map(row_to_event).collect()
 }
 
-/// Events with sequence in `from..=to`, oldest first, at most `limit`.
+/// The events numbered `from..from + limit` (up to `to`), in sequence order: a page of at most
+/// `limit` rows that may hold fewer, or none, where numbers are missing; the next page starts at
+/// `from + limit`.
 pub async fn range(pool: &Pool, from: i64, to: i64, limit: i64) -> Result<Vec<StoredEvent>, AuditError> {
     let client = pool.get().await?;
+    // The window is bounded on both sides by the page, not only by LIMIT: for an open range
+    // (`sequence >= next`) the plan can read every later row and sort them for each page, which made
+    // an export quadratic in the log's size.
+    let last = to.min(from.saturating_add(limit - 1));
     let rows = client
         .query(
-            &format!("SELECT {COLUMNS} FROM events WHERE sequence BETWEEN $1 AND $2 ORDER BY sequence LIMIT $3"),
-            &[&from, &to, &limit],
+            &format!("SELECT {COLUMNS} FROM events WHERE sequence BETWEEN $1 AND $2 ORDER BY sequence"),
+            &[&from, &last],
         )
         .await?;
     rows.iter().map(row_to_event).collect()

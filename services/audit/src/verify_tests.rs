@@ -251,3 +251,124 @@ fn a_corrupt_or_edited_state_file_is_an_error_not_a_fresh_start() {
     assert!(error.to_string().contains("differ from its signed checkpoint"), "{error}");
     std::fs::remove_file(&path).expect("clean up");
 }
+
+/// A log tampered with in every way at once: rows missing, two rows swapped, a row changed, a row
+/// forged, a repeated number, and a checkpoint signed over a root the log never had.
+fn tampered() -> (Log, Vec<ExportLine>) {
+    let log = Log::new(300);
+    let mut lines = log.export(&[100, 200, 300], |s| s != 17 && !(30..=34).contains(&s));
+    let at = |lines: &[ExportLine], s: i64| {
+        lines.iter().position(|l| matches!(l, ExportLine::Event(e) if e.sequence == s)).expect("present")
+    };
+    let (a, b) = (at(&lines, 50), at(&lines, 51));
+    lines.swap(a, b);
+    let changed = at(&lines, 120);
+    if let ExportLine::Event(e) = &mut lines[changed] {
+        e.resource = "tasks/rewritten".into();
+    }
+    let forged = at(&lines, 150);
+    if let ExportLine::Event(e) = &mut lines[forged] {
+        e.action = "auth.login".into();
+        e.leaf_hash = hex::encode([7u8; 32]);
+        e.chain_hash = hex::encode([8u8; 32]);
+    }
+    let mut repeated = log.events[2].clone();
+    repeated.event_id = uuid::Uuid::new_v4();
+    lines.insert(at(&lines, 260), ExportLine::Event(Box::new(repeated)));
+    let bad = log.signer.sign(ORIGIN, 10, &[9u8; 32]);
+    lines.insert(at(&lines, 11), ExportLine::Checkpoint { signed_note: bad });
+    (log, lines)
+}
+
+fn write_file(lines: &[ExportLine]) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("prfix-export-{}.jsonl", uuid::Uuid::new_v4()));
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).expect("create"));
+    crate::export::write_jsonl(lines, &mut out).expect("write");
+    path
+}
+
+#[test]
+fn the_streaming_verifier_fed_line_by_line_reports_what_the_slice_verifier_reports() {
+    let (log, lines) = tampered();
+    let options = VerifyOptions { keys: vec![log.key.clone()], trusted: Some(log.trusted(300)) };
+    let whole = verify_with(&lines, &options);
+    let mut streaming = crate::verifier::Verifier::new(options);
+    for line in &lines {
+        streaming.push(line);
+    }
+    assert!(streaming.late().is_empty(), "each checkpoint comes after the last event it covers");
+    let found = messages(&whole);
+    assert_eq!(messages(&streaming.finish()), found);
+    for expected in [
+        "missing 17",
+        "missing 30..34",
+        "foreign 3: rows the log did not write (out of place, or neither hash is the log's)",
+        "event 120: its content does not match its leaf hash (changed after it was written)",
+        "checkpoint 10: its signed root does not match the events it covers",
+        "checkpoint 200: is signed over 200 events, but only 192 of them are in the export (the others are missing or foreign)",
+    ] {
+        assert!(found.iter().any(|m| m == expected), "{expected} in {found:?}");
+    }
+    // 51 read before 50: 50 is missing where 51 is read, and out of place where it is read.
+    assert!(found.iter().any(|m| m == "missing 50") && found.iter().any(|m| m.starts_with("foreign 50:")), "{found:?}");
+    assert!(found.iter().any(|m| m.starts_with("foreign 150:")), "{found:?}");
+}
+
+#[test]
+fn the_parallel_file_path_reports_what_the_sequential_one_reports_on_a_tampered_log() {
+    let (log, lines) = tampered();
+    let options = VerifyOptions { keys: vec![log.key.clone()], trusted: None };
+    let expected = verify_with(&lines, &options);
+    assert!(!expected.ok());
+    let path = write_file(&lines);
+    // Chunks smaller than a line, of a few lines, and the default: each splits the file elsewhere.
+    for chunk_bytes in [64, 3_000, 4 << 20] {
+        let parallelism = crate::parallel::Parallelism { workers: 3, chunk_bytes, in_flight: 2 };
+        let report = crate::parallel::verify_path(&path, &options, parallelism).expect("readable");
+        assert_eq!(report, expected, "chunks of {chunk_bytes} bytes");
+    }
+    std::fs::remove_file(&path).expect("clean up");
+}
+
+#[test]
+fn a_checkpoint_moved_after_later_events_is_still_checked_from_a_file() {
+    let log = Log::new(60);
+    let mut lines = log.export(&[20, 60], |_| true);
+    let first = lines.iter().position(|l| matches!(l, ExportLine::Checkpoint { .. })).expect("a checkpoint");
+    let moved = lines.remove(first);
+    lines.insert(45, moved);
+    let options = VerifyOptions { keys: vec![log.key.clone()], trusted: None };
+    assert!(verify_with(&lines, &options).ok());
+    let mut streaming = crate::verifier::Verifier::new(options.clone());
+    for line in &lines {
+        streaming.push(line);
+    }
+    assert_eq!(streaming.late(), [20], "its head is gone from the frontier by the time it is read");
+    let path = write_file(&lines);
+    let report = crate::parallel::verify_path(&path, &options, crate::parallel::Parallelism::default());
+    assert_eq!(report.expect("readable"), verify_with(&lines, &options), "read again with its size wanted");
+    std::fs::remove_file(&path).expect("clean up");
+}
+
+#[test]
+fn an_unreadable_line_is_named_by_its_number_from_any_chunk() {
+    let log = Log::new(30);
+    let path = write_file(&log.export(&[30], |_| true));
+    let written = std::fs::read_to_string(&path).expect("read");
+    let options = VerifyOptions { keys: vec![log.key.clone()], trusted: None };
+    // Spaced as by hand, and as the export writes an event line (read by another path).
+    for broken in ["{\"type\": \"event\", \"sequence\": ", "{\"type\":\"event\",\"sequence\":1}"] {
+        let mut text = written.clone();
+        let cut = text.match_indices('\n').nth(21).map(|(i, _)| i + 1).expect("22 lines");
+        text.insert_str(cut, &format!("\n{broken}\n"));
+        std::fs::write(&path, &text).expect("write");
+        let expected = crate::export::read_jsonl(&text).expect_err("refused");
+        assert!(expected.starts_with("line 24: "), "{expected}");
+        for chunk_bytes in [64, 1_000, 4 << 20] {
+            let parallelism = crate::parallel::Parallelism { workers: 2, chunk_bytes, in_flight: 3 };
+            let error = crate::parallel::verify_path(&path, &options, parallelism).expect_err("refused");
+            assert!(error.ends_with(&expected), "{error} vs {expected}");
+        }
+    }
+    std::fs::remove_file(&path).expect("clean up");
+}
