@@ -192,30 +192,12 @@ async fn stored(app: &TestApp) -> i64 {
 
 /// Fills the log of `app` to `size` events with batches of 1,000 from 8 callers.
 async fn fill(app: &TestApp, client: &AuditServiceClient<Authed>, size: i64) {
-    let started = Instant::now();
     let remaining = size - stored(app).await;
     if remaining <= 0 {
         println!("  (the log holds {} events already)", size - remaining);
         return;
     }
-    let calls = (remaining as u64).div_ceil(1_000);
-    let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let workers: Vec<_> = (0..8)
-        .map(|_| {
-            let mut client = client.clone();
-            let next = next.clone();
-            tokio::spawn(async move {
-                while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < calls {
-                    let events = (0..1_000).map(event).collect();
-                    client.append_batch(audit::AppendBatchRequest { events }).await.expect("fill");
-                }
-            })
-        })
-        .collect();
-    for w in workers {
-        w.await.expect("filler");
-    }
-    let took = started.elapsed().as_secs_f64();
+    let took = prfix_tests::audit_fill::fill(client, event, remaining as u64).await.as_secs_f64();
     println!(
         "  (filled {remaining} events in {took:.1} s = {:.0} events/s with batches of 1,000)",
         remaining as f64 / took

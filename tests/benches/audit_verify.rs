@@ -98,30 +98,8 @@ fn sha256sum(file: &Path) -> Duration {
 /// Appends `size` events with batches of 1,000 from 8 callers straight to the audit service.
 async fn fill(app: &TestApp, size: u64) {
     let client = AuditServiceClient::with_interceptor(channel_to(app.audit.addr), Bearer::new(&operator_token()));
-    let started = Instant::now();
-    let calls = size.div_ceil(1_000);
-    let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let workers: Vec<_> = (0..8)
-        .map(|_| {
-            let mut client = client.clone();
-            let next = next.clone();
-            tokio::spawn(async move {
-                loop {
-                    let call = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if call >= calls {
-                        break;
-                    }
-                    let first = call * 1_000;
-                    let events = (first..(first + 1_000).min(size)).map(event).collect();
-                    client.append_batch(audit::AppendBatchRequest { events }).await.expect("fill");
-                }
-            })
-        })
-        .collect();
-    for w in workers {
-        w.await.expect("filler");
-    }
-    println!("  (appended {size} events in {:.1} s)", started.elapsed().as_secs_f64());
+    let took = prfix_tests::audit_fill::fill(&client, event, size).await;
+    println!("  (appended {size} events in {:.1} s)", took.as_secs_f64());
 }
 
 /// Exports the log through the gateway into `file` as `prfix audit export` does, and its prefix up
