@@ -140,3 +140,34 @@ async fn a_slice_that_fails_at_commit_leaves_the_slices_before_it_and_the_log_go
     let told: Vec<(String, i64)> = answer.results.iter().map(|r| (r.event_id.clone(), r.sequence)).collect();
     assert_eq!(exported_ids(&app).await, told, "each event once, at the sequence its retry was told");
 }
+
+#[tokio::test]
+async fn a_sliced_group_waits_for_another_writer_holding_the_lock_without_taking_its_place() {
+    let app = spawn_app().await;
+    // Another writer (a replica, or a person appending by hand) holds the append lock and is about
+    // to store a row at sequence 600, where the second slice of the group below would go.
+    let other = app.db.connect().await;
+    other.batch_execute("SET statement_timeout = '10s'; BEGIN").await.expect("begin");
+    other.query("SELECT pg_advisory_xact_lock($1)", &[&0x7072_6669_7861_7564_i64]).await.expect("the lock");
+    let mut client = app.audit_client();
+    let events: Vec<audit::AuditEvent> = (0..1_000).map(|i| event(i, "demo.group")).collect();
+    let batch =
+        tokio::spawn(async move { client.append_batch(audit::AppendBatchRequest { events }).await.map(|_| ()) });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!batch.is_finished(), "the group waits for the lock");
+    // Had the group's later slice inserted while its first waited for the lock, this insert would
+    // wait on that slice's row 600, which waits for the first slice: neither could finish.
+    other
+        .execute(
+            "INSERT INTO audit.events (sequence, event_id, occurred_at, actor_subject, action, resource, result,
+                                       leaf_hash, chain_hash, encoding)
+             VALUES (600, gen_random_uuid(), now(), 'by hand', 'demo.by_hand', '', 1,
+                     sha256('leaf'::bytea), sha256('chain'::bytea), 1)",
+            &[],
+        )
+        .await
+        .expect("the other writer's row goes in at once");
+    other.batch_execute("ROLLBACK").await.expect("rollback");
+    batch.await.expect("caller").expect("the group is stored once the lock is free");
+    assert_eq!(exported_ids(&app).await.len(), 1_000);
+}

@@ -53,9 +53,9 @@ pub async fn read_head(client: &tokio_postgres::Client) -> Result<Head, AuditErr
 /// the unique index that every insert consults anyway: a lookup of the group's ids inside the
 /// statement cost a second probe per row, and its cached plan, made while the table was small,
 /// turned into a scan of the whole table as the log grew (appends fell to 43 events/s at 113k
-/// events). The advisory lock (`$1`; 0 for the slices after the first, whose transactions are
-/// ordered behind it) makes writers (replicas, or a person appending by hand as the service does)
-/// wait for each other rather than collide; a writer whose head was stale collides anyway on the
+/// events). The advisory lock (`$1`; 0 when the transaction took it already, as a sliced group's
+/// first slice does before any slice inserts) makes writers (replicas, or a person appending by
+/// hand as the service does) wait for each other rather than collide; a writer whose head was stale collides anyway on the
 /// sequence key, stores nothing, and reads the head again. The head is checked by the first slice
 /// only (`$19` = 0 skips it): the others chain to rows not committed yet.
 const APPEND_GROUP: &str = "
@@ -280,18 +280,29 @@ async fn store_rows(clients: &[Client], rows: &Columns, head: Head) -> Result<St
         let stale = client.query(&statement, &rows.params(only.clone(), APPEND_LOCK, head).refs()).await?;
         return Ok(if stale.is_empty() { Stored::Done } else { Stored::Stale });
     }
+    let used = &clients[..parts.len()];
+    // The lock is held before any slice inserts. Were the later slices to insert first, another
+    // writer holding the lock could wait on their rows (the same sequence numbers) while the first
+    // slice waits on its lock and the later slices wait, outside Postgres, for the first to commit:
+    // a deadlock Postgres cannot see.
+    let first = &clients[0];
+    if let Err(error) = first.batch_execute(&format!("BEGIN; SELECT pg_advisory_xact_lock({APPEND_LOCK})")).await {
+        rollback(&used[..1]).await;
+        return Err(error);
+    }
     let no_head = Head { sequence: 0, chain: [0u8; 32] };
-    let inserts = parts.iter().zip(clients).enumerate().map(|(i, (range, client))| {
-        let (lock, head) = if i == 0 { (APPEND_LOCK, head) } else { (0, no_head) };
-        let params = rows.params(range.clone(), lock, head);
+    let inserts = parts.iter().zip(used).enumerate().map(|(i, (range, client))| {
+        let head = if i == 0 { head } else { no_head };
+        let params = rows.params(range.clone(), 0, head);
         async move {
-            client.batch_execute("BEGIN").await?;
+            if i > 0 {
+                client.batch_execute("BEGIN").await?;
+            }
             let statement = client.prepare_cached(APPEND_GROUP).await?;
             client.query(&statement, &params.refs()).await.map(|stale| stale.is_empty())
         }
     });
     let inserted = futures::future::join_all(inserts).await;
-    let used = &clients[..parts.len()];
     let mut failed = None;
     let mut stale = false;
     for outcome in inserted {
