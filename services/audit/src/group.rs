@@ -364,8 +364,10 @@ pub async fn append_group(
             Ok(Stored::Done) => return Ok((out, next)),
             Ok(Stored::Stale) => return Err(AuditError::StaleHead(head.sequence)),
             Err(error) if is_duplicate_id(&error) => {
-                let lookup = clients[0].prepare_cached(STORED_IDS).await?;
-                let found = clients[0].query(&lookup, &[&rows.event_id]).await?;
+                // Planned at each call: a cached plan made while the log was small could scan it.
+                let found = clients[0]
+                    .query_typed(STORED_IDS, &[(&rows.event_id, tokio_postgres::types::Type::UUID_ARRAY)])
+                    .await?;
                 stored.extend(found.iter().map(|row| (row.get::<_, Uuid>(0), row.get::<_, i64>(1))));
             }
             Err(error) => return Err(error.into()),

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use deadpool_postgres::Object as Client;
 use futures::future::BoxFuture;
+use tokio_postgres::types::Type;
 
 use crate::frontier::Frontier;
 use crate::merkle::{self, Hash, Subtrees};
@@ -122,10 +123,14 @@ impl<'a> Reader<'a> {
                 his.push(index_i64(from + per)?);
             }
         }
-        // OFFSET 0 keeps each range its own index scan (a lateral subquery the planner cannot pull up).
-        let statement = self
+        // OFFSET 0 keeps each range its own index scan (a lateral subquery the planner cannot pull
+        // up). The statement is planned at each call, with the arrays it is given and the tables'
+        // sizes now (one round trip all the same): a plan prepared once and cached was made while
+        // the tables were small, and kept scanning the whole subtrees table per range once it held
+        // 39,000 rows (a proof at 10,000,000 events took 69 ms, 45x one at 1,000).
+        let rows = self
             .client
-            .prepare_cached(
+            .query_typed(
                 "SELECT s.level::int4, s.index, s.hash
                    FROM unnest($1::int2[], $2::bigint[], $3::bigint[]) AS r(level, lo, hi)
                    CROSS JOIN LATERAL (SELECT level, index, hash FROM subtrees
@@ -135,9 +140,15 @@ impl<'a> Reader<'a> {
                    FROM unnest($4::bigint[], $5::bigint[]) AS l(lo, hi)
                    CROSS JOIN LATERAL (SELECT sequence, leaf_hash FROM events
                                         WHERE sequence > l.lo AND sequence <= l.hi OFFSET 0) e",
+                &[
+                    (&levels, Type::INT2_ARRAY),
+                    (&los, Type::INT8_ARRAY),
+                    (&his, Type::INT8_ARRAY),
+                    (&leaves_lo, Type::INT8_ARRAY),
+                    (&leaves_hi, Type::INT8_ARRAY),
+                ],
             )
             .await?;
-        let rows = self.client.query(&statement, &[&levels, &los, &his, &leaves_lo, &leaves_hi]).await?;
         for row in &rows {
             let (level, index, bytes): (i32, i64, Vec<u8>) = (row.get(0), row.get(1), row.get(2));
             let hash: Hash = bytes
