@@ -240,11 +240,7 @@ pub async fn connect_listening(
     let target = parse(settings.url.expose_secret())?;
     let mut config = target.config.clone();
     config.connect_timeout(settings.connect_timeout);
-    let mut options = format!("-c search_path={}", settings.schema);
-    if let Some(role) = &settings.role {
-        options.push_str(&format!(" -c role={role}"));
-    }
-    config.options(&options);
+    config.options(session_options(settings));
     let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
     let failed = |source| DbError::Connect { target: describe(&config), source };
     let client = match connector(&target)? {
@@ -262,16 +258,25 @@ pub async fn connect_listening(
     Ok((client, receiver))
 }
 
+/// The settings every session of a service starts with: the service schema first on the path, the
+/// service's role, and no JIT compilation. The services run short indexed queries; JIT is worth it
+/// only for long scans, and Postgres decides by the plan's estimated cost, which for a lateral range
+/// read over a large table is far above the real one: an audit proof at 10,000,000 events spent
+/// 124 ms compiling a query that then ran in 0.5 ms.
+fn session_options(settings: &DatabaseSettings) -> String {
+    let mut options = format!("-c search_path={} -c jit=off", settings.schema);
+    if let Some(role) = &settings.role {
+        options.push_str(&format!(" -c role={role}"));
+    }
+    options
+}
+
 /// Builds the pool; its sessions run as `settings.role` with the service schema first on the path.
 pub fn pool(settings: &DatabaseSettings) -> Result<Pool, DbError> {
     let target = parse(settings.url.expose_secret())?;
     let mut config = target.config.clone();
     config.connect_timeout(settings.connect_timeout);
-    let mut options = format!("-c search_path={}", settings.schema);
-    if let Some(role) = &settings.role {
-        options.push_str(&format!(" -c role={role}"));
-    }
-    config.options(&options);
+    config.options(session_options(settings));
     let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Fast };
     let manager = match connector(&target)? {
         Some(tls) => Manager::from_config(config, tls, manager_config),
