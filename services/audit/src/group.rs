@@ -31,6 +31,12 @@ pub struct Head {
     pub chain: crate::merkle::Hash,
 }
 
+impl Head {
+    /// The head of an empty log, and what a slice after the first chains to (only the first
+    /// slice's statement checks the head).
+    pub const EMPTY: Head = Head { sequence: 0, chain: [0u8; 32] };
+}
+
 /// Reads the log's [`Head`].
 pub async fn read_head(client: &tokio_postgres::Client) -> Result<Head, AuditError> {
     let last = client.query_opt("SELECT sequence, chain_hash FROM events ORDER BY sequence DESC LIMIT 1", &[]).await?;
@@ -41,7 +47,7 @@ pub async fn read_head(client: &tokio_postgres::Client) -> Result<Head, AuditErr
                 bytes.try_into().map_err(|_| AuditError::Invalid("stored chain hash is not 32 bytes".to_owned()))?;
             Ok(Head { sequence: row.get(0), chain })
         }
-        None => Ok(Head { sequence: 0, chain: [0u8; 32] }),
+        None => Ok(Head::EMPTY),
     }
 }
 
@@ -290,9 +296,8 @@ async fn store_rows(clients: &[Client], rows: &Columns, head: Head) -> Result<St
         rollback(&used[..1]).await;
         return Err(error);
     }
-    let no_head = Head { sequence: 0, chain: [0u8; 32] };
     let inserts = parts.iter().zip(used).enumerate().map(|(i, (range, client))| {
-        let head = if i == 0 { head } else { no_head };
+        let head = if i == 0 { head } else { Head::EMPTY };
         let params = rows.params(range.clone(), 0, head);
         async move {
             if i > 0 {

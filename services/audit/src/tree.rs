@@ -189,13 +189,14 @@ impl<'a> Reader<'a> {
     /// Heads at a stored level, folding those not stored from the stored level below.
     async fn stored(&mut self, level: u32, from: u64, count: u64) -> Result<Vec<Hash>, AuditError> {
         let (level_i, from_i, to_i) = (level_i16(level)?, index_i64(from)?, index_i64(from + count)?);
-        let statement = self
+        // Planned at each call, as `read_ahead` is: the table grows with the log.
+        let rows = self
             .client
-            .prepare_cached(
+            .query_typed(
                 "SELECT index, hash FROM subtrees WHERE level = $1 AND index >= $2 AND index < $3 ORDER BY index",
+                &[(&level_i, Type::INT2), (&from_i, Type::INT8), (&to_i, Type::INT8)],
             )
             .await?;
-        let rows = self.client.query(&statement, &[&level_i, &from_i, &to_i]).await?;
         let mut out: Vec<Option<Hash>> = vec![None; usize::try_from(count).unwrap_or(0)];
         for row in &rows {
             let index: i64 = row.get(0);

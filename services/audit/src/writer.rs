@@ -2,11 +2,11 @@
 //! statement (one round trip, committed on its own), so that a crowd of callers does not mean a
 //! crowd of round trips; a large group is stored in slices over several connections at once and
 //! committed in order (`crate::group`). The writer keeps its own connections and the log's head
-//! (sequence and chain hash) between groups, and reads the head again only after an error or when another writer moved
-//! it (its rows then collide on the sequence key and nothing is stored). Each caller gets the
-//! results of its own events; a failed group fails every caller in it (all may retry: the event id
-//! makes retries safe). A caller is answered only after its group committed: nothing acknowledged
-//! is lost.
+//! (sequence and chain hash) between groups, and reads the head again only after an error or when
+//! another writer moved it (its rows then collide on the sequence key and nothing is stored). Each
+//! caller gets the results of its own events; a failed group fails every caller in it (all may
+//! retry: the event id makes retries safe). A caller is answered only after its group committed:
+//! nothing acknowledged is lost.
 
 use deadpool_postgres::Pool;
 use tokio::sync::{mpsc, oneshot};
@@ -101,26 +101,23 @@ impl Writer {
             while let Some(first) = queue.recv().await {
                 let mut group = vec![first];
                 let mut count = group[0].events.len();
+                // What is queued joins the group. The callers answered last time are on their way
+                // back with their next events: while fewer have come, waiting a moment for them
+                // makes one commit of what would be two.
+                let gather = tokio::time::Instant::now() + GATHER;
                 while count < MAX_GROUP_EVENTS {
-                    match queue.try_recv() {
-                        Ok(job) => {
-                            count += job.events.len();
-                            group.push(job);
+                    let job = match queue.try_recv() {
+                        Ok(job) => job,
+                        Err(_) if group.len() < last_callers => {
+                            match tokio::time::timeout_at(gather, queue.recv()).await {
+                                Ok(Some(job)) => job,
+                                Ok(None) | Err(_) => break,
+                            }
                         }
                         Err(_) => break,
-                    }
-                }
-                // The callers answered last time are on their way back with their next events:
-                // waiting a moment for them makes one commit of what would be two.
-                let gather = tokio::time::Instant::now() + GATHER;
-                while group.len() < last_callers && count < MAX_GROUP_EVENTS {
-                    match tokio::time::timeout_at(gather, queue.recv()).await {
-                        Ok(Some(job)) => {
-                            count += job.events.len();
-                            group.push(job);
-                        }
-                        Ok(None) | Err(_) => break,
-                    }
+                    };
+                    count += job.events.len();
+                    group.push(job);
                 }
                 last_callers = group.len();
                 // Callers that went away before their turn need no write.
