@@ -54,6 +54,34 @@ async fn two_gateways_sharing_redis_admit_one_limits_worth_between_them() {
 }
 
 #[tokio::test]
+async fn a_busy_key_takes_tokens_ahead_yet_replicas_never_admit_more_than_the_shared_limit() {
+    // A burst of 40 (and almost no refill): a key leases up to 4 tokens at a time.
+    const BURST: u32 = 40;
+    let redis = PrivateRedis::start().await;
+    let url = redis.url();
+    let roomy = |s: &mut prfix_gateway::Settings| {
+        s.gateway.limits.default = Quota { per_minute: 1, burst: BURST };
+        s.common.redis_url = Some(SecretString::from(url.clone()));
+    };
+    let app = spawn_app_with(roomy).await;
+    let second = app.spawn_gateway(roomy).await;
+    let mut clients = [client(app.gateway.addr, "carol"), client(second.addr, "carol")];
+    let before = redis.command_calls("evalsha").await;
+    let (admitted, refused) = alternate(&mut clients, 60).await;
+    let round_trips = redis.command_calls("evalsha").await - before;
+    // Never more than the limit; at most 3 spare tokens per replica held back unspent.
+    assert!(admitted <= BURST as usize, "{admitted} admitted over a limit of {BURST}");
+    assert!(admitted >= BURST as usize - 2 * 3, "only {admitted} of {BURST} admitted");
+    assert_eq!(admitted + refused, 60);
+    // Each replica asks for 1, 2, 4, 4... tokens at a time, and once per refused call.
+    assert!(
+        round_trips <= (refused + admitted / 2) as u64,
+        "{round_trips} round trips to Redis for 60 calls ({admitted} admitted)"
+    );
+    println!("60 calls, {admitted} admitted, {round_trips} round trips to Redis");
+}
+
+#[tokio::test]
 async fn with_redis_down_limits_fall_back_to_local_ones_and_are_shared_again_when_it_returns() {
     let mut redis = PrivateRedis::start().await;
     let url = redis.url();

@@ -1,13 +1,15 @@
 //! Rate limits by class (from the method policy), keyed by principal, or by client address for
 //! anonymous calls; the gateway and the services behind it apply the same ones. A governor
 //! limiter in process always applies; with Redis, a GCRA kept in Redis (one atomic script on
-//! Redis's clock) makes every replica share one limit. When Redis fails, the local limiter alone
-//! decides (never "unlimited") until Redis answers again, with a log line and a counter.
+//! Redis's clock) makes every replica share one limit; a busy key takes several of its tokens at
+//! a time and spends them over its next calls ([`leases`]), so that it does not cost a round trip
+//! per call. When Redis fails, the local limiter alone decides (never "unlimited") until Redis
+//! answers again, with a log line and a counter.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::redis::Redis;
 use fred::prelude::LuaInterface;
@@ -17,21 +19,28 @@ use prfix_proto::options::v1::RateLimitClass;
 use serde::Deserialize;
 use tonic::Status;
 
-/// GCRA: the key holds the theoretical arrival time (ms, Redis clock). Returns {allowed, wait_ms}.
+mod leases;
+pub use leases::LEASE_TTL;
+
+/// GCRA: the key holds the theoretical arrival time (ms, Redis clock). Takes up to ARGV[3] tokens
+/// (1 when absent), as many as the bucket holds, and returns {taken, wait_ms}: {0, wait} when not
+/// even one is there.
 const GCRA: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local interval = tonumber(ARGV[1])
 local tolerance = interval * tonumber(ARGV[2])
+local wanted = tonumber(ARGV[3] or '1')
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
-local new_tat = tat + interval
-local allow_at = new_tat - tolerance
-if now < allow_at then
-  return {0, allow_at - now}
+local fit = math.floor((now + tolerance - tat) / interval)
+if fit < 1 then
+  return {0, tat + interval - tolerance - now}
 end
+local taken = math.min(wanted, fit)
+local new_tat = tat + taken * interval
 redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(new_tat - now) + 1000)
-return {1, 0}
+return {taken, 0}
 ";
 
 /// A limit class.
@@ -149,6 +158,8 @@ impl Denied {
 pub struct Limiter {
     limits: Limits,
     local: HashMap<Class, DefaultKeyedRateLimiter<String>>,
+    /// Tokens taken from the shared bucket ahead of use, by class (see [`leases`]).
+    leases: HashMap<Class, leases::Leases>,
     redis: Option<Redis>,
     /// The service whose port applies these limits (`None`: the gateway), in the Redis key, so
     /// that a call counted by the gateway is not counted twice in one bucket by the service
@@ -179,6 +190,7 @@ impl Limiter {
 
     fn build(limits: Limits, redis: Option<Redis>, scope: Option<&'static str>) -> Self {
         let mut local = HashMap::new();
+        let mut leased = HashMap::new();
         for class in [Class::Default, Class::Expensive, Class::Strict, Class::Internal] {
             let quota = limits.quota(class);
             let burst = NonZeroU32::new(quota.burst.max(1)).unwrap_or(NonZeroU32::MIN);
@@ -186,8 +198,17 @@ impl Limiter {
                 .unwrap_or_else(|| GovernorQuota::per_second(NonZeroU32::MIN))
                 .allow_burst(burst);
             local.insert(class, RateLimiter::keyed(governor_quota));
+            leased.insert(class, leases::Leases::default());
         }
-        Self { limits, local, redis, scope, redis_fallbacks: AtomicU64::new(0), gcra_sha: std::sync::Mutex::new(None) }
+        Self {
+            limits,
+            local,
+            leases: leased,
+            redis,
+            scope,
+            redis_fallbacks: AtomicU64::new(0),
+            gcra_sha: std::sync::Mutex::new(None),
+        }
     }
 
     /// Forgets local buckets that are full again, so keys seen once do not stay in memory.
@@ -195,6 +216,10 @@ impl Limiter {
         for limiter in self.local.values() {
             limiter.retain_recent();
             limiter.shrink_to_fit();
+        }
+        let now = Instant::now();
+        for leases in self.leases.values() {
+            leases.prune(now);
         }
     }
 
@@ -222,11 +247,18 @@ impl Limiter {
         }
         let Some(redis) = &self.redis else { return Ok(()) };
         let quota = self.limits.quota(class);
+        let most = leases::most(quota.burst);
+        let leases = self.leases.get(&class).filter(|_| most > 1);
+        let now = Instant::now();
+        if leases.is_some_and(|l| l.take(key, now)) {
+            return Ok(());
+        }
+        let wanted = leases.map_or(1, |l| l.wanted(key, most, now));
         let redis_key = match self.scope {
             Some(scope) => redis.key(&format!("ratelimit:{scope}:{}:{key}", class.name())),
             None => redis.key(&format!("ratelimit:{}:{key}", class.name())),
         };
-        let args = vec![interval_ms(quota).to_string(), quota.burst.max(1).to_string()];
+        let args = vec![interval_ms(quota).to_string(), quota.burst.max(1).to_string(), wanted.to_string()];
         let call = self.gcra(redis, redis_key, args);
         // Redis failing leaves the local decision above standing: limited, never unlimited.
         match redis.call(call).await {
@@ -235,12 +267,23 @@ impl Limiter {
                     retry_after: Duration::from_millis(u64::try_from(*wait).unwrap_or(1)),
                     limit: quota.burst,
                 }),
-                _ => Ok(()),
+                [taken, ..] => {
+                    if let Some(leases) = leases {
+                        leases.granted(key, wanted, u32::try_from(*taken).unwrap_or(1), now);
+                    }
+                    Ok(())
+                }
+                [] => Ok(()),
             },
             Err(_) => {
                 self.redis_fallbacks.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
         }
+    }
+
+    /// Keys of `class` holding leased tokens.
+    pub fn leased_keys(&self, class: Class) -> usize {
+        self.leases.get(&class).map_or(0, leases::Leases::len)
     }
 }
