@@ -154,7 +154,7 @@ enum Refusal {
 
 /// The middleware. Every request to a method of the API is checked by the method's policy,
 /// whatever its protocol; other paths (JWKS, health, reflection, unknown) pass.
-pub async fn check(State(edge): State<Edge>, mut request: Request<Body>, next: Next) -> Response<Body> {
+pub async fn check(State(edge): State<Arc<Edge>>, mut request: Request<Body>, next: Next) -> Response<Body> {
     let ip = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default();
     let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     // The trace layer outside put this hop's span in `traceparent`.

@@ -135,7 +135,11 @@ pub struct Limits {
 }
 
 /// The middleware.
-pub async fn refuse(State(limits): State<Limits>, request: Request<Body>, next: Next) -> Response<Body> {
+pub async fn refuse(
+    State(limits): State<std::sync::Arc<Limits>>,
+    request: Request<Body>,
+    next: Next,
+) -> Response<Body> {
     let max_request_bytes = limits.max_request_bytes;
     let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
     if let Some(HeadLimit(limit)) = request.extensions().get::<HeadLimit>().copied() {

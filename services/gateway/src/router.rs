@@ -16,7 +16,6 @@ use tonic_health::pb::health_server::HealthServer;
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::auth::AuthApi;
 use crate::edge::Edge;
@@ -63,6 +62,7 @@ pub(crate) fn build(
     web: Web,
 ) -> Result<axum::Router, tonic_reflection::server::Error> {
     let max_request_bytes = limits.max_request_bytes;
+    let upstreams = Arc::new(upstreams);
     let jwks = Arc::new(auth.issuer.jwks());
     let local = with_reflection(
         Routes::new(HealthServer::new(health))
@@ -82,8 +82,9 @@ pub(crate) fn build(
             let upstreams = upstreams.clone();
             async move { dispatch(&upstreams, request).await }
         })
-        // Innermost: authentication, policy and limits, after CORS has answered preflights.
-        .layer(axum::middleware::from_fn_with_state(edge, crate::edge::check))
+        // Innermost: authentication, policy and limits, after CORS has answered preflights. (The
+        // states of middleware are cloned for every request: shared behind an `Arc`, not copied.)
+        .layer(axum::middleware::from_fn_with_state(Arc::new(edge), crate::edge::check))
         // Bodies larger than the limit are refused (413) before anything reads them.
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_request_bytes))
         // Calls by method and code, whatever protocol they came in (REST and gRPC-web arrive here as gRPC).
@@ -127,7 +128,7 @@ pub(crate) fn build(
     }
     // Heads and declared bodies over the limits are answered here, inside the security headers
     // (hyper's own, bare refusals stand at a higher ceiling: see `oversize`).
-    router = router.layer(axum::middleware::from_fn_with_state(limits, crate::oversize::refuse));
+    router = router.layer(axum::middleware::from_fn_with_state(Arc::new(limits), crate::oversize::refuse));
     router = secured(router);
     let outer = ServiceBuilder::new()
         // Outermost: every request gets an id (the caller's `x-request-id` or a new UUID) before
@@ -142,19 +143,35 @@ pub(crate) fn build(
 
 /// Wraps `router` so that every response, a panic's 500 included, carries [`SECURITY_HEADERS`].
 pub fn secured(router: axum::Router) -> axum::Router {
-    // A panic in a handler becomes a 500, which the header layers outside it still mark.
-    let mut router = router.layer(tower_http::catch_panic::CatchPanicLayer::new());
-    for (name, value) in SECURITY_HEADERS {
-        let (name, value) = (HeaderName::from_static(name), HeaderValue::from_static(value));
-        // The console's pages carry their own policy (`default-src 'self'`, see `console`); every
-        // other answer gets the API's `default-src 'none'` (no other handler sets one).
-        router = if name == http::header::CONTENT_SECURITY_POLICY {
-            router.layer(SetResponseHeaderLayer::if_not_present(name, value))
-        } else {
-            router.layer(SetResponseHeaderLayer::overriding(name, value))
-        };
-    }
+    // A panic in a handler becomes a 500, which the header layer outside it still marks. One layer
+    // sets every header (no boxing, no allocation: the names and values are made once).
     router
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .layer(tower::util::MapResponseLayer::new(with_security_headers as fn(Response<Body>) -> Response<Body>))
+}
+
+/// [`SECURITY_HEADERS`] as header names and values, made once.
+static SECURITY_HEADER_VALUES: std::sync::LazyLock<Vec<(HeaderName, HeaderValue)>> = std::sync::LazyLock::new(|| {
+    SECURITY_HEADERS
+        .iter()
+        .map(|(name, value)| (HeaderName::from_static(name), HeaderValue::from_static(value)))
+        .collect()
+});
+
+/// Sets the security headers on `response`. The console's pages carry their own policy
+/// (`default-src 'self'`, see `console`), which stays; every other answer gets the API's
+/// `default-src 'none'` (no other handler sets one), and the other headers replace any a handler
+/// or an upstream set.
+fn with_security_headers(mut response: Response<Body>) -> Response<Body> {
+    let headers = response.headers_mut();
+    for (name, value) in SECURITY_HEADER_VALUES.iter() {
+        if name == http::header::CONTENT_SECURITY_POLICY {
+            headers.entry(name.clone()).or_insert_with(|| value.clone());
+        } else {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+    response
 }
 
 fn is_grpc(request: &Request<Body>) -> bool {
