@@ -248,6 +248,30 @@ async fn proxies(app: &TestApp, token: &str, nginx: &Result<Nginx, anyhow::Error
     }
 }
 
+/// Token calls to one target only (`direct` or `gateway`) for `PRFIX_BENCH_PROFILE_SECS` (30 by
+/// default), for a profiler attached to the bench process: `PRFIX_BENCH_PROFILE=gateway cargo bench
+/// -p prfix-tests --bench gateway_overhead`, then `perf record -p <pid>` while it says it runs.
+async fn profile(app: &TestApp, token: &str, target: &str) {
+    let addr = match target {
+        "direct" => app.agent.addr,
+        "gateway" => app.gateway.addr,
+        other => panic!("PRFIX_BENCH_PROFILE={other}: expected `direct` or `gateway`"),
+    };
+    let secs: u64 = std::env::var("PRFIX_BENCH_PROFILE_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
+    let connections = connections(addr, token);
+    warm_up(&connections, Kind::Token).await;
+    println!("profiling: token calls {target} for {secs} s in process {}", std::process::id());
+    let mut sums = Windows::default();
+    for _ in 0..secs.div_ceil(WINDOW.as_secs()) {
+        throughput(&connections, Kind::Token, None, &mut sums).await;
+    }
+    println!(
+        "{target}: {:.0} calls/s, bench process {:.1} µs CPU per call",
+        sums.per_second(),
+        Windows::micros_per_call(sums.bench_cpu, sums.calls)
+    );
+}
+
 /// An API key of the bootstrap admin (who holds the admin role; GetTask allows it).
 async fn developer_key(app: &TestApp) -> String {
     use prfix_proto::auth::v1 as auth;
@@ -320,6 +344,10 @@ async fn main() {
         Err(e) => println!("nginx rows skipped: {e:#}"),
     }
     let token = token("bench", &[Role::Developer]);
+    if let Ok(target) = std::env::var("PRFIX_BENCH_PROFILE") {
+        profile(&app, &token, &target).await;
+        return;
+    }
     proxies(&app, &token, &nginx).await;
     call_kinds(&app, &token).await;
     drop(nginx);
