@@ -20,6 +20,9 @@ use args::context::{repository, settings};
 use args::eval::EvalCommand;
 use args::tasks::TasksCommand;
 
+#[global_allocator]
+static ALLOCATOR: prfix_runtime::Allocator = prfix_runtime::Allocator;
+
 /// Review pull requests and write fixes for them with local models served by Ollama, through a
 /// prfix gateway that authenticates, limits and audits every call.
 ///

@@ -25,6 +25,9 @@ use prfix_proto::audit::v1::audit_service_client::AuditServiceClient;
 use prfix_tests::app::{Authed, TestApp, channel_to};
 use prfix_tests::auth::{Bearer, operator_token};
 
+#[global_allocator]
+static ALLOCATOR: prfix_runtime::Allocator = prfix_runtime::Allocator;
+
 /// One side's window per round.
 const WINDOW: Duration = Duration::from_secs(2);
 /// Rounds per row, the service and the reference alternating.

@@ -26,6 +26,9 @@ use prfix_proto::audit::v1::audit_service_client::AuditServiceClient;
 use prfix_tests::app::{Authed, TestApp, channel_to};
 use prfix_tests::auth::{Bearer, audit_key, operator_token};
 
+#[global_allocator]
+static ALLOCATOR: prfix_runtime::Allocator = prfix_runtime::Allocator;
+
 /// Rounds of each measurement, the two sides alternating.
 const ROUNDS: usize = 3;
 /// Set in the child process that verifies: the file to verify (the key is in `CHILD_KEY`).

@@ -39,6 +39,9 @@ use prfix_tests::auth::{Bearer, token};
 use prfix_tests::nginx::Nginx;
 use prfix_tests::processes::cpu_time;
 
+#[global_allocator]
+static ALLOCATOR: prfix_runtime::Allocator = prfix_runtime::Allocator;
+
 /// Client connections per target, each its own HTTP/2 connection.
 const CONNECTIONS: usize = 8;
 /// Concurrent streams (callers) on each connection.

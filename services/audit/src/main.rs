@@ -2,6 +2,9 @@
 
 use std::process::ExitCode;
 
+#[global_allocator]
+static ALLOCATOR: prfix_runtime::Allocator = prfix_runtime::Allocator;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     prfix_audit::command::main(std::env::args_os()).await

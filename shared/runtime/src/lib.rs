@@ -20,3 +20,8 @@ pub mod telemetry;
 pub mod time;
 mod tls;
 pub mod trace;
+
+/// The memory allocator of every binary (`#[global_allocator] static ALLOCATOR: Allocator =
+/// Allocator;` in each `main.rs` and bench): mimalloc, whose thread-local heaps cost a request
+/// path of many small allocations much less than glibc's malloc with its arena locks.
+pub use mimalloc::MiMalloc as Allocator;
