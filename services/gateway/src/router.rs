@@ -91,12 +91,25 @@ pub(crate) fn build(
         .layer(prfix_runtime::calls::GrpcMetricsLayer::new("gateway"));
     // Before routing: gRPC-web (binary and text) and REST/JSON become gRPC calls of the routed API,
     // so the edge and the forwarding see one protocol; `/openapi.json` is served here too.
-    let translated = tower::Layer::layer(&axum::middleware::from_fn_with_state(web.rest, crate::rest::handle), router);
+    let translated =
+        tower::Layer::layer(&axum::middleware::from_fn_with_state(web.rest, crate::rest::handle), router.clone());
     // Before that: the console's pages and sessions, and a session cookie exchanged for a bearer
     // token (after the CSRF check), so REST transcoding and the edge see an ordinary REST call.
     let consoled =
         tower::Layer::layer(&axum::middleware::from_fn_with_state(web.console, crate::console::handle), translated);
-    let mut router = axum::Router::new().fallback_service(consoled);
+    // A gRPC call (POST, not gRPC-web) goes straight to the routed API: the console and REST
+    // layers would only pass it on (each a boxed future and a copy of the service per call).
+    let steered = tower::service_fn(move |request: Request<Body>| {
+        if request.method() == http::Method::POST
+            && is_grpc(&request)
+            && request.uri().path() != crate::console::SESSION_PATH
+        {
+            futures::future::Either::Left(tower::ServiceExt::oneshot(router.clone(), request))
+        } else {
+            futures::future::Either::Right(tower::ServiceExt::oneshot(consoled.clone(), request))
+        }
+    });
+    let mut router = axum::Router::new().fallback_service(steered);
     let origins: Vec<HeaderValue> = cors_origins.iter().filter_map(|o| o.parse().ok()).collect();
     if !origins.is_empty() {
         // Only configured origins, never `*`, and no credentials: bearer tokens travel in headers.
