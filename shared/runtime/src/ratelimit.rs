@@ -20,7 +20,6 @@ use serde::Deserialize;
 use tonic::Status;
 
 mod leases;
-pub use leases::LEASE_TTL;
 
 /// GCRA: the key holds the theoretical arrival time (ms, Redis clock). Takes up to ARGV[3] tokens
 /// (1 when absent), as many as the bucket holds, and returns {taken, wait_ms}: {0, wait} when not
@@ -280,10 +279,5 @@ impl Limiter {
                 Ok(())
             }
         }
-    }
-
-    /// Keys of `class` holding leased tokens.
-    pub fn leased_keys(&self, class: Class) -> usize {
-        self.leases.get(&class).map_or(0, leases::Leases::len)
     }
 }

@@ -114,15 +114,10 @@ impl Leases {
         map.shrink_to_fit();
     }
 
-    /// Keys holding a lease (for tests and metrics).
-    pub fn len(&self) -> usize {
-        self.map().len()
-    }
-
     /// Whether no key holds a lease.
     #[cfg(test)]
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    fn is_empty(&self) -> bool {
+        self.map().is_empty()
     }
 }
 
