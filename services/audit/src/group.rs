@@ -61,9 +61,9 @@ pub async fn read_head(client: &tokio_postgres::Client) -> Result<Head, AuditErr
 /// turned into a scan of the whole table as the log grew (appends fell to 43 events/s at 113k
 /// events). The advisory lock (`$1`; 0 when the transaction took it already, as a sliced group's
 /// first slice does before any slice inserts) makes writers (replicas, or a person appending by
-/// hand as the service does) wait for each other rather than collide; a writer whose head was stale collides anyway on the
-/// sequence key, stores nothing, and reads the head again. The head is checked by the first slice
-/// only (`$19` = 0 skips it): the others chain to rows not committed yet.
+/// hand as the service does) wait for each other rather than collide; a writer whose head was
+/// stale collides anyway on the sequence key, stores nothing, and reads the head again. The head is
+/// checked by the first slice only (`$19` = 0 skips it): the others chain to rows not committed yet.
 const APPEND_GROUP: &str = "
 WITH lock AS (SELECT pg_advisory_xact_lock($1) WHERE $1 <> 0),
 head AS (SELECT $19::bigint = 0 OR EXISTS (SELECT 1 FROM events WHERE sequence = $19 AND chain_hash = $20) AS ok),

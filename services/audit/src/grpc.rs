@@ -304,9 +304,6 @@ fn non_empty(s: String) -> Option<String> {
     Some(s).filter(|s| !s.is_empty())
 }
 
-/// One log line per event newly in the log, with the trace and request ids it carries, so that an
-/// operator can follow a traced call into the audit service's log. At DEBUG: every call is audited,
-/// so at INFO these lines would double the access lines.
 /// Copies of the events for [`log_appended`], only when debug logging is on (none otherwise).
 fn logged(submissions: &[Submission]) -> Vec<NewEvent> {
     if tracing::enabled!(tracing::Level::DEBUG) {
@@ -316,6 +313,9 @@ fn logged(submissions: &[Submission]) -> Vec<NewEvent> {
     }
 }
 
+/// One log line per event newly in the log, with the trace and request ids it carries, so that an
+/// operator can follow a traced call into the audit service's log. At DEBUG: every call is audited,
+/// so at INFO these lines would double the access lines.
 fn log_appended(events: &[NewEvent], appended: &[Appended]) {
     for (event, appended) in events.iter().zip(appended).filter(|(_, a)| !a.duplicate) {
         tracing::debug!(
