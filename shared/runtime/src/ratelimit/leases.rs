@@ -69,9 +69,6 @@ impl Leases {
     /// How many tokens to ask the shared bucket for, at most `most`: twice the last lease when the
     /// key spent it within its lifetime, half of it when tokens of it expired, else as many.
     pub fn wanted(&self, key: &str, most: u32, now: Instant) -> u32 {
-        if most <= 1 {
-            return 1;
-        }
         let map = self.map();
         let size = match map.get(key) {
             None => 1,
