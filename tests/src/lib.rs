@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod audit_export;
 pub mod audit_fill;
 pub mod auth;
 pub mod browser;

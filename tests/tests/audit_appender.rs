@@ -3,7 +3,7 @@
 //! beyond the allowed clock skew, or hide which credential appended what.
 
 use prfix_audit::checkpoint::VerifierKey;
-use prfix_audit::export::{ExportLine, Report, line_from_proto, verify};
+use prfix_audit::export::{ExportLine, Report, verify};
 use prfix_auth::Role;
 use prfix_proto::audit::v1 as audit;
 use prfix_proto::auth::v1 as auth;
@@ -44,13 +44,7 @@ async fn events(app: &TestApp, action: &str) -> Vec<audit::AuditEvent> {
 }
 
 async fn export(app: &TestApp) -> Vec<ExportLine> {
-    let mut stream =
-        app.audit_client().export_events(audit::ExportEventsRequest::default()).await.expect("export").into_inner();
-    let mut lines = Vec::new();
-    while let Some(item) = stream.message().await.expect("stream") {
-        lines.push(line_from_proto(item).expect("readable item"));
-    }
-    lines
+    prfix_tests::audit_export::export_lines(&app.audit_client()).await
 }
 
 fn check(lines: &[ExportLine]) -> Report {

@@ -4,7 +4,7 @@
 //! slices before it (a prefix of the group), never a gap.
 
 use prfix_audit::checkpoint::VerifierKey;
-use prfix_audit::export::{ExportLine, line_from_proto, verify};
+use prfix_audit::export::{ExportLine, verify};
 use prfix_proto::audit::v1 as audit;
 use prfix_tests::TestApp;
 use prfix_tests::auth::audit_key;
@@ -27,12 +27,7 @@ fn event(i: usize, action: &str) -> audit::AuditEvent {
 /// with their sequences, after checking the whole export offline and that its sequences run from 1
 /// without a gap (the service also records its own events, such as each export).
 async fn exported_ids(app: &TestApp) -> Vec<(String, i64)> {
-    let mut stream =
-        app.audit_client().export_events(audit::ExportEventsRequest::default()).await.expect("export").into_inner();
-    let mut lines = Vec::new();
-    while let Some(item) = stream.message().await.expect("stream") {
-        lines.push(line_from_proto(item).expect("readable item"));
-    }
+    let lines = prfix_tests::audit_export::export_lines(&app.audit_client()).await;
     let report = verify(&lines, &[VerifierKey::parse(&audit_key().verifier_key).expect("verifier key")]);
     assert!(report.ok(), "the log verifies: {:?}", report.problems);
     let events: Vec<_> = lines

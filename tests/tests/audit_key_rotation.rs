@@ -3,7 +3,7 @@
 //! `Verify` once the old key is listed in `audit.previous_verifier_keys`.
 
 use prfix_audit::checkpoint::{Signer, VerifierKey, pkcs8_to_pem};
-use prfix_audit::export::{ExportLine, line_from_proto, verify};
+use prfix_audit::export::{ExportLine, verify};
 use prfix_proto::audit::v1 as audit;
 use prfix_proto::audit::v1::audit_service_client::AuditServiceClient;
 use prfix_tests::app::{Authed, Running, audit_settings, channel_to, run};
@@ -27,12 +27,7 @@ async fn append(client: &mut AuditServiceClient<Authed>, range: std::ops::Range<
 }
 
 async fn export(client: &mut AuditServiceClient<Authed>) -> Vec<ExportLine> {
-    let mut stream = client.export_events(audit::ExportEventsRequest::default()).await.expect("export").into_inner();
-    let mut lines = Vec::new();
-    while let Some(item) = stream.message().await.expect("stream") {
-        lines.push(line_from_proto(item).expect("readable item"));
-    }
-    lines
+    prfix_tests::audit_export::export_lines(client).await
 }
 
 /// An audit service on the test's database signing with `key_pem` as `key_name`, trusting

@@ -3,7 +3,7 @@
 //! in the database as a superuser, and caught every time.
 
 use prfix_audit::checkpoint::VerifierKey;
-use prfix_audit::export::{ExportLine, Report, line_from_proto, verify};
+use prfix_audit::export::{ExportLine, Report, verify};
 use prfix_proto::audit::v1 as audit;
 use prfix_tests::TestApp;
 use prfix_tests::auth::audit_key;
@@ -34,13 +34,7 @@ async fn append(app: &TestApp, range: std::ops::Range<usize>) {
 }
 
 async fn export(app: &TestApp) -> Vec<ExportLine> {
-    let mut stream =
-        app.audit_client().export_events(audit::ExportEventsRequest::default()).await.expect("export").into_inner();
-    let mut lines = Vec::new();
-    while let Some(item) = stream.message().await.expect("stream") {
-        lines.push(line_from_proto(item).expect("readable item"));
-    }
-    lines
+    prfix_tests::audit_export::export_lines(&app.audit_client()).await
 }
 
 fn check(lines: &[ExportLine]) -> Report {

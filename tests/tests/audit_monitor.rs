@@ -5,7 +5,7 @@
 //! database owner with the append-only triggers switched off, as an administrator could.
 
 use prfix_audit::checkpoint::VerifierKey;
-use prfix_audit::export::{ExportLine, Report, VerifyOptions, line_from_proto, verify};
+use prfix_audit::export::{ExportLine, Report, VerifyOptions, verify};
 use prfix_audit::monitor::monitor;
 use prfix_proto::audit::v1 as audit;
 use prfix_tests::TestApp;
@@ -33,13 +33,7 @@ async fn append(app: &TestApp, range: std::ops::Range<usize>) {
 
 /// `prfix audit export` as a library call: the stream as export lines.
 async fn export(app: &TestApp) -> Vec<ExportLine> {
-    let mut stream =
-        app.audit_client().export_events(audit::ExportEventsRequest::default()).await.expect("export").into_inner();
-    let mut lines = Vec::new();
-    while let Some(item) = stream.message().await.expect("the export streams to its end") {
-        lines.push(line_from_proto(item).expect("readable item"));
-    }
-    lines
+    prfix_tests::audit_export::export_lines(&app.audit_client()).await
 }
 
 fn key() -> VerifierKey {

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use prfix_audit::checkpoint::VerifierKey;
-use prfix_audit::export::{ExportLine, line_from_proto, verify};
+use prfix_audit::export::{ExportLine, verify};
 use prfix_proto::audit::v1 as audit;
 use prfix_proto::audit::v1::audit_service_client::AuditServiceClient;
 use prfix_tests::app::{audit_settings, channel_to, common_settings, run};
@@ -86,12 +86,7 @@ async fn postgres_restarted_under_write_load_the_service_recovers_and_the_log_ve
     let acknowledged = acknowledged.lock().expect("lock").clone();
     println!("{} events acknowledged, {failures} failed attempts during the restart", acknowledged.len());
 
-    let mut stream =
-        client.clone().export_events(audit::ExportEventsRequest::default()).await.expect("export").into_inner();
-    let mut lines = Vec::new();
-    while let Some(item) = stream.message().await.expect("stream") {
-        lines.push(line_from_proto(item).expect("line"));
-    }
+    let lines = prfix_tests::audit_export::export_lines(&client).await;
     let report = verify(&lines, &[VerifierKey::parse(&audit_key().verifier_key).expect("key")]);
     assert!(report.ok(), "{:?}", report.problems);
     let stored: std::collections::HashMap<String, i64> = lines

@@ -11,7 +11,7 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use prfix_audit::checkpoint::VerifierKey;
-use prfix_audit::export::{ExportLine, line_from_proto, verify};
+use prfix_audit::export::{ExportLine, verify};
 use prfix_audit::settings::WitnessSettings;
 use prfix_audit::witness::cosignature::{Cosigner, CosignerKey, check_export};
 use prfix_audit::witness::note::{ED25519_TYPE, Vkey};
@@ -120,13 +120,7 @@ async fn append(setup: &Setup, n: usize) {
 
 /// An export (which signs a checkpoint over everything first, and has it witnessed).
 async fn export(setup: &Setup) -> Vec<ExportLine> {
-    let mut stream =
-        client(setup).export_events(audit::ExportEventsRequest::default()).await.expect("export").into_inner();
-    let mut lines = Vec::new();
-    while let Some(item) = stream.message().await.expect("stream") {
-        lines.push(line_from_proto(item).expect("readable item"));
-    }
-    lines
+    prfix_tests::audit_export::export_lines(&client(setup)).await
 }
 
 /// The length of a consistency proof from `m` to `n` leaves.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use prfix_audit::checkpoint::VerifierKey;
-use prfix_audit::export::{ExportLine, line_from_proto, read_jsonl, verify, write_jsonl};
+use prfix_audit::export::{ExportLine, read_jsonl, verify, write_jsonl};
 use prfix_auth::Role;
 use prfix_proto::agent::v1 as agent;
 use prfix_proto::audit::v1 as audit;
@@ -154,12 +154,7 @@ fn audit_event(i: usize) -> audit::AuditEvent {
 
 /// The whole log with its checkpoints, from an audit client (through the gateway or direct).
 async fn export(client: &mut AuditServiceClient<Authed>) -> Vec<ExportLine> {
-    let mut stream = client.export_events(audit::ExportEventsRequest::default()).await.expect("export").into_inner();
-    let mut lines = Vec::new();
-    while let Some(item) = stream.message().await.expect("export stream") {
-        lines.push(line_from_proto(item).expect("a readable export item"));
-    }
-    lines
+    prfix_tests::audit_export::export_lines(client).await
 }
 
 fn events(lines: &[ExportLine]) -> Vec<&ExportLine> {
