@@ -205,12 +205,10 @@ fn main() {
         // The floor: the same pages read by SQL alone, as the service reads them.
         let db = app.db.connect().await;
         let page = db
-            .prepare(
-                "SELECT sequence, event_id, occurred_at, actor_subject, actor_roles, actor_ip, action, resource, result,
-                        request_id, trace_id, metadata, recorded_at, leaf_hash, chain_hash, encoding,
-                        appender_subject, appender_credential, received_at
-                 FROM audit.events WHERE sequence BETWEEN $1 AND $2 ORDER BY sequence",
-            )
+            .prepare(&format!(
+                "SELECT {} FROM audit.events WHERE sequence BETWEEN $1 AND $2 ORDER BY sequence",
+                prfix_audit::store::COLUMNS
+            ))
             .await
             .expect("prepare");
         let started = Instant::now();

@@ -258,7 +258,9 @@ pub fn check_batch(events: &[Submission]) -> Result<(), AuditError> {
     Ok(())
 }
 
-const COLUMNS: &str = "sequence, event_id, occurred_at, actor_subject, actor_roles, actor_ip, action, resource, result,
+/// The columns of a stored event, as every read of events selects them.
+pub const COLUMNS: &str =
+    "sequence, event_id, occurred_at, actor_subject, actor_roles, actor_ip, action, resource, result,
                        request_id, trace_id, metadata, recorded_at, leaf_hash, chain_hash,
                        encoding, appender_subject, appender_credential, received_at";
 
