@@ -187,6 +187,36 @@ async fn measure(
     out
 }
 
+/// One row at 64 clients only (`append`, `batch`, or their references `plain` and `plain-batch`)
+/// for `PRFIX_BENCH_PROFILE_SECS` (30 by default), for a profiler attached to the bench process or
+/// to the whole machine (`perf record -a`: Postgres works for both sides): `PRFIX_BENCH_PROFILE=batch
+/// cargo bench -p prfix-tests --bench audit_throughput`.
+async fn profile(
+    client: &AuditServiceClient<Authed>,
+    connections: &[std::sync::Arc<tokio_postgres::Client>],
+    next: &std::sync::Arc<std::sync::atomic::AtomicI64>,
+    target: &str,
+) {
+    let secs: u64 = std::env::var("PRFIX_BENCH_PROFILE_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
+    let (service, batch) = match target {
+        "append" => (true, 1),
+        "batch" => (true, 100),
+        "plain" => (false, 1),
+        "plain-batch" => (false, 100),
+        other => panic!("PRFIX_BENCH_PROFILE={other}: expected `append`, `batch`, `plain` or `plain-batch`"),
+    };
+    let callers = || async {
+        if service { vec![Caller::Service(client.clone()); 64] } else { plain(connections, 64, next).await }
+    };
+    rate(callers().await, batch).await;
+    println!("profiling: {target} at 64 clients for {secs} s in process {}", std::process::id());
+    let (mut sum, windows) = (0.0, secs.div_ceil(WINDOW.as_secs()));
+    for _ in 0..windows {
+        sum += rate(callers().await, batch).await;
+    }
+    println!("{target}: {:.0} events/s", sum / windows as f64);
+}
+
 /// Events in the log of `app`.
 async fn stored(app: &TestApp) -> i64 {
     let db = app.db.connect().await;
@@ -277,6 +307,9 @@ async fn main() {
     }
     let next = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(1));
 
+    if let Ok(target) = std::env::var("PRFIX_BENCH_PROFILE") {
+        return profile(&client, &connections, &next, &target).await;
+    }
     println!("audit appends vs plain INSERTs into a copy of the events table, {ROUNDS} rounds of {WINDOW:?} each");
     println!("empty log:");
     let empty = measure(&client, &connections, &next).await;

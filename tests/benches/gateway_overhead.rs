@@ -251,22 +251,24 @@ async fn proxies(app: &TestApp, token: &str, nginx: &Result<Nginx, anyhow::Error
     }
 }
 
-/// Token calls to one target only (`direct` or `gateway`) for `PRFIX_BENCH_PROFILE_SECS` (30 by
-/// default), for a profiler attached to the bench process: `PRFIX_BENCH_PROFILE=gateway cargo bench
-/// -p prfix-tests --bench gateway_overhead`, then `perf record -p <pid>` while it says it runs.
+/// One kind of call to one target only (`direct` or `gateway`: token calls; `audited`: audited
+/// calls through the gateway) for `PRFIX_BENCH_PROFILE_SECS` (30 by default), for a profiler
+/// attached to the bench process: `PRFIX_BENCH_PROFILE=gateway cargo bench -p prfix-tests --bench
+/// gateway_overhead`, then `perf record -p <pid>` while it says it runs.
 async fn profile(app: &TestApp, token: &str, target: &str) {
-    let addr = match target {
-        "direct" => app.agent.addr,
-        "gateway" => app.gateway.addr,
-        other => panic!("PRFIX_BENCH_PROFILE={other}: expected `direct` or `gateway`"),
+    let (addr, kind) = match target {
+        "direct" => (app.agent.addr, Kind::Token),
+        "gateway" => (app.gateway.addr, Kind::Token),
+        "audited" => (app.gateway.addr, Kind::Audited),
+        other => panic!("PRFIX_BENCH_PROFILE={other}: expected `direct`, `gateway` or `audited`"),
     };
     let secs: u64 = std::env::var("PRFIX_BENCH_PROFILE_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
     let connections = connections(addr, token);
-    warm_up(&connections, Kind::Token).await;
-    println!("profiling: token calls {target} for {secs} s in process {}", std::process::id());
+    warm_up(&connections, kind).await;
+    println!("profiling: {target} calls for {secs} s in process {}", std::process::id());
     let mut sums = Windows::default();
     for _ in 0..secs.div_ceil(WINDOW.as_secs()) {
-        throughput(&connections, Kind::Token, None, &mut sums).await;
+        throughput(&connections, kind, None, &mut sums).await;
     }
     println!(
         "{target}: {:.0} calls/s, bench process {:.1} µs CPU per call",
