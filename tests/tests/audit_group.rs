@@ -166,3 +166,56 @@ async fn a_sliced_group_waits_for_another_writer_holding_the_lock_without_taking
     batch.await.expect("caller").expect("the group is stored once the lock is free");
     assert_eq!(exported_ids(&app).await.len(), 1_000);
 }
+
+/// The writer plans a full group while the one before it is stored, after the head that one is
+/// to leave. Here every group holds an id stored already, so each leaves a head other than the one
+/// the next group was planned after: each next group must be planned again, never stored as planned.
+#[tokio::test]
+async fn groups_planned_while_the_last_was_stored_are_planned_again_when_it_held_stored_ids() {
+    let app = spawn_app().await;
+    let mut client = app.audit_client();
+    let first = event(0, "demo.pipeline");
+    let stored = client.append(audit::AppendRequest { event: Some(first.clone()) }).await.expect("append");
+    assert_eq!(stored.into_inner().sequence, 1);
+
+    // Eight callers, three batches of 1,000 each in turn: while one group of 2,000 is stored the
+    // next fills up and is planned. Every batch repeats the first event.
+    let calls: Vec<_> = (0..8)
+        .map(|caller| {
+            let mut client = app.audit_client();
+            let first = first.clone();
+            tokio::spawn(async move {
+                let mut told = Vec::new();
+                for round in 0..3 {
+                    let mut events: Vec<audit::AuditEvent> =
+                        (0..1_000).map(|i| event(10_000 * (caller + 1) + 1_000 * round + i, "demo.pipeline")).collect();
+                    events[500 + caller] = first.clone();
+                    let answer = client
+                        .append_batch(audit::AppendBatchRequest { events: events.clone() })
+                        .await
+                        .expect("the batch is stored")
+                        .into_inner();
+                    for (i, result) in answer.results.iter().enumerate() {
+                        assert_eq!(result.event_id, events[i].event_id);
+                        if i == 500 + caller {
+                            assert!(result.duplicate && result.sequence == 1, "the stored id keeps its sequence");
+                        } else {
+                            assert!(!result.duplicate, "event {i} of caller {caller} is new");
+                            told.push((result.event_id.clone(), result.sequence));
+                        }
+                    }
+                }
+                told
+            })
+        })
+        .collect();
+    let mut told = vec![(first.event_id.clone(), 1)];
+    for call in calls {
+        told.extend(call.await.expect("caller"));
+    }
+    told.sort_by_key(|(_, sequence)| *sequence);
+
+    // The log (contiguous, chained and verified by `exported_ids`) holds each event once, at the
+    // sequence its caller was told.
+    assert_eq!(exported_ids(&app).await, told);
+}

@@ -243,6 +243,30 @@ fn plan(head: Head, events: &[Submission], stored: &HashMap<Uuid, i64>) -> (Vec<
     (out, rows, next)
 }
 
+/// A group planned after a head ([`plan_group`]): what [`append_group`] stores when the log's head
+/// is still the one it was planned after. The writer plans the next group while the last one is
+/// being stored, after the head that one will leave.
+pub struct Planned {
+    /// The head it was planned after.
+    head: Head,
+    out: Vec<Appended>,
+    rows: Columns,
+    next: Head,
+}
+
+impl Planned {
+    /// The head the group leaves once stored.
+    pub fn next(&self) -> Head {
+        self.next
+    }
+}
+
+/// Plans `events` after `head` (sequences, leaf and chain hashes), for [`append_group`].
+pub fn plan_group(head: Head, events: &[Submission]) -> Planned {
+    let (out, rows, next) = plan(head, events, &HashMap::new());
+    Planned { head, out, rows, next }
+}
+
 /// Whether `error` is a unique violation of the event id (an event already stored).
 fn is_duplicate_id(error: &tokio_postgres::Error) -> bool {
     error.as_db_error().is_some_and(|db| {
@@ -346,22 +370,31 @@ async fn rollback(clients: &[Client]) {
 
 /// Appends already-checked events after `head` (the group-commit writer calls this with the batches
 /// of many callers at once, keeping the head between groups) over `clients` (at least one; more
-/// are used for large groups). Returns each event's outcome and the new head. An error stores
-/// nothing, except that a commit failing half-way keeps the slices before it; a unique violation of
-/// the sequence or a stale head ([`AuditError::is_collision`]) means `head` was stale.
+/// are used for large groups); `planned`, the same events planned already, is used when it was
+/// planned after `head`. Returns each event's outcome and the new head. An error stores nothing,
+/// except that a commit failing half-way keeps the slices before it; a unique violation of the
+/// sequence or a stale head ([`AuditError::is_collision`]) means `head` was stale.
 pub async fn append_group(
     clients: &[Client],
     head: Head,
     events: &[Submission],
+    planned: Option<Planned>,
 ) -> Result<(Vec<Appended>, Head), AuditError> {
     if clients.is_empty() {
         return Err(AuditError::Group("the writer has no connection".to_owned(), true));
     }
+    let mut ready = planned.filter(|p| p.head == head);
     let mut stored: HashMap<Uuid, i64> = HashMap::new();
     // The second round has the stored ids left out, so it finds none unless another writer stored
     // one of them in between; a third is then the most that can be needed.
     for _ in 0..3 {
-        let (out, rows, next) = plan(head, events, &stored);
+        let Planned { out, rows, next, .. } = match ready.take() {
+            Some(planned) => planned,
+            None => {
+                let (out, rows, next) = plan(head, events, &stored);
+                Planned { head, out, rows, next }
+            }
+        };
         if rows.sequence.is_empty() {
             return Ok((out, head));
         }

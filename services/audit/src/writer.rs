@@ -7,11 +7,16 @@
 //! caller gets the results of its own events; a failed group fails every caller in it (all may
 //! retry: the event id makes retries safe). A caller is answered only after its group committed:
 //! nothing acknowledged is lost.
+//!
+//! While a group is stored, the next one is gathered from the queue, and once it is full it is
+//! planned (sequences and hashes) after the head the stored group will leave: Postgres then never
+//! waits for the writer between two full groups. A plan made after a head that did not come about
+//! (the group failed, or held events stored already) is dropped, and the group planned again.
 
 use deadpool_postgres::Pool;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::group::{self, Head};
+use crate::group::{self, Head, Planned};
 use crate::store::{self, Appended, AuditError, Submission};
 
 /// Most events written in one statement.
@@ -25,9 +30,90 @@ const GATHER: std::time::Duration = std::time::Duration::from_millis(1);
 /// Most connections a group is stored over (half the pool at most).
 const MAX_CONNECTIONS: usize = 4;
 
+/// Where a caller is answered.
+type Reply = oneshot::Sender<Result<Vec<Appended>, AuditError>>;
+
 struct Job {
     events: Vec<Submission>,
-    reply: oneshot::Sender<Result<Vec<Appended>, AuditError>>,
+    reply: Reply,
+}
+
+/// The jobs of one group: their events in order, and each caller's reply with its event count.
+#[derive(Default)]
+struct Gathered {
+    events: Vec<Submission>,
+    replies: Vec<(usize, Reply)>,
+}
+
+impl Gathered {
+    fn push(&mut self, job: Job) {
+        self.replies.push((job.events.len(), job.reply));
+        self.events.extend(job.events);
+    }
+
+    fn full(&self) -> bool {
+        self.events.len() >= MAX_GROUP_EVENTS
+    }
+
+    /// Leaves out callers that went away before their turn (their events need no write); false
+    /// when there were none.
+    fn drop_gone(&mut self) -> bool {
+        if !self.replies.iter().any(|(_, reply)| reply.is_closed()) {
+            return false;
+        }
+        let mut events = std::mem::take(&mut self.events).into_iter();
+        for (count, reply) in std::mem::take(&mut self.replies) {
+            let mine = events.by_ref().take(count);
+            if reply.is_closed() {
+                mine.for_each(drop);
+            } else {
+                self.events.extend(mine);
+                self.replies.push((count, reply));
+            }
+        }
+        true
+    }
+
+    /// Answers each caller with the results of its own events, or with `error`.
+    fn answer(self, outcome: Result<Vec<Appended>, AuditError>) {
+        match outcome {
+            Ok(results) => {
+                let metrics = &prfix_runtime::metrics::METRICS;
+                metrics.audit_batch_size.observe(self.events.len() as f64);
+                metrics.audit_appends.inc_by(self.events.len() as u64);
+                let mut results = results.into_iter();
+                for (count, reply) in self.replies {
+                    let _ = reply.send(Ok(results.by_ref().take(count).collect()));
+                }
+            }
+            Err(error) => {
+                let reason = prfix_runtime::error::chain(&error);
+                tracing::warn!(error = %reason, callers = self.replies.len(), "group append failed");
+                for (_, reply) in self.replies {
+                    let _ = reply.send(Err(AuditError::Group(reason.clone(), error.is_unavailable())));
+                }
+            }
+        }
+    }
+}
+
+/// What is queued joins `group`, up to [`MAX_GROUP_EVENTS`]. The callers answered last time
+/// (`last_callers` of them) are on their way back with their next events: while fewer have come,
+/// waiting a moment for them makes one commit of what would be two.
+async fn gather(queue: &mut mpsc::Receiver<Job>, group: &mut Gathered, last_callers: usize) {
+    let deadline = tokio::time::Instant::now() + GATHER;
+    while !group.full() {
+        let job = match queue.try_recv() {
+            Ok(job) => job,
+            Err(_) if group.replies.len() < last_callers => match tokio::time::timeout_at(deadline, queue.recv()).await
+            {
+                Ok(Some(job)) => job,
+                Ok(None) | Err(_) => break,
+            },
+            Err(_) => break,
+        };
+        group.push(job);
+    }
 }
 
 /// The handle callers append through.
@@ -44,8 +130,13 @@ struct State {
 }
 
 impl State {
-    /// Stores `events`, reading the head first when it is not known.
-    async fn store(&mut self, events: &[Submission]) -> Result<Vec<Appended>, AuditError> {
+    /// Stores `events` (planned already, when `planned` is given), reading the head first when it
+    /// is not known.
+    async fn store(
+        &mut self,
+        events: &[Submission],
+        mut planned: Option<Planned>,
+    ) -> Result<Vec<Appended>, AuditError> {
         let most = MAX_CONNECTIONS.min(self.pool.status().max_size / 2).max(1);
         let wanted = group::slices(events.len(), most).len();
         while self.clients.len() < wanted {
@@ -65,7 +156,7 @@ impl State {
                     Err(error) => break Err(error),
                 },
             };
-            match group::append_group(&self.clients, head, events).await {
+            match group::append_group(&self.clients, head, events, planned.take()).await {
                 Ok((results, next)) => {
                     self.head = Some(next);
                     break Ok(results);
@@ -98,52 +189,55 @@ impl Writer {
             let mut state = State { pool, clients: Vec::new(), head: None };
             // Callers in the last group: as many are expected back for the next one.
             let mut last_callers = 0;
-            while let Some(first) = queue.recv().await {
-                let mut group = vec![first];
-                let mut count = group[0].events.len();
-                // What is queued joins the group. The callers answered last time are on their way
-                // back with their next events: while fewer have come, waiting a moment for them
-                // makes one commit of what would be two.
-                let gather = tokio::time::Instant::now() + GATHER;
-                while count < MAX_GROUP_EVENTS {
-                    let job = match queue.try_recv() {
-                        Ok(job) => job,
-                        Err(_) if group.len() < last_callers => {
-                            match tokio::time::timeout_at(gather, queue.recv()).await {
-                                Ok(Some(job)) => job,
-                                Ok(None) | Err(_) => break,
-                            }
-                        }
-                        Err(_) => break,
-                    };
-                    count += job.events.len();
-                    group.push(job);
+            // The next group, gathered (and, once full, planned) while the last one was stored.
+            let mut next = Gathered::default();
+            let mut next_plan: Option<Planned> = None;
+            let mut open = true;
+            loop {
+                if next.replies.is_empty() {
+                    match queue.recv().await {
+                        Some(job) => next.push(job),
+                        None => return,
+                    }
                 }
-                last_callers = group.len();
-                // Callers that went away before their turn need no write.
-                group.retain(|job| !job.reply.is_closed());
-                if group.is_empty() {
+                let mut group = std::mem::take(&mut next);
+                let mut planned = next_plan.take();
+                if planned.is_none() {
+                    gather(&mut queue, &mut group, last_callers).await;
+                }
+                last_callers = group.replies.len();
+                if group.drop_gone() {
+                    planned = None;
+                }
+                if group.replies.is_empty() {
                     continue;
                 }
-                let all: Vec<Submission> = group.iter().flat_map(|job| job.events.iter().cloned()).collect();
-                match state.store(&all).await {
-                    Ok(results) => {
-                        let metrics = &prfix_runtime::metrics::METRICS;
-                        metrics.audit_batch_size.observe(all.len() as f64);
-                        metrics.audit_appends.inc_by(all.len() as u64);
-                        let mut results = results.into_iter();
-                        for job in group {
-                            let mine: Vec<Appended> = results.by_ref().take(job.events.len()).collect();
-                            let _ = job.reply.send(Ok(mine));
+                // Planned here (or while the last group was stored) after the head this group
+                // leaves, so that a full next group can be planned while this one is stored.
+                let planned = planned.or_else(|| state.head.map(|head| group::plan_group(head, &group.events)));
+                let after = planned.as_ref().map(Planned::next);
+                let outcome = {
+                    let store = state.store(&group.events, planned);
+                    tokio::pin!(store);
+                    loop {
+                        tokio::select! {
+                            biased;
+                            outcome = &mut store => break outcome,
+                            job = queue.recv(), if open && next_plan.is_none() && !next.full() => match job {
+                                Some(job) => {
+                                    next.push(job);
+                                    if let (true, Some(head)) = (next.full(), after) {
+                                        next_plan = Some(group::plan_group(head, &next.events));
+                                    }
+                                }
+                                None => open = false,
+                            },
                         }
                     }
-                    Err(error) => {
-                        let reason = prfix_runtime::error::chain(&error);
-                        tracing::warn!(error = %reason, callers = group.len(), "group append failed");
-                        for job in group {
-                            let _ = job.reply.send(Err(AuditError::Group(reason.clone(), error.is_unavailable())));
-                        }
-                    }
+                };
+                group.answer(outcome);
+                if !open && next.replies.is_empty() {
+                    return;
                 }
             }
         });
