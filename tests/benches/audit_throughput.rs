@@ -146,11 +146,12 @@ fn client_of(app: &TestApp) -> AuditServiceClient<Authed> {
 /// refusals).
 async fn spawn() -> TestApp {
     let high = prfix_runtime::ratelimit::Quota { per_minute: 60_000_000, burst: 1_000_000 };
-    prfix_tests::app::spawn_app_shared(
+    prfix_tests::app::spawn_app_tuned(
         |common| {
             common.service_limits.internal = high;
             common.service_limits.default = high;
         },
+        |audit| audit.audit.database_pool_size = prfix_audit::Settings::default().audit.database_pool_size,
         |_| {},
         |_| {},
     )

@@ -277,6 +277,17 @@ pub async fn spawn_app_shared(
     tweak: impl FnOnce(&mut prfix_gateway::Settings),
     tweak_agent: impl FnOnce(&mut prfix_agent::Settings),
 ) -> TestApp {
+    spawn_app_tuned(tweak_common, |_| {}, tweak, tweak_agent).await
+}
+
+/// Like [`spawn_app_shared`], with the audit service's settings adjusted too (the benches give
+/// it its production pool size, [`prfix_audit::Settings::default`]'s, rather than the tests' small one).
+pub async fn spawn_app_tuned(
+    tweak_common: impl FnOnce(&mut CommonSettings),
+    tweak_audit: impl FnOnce(&mut prfix_audit::Settings),
+    tweak: impl FnOnce(&mut prfix_gateway::Settings),
+    tweak_agent: impl FnOnce(&mut prfix_agent::Settings),
+) -> TestApp {
     if let Ok(level) = std::env::var("PRFIX_TEST_LOG") {
         prfix_runtime::telemetry::init(LogFormat::Pretty, &level);
     }
@@ -286,7 +297,9 @@ pub async fn spawn_app_shared(
     let mut common = common_settings(&db, &redis_prefix, &ollama.url());
     tweak_common(&mut common);
 
-    let audit = prfix_audit::Application::build(audit_settings(&common)).await.expect("audit service starts");
+    let mut audit_config = audit_settings(&common);
+    tweak_audit(&mut audit_config);
+    let audit = prfix_audit::Application::build(audit_config).await.expect("audit service starts");
     let audit_admin = audit.admin_addr();
     let audit = run(audit.local_addr(), |stop| audit.run_until_stopped(stop));
     let mut agent_config = agent_settings(&common);
