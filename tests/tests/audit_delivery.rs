@@ -117,3 +117,74 @@ async fn the_agents_outbox_is_relayed_through_the_gateway_with_a_service_api_key
     let left: i64 = pg.query_one("SELECT count(*) FROM agent.audit_outbox", &[]).await.expect("count").get(0);
     assert_eq!(left, 0);
 }
+
+/// A record that waited in the outbox longer than the audit service's clock skew is refused for its
+/// time, then sent once more stamped with the time of sending, its own time kept as `queued_time`;
+/// a record refused for anything else is dropped. Either way the outbox empties.
+#[tokio::test]
+async fn a_record_older_than_the_clock_skew_is_restamped_once_and_one_refused_otherwise_is_dropped() {
+    use prfix_proto::prost::Message;
+    let app = spawn_app().await;
+    let hours_ago = chrono::Utc::now() - chrono::Duration::hours(2);
+    let record = |action: &str| audit::AuditEvent {
+        event_id: uuid::Uuid::new_v4().to_string(),
+        time: Some(prost_types::Timestamp { seconds: hours_ago.timestamp(), nanos: 0 }),
+        actor: Some(audit::Actor { subject: "dana".into(), roles: vec!["developer".into()] }),
+        action: action.into(),
+        resource: "tasks/7".into(),
+        result: audit::AuditResult::Success as i32,
+        ..Default::default()
+    };
+    let late = record("demo.late");
+    let mut unfit = record("demo.unfit");
+    unfit.event_id = "not a uuid".into();
+    let pg = app.db.connect().await;
+    for event in [&late, &unfit] {
+        pg.execute("INSERT INTO gateway.access_outbox (payload) VALUES ($1)", &[&event.encode_to_vec()])
+            .await
+            .expect("queue");
+    }
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let found = loop {
+        let events = app
+            .audit_client()
+            .list_events(audit::ListEventsRequest { action: "demo.late".into(), ..Default::default() })
+            .await
+            .map(|r| r.into_inner().events)
+            .unwrap_or_default();
+        if !events.is_empty() || Instant::now() > deadline {
+            break events;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(found.len(), 1, "the late record reached the log once");
+    assert_eq!(found[0].event_id, late.event_id);
+    let stamped = found[0].time.as_ref().map_or(0, |t| t.seconds);
+    assert!(stamped > hours_ago.timestamp() + 3_600, "stamped with the time of sending: {stamped}");
+    let queued = found[0].metadata.as_ref().and_then(|m| m.fields.get("queued_time")).and_then(|v| v.kind.clone());
+    let original = hours_ago.with_timezone(&chrono::Utc).format("%Y-%m-%dT%H:%M:%S.000000Z").to_string();
+    assert_eq!(queued, Some(prost_types::value::Kind::StringValue(original)), "its own time kept");
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let left = loop {
+        let left: i64 = pg
+            .query_one("SELECT count(*) FROM gateway.access_outbox WHERE payload = $1", &[&unfit.encode_to_vec()])
+            .await
+            .expect("count")
+            .get(0);
+        if left == 0 || Instant::now() > deadline {
+            break left;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(left, 0, "the record refused for good left the outbox");
+    let unfit_found = app
+        .audit_client()
+        .list_events(audit::ListEventsRequest { action: "demo.unfit".into(), ..Default::default() })
+        .await
+        .expect("list")
+        .into_inner()
+        .events;
+    assert!(unfit_found.is_empty(), "and is not in the log");
+}

@@ -9,6 +9,9 @@
 //! sent again once, stamped with the time of sending and its original time kept in its metadata as
 //! `queued_time`: the log's time is one the log can vouch for, and the claim is kept beside it. A
 //! record refused otherwise can never be appended; it is dropped with an error log and a count.
+//! A malformed record makes the audit service refuse its whole batch; the relay then sends that
+//! batch's records one at a time, so the malformed one is refused (and dropped) alone and does not
+//! hold back every record after it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -161,84 +164,122 @@ impl Outbox {
         }
         let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
         let mut events = Vec::with_capacity(rows.len());
-        let mut sent_ids = Vec::with_capacity(rows.len());
+        // The rows sent, with their payloads: a refused record is decoded again from its payload
+        // (refusals are rare; the batch is not copied for them).
+        let mut sent = Vec::with_capacity(rows.len());
         for row in &rows {
-            let payload: Vec<u8> = row.get(1);
-            match pb::AuditEvent::decode(payload.as_slice()) {
+            let payload: &[u8] = row.get(1);
+            match pb::AuditEvent::decode(payload) {
                 Ok(event) => {
-                    sent_ids.push(row.get::<_, i64>(0));
+                    sent.push((row.get::<_, i64>(0), payload));
                     events.push(event);
                 }
                 Err(e) => tracing::error!(error = %e, "an outbox record does not decode; it is skipped"),
             }
         }
-        let sent = events.clone();
         let token = tokens.token().await?;
-        let mut request = tonic::Request::new(pb::AppendBatchRequest { events });
-        request.set_timeout(Duration::from_secs(10));
-        let bearer = format!("Bearer {token}").parse().map_err(|_| "token is not a header value".to_owned())?;
-        request.metadata_mut().insert("authorization", bearer);
-        match client.append_batch(request).await {
-            Ok(response) => {
-                let results = response.into_inner().results;
-                let mut resend = Vec::new();
-                for ((id, event), result) in sent_ids.iter().zip(&sent).zip(&results) {
-                    if result.refusal_code == 0 {
-                        continue;
-                    }
-                    match restamped(event, result) {
-                        Some(again) => resend.push((*id, again.encode_to_vec())),
-                        None => {
-                            self.stats.dropped_refused.fetch_add(1, Ordering::Relaxed);
-                            tracing::error!(
-                                refusal = %result.refusal,
-                                code = result.refusal_code,
-                                event_id = %event.event_id,
-                                action = %event.action,
-                                actor = %event.actor.as_ref().map(|a| a.subject.as_str()).unwrap_or(""),
-                                request_id = %event.request_id,
-                                "the audit service refused an outbox record for good: dropped"
-                            );
+        // Each record's result, and whether it was refused as malformed (never sent again).
+        let results: Vec<(pb::AppendResult, bool)> = match append(client, &token, events).await {
+            Ok(results) => results.into_iter().map(|r| (r, false)).collect(),
+            // A malformed record fails the whole batch. Each record is then sent alone, so that
+            // one bad record is refused by itself rather than holding back every record after it.
+            Err(status) if status.code() == tonic::Code::InvalidArgument && sent.len() > 1 => {
+                let mut results = Vec::with_capacity(sent.len());
+                for (_, payload) in &sent {
+                    let event = pb::AuditEvent::decode(*payload).map_err(|e| e.to_string())?;
+                    match append(client, &token, vec![event]).await {
+                        Ok(mut one) => results.push((one.pop().unwrap_or_default(), false)),
+                        Err(alone) if alone.code() == tonic::Code::InvalidArgument => {
+                            let refusal = pb::AppendResult {
+                                refusal_code: alone.code() as i32,
+                                refusal: alone.message().to_owned(),
+                                ..Default::default()
+                            };
+                            results.push((refusal, true));
                         }
+                        Err(other) => return Err(retry_later(tx, self.table, &ids, &other).await),
                     }
                 }
-                let kept: Vec<i64> = resend.iter().map(|(id, _)| *id).collect();
-                for (id, payload) in &resend {
-                    tx.execute(
-                        &format!("UPDATE {} SET payload = $2, next_attempt_at = now() WHERE id = $1", self.table),
-                        &[id, payload],
-                    )
-                    .await
-                    .map_err(|e| e.to_string())?;
-                }
-                tx.execute(
-                    &format!("DELETE FROM {} WHERE id = ANY($1) AND NOT id = ANY($2)", self.table),
-                    &[&ids, &kept],
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-                tx.commit().await.map_err(|e| e.to_string())?;
-                let delivered = (ids.len() - kept.len()) as u64;
-                self.pending.delivered(delivered);
-                Ok(delivered)
+                results
             }
-            Err(status) => {
-                let _ = tx
-                    .execute(
-                        &format!(
-                            "UPDATE {} SET attempts = attempts + 1,
-                                    next_attempt_at = now() + least(interval '30 seconds', interval '200 milliseconds' * power(2, least(attempts, 8)))
-                             WHERE id = ANY($1)",
-                            self.table
-                        ),
-                        &[&ids],
-                    )
-                    .await;
-                let _ = tx.commit().await;
-                Err(format!("{:?}: {}", status.code(), status.message()))
+            Err(status) => return Err(retry_later(tx, self.table, &ids, &status).await),
+        };
+        let mut resend = Vec::new();
+        for ((id, payload), (result, malformed)) in sent.iter().zip(&results) {
+            if result.refusal_code == 0 {
+                continue;
+            }
+            let event = pb::AuditEvent::decode(*payload).map_err(|e| e.to_string())?;
+            match restamped(&event, result).filter(|_| !malformed) {
+                Some(again) => resend.push((*id, again.encode_to_vec())),
+                None => {
+                    self.stats.dropped_refused.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(
+                        refusal = %result.refusal,
+                        code = result.refusal_code,
+                        event_id = %event.event_id,
+                        action = %event.action,
+                        actor = %event.actor.as_ref().map(|a| a.subject.as_str()).unwrap_or(""),
+                        request_id = %event.request_id,
+                        "the audit service refused an outbox record for good: dropped"
+                    );
+                }
             }
         }
+        let kept: Vec<i64> = resend.iter().map(|(id, _)| *id).collect();
+        for (id, payload) in &resend {
+            tx.execute(
+                &format!("UPDATE {} SET payload = $2, next_attempt_at = now() WHERE id = $1", self.table),
+                &[id, payload],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        }
+        tx.execute(&format!("DELETE FROM {} WHERE id = ANY($1) AND NOT id = ANY($2)", self.table), &[&ids, &kept])
+            .await
+            .map_err(|e| e.to_string())?;
+        tx.commit().await.map_err(|e| e.to_string())?;
+        let delivered = (ids.len() - kept.len()) as u64;
+        self.pending.delivered(delivered);
+        Ok(delivered)
     }
+}
+
+/// Appends `events` with the bearer `token`: each event's result.
+async fn append(
+    client: &mut AuditServiceClient<Channel>,
+    token: &str,
+    events: Vec<pb::AuditEvent>,
+) -> Result<Vec<pb::AppendResult>, tonic::Status> {
+    let mut request = tonic::Request::new(pb::AppendBatchRequest { events });
+    request.set_timeout(Duration::from_secs(10));
+    let bearer = format!("Bearer {token}")
+        .parse()
+        .map_err(|_| tonic::Status::unauthenticated("the relay's token is not a header value"))?;
+    request.metadata_mut().insert("authorization", bearer);
+    Ok(client.append_batch(request).await?.into_inner().results)
+}
+
+/// Puts the records `ids` back for a later attempt, each after a longer pause than the last; the
+/// error to report is `status`'s.
+async fn retry_later(
+    tx: deadpool_postgres::Transaction<'_>,
+    table: &str,
+    ids: &[i64],
+    status: &tonic::Status,
+) -> String {
+    let _ = tx
+        .execute(
+            &format!(
+                "UPDATE {table} SET attempts = attempts + 1,
+                        next_attempt_at = now() + least(interval '30 seconds', interval '200 milliseconds' * power(2, least(attempts, 8)))
+                 WHERE id = ANY($1)"
+            ),
+            &[&ids],
+        )
+        .await;
+    let _ = tx.commit().await;
+    format!("{:?}: {}", status.code(), status.message())
 }
 
 /// The record to send again after the audit service refused `event` as `result` says: for a time
