@@ -10,6 +10,28 @@ use prfix_tests::app::{audit_settings, run};
 use prfix_tests::auth::token;
 use prfix_tests::spawn_app;
 
+/// The logged events of `action`, asked for until there are at least `wanted` or `within` passed.
+async fn events_of(
+    app: &prfix_tests::TestApp,
+    action: &str,
+    wanted: usize,
+    within: Duration,
+) -> Vec<audit::AuditEvent> {
+    let deadline = Instant::now() + within;
+    loop {
+        let events = app
+            .audit_client()
+            .list_events(audit::ListEventsRequest { action: action.into(), ..Default::default() })
+            .await
+            .map(|r| r.into_inner().events)
+            .unwrap_or_default();
+        if events.len() >= wanted || Instant::now() > deadline {
+            return events;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test]
 async fn access_records_made_while_audit_is_down_are_delivered_when_it_returns() {
     let mut app = spawn_app().await;
@@ -36,22 +58,7 @@ async fn access_records_made_while_audit_is_down_are_delivered_when_it_returns()
     let restarted = prfix_audit::Application::build(settings).await.expect("audit restarts");
     app.audit = run(restarted.local_addr(), |stop| restarted.run_until_stopped(stop));
 
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let delivered = loop {
-        let events = app
-            .audit_client()
-            .list_events(audit::ListEventsRequest {
-                action: "/prfix.agent.v1.AgentService/CancelTask".into(),
-                ..Default::default()
-            })
-            .await
-            .map(|r| r.into_inner().events)
-            .unwrap_or_default();
-        if events.len() >= 6 || Instant::now() > deadline {
-            break events;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let delivered = events_of(&app, "/prfix.agent.v1.AgentService/CancelTask", 6, Duration::from_secs(20)).await;
     assert_eq!(delivered.len(), 6, "one record per audited call, none lost, none twice");
     assert!(delivered.iter().all(|e| e.actor.as_ref().is_some_and(|a| a.subject == "dana")));
     assert!(
@@ -99,19 +106,7 @@ async fn the_agents_outbox_is_relayed_through_the_gateway_with_a_service_api_key
         .await
         .expect("queue");
 
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let found = loop {
-        let events = app
-            .audit_client()
-            .list_events(audit::ListEventsRequest { action: "task.state".into(), ..Default::default() })
-            .await
-            .map(|r| r.into_inner().events)
-            .unwrap_or_default();
-        if !events.is_empty() || Instant::now() > deadline {
-            break events;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let found = events_of(&app, "task.state", 1, Duration::from_secs(15)).await;
     assert_eq!(found.len(), 1, "the agent's record reached the audit log");
     assert_eq!(found[0].event_id, record.event_id);
     let left: i64 = pg.query_one("SELECT count(*) FROM agent.audit_outbox", &[]).await.expect("count").get(0);
@@ -145,19 +140,7 @@ async fn a_record_older_than_the_clock_skew_is_restamped_once_and_one_refused_ot
             .expect("queue");
     }
 
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let found = loop {
-        let events = app
-            .audit_client()
-            .list_events(audit::ListEventsRequest { action: "demo.late".into(), ..Default::default() })
-            .await
-            .map(|r| r.into_inner().events)
-            .unwrap_or_default();
-        if !events.is_empty() || Instant::now() > deadline {
-            break events;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let found = events_of(&app, "demo.late", 1, Duration::from_secs(15)).await;
     assert_eq!(found.len(), 1, "the late record reached the log once");
     assert_eq!(found[0].event_id, late.event_id);
     let stamped = found[0].time.as_ref().map_or(0, |t| t.seconds);
