@@ -261,7 +261,8 @@ impl Planned {
     }
 }
 
-/// Plans `events` after `head` (sequences, leaf and chain hashes), for [`append_group`].
+/// Plans `events` after `head` (sequences, leaf and chain hashes), for [`append_group`]. Which of
+/// their ids are stored already is not known here: storing finds them, and plans again.
 pub fn plan_group(head: Head, events: &[Submission]) -> Planned {
     let (out, rows, next) = plan(head, events, &HashMap::new());
     Planned { head, out, rows, next }
@@ -384,6 +385,7 @@ pub async fn append_group(
         return Err(AuditError::Group("the writer has no connection".to_owned(), true));
     }
     let mut ready = planned.filter(|p| p.head == head);
+    debug_assert!(ready.as_ref().is_none_or(|p| p.out.len() == events.len()), "a plan of other events");
     let mut stored: HashMap<Uuid, i64> = HashMap::new();
     // The second round has the stored ids left out, so it finds none unless another writer stored
     // one of them in between; a third is then the most that can be needed.

@@ -9,8 +9,8 @@
 //! nothing acknowledged is lost.
 //!
 //! While a group is stored, the next one is gathered from the queue, and once it is full it is
-//! planned (sequences and hashes) after the head the stored group will leave: Postgres then never
-//! waits for the writer between two full groups. A plan made after a head that did not come about
+//! planned (sequences and hashes) after the head the stored group will leave: under a steady load
+//! of full groups, Postgres does not wait for the writer's hashing between them. A plan made after a head that did not come about
 //! (the group failed, or held events stored already) is dropped, and the group planned again.
 
 use deadpool_postgres::Pool;
@@ -74,7 +74,7 @@ impl Gathered {
         true
     }
 
-    /// Answers each caller with the results of its own events, or with `error`.
+    /// Answers each caller with the results of its own events, or with the group's error.
     fn answer(self, outcome: Result<Vec<Appended>, AuditError>) {
         match outcome {
             Ok(results) => {

@@ -11,7 +11,8 @@
 //! record refused otherwise can never be appended; it is dropped with an error log and a count.
 //! A malformed record makes the audit service refuse its whole batch; the relay then sends that
 //! batch's records one at a time, so the malformed one is refused (and dropped) alone and does not
-//! hold back every record after it.
+//! hold back every record after it. When every record is refused alone, the refusal is not about
+//! one record and they all wait for a later attempt; a record that does not decode is dropped.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -174,8 +175,21 @@ impl Outbox {
                     sent.push((row.get::<_, i64>(0), payload));
                     events.push(event);
                 }
-                Err(e) => tracing::error!(error = %e, "an outbox record does not decode; it is skipped"),
+                Err(e) => {
+                    self.stats.dropped_refused.fetch_add(1, Ordering::Relaxed);
+                    let id: i64 = row.get(0);
+                    tracing::error!(error = %e, id, table = self.table, "an outbox record does not decode: dropped");
+                }
             }
+        }
+        if events.is_empty() {
+            // Every due record was undecodable: nothing to send, and nothing to keep.
+            tx.execute(&format!("DELETE FROM {} WHERE id = ANY($1)", self.table), &[&ids])
+                .await
+                .map_err(|e| e.to_string())?;
+            tx.commit().await.map_err(|e| e.to_string())?;
+            self.pending.delivered(ids.len() as u64);
+            return Ok(0);
         }
         let token = tokens.token().await?;
         // Each record's result, and whether it was refused as malformed (never sent again).
@@ -183,12 +197,22 @@ impl Outbox {
             Ok(results) => results.into_iter().map(|r| (r, false)).collect(),
             // A malformed record fails the whole batch. Each record is then sent alone, so that
             // one bad record is refused by itself rather than holding back every record after it.
+            // When every record is refused alone, the refusal is not about one record (the relay's
+            // own credential, say): they all wait for a later attempt, as for any failure. A lone
+            // refused record waits too, until it is sent beside one the service takes.
             Err(status) if status.code() == tonic::Code::InvalidArgument && sent.len() > 1 => {
                 let mut results = Vec::with_capacity(sent.len());
                 for (_, payload) in &sent {
                     let event = pb::AuditEvent::decode(*payload).map_err(|e| e.to_string())?;
                     match append(client, &token, vec![event]).await {
-                        Ok(mut one) => results.push((one.pop().unwrap_or_default(), false)),
+                        Ok(one) if one.len() == 1 => results.extend(one.into_iter().map(|r| (r, false))),
+                        Ok(other) => {
+                            let wrong = tonic::Status::internal(format!(
+                                "the audit service answered one event with {} results",
+                                other.len()
+                            ));
+                            return Err(retry_later(tx, self.table, &ids, &wrong).await);
+                        }
                         Err(alone) if alone.code() == tonic::Code::InvalidArgument => {
                             let refusal = pb::AppendResult {
                                 refusal_code: alone.code() as i32,
@@ -200,6 +224,9 @@ impl Outbox {
                         Err(other) => return Err(retry_later(tx, self.table, &ids, &other).await),
                     }
                 }
+                if results.iter().all(|(_, malformed)| *malformed) {
+                    return Err(retry_later(tx, self.table, &ids, &status).await);
+                }
                 results
             }
             Err(status) => return Err(retry_later(tx, self.table, &ids, &status).await),
@@ -210,7 +237,7 @@ impl Outbox {
                 continue;
             }
             let event = pb::AuditEvent::decode(*payload).map_err(|e| e.to_string())?;
-            match restamped(&event, result).filter(|_| !malformed) {
+            match if *malformed { None } else { restamped(&event, result) } {
                 Some(again) => resend.push((*id, again.encode_to_vec())),
                 None => {
                     self.stats.dropped_refused.fetch_add(1, Ordering::Relaxed);
@@ -239,9 +266,9 @@ impl Outbox {
             .await
             .map_err(|e| e.to_string())?;
         tx.commit().await.map_err(|e| e.to_string())?;
-        let delivered = (ids.len() - kept.len()) as u64;
-        self.pending.delivered(delivered);
-        Ok(delivered)
+        // Every row not kept left the table; only those the service took were delivered.
+        self.pending.delivered((ids.len() - kept.len()) as u64);
+        Ok(results.iter().filter(|(result, _)| result.refusal_code == 0).count() as u64)
     }
 }
 
