@@ -171,3 +171,62 @@ async fn a_record_older_than_the_clock_skew_is_restamped_once_and_one_refused_ot
         .events;
     assert!(unfit_found.is_empty(), "and is not in the log");
 }
+
+/// A malformed record alone in the outbox is not dropped on its own word (a refusal of every record
+/// could be about the relay, not the record): it waits, and is dropped once it is sent beside a
+/// record the service takes, which is delivered.
+#[tokio::test]
+async fn a_lone_malformed_record_waits_and_is_dropped_once_sent_beside_one_the_service_takes() {
+    use prfix_proto::prost::Message;
+    let app = spawn_app().await;
+    let record = |action: &str, event_id: String| audit::AuditEvent {
+        event_id,
+        time: Some(prost_types::Timestamp { seconds: chrono::Utc::now().timestamp(), nanos: 0 }),
+        actor: Some(audit::Actor { subject: "dana".into(), roles: vec!["developer".into()] }),
+        action: action.into(),
+        resource: "tasks/8".into(),
+        result: audit::AuditResult::Success as i32,
+        ..Default::default()
+    };
+    let unfit = record("demo.unfit", "not a uuid".into()).encode_to_vec();
+    let pg = app.db.connect().await;
+    let waiting = || async {
+        let n: i64 = pg
+            .query_one("SELECT count(*) FROM gateway.access_outbox WHERE payload = $1", &[&unfit])
+            .await
+            .expect("count")
+            .get(0);
+        n
+    };
+    pg.execute("INSERT INTO gateway.access_outbox (payload) VALUES ($1)", &[&unfit]).await.expect("queue");
+    // The relay tries it (its attempts count goes up) and keeps it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let attempts: i32 = pg
+            .query_one("SELECT coalesce(max(attempts), 0) FROM gateway.access_outbox WHERE payload = $1", &[&unfit])
+            .await
+            .expect("attempts")
+            .get(0);
+        if attempts > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the relay never tried the record");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(waiting().await, 1, "a lone refused record waits");
+
+    // A good record beside it: sent together, refused together, then one by one.
+    let good = record("demo.good", uuid::Uuid::new_v4().to_string());
+    pg.execute("INSERT INTO gateway.access_outbox (payload) VALUES ($1)", &[&good.encode_to_vec()])
+        .await
+        .expect("queue");
+    pg.execute("UPDATE gateway.access_outbox SET next_attempt_at = now()", &[]).await.expect("due now");
+    let found = events_of(&app, "demo.good", 1, Duration::from_secs(40)).await;
+    assert_eq!(found.len(), 1, "the good record is delivered");
+    assert_eq!(found[0].event_id, good.event_id);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while waiting().await > 0 {
+        assert!(Instant::now() < deadline, "the malformed record was never dropped");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
