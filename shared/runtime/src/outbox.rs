@@ -182,54 +182,23 @@ impl Outbox {
                 }
             }
         }
-        if events.is_empty() {
-            // Every due record was undecodable: nothing to send, and nothing to keep.
-            tx.execute(&format!("DELETE FROM {} WHERE id = ANY($1)", self.table), &[&ids])
-                .await
-                .map_err(|e| e.to_string())?;
-            tx.commit().await.map_err(|e| e.to_string())?;
-            self.pending.delivered(ids.len() as u64);
-            return Ok(0);
-        }
-        let token = tokens.token().await?;
         // Each record's result, and whether it was refused as malformed (never sent again).
-        let results: Vec<(pb::AppendResult, bool)> = match append(client, &token, events).await {
-            Ok(results) => results.into_iter().map(|r| (r, false)).collect(),
-            // A malformed record fails the whole batch. Each record is then sent alone, so that
-            // one bad record is refused by itself rather than holding back every record after it.
-            // When every record is refused alone, the refusal is not about one record (the relay's
-            // own credential, say): they all wait for a later attempt, as for any failure. A lone
-            // refused record waits too, until it is sent beside one the service takes.
-            Err(status) if status.code() == tonic::Code::InvalidArgument && sent.len() > 1 => {
-                let mut results = Vec::with_capacity(sent.len());
-                for (_, payload) in &sent {
-                    let event = pb::AuditEvent::decode(*payload).map_err(|e| e.to_string())?;
-                    match append(client, &token, vec![event]).await {
-                        Ok(one) if one.len() == 1 => results.extend(one.into_iter().map(|r| (r, false))),
-                        Ok(other) => {
-                            let wrong = tonic::Status::internal(format!(
-                                "the audit service answered one event with {} results",
-                                other.len()
-                            ));
-                            return Err(retry_later(tx, self.table, &ids, &wrong).await);
-                        }
-                        Err(alone) if alone.code() == tonic::Code::InvalidArgument => {
-                            let refusal = pb::AppendResult {
-                                refusal_code: alone.code() as i32,
-                                refusal: alone.message().to_owned(),
-                                ..Default::default()
-                            };
-                            results.push((refusal, true));
-                        }
-                        Err(other) => return Err(retry_later(tx, self.table, &ids, &other).await),
-                    }
+        let results: Vec<(pb::AppendResult, bool)> = if events.is_empty() {
+            // Every due record was undecodable: nothing to send; they are all deleted below.
+            Vec::new()
+        } else {
+            let token = tokens.token().await?;
+            let outcome = match append(client, &token, events).await {
+                Ok(results) => Ok(results.into_iter().map(|r| (r, false)).collect()),
+                Err(status) if status.code() == tonic::Code::InvalidArgument && sent.len() > 1 => {
+                    one_by_one(client, &token, &sent, status).await
                 }
-                if results.iter().all(|(_, malformed)| *malformed) {
-                    return Err(retry_later(tx, self.table, &ids, &status).await);
-                }
-                results
+                Err(status) => Err(status),
+            };
+            match outcome {
+                Ok(results) => results,
+                Err(status) => return Err(retry_later(tx, self.table, &ids, &status).await),
             }
-            Err(status) => return Err(retry_later(tx, self.table, &ids, &status).await),
         };
         let mut resend = Vec::new();
         for ((id, payload), (result, malformed)) in sent.iter().zip(&results) {
@@ -285,6 +254,46 @@ async fn append(
         .map_err(|_| tonic::Status::unauthenticated("the relay's token is not a header value"))?;
     request.metadata_mut().insert("authorization", bearer);
     Ok(client.append_batch(request).await?.into_inner().results)
+}
+
+/// Sends the records of a batch refused whole (`refused`: a malformed record fails its batch) one
+/// at a time, so that one bad record is refused by itself rather than holding back every record
+/// after it: each record's result, and whether it was refused as malformed. When every record is
+/// refused alone, the refusal is not about one record (the relay's own credential, say) and it is
+/// `refused` again: they all wait for a later attempt, as for any failure. (A lone record refused
+/// whole is never sent here: it waits until it is sent beside one the service takes.)
+async fn one_by_one(
+    client: &mut AuditServiceClient<Channel>,
+    token: &str,
+    sent: &[(i64, &[u8])],
+    refused: tonic::Status,
+) -> Result<Vec<(pb::AppendResult, bool)>, tonic::Status> {
+    let mut results = Vec::with_capacity(sent.len());
+    for (_, payload) in sent {
+        let event = pb::AuditEvent::decode(*payload).map_err(|e| tonic::Status::internal(e.to_string()))?;
+        match append(client, token, vec![event]).await {
+            Ok(one) if one.len() == 1 => results.extend(one.into_iter().map(|r| (r, false))),
+            Ok(other) => {
+                return Err(tonic::Status::internal(format!(
+                    "the audit service answered one event with {} results",
+                    other.len()
+                )));
+            }
+            Err(alone) if alone.code() == tonic::Code::InvalidArgument => {
+                let refusal = pb::AppendResult {
+                    refusal_code: alone.code() as i32,
+                    refusal: alone.message().to_owned(),
+                    ..Default::default()
+                };
+                results.push((refusal, true));
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    if results.iter().all(|(_, malformed)| *malformed) {
+        return Err(refused);
+    }
+    Ok(results)
 }
 
 /// Puts the records `ids` back for a later attempt, each after a longer pause than the last; the
