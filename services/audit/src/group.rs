@@ -217,9 +217,9 @@ impl Params<'_> {
 }
 
 /// Plans a group after `head`: sequences, leaf and chain hashes of the events not in `stored` (ids
-/// already in the log with their sequences) and not repeated earlier in the group. Returns the
-/// outcome of every event, the rows to store and the head after them.
-fn plan(head: Head, events: &[Submission], stored: &HashMap<Uuid, i64>) -> (Vec<Appended>, Columns, Head) {
+/// already in the log with their sequences) and not repeated earlier in the group: the outcome of
+/// every event, the rows to store and the head after them.
+fn plan(head: Head, events: &[Submission], stored: &HashMap<Uuid, i64>) -> Planned {
     let mut next = head;
     let mut planned: HashMap<Uuid, i64> = HashMap::with_capacity(events.len());
     let mut rows = Columns::default();
@@ -240,7 +240,7 @@ fn plan(head: Head, events: &[Submission], stored: &HashMap<Uuid, i64>) -> (Vec<
         out.push(Appended { sequence: next.sequence, duplicate: false });
         rows.push(next.sequence, event, appender, &leaf, &next.chain);
     }
-    (out, rows, next)
+    Planned { head, out, rows, next }
 }
 
 /// A group planned after a head ([`plan_group`]): what [`append_group`] stores when the log's head
@@ -264,8 +264,7 @@ impl Planned {
 /// Plans `events` after `head` (sequences, leaf and chain hashes), for [`append_group`]. Which of
 /// their ids are stored already is not known here: storing finds them, and plans again.
 pub fn plan_group(head: Head, events: &[Submission]) -> Planned {
-    let (out, rows, next) = plan(head, events, &HashMap::new());
-    Planned { head, out, rows, next }
+    plan(head, events, &HashMap::new())
 }
 
 /// Whether `error` is a unique violation of the event id (an event already stored).
@@ -390,13 +389,7 @@ pub async fn append_group(
     // The second round has the stored ids left out, so it finds none unless another writer stored
     // one of them in between; a third is then the most that can be needed.
     for _ in 0..3 {
-        let Planned { out, rows, next, .. } = match ready.take() {
-            Some(planned) => planned,
-            None => {
-                let (out, rows, next) = plan(head, events, &stored);
-                Planned { head, out, rows, next }
-            }
-        };
+        let Planned { out, rows, next, .. } = ready.take().unwrap_or_else(|| plan(head, events, &stored));
         if rows.sequence.is_empty() {
             return Ok((out, head));
         }
