@@ -10,6 +10,36 @@ use prfix_tests::app::{audit_settings, run};
 use prfix_tests::auth::token;
 use prfix_tests::spawn_app;
 
+/// An access record of `action` at `time`, with a fresh event id, as an outbox would hold it.
+fn record(action: &str, time: chrono::DateTime<chrono::Utc>) -> audit::AuditEvent {
+    audit::AuditEvent {
+        event_id: uuid::Uuid::new_v4().to_string(),
+        time: Some(prost_types::Timestamp { seconds: time.timestamp(), nanos: 0 }),
+        actor: Some(audit::Actor { subject: "dana".into(), roles: vec!["developer".into()] }),
+        action: action.into(),
+        resource: "tasks/42".into(),
+        result: audit::AuditResult::Success as i32,
+        ..Default::default()
+    }
+}
+
+/// How many copies of `payload` are in the gateway's outbox, asked until there are none or `within`
+/// passed.
+async fn left_in_outbox(pg: &tokio_postgres::Client, payload: &[u8], within: Duration) -> i64 {
+    let deadline = Instant::now() + within;
+    loop {
+        let left: i64 = pg
+            .query_one("SELECT count(*) FROM gateway.access_outbox WHERE payload = $1", &[&payload])
+            .await
+            .expect("count")
+            .get(0);
+        if left == 0 || Instant::now() > deadline {
+            return left;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The logged events of `action`, asked for until there are at least `wanted` or `within` passed.
 async fn events_of(
     app: &prfix_tests::TestApp,
@@ -92,15 +122,7 @@ async fn the_agents_outbox_is_relayed_through_the_gateway_with_a_service_api_key
     let _agent = run(relaying.local_addr(), |stop| relaying.run_until_stopped(stop));
 
     // A record the task engine will write in the same transaction as a state change.
-    let record = audit::AuditEvent {
-        event_id: uuid::Uuid::new_v4().to_string(),
-        time: Some(prost_types::Timestamp { seconds: chrono::Utc::now().timestamp(), nanos: 0 }),
-        actor: Some(audit::Actor { subject: "dana".into(), roles: vec!["developer".into()] }),
-        action: "task.state".into(),
-        resource: "tasks/42".into(),
-        result: audit::AuditResult::Success as i32,
-        ..Default::default()
-    };
+    let record = record("task.state", chrono::Utc::now());
     let pg = app.db.connect().await;
     pg.execute("INSERT INTO agent.audit_outbox (payload) VALUES ($1)", &[&record.encode_to_vec()])
         .await
@@ -121,17 +143,8 @@ async fn a_record_older_than_the_clock_skew_is_restamped_once_and_one_refused_ot
     use prfix_proto::prost::Message;
     let app = spawn_app().await;
     let hours_ago = chrono::Utc::now() - chrono::Duration::hours(2);
-    let record = |action: &str| audit::AuditEvent {
-        event_id: uuid::Uuid::new_v4().to_string(),
-        time: Some(prost_types::Timestamp { seconds: hours_ago.timestamp(), nanos: 0 }),
-        actor: Some(audit::Actor { subject: "dana".into(), roles: vec!["developer".into()] }),
-        action: action.into(),
-        resource: "tasks/7".into(),
-        result: audit::AuditResult::Success as i32,
-        ..Default::default()
-    };
-    let late = record("demo.late");
-    let mut unfit = record("demo.unfit");
+    let late = record("demo.late", hours_ago);
+    let mut unfit = record("demo.unfit", hours_ago);
     unfit.event_id = "not a uuid".into();
     let pg = app.db.connect().await;
     for event in [&late, &unfit] {
@@ -149,18 +162,7 @@ async fn a_record_older_than_the_clock_skew_is_restamped_once_and_one_refused_ot
     let original = hours_ago.with_timezone(&chrono::Utc).format("%Y-%m-%dT%H:%M:%S.000000Z").to_string();
     assert_eq!(queued, Some(prost_types::value::Kind::StringValue(original)), "its own time kept");
 
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let left = loop {
-        let left: i64 = pg
-            .query_one("SELECT count(*) FROM gateway.access_outbox WHERE payload = $1", &[&unfit.encode_to_vec()])
-            .await
-            .expect("count")
-            .get(0);
-        if left == 0 || Instant::now() > deadline {
-            break left;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let left = left_in_outbox(&pg, &unfit.encode_to_vec(), Duration::from_secs(10)).await;
     assert_eq!(left, 0, "the record refused for good left the outbox");
     let unfit_found = app
         .audit_client()
@@ -179,25 +181,9 @@ async fn a_record_older_than_the_clock_skew_is_restamped_once_and_one_refused_ot
 async fn a_lone_malformed_record_waits_and_is_dropped_once_sent_beside_one_the_service_takes() {
     use prfix_proto::prost::Message;
     let app = spawn_app().await;
-    let record = |action: &str, event_id: String| audit::AuditEvent {
-        event_id,
-        time: Some(prost_types::Timestamp { seconds: chrono::Utc::now().timestamp(), nanos: 0 }),
-        actor: Some(audit::Actor { subject: "dana".into(), roles: vec!["developer".into()] }),
-        action: action.into(),
-        resource: "tasks/8".into(),
-        result: audit::AuditResult::Success as i32,
-        ..Default::default()
-    };
-    let unfit = record("demo.unfit", "not a uuid".into()).encode_to_vec();
+    let unfit = audit::AuditEvent { event_id: "not a uuid".into(), ..record("demo.unfit", chrono::Utc::now()) };
+    let unfit = unfit.encode_to_vec();
     let pg = app.db.connect().await;
-    let waiting = || async {
-        let n: i64 = pg
-            .query_one("SELECT count(*) FROM gateway.access_outbox WHERE payload = $1", &[&unfit])
-            .await
-            .expect("count")
-            .get(0);
-        n
-    };
     pg.execute("INSERT INTO gateway.access_outbox (payload) VALUES ($1)", &[&unfit]).await.expect("queue");
     // The relay tries it (its attempts count goes up) and keeps it.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -213,10 +199,10 @@ async fn a_lone_malformed_record_waits_and_is_dropped_once_sent_beside_one_the_s
         assert!(Instant::now() < deadline, "the relay never tried the record");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(waiting().await, 1, "a lone refused record waits");
+    assert_eq!(left_in_outbox(&pg, &unfit, Duration::ZERO).await, 1, "a lone refused record waits");
 
     // A good record beside it: sent together, refused together, then one by one.
-    let good = record("demo.good", uuid::Uuid::new_v4().to_string());
+    let good = record("demo.good", chrono::Utc::now());
     pg.execute("INSERT INTO gateway.access_outbox (payload) VALUES ($1)", &[&good.encode_to_vec()])
         .await
         .expect("queue");
@@ -224,9 +210,6 @@ async fn a_lone_malformed_record_waits_and_is_dropped_once_sent_beside_one_the_s
     let found = events_of(&app, "demo.good", 1, Duration::from_secs(40)).await;
     assert_eq!(found.len(), 1, "the good record is delivered");
     assert_eq!(found[0].event_id, good.event_id);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while waiting().await > 0 {
-        assert!(Instant::now() < deadline, "the malformed record was never dropped");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let left = left_in_outbox(&pg, &unfit, Duration::from_secs(10)).await;
+    assert_eq!(left, 0, "the malformed record was never dropped");
 }
