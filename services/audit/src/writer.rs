@@ -223,7 +223,8 @@ impl Writer {
                         tokio::select! {
                             biased;
                             outcome = &mut store => break outcome,
-                            job = queue.recv(), if open && next_plan.is_none() && !next.full() => match job {
+                            // A plan is made only once the next group is full, when receiving stops.
+                            job = queue.recv(), if open && !next.full() => match job {
                                 Some(job) => {
                                     next.push(job);
                                     if let (true, Some(head)) = (next.full(), after) {
