@@ -6,10 +6,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use prfix_audit::checkpoint::VerifierKey;
-use prfix_audit::export::{VerifyOptions, line_from_proto, write_line};
+use prfix_audit::export::VerifyOptions;
+use prfix_audit::jsonl::write_stream;
 use prfix_audit::monitor::monitor_with;
 use prfix_audit::parallel::{Parallelism, verify_path};
-use prfix_proto::audit::v1 as pb;
 use prfix_proto::audit::v1::audit_service_client::AuditServiceClient;
 
 /// What went wrong, said in one line.
@@ -29,22 +29,15 @@ pub async fn export(gateway: &str, token: &str, output: &Path) -> Result<(), Fai
         Ok(request)
     });
     let mut stream = client
-        .export_events(pb::ExportEventsRequest::default())
+        .export_events(prfix_audit::jsonl::request(0, 0))
         .await
         .map_err(|s| format!("export refused: {} ({:?})", s.message(), s.code()))?
         .into_inner();
-    // Each line goes out as it arrives, through a buffer: memory stays flat whatever the log's size.
+    // Each chunk goes out as it arrives, through a buffer: memory stays flat whatever the log's size.
     let file = std::fs::File::create(output).map_err(|e| format!("{}: {e}", output.display()))?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-    let (mut events, mut checkpoints) = (0u64, 0u64);
-    while let Some(item) = stream.message().await.map_err(|s| format!("export broke off: {}", s.message()))? {
-        let line = line_from_proto(item)?;
-        match line {
-            prfix_audit::export::ExportLine::Event(_) => events += 1,
-            prfix_audit::export::ExportLine::Checkpoint { .. } => checkpoints += 1,
-        }
-        write_line(&line, &mut out).map_err(|e| format!("{}: {e}", output.display()))?;
-    }
+    let (events, checkpoints) =
+        write_stream(&mut stream, &mut out).await.map_err(|e| format!("{}: {e}", output.display()))?;
     out.flush().map_err(|e| format!("{}: {e}", output.display()))?;
     out.into_inner()
         .map_err(|e| format!("{}: {e}", output.display()))?

@@ -202,6 +202,7 @@ async fn a_server_stream_passes_through_the_gateway_whole_and_in_order_with_its_
             Some(audit::export_events_response::Item::Checkpoint(c)) => {
                 checkpoints.push((sequences.len(), c.tree_size))
             }
+            Some(audit::export_events_response::Item::Jsonl(_)) => panic!("JSON lines in an export of items"),
             None => panic!("an empty item"),
         }
     }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::canonical;
 use crate::merkle::Hash;
-use crate::store::{NewEvent, Outcome};
+use crate::store::{Appender, NewEvent, Outcome, StoredEvent};
 
 /// One line of an export.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,6 +72,41 @@ fn encoding_v1() -> i32 {
     i32::from(canonical::ENCODING_V1)
 }
 
+impl ExportedEvent {
+    /// The line of a stored event, every field as stored, as the service's `Verify` reads the log
+    /// (an export in JSON lines renders the same line straight from the row: `crate::jsonl`).
+    pub fn from_stored(stored: StoredEvent) -> Self {
+        let StoredEvent { sequence, recorded_at: _, leaf_hash, chain_hash, event, appender } = stored;
+        let encoding = i32::from(canonical::encoding_of(appender.as_ref()));
+        let (appender_subject, appender_credential, receive_time) = match appender {
+            Some(Appender { subject, credential, received_at }) => {
+                (Some(subject), Some(credential), Some(canonical::time_text(received_at)))
+            }
+            None => (None, None, None),
+        };
+        Self {
+            sequence,
+            event_id: event.event_id,
+            time: canonical::time_text(event.occurred_at),
+            actor_subject: event.actor_subject,
+            actor_roles: event.actor_roles,
+            actor_ip: event.actor_ip,
+            action: event.action,
+            resource: event.resource,
+            result: event.outcome as i32,
+            request_id: event.request_id,
+            trace_id: event.trace_id,
+            metadata: event.metadata,
+            leaf_hash: hex::encode(leaf_hash),
+            chain_hash: hex::encode(chain_hash),
+            encoding,
+            appender_subject,
+            appender_credential,
+            receive_time,
+        }
+    }
+}
+
 /// The export line of one item of an ExportEvents stream.
 pub fn line_from_proto(item: pb::ExportEventsResponse) -> Result<ExportLine, String> {
     match item.item {
@@ -117,6 +152,9 @@ pub fn line_from_proto(item: pb::ExportEventsResponse) -> Result<ExportLine, Str
         }
         Some(pb::export_events_response::Item::Checkpoint(c)) => {
             Ok(ExportLine::Checkpoint { signed_note: c.signed_note })
+        }
+        Some(pb::export_events_response::Item::Jsonl(_)) => {
+            Err("a chunk of JSON lines in an export asked for as items".to_owned())
         }
         None => Err("an export item with neither event nor checkpoint".to_owned()),
     }

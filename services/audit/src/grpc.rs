@@ -1,5 +1,6 @@
 //! The gRPC face of the audit log: converts messages, calls the store, maps errors.
 
+use std::iter::Peekable;
 use std::pin::Pin;
 
 use base64::Engine;
@@ -16,8 +17,9 @@ use uuid::Uuid;
 
 use crate::admission::{Admission, Refusal, refusal_record};
 use crate::checkpointer::{self, Checkpointer, StoredCheckpoint};
-use crate::export::line_from_proto;
+use crate::export::{ExportLine, ExportedEvent};
 use crate::json::{json_to_struct, struct_to_json};
+use crate::jsonl::Chunks;
 use crate::store::{self, Appended, Appender, AuditError, Filter, NewEvent, Outcome, StoredEvent, Submission};
 use crate::tree;
 use crate::verify::{TrustedCheckpoint, Verifier, VerifyOptions};
@@ -25,6 +27,8 @@ use crate::writer::Writer;
 
 /// Events fetched per page when exporting.
 const EXPORT_PAGE: i64 = 2_000;
+/// Pages of an export read at once, each on its own connection.
+const EXPORT_AHEAD: usize = 2;
 /// Default and largest ListEvents page.
 const DEFAULT_PAGE: i32 = 100;
 const MAX_PAGE: i32 = 1_000;
@@ -167,7 +171,7 @@ impl AuditApi {
             next += EXPORT_PAGE;
             for event in page {
                 let sequence = event.sequence;
-                verifier.push(&line_from_proto(export_item_event(event)).map_err(Status::internal)?);
+                verifier.push(&ExportLine::Event(Box::new(ExportedEvent::from_stored(event))));
                 while let Some(c) = pending.next_if(|c| c.tree_size == sequence) {
                     verifier.push_checkpoint(&c.signed_note);
                 }
@@ -180,8 +184,77 @@ impl AuditApi {
     }
 }
 
-fn export_item_event(event: StoredEvent) -> pb::ExportEventsResponse {
-    pb::ExportEventsResponse { item: Some(pb::export_events_response::Item::Event(to_proto(event))) }
+/// A page of an export as read: events, or (in JSON lines) their lines rendered already.
+enum Page {
+    Events(Vec<StoredEvent>),
+    Rendered(crate::jsonl::RenderedPage),
+}
+
+/// An export's messages as its pages are read: items, or chunks of JSON lines.
+struct PageOut {
+    jsonl: bool,
+    items: Vec<Result<pb::ExportEventsResponse, Status>>,
+    chunks: Chunks,
+}
+
+impl PageOut {
+    fn new(jsonl: bool) -> Self {
+        Self { jsonl, items: Vec::new(), chunks: Chunks::default() }
+    }
+
+    /// The page's events, each checkpoint still `pending` after the event it ends at (a
+    /// checkpoint whose event is missing holds the later ones back to the end of the export).
+    fn page(&mut self, page: Page, pending: &mut Peekable<impl Iterator<Item = StoredCheckpoint>>) {
+        match page {
+            Page::Events(events) => {
+                for event in events {
+                    let sequence = event.sequence;
+                    self.items.push(Ok(pb::ExportEventsResponse {
+                        item: Some(pb::export_events_response::Item::Event(to_proto(event))),
+                    }));
+                    while let Some(c) = pending.next_if(|c| c.tree_size == sequence) {
+                        self.checkpoint(c);
+                    }
+                }
+            }
+            Page::Rendered(page) => {
+                let mut start = 0;
+                for &(sequence, end) in &page.ends {
+                    if pending.peek().is_some_and(|c| c.tree_size == sequence) {
+                        self.chunks.extend(&page.text[start..end]);
+                        start = end;
+                        while let Some(c) = pending.next_if(|c| c.tree_size == sequence) {
+                            self.checkpoint(c);
+                        }
+                    }
+                }
+                self.chunks.extend(&page.text[start..]);
+            }
+        }
+    }
+
+    fn checkpoint(&mut self, c: StoredCheckpoint) {
+        if self.jsonl {
+            self.chunks.push(&ExportLine::Checkpoint { signed_note: c.signed_note });
+        } else {
+            self.items.push(Ok(checkpoint_item(c)));
+        }
+    }
+
+    /// The messages ready to send: every item and the completed chunks (with `all`, the last too).
+    fn take(&mut self, all: bool) -> Vec<Result<pb::ExportEventsResponse, Status>> {
+        let mut out = std::mem::take(&mut self.items);
+        out.extend(
+            self.chunks.take(all).into_iter().map(|chunk| {
+                Ok(pb::ExportEventsResponse { item: Some(pb::export_events_response::Item::Jsonl(chunk)) })
+            }),
+        );
+        out
+    }
+}
+
+fn checkpoint_item(c: StoredCheckpoint) -> pb::ExportEventsResponse {
+    pb::ExportEventsResponse { item: Some(pb::export_events_response::Item::Checkpoint(checkpoint_message(c))) }
 }
 
 fn checkpoint_message(c: StoredCheckpoint) -> pb::Checkpoint {
@@ -508,10 +581,15 @@ impl AuditService for AuditApi {
         &self,
         request: Request<pb::ExportEventsRequest>,
     ) -> Result<Response<Self::ExportEventsStream>, Status> {
-        let pb::ExportEventsRequest { start_sequence, end_sequence } = request.into_inner();
+        let pb::ExportEventsRequest { start_sequence, end_sequence, format } = request.into_inner();
         if start_sequence < 0 || end_sequence < 0 {
             return Err(invalid("start_sequence and end_sequence must not be negative"));
         }
+        let jsonl = match pb::ExportFormat::try_from(format) {
+            Ok(pb::ExportFormat::Unspecified) => false,
+            Ok(pb::ExportFormat::Jsonl) => true,
+            Err(_) => return Err(invalid(format!("format {format} is not an ExportFormat (0 items, 1 JSON lines)"))),
+        };
         // The end is fixed when the call starts, so an export is a consistent prefix of the log; a
         // checkpoint is signed first so that everything exported is covered by one (unless the log
         // was tampered with: then it is exported as stored).
@@ -523,52 +601,49 @@ impl AuditService for AuditApi {
         // one hand-over per page instead of one per event.
         let (tx, rx) = mpsc::channel::<Vec<Result<pb::ExportEventsResponse, Status>>>(2);
         tokio::spawn(async move {
-            let checkpoint_item = |c: StoredCheckpoint| {
-                Ok(pb::ExportEventsResponse {
-                    item: Some(pb::export_events_response::Item::Checkpoint(checkpoint_message(c))),
-                })
-            };
+            let mut out = PageOut::new(jsonl);
             let mut pending = checkpoints.into_iter().peekable();
-            // Keyset pages, the next one read while this one is sent: Postgres and the encoding
-            // overlap.
+            // Keyset pages, read (and, in JSON lines, rendered) [`EXPORT_AHEAD`] at a time on their
+            // own connections while this one is sent: Postgres, the rendering and the sending overlap.
             let fetch = |from: i64| {
                 let pool = pool.clone();
-                tokio::spawn(async move { store::range(&pool, from, end, EXPORT_PAGE).await })
+                tokio::spawn(async move {
+                    if jsonl {
+                        store::range_rendered(&pool, from, end, EXPORT_PAGE).await.map(Page::Rendered)
+                    } else {
+                        store::range(&pool, from, end, EXPORT_PAGE).await.map(Page::Events)
+                    }
+                })
             };
             let mut from = start_sequence.max(1);
-            let mut next_page = (from <= end).then(|| fetch(from));
-            while let Some(fetching) = next_page.take() {
-                let page = match fetching.await {
-                    Ok(Ok(page)) => page,
-                    Ok(Err(e)) => {
-                        let _ = tx.send(vec![Err(to_status(e))]).await;
-                        return;
+            let mut ahead = std::collections::VecDeque::new();
+            while let Some(fetching) = {
+                while ahead.len() < EXPORT_AHEAD && from <= end {
+                    ahead.push_back(fetch(from));
+                    from = from.saturating_add(EXPORT_PAGE);
+                }
+                ahead.pop_front()
+            } {
+                let failed = match fetching.await {
+                    Ok(Ok(page)) => {
+                        out.page(page, &mut pending);
+                        None
                     }
-                    Err(e) => {
-                        let failed = Status::internal(format!("reading an export page failed: {e}"));
-                        let _ = tx.send(vec![Err(failed)]).await;
-                        return;
-                    }
+                    Ok(Err(e)) => Some(to_status(e)),
+                    Err(e) => Some(Status::internal(format!("reading an export page failed: {e}"))),
                 };
-                if from + EXPORT_PAGE <= end {
-                    from += EXPORT_PAGE;
-                    next_page = Some(fetch(from));
+                if let Some(status) = failed {
+                    let _ = tx.send(vec![Err(status)]).await;
+                    return;
                 }
-                let mut items = Vec::with_capacity(page.len() + 2);
-                for event in page {
-                    let sequence = event.sequence;
-                    items.push(Ok(export_item_event(event)));
-                    while let Some(c) = pending.next_if(|c| c.tree_size == sequence) {
-                        items.push(checkpoint_item(c));
-                    }
-                }
-                if tx.send(items).await.is_err() {
+                if tx.send(out.take(false)).await.is_err() {
                     return; // the client went away
                 }
             }
             // Checkpoints past the last event still go out: a verifier must see what was signed,
             // even when the events it covered are gone.
-            let _ = tx.send(pending.map(checkpoint_item).collect()).await;
+            pending.for_each(|c| out.checkpoint(c));
+            let _ = tx.send(out.take(true)).await;
         });
         let items = tokio_stream::wrappers::ReceiverStream::new(rx).flat_map(futures::stream::iter);
         Ok(Response::new(Box::pin(items)))

@@ -346,18 +346,36 @@ pub async fn list(
 /// `limit` rows that may hold fewer, or none, where numbers are missing; the next page starts at
 /// `from + limit`.
 pub async fn range(pool: &Pool, from: i64, to: i64, limit: i64) -> Result<Vec<StoredEvent>, AuditError> {
+    range_rows(pool, from, to, limit).await?.iter().map(row_to_event).collect()
+}
+
+/// [`range`] rendered as export lines ([`crate::jsonl`]): no event is built.
+pub async fn range_rendered(
+    pool: &Pool,
+    from: i64,
+    to: i64,
+    limit: i64,
+) -> Result<crate::jsonl::RenderedPage, AuditError> {
+    let rows = range_rows(pool, from, to, limit).await?;
+    let mut page =
+        crate::jsonl::RenderedPage { text: Vec::with_capacity(rows.len() * 512), ends: Vec::with_capacity(rows.len()) };
+    for row in &rows {
+        let sequence = crate::jsonl::render_row(row, &mut page.text)?;
+        page.ends.push((sequence, page.text.len()));
+    }
+    Ok(page)
+}
+
+async fn range_rows(pool: &Pool, from: i64, to: i64, limit: i64) -> Result<Vec<Row>, AuditError> {
     let client = pool.get().await?;
     // The window is bounded on both sides by the page, not only by LIMIT: for an open range
     // (`sequence >= next`) the plan can read every later row and sort them for each page, which made
     // an export quadratic in the log's size.
     let last = to.min(from.saturating_add(limit - 1));
-    let rows = client
-        .query(
-            &format!("SELECT {COLUMNS} FROM events WHERE sequence BETWEEN $1 AND $2 ORDER BY sequence"),
-            &[&from, &last],
-        )
+    let statement = client
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM events WHERE sequence BETWEEN $1 AND $2 ORDER BY sequence"))
         .await?;
-    rows.iter().map(row_to_event).collect()
+    Ok(client.query(&statement, &[&from, &last]).await?)
 }
 
 /// The highest sequence stored (0 for an empty log).
