@@ -188,8 +188,9 @@ async fn measure(
     out
 }
 
-/// One row at 64 clients only (`append`, `batch`, or their references `plain` and `plain-batch`)
-/// for `PRFIX_BENCH_PROFILE_SECS` (30 by default), for a profiler attached to the bench process or
+/// One row (`append`, `batch`, or their references `plain` and `plain-batch`) at
+/// `PRFIX_BENCH_PROFILE_CLIENTS` clients (64 by default, at most 64, as many as the reference has
+/// connections) for `PRFIX_BENCH_PROFILE_SECS` (30 by default), for a profiler attached to the bench process or
 /// to the whole machine (`perf record -a`: Postgres works for both sides): `PRFIX_BENCH_PROFILE=batch
 /// cargo bench -p prfix-tests --bench audit_throughput`.
 async fn profile(
@@ -206,11 +207,12 @@ async fn profile(
         "plain-batch" => (false, 100),
         other => panic!("PRFIX_BENCH_PROFILE={other}: expected `append`, `batch`, `plain` or `plain-batch`"),
     };
+    let clients = usize::try_from(env_size("PRFIX_BENCH_PROFILE_CLIENTS", 64)).unwrap_or(64).clamp(1, 64);
     let callers = || async {
-        if service { vec![Caller::Service(client.clone()); 64] } else { plain(connections, 64, next).await }
+        if service { vec![Caller::Service(client.clone()); clients] } else { plain(connections, clients, next).await }
     };
     rate(callers().await, batch).await;
-    println!("profiling: {target} at 64 clients for {secs} s in process {}", std::process::id());
+    println!("profiling: {target} at {clients} clients for {secs} s in process {}", std::process::id());
     let (mut sum, windows) = (0.0, secs.div_ceil(WINDOW.as_secs()));
     for _ in 0..windows {
         sum += rate(callers().await, batch).await;

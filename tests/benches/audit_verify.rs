@@ -6,7 +6,9 @@
 //! - A log of `PRFIX_BENCH_VERIFY_EVENTS` events (default 1,000,000) is appended to a fresh audit
 //!   service with AppendBatch (real hashes, signed checkpoints every 1,000 events), then exported
 //!   through the gateway's ExportEvents stream into a JSON-lines file exactly as `prfix audit export`
-//!   writes it (each line through a 1 MiB buffer): events per second.
+//!   writes it (the service's chunks of lines through a 1 MiB buffer): events per second; then from
+//!   the audit service directly, and through the gateway as items converted by the client (as
+//!   clients from before JSON lines export).
 //! - The export and its prefix up to the checkpoint of a tenth of the events are verified as
 //!   `prfix audit verify` does (the file streamed and parsed on every core), each in a child process
 //!   of this bench so that its peak resident memory (VmHWM) is its own, in rounds interleaved with
@@ -19,7 +21,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use prfix_audit::checkpoint::VerifierKey;
-use prfix_audit::export::{ExportLine, VerifyOptions, line_from_proto, write_line};
+use prfix_audit::export::{ExportLine, VerifyOptions};
+use prfix_audit::jsonl::write_stream;
 use prfix_audit::parallel::{Parallelism, verify_path};
 use prfix_proto::audit::v1 as audit;
 use prfix_proto::audit::v1::audit_service_client::AuditServiceClient;
@@ -105,34 +108,24 @@ async fn fill(app: &TestApp, size: u64) {
     println!("  (appended {size} events in {:.1} s)", took.as_secs_f64());
 }
 
-/// Exports the log through the gateway into `file` as `prfix audit export` does, and its prefix up
-/// to the first checkpoint of at least `prefix` events into `prefix_file`; returns the time and the events.
-async fn export(client: &AuditServiceClient<Authed>, file: &Path, prefix: u64, prefix_file: &Path) -> (Duration, u64) {
+/// Exports the log through `client` into `file`: in JSON lines rendered by the service, as `prfix
+/// audit export` does (`jsonl`), or as items converted here (what clients from before JSON lines
+/// do). Returns the time and the events.
+async fn export(client: &AuditServiceClient<Authed>, file: &Path, jsonl: bool) -> (Duration, u64) {
     let started = Instant::now();
-    let mut stream =
-        client.clone().export_events(audit::ExportEventsRequest::default()).await.expect("export").into_inner();
+    let request = if jsonl { prfix_audit::jsonl::request(0, 0) } else { audit::ExportEventsRequest::default() };
+    let mut stream = client.clone().export_events(request).await.expect("export").into_inner();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(file).expect("create"));
-    let mut events = 0u64;
     let first = started.elapsed();
-    let mut own = Duration::ZERO;
-    while let Some(item) = stream.message().await.expect("stream") {
-        let at = Instant::now();
-        let line = line_from_proto(item).expect("readable item");
-        if matches!(line, ExportLine::Event(_)) {
-            events += 1;
-        }
-        write_line(&line, &mut out).expect("write");
-        own += at.elapsed();
-    }
+    let (events, _) = write_stream(&mut stream, &mut out).await.expect("the export streams to its end");
     out.flush().expect("flush");
     let took = started.elapsed();
-    println!(
-        "    (export: answer after {:.3} s, the client's conversion and writing {:.2} s of {:.2} s)",
-        first.as_secs_f64(),
-        own.as_secs_f64(),
-        took.as_secs_f64()
-    );
-    // The prefix: every line up to the checkpoint of `prefix` events.
+    println!("    (export: answer after {:.3} s, done after {:.2} s)", first.as_secs_f64(), took.as_secs_f64());
+    (took, events)
+}
+
+/// Copies the lines of `file` up to the first checkpoint of at least `prefix` events into `prefix_file`.
+fn cut_prefix(file: &Path, prefix: u64, prefix_file: &Path) {
     let reader = std::io::BufReader::new(std::fs::File::open(file).expect("open"));
     let mut cut = std::io::BufWriter::new(std::fs::File::create(prefix_file).expect("create"));
     for line in reader.lines() {
@@ -145,7 +138,6 @@ async fn export(client: &AuditServiceClient<Authed>, file: &Path, prefix: u64, p
         }
     }
     cut.flush().expect("flush");
-    (took, events)
 }
 
 fn measure(file: &Path) {
@@ -190,18 +182,26 @@ fn main() {
         println!("audit export and offline verify of {size} events");
         fill(&app, size).await;
         let client = app.audit_client();
-        let mut best = Duration::MAX;
+        let direct = AuditServiceClient::with_interceptor(channel_to(app.audit.addr), Bearer::new(&operator_token()));
         let mut events = 0;
-        for _ in 0..ROUNDS {
-            let (took, n) = export(&client, &file, prefix, &prefix_file).await;
-            best = best.min(took);
-            events = n;
+        for (label, client, jsonl) in [
+            ("through the gateway in JSON lines (prfix audit export)", &client, true),
+            ("from the audit service directly in JSON lines", &direct, true),
+            ("through the gateway as items converted by the client", &client, false),
+        ] {
+            let mut best = Duration::MAX;
+            for _ in 0..ROUNDS {
+                let (took, n) = export(client, &file, jsonl).await;
+                best = best.min(took);
+                events = n;
+            }
+            println!(
+                "  export {label}: {events} events in {:.2} s = {:.0} events/s (best of {ROUNDS})",
+                best.as_secs_f64(),
+                events as f64 / best.as_secs_f64()
+            );
         }
-        println!(
-            "  export through the gateway: {events} events in {:.2} s = {:.0} events/s (best of {ROUNDS})",
-            best.as_secs_f64(),
-            events as f64 / best.as_secs_f64()
-        );
+        cut_prefix(&file, prefix, &prefix_file);
         // The floor: the same pages read by SQL alone, as the service reads them.
         let db = app.db.connect().await;
         let page = db
@@ -220,16 +220,6 @@ fn main() {
         }
         let took = started.elapsed().as_secs_f64();
         println!("  the same pages by SQL alone: {rows} rows in {took:.2} s = {:.0} rows/s", rows as f64 / took);
-        let direct = AuditServiceClient::with_interceptor(channel_to(app.audit.addr), Bearer::new(&operator_token()));
-        let mut best = Duration::MAX;
-        for _ in 0..ROUNDS {
-            best = best.min(export(&direct, &file, prefix, &prefix_file).await.0);
-        }
-        println!(
-            "  export from the audit service directly: {:.2} s = {:.0} events/s (best of {ROUNDS})",
-            best.as_secs_f64(),
-            events as f64 / best.as_secs_f64()
-        );
     });
     println!("verify (a child process each, {ROUNDS} rounds interleaved with sha256sum of the same file):");
     measure(&prefix_file);
