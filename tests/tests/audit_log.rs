@@ -164,6 +164,33 @@ async fn an_export_in_json_lines_is_byte_for_byte_the_file_the_items_give() {
     assert!(refused.message().contains("format 7"), "{}", refused.message());
 }
 
+/// Roles holding what array literals are made of (quotes, backslashes, braces, commas, spaces, an
+/// empty one, `NULL`) are stored as given: they come back the same, and the log verifies.
+#[tokio::test]
+async fn roles_that_look_like_array_syntax_are_stored_as_given() {
+    let app = spawn_app().await;
+    let roles: Vec<String> =
+        ["a\"b", "c\\d", "{x},y", " spaced ", "", "NULL", "ünï 🦀", "\\\""].map(String::from).to_vec();
+    let events = (0..3)
+        .map(|i| audit::AuditEvent {
+            actor: Some(audit::Actor { subject: "u".into(), roles: roles.clone() }),
+            ..event(i)
+        })
+        .chain([audit::AuditEvent { actor: Some(audit::Actor { subject: "v".into(), roles: vec![] }), ..event(3) }]);
+    app.audit_client().append_batch(audit::AppendBatchRequest { events: events.collect() }).await.expect("append");
+    let lines = export(&app).await;
+    let report = check(&lines);
+    assert!(report.ok(), "{:?}", report.problems);
+    let stored: Vec<Vec<String>> = lines
+        .iter()
+        .filter_map(|l| match l {
+            ExportLine::Event(e) if e.action.starts_with("demo.") => Some(e.actor_roles.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stored, vec![roles.clone(), roles.clone(), roles, vec![]]);
+}
+
 #[tokio::test]
 async fn one_changed_byte_is_caught_and_named() {
     let app = log().await;

@@ -72,10 +72,10 @@ ins AS (
                         result, request_id, trace_id, metadata, leaf_hash, chain_hash, encoding,
                         appender_subject, appender_credential, received_at)
     SELECT i.sequence, i.event_id, i.occurred_at, i.actor_subject,
-           ARRAY(SELECT jsonb_array_elements_text(i.actor_roles)), i.actor_ip, i.action, i.resource, i.result,
+           i.actor_roles::text[], i.actor_ip, i.action, i.resource, i.result,
            i.request_id, i.trace_id, i.metadata, i.leaf_hash, i.chain_hash, 2::smallint,
            i.appender_subject, i.appender_credential, i.received_at
-    FROM unnest($2::bigint[], $3::uuid[], $4::timestamptz[], $5::text[], $6::jsonb[], $7::text[],
+    FROM unnest($2::bigint[], $3::uuid[], $4::timestamptz[], $5::text[], $6::text[], $7::text[],
                 $8::text[], $9::text[], $10::int2[], $11::text[], $12::text[], $13::jsonb[],
                 $14::bytea[], $15::bytea[], $16::text[], $17::text[], $18::timestamptz[])
         AS i(sequence, event_id, occurred_at, actor_subject, actor_roles, actor_ip, action, resource, result,
@@ -101,7 +101,8 @@ struct Columns {
     event_id: Vec<Uuid>,
     occurred_at: Vec<DateTime<Utc>>,
     actor_subject: Vec<String>,
-    actor_roles: Vec<serde_json::Value>,
+    /// Each event's roles as an array literal ([`array_literal`]).
+    actor_roles: Vec<String>,
     actor_ip: Vec<String>,
     action: Vec<String>,
     resource: Vec<String>,
@@ -148,7 +149,7 @@ impl Columns {
         self.event_id.push(event.event_id);
         self.occurred_at.push(event.occurred_at);
         self.actor_subject.push(event.actor_subject);
-        self.actor_roles.push(serde_json::Value::from(event.actor_roles));
+        self.actor_roles.push(array_literal(&event.actor_roles));
         self.actor_ip.push(event.actor_ip);
         self.action.push(event.action);
         self.resource.push(event.resource);
@@ -164,6 +165,28 @@ impl Columns {
     }
 }
 
+/// `items` as a Postgres array literal (`{"a","b"}`: every element quoted, `"` and `\` escaped),
+/// which the statement casts to `text[]`: one array per row without unnesting anything per row.
+fn array_literal(items: &[String]) -> String {
+    let mut out = String::with_capacity(2 + items.iter().map(|s| s.len() + 3).sum::<usize>());
+    out.push('{');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        for c in item.chars() {
+            if c == '"' || c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('"');
+    }
+    out.push('}');
+    out
+}
+
 /// The statement's parameters for one slice of a group.
 struct Params<'a> {
     lock: i64,
@@ -171,7 +194,7 @@ struct Params<'a> {
     event_id: &'a [Uuid],
     occurred_at: &'a [DateTime<Utc>],
     actor_subject: &'a [String],
-    actor_roles: &'a [serde_json::Value],
+    actor_roles: &'a [String],
     actor_ip: &'a [String],
     action: &'a [String],
     resource: &'a [String],
@@ -411,7 +434,18 @@ pub async fn append_group(
 
 #[cfg(test)]
 mod tests {
-    use super::{MIN_SLICE, slices};
+    use super::{MIN_SLICE, array_literal, slices};
+
+    #[test]
+    fn array_literals_quote_every_element_and_escape_quotes_and_backslashes() {
+        let roles = |r: &[&str]| r.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(array_literal(&[]), "{}");
+        assert_eq!(array_literal(&roles(&["service"])), r#"{"service"}"#);
+        assert_eq!(
+            array_literal(&roles(&["a\"b", "c\\d", "", "NULL", "{x},y"])),
+            r#"{"a\"b","c\\d","","NULL","{x},y"}"#
+        );
+    }
 
     #[test]
     fn a_group_is_sliced_in_order_into_contiguous_slices_of_at_least_the_minimum() {
