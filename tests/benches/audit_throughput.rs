@@ -37,7 +37,12 @@ fn env_size(name: &str, default: i64) -> i64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-fn event(i: u64) -> audit::AuditEvent {
+/// Numbers the service's events as the reference numbers its rows (`items/<n>` and `req-<n>`, each
+/// new), so that both sides' indexes take keys of the same shape.
+static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn event() -> audit::AuditEvent {
+    let i = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     audit::AuditEvent {
         event_id: uuid::Uuid::new_v4().to_string(),
         time: Some(prost_types::Timestamp { seconds: chrono::Utc::now().timestamp(), nanos: 0 }),
@@ -70,10 +75,10 @@ impl Caller {
     async fn call(&mut self, batch: usize) {
         match self {
             Caller::Service(client) if batch == 1 => {
-                client.append(audit::AppendRequest { event: Some(event(0)) }).await.expect("append");
+                client.append(audit::AppendRequest { event: Some(event()) }).await.expect("append");
             }
             Caller::Service(client) => {
-                let events = (0..batch as u64).map(event).collect();
+                let events = (0..batch).map(|_| event()).collect();
                 client.append_batch(audit::AppendBatchRequest { events }).await.expect("batch");
             }
             Caller::Plain(client, insert, next) => {
@@ -233,7 +238,7 @@ async fn fill(app: &TestApp, client: &AuditServiceClient<Authed>, size: i64) {
         println!("  (the log holds {} events already)", size - remaining);
         return;
     }
-    let took = prfix_tests::audit_fill::fill(client, event, remaining as u64).await.as_secs_f64();
+    let took = prfix_tests::audit_fill::fill(client, |_| event(), remaining as u64).await.as_secs_f64();
     println!(
         "  (filled {remaining} events in {took:.1} s = {:.0} events/s with batches of 1,000)",
         remaining as f64 / took
