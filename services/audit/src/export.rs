@@ -96,7 +96,7 @@ impl ExportedEvent {
             result: event.outcome as i32,
             request_id: event.request_id,
             trace_id: event.trace_id,
-            metadata: event.metadata,
+            metadata: crate::json::as_struct_carries(event.metadata),
             leaf_hash: hex::encode(leaf_hash),
             chain_hash: hex::encode(chain_hash),
             encoding,

@@ -184,6 +184,16 @@ impl AuditApi {
     }
 }
 
+/// Page reads of an export under way: aborted when it ends before them (the client went away, or a
+/// page failed), so that they do not go on holding connections.
+struct Ahead<T>(std::collections::VecDeque<tokio::task::JoinHandle<T>>);
+
+impl<T> Drop for Ahead<T> {
+    fn drop(&mut self) {
+        self.0.iter().for_each(tokio::task::JoinHandle::abort);
+    }
+}
+
 /// A page of an export as read: events, or (in JSON lines) their lines rendered already.
 enum Page {
     Events(Vec<StoredEvent>),
@@ -616,13 +626,13 @@ impl AuditService for AuditApi {
                 })
             };
             let mut from = start_sequence.max(1);
-            let mut ahead = std::collections::VecDeque::new();
+            let mut ahead = Ahead(std::collections::VecDeque::new());
             while let Some(fetching) = {
-                while ahead.len() < EXPORT_AHEAD && from <= end {
-                    ahead.push_back(fetch(from));
+                while ahead.0.len() < EXPORT_AHEAD && from <= end {
+                    ahead.0.push_back(fetch(from));
                     from = from.saturating_add(EXPORT_PAGE);
                 }
-                ahead.pop_front()
+                ahead.0.pop_front()
             } {
                 let failed = match fetching.await {
                     Ok(Ok(page)) => {

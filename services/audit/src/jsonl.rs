@@ -87,7 +87,7 @@ pub fn render_row(row: &Row, out: &mut Vec<u8>) -> Result<i64, tokio_postgres::E
         result: i32::from(row.try_get::<_, i16>(8)?),
         request_id: row.try_get(9)?,
         trace_id: row.try_get(10)?,
-        metadata: row.try_get(11)?,
+        metadata: crate::json::as_struct_carries(row.try_get(11)?),
         leaf_hash: row.try_get(13)?,
         chain_hash: row.try_get(14)?,
         encoding: i32::from(if v1 { crate::canonical::ENCODING_V1 } else { crate::canonical::ENCODING_V2 }),
@@ -121,14 +121,25 @@ pub struct Chunks {
 }
 
 impl Chunks {
-    /// Appends whole lines.
-    pub fn extend(&mut self, lines: &[u8]) {
-        if self.current.capacity() == 0 {
-            self.current.reserve(CHUNK + CHUNK / 4);
-        }
-        self.current.extend_from_slice(lines);
-        if self.current.len() >= CHUNK {
-            self.done.push(std::mem::take(&mut self.current));
+    /// Appends whole lines, cutting a chunk at the first line end that takes it to [`CHUNK`] bytes:
+    /// a chunk is at most [`CHUNK`] bytes and one line.
+    pub fn extend(&mut self, mut lines: &[u8]) {
+        while !lines.is_empty() {
+            if self.current.capacity() == 0 {
+                self.current.reserve(CHUNK + CHUNK / 4);
+            }
+            let room = CHUNK.saturating_sub(self.current.len());
+            // The end of the line that crosses `room` (all of `lines` when none does).
+            let take = match lines.get(room.saturating_sub(1)..).and_then(|rest| rest.iter().position(|&b| b == b'\n'))
+            {
+                Some(at) => room.saturating_sub(1) + at + 1,
+                None => lines.len(),
+            };
+            self.current.extend_from_slice(&lines[..take]);
+            lines = &lines[take..];
+            if self.current.len() >= CHUNK {
+                self.done.push(std::mem::take(&mut self.current));
+            }
         }
     }
 
@@ -224,9 +235,37 @@ mod tests {
         let mut got = chunks.take(false);
         assert_eq!(got.len(), 2);
         got.extend(chunks.take(true));
-        assert!(got.iter().all(|c| c.ends_with(b"\n") && c.len() <= CHUNK + 1001));
+        assert!(got.iter().all(|c| c.ends_with(b"\n") && c.len() < CHUNK + 1001));
         assert_eq!(got.concat(), all);
         assert!(chunks.take(true).is_empty());
+    }
+
+    #[test]
+    fn a_page_given_whole_is_cut_at_the_line_that_reaches_the_size() {
+        // Lines of every length up to 20 KB, given as pages of many lines at once.
+        let lines: Vec<Vec<u8>> = (0..700)
+            .map(|i| {
+                let mut line = vec![b'a' + (i % 26) as u8; (i * 7_919) % 20_000];
+                line.push(b'\n');
+                line
+            })
+            .collect();
+        let longest = lines.iter().map(Vec::len).max().unwrap_or(0);
+        let mut chunks = Chunks::default();
+        let mut all = Vec::new();
+        for page in lines.chunks(150) {
+            let text = page.concat();
+            chunks.extend(&text);
+            all.extend_from_slice(&text);
+        }
+        let got = chunks.take(true);
+        assert!(got.len() >= 3, "{} chunks", got.len());
+        for chunk in &got {
+            assert!(chunk.ends_with(b"\n"));
+            assert!(chunk.len() < CHUNK + longest, "a chunk of {} bytes", chunk.len());
+        }
+        assert!(got[..got.len() - 1].iter().all(|c| c.len() >= CHUNK));
+        assert_eq!(got.concat(), all);
     }
 
     #[test]
