@@ -114,13 +114,6 @@ pub struct StoredEvent {
     pub appender: Option<Appender>,
 }
 
-impl StoredEvent {
-    /// The leaf hash recomputed from the stored content, in its encoding version.
-    pub fn recomputed_leaf(&self) -> crate::merkle::Hash {
-        crate::canonical::leaf_hash_of(self.sequence, &self.event, self.appender.as_ref())
-    }
-}
-
 /// Where an append put an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {
