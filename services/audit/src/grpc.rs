@@ -1,17 +1,13 @@
-//! The gRPC face of the audit log: converts messages, calls the store, maps errors.
-
-use std::iter::Peekable;
-use std::pin::Pin;
+//! The gRPC face of the audit log: converts messages, calls the store, maps errors (the export
+//! stream is `crate::export_stream`).
 
 use base64::Engine;
 use deadpool_postgres::Pool;
-use futures::{Stream, StreamExt};
 use prfix_auth::Principal;
 use prfix_proto::audit::v1 as pb;
 use prfix_proto::audit::v1::audit_service_server::AuditService;
 use prfix_runtime::error::{ServiceError, to_status};
 use prfix_runtime::time::{from_timestamp, to_timestamp};
-use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -19,16 +15,11 @@ use crate::admission::{Admission, Refusal, refusal_record};
 use crate::checkpointer::{self, Checkpointer, StoredCheckpoint};
 use crate::export::{ExportLine, ExportedEvent};
 use crate::json::{json_to_struct, struct_to_json};
-use crate::jsonl::Chunks;
 use crate::store::{self, Appended, Appender, AuditError, Filter, NewEvent, Outcome, StoredEvent, Submission};
 use crate::tree;
 use crate::verify::{TrustedCheckpoint, Verifier, VerifyOptions};
 use crate::writer::Writer;
 
-/// Events fetched per page when exporting.
-const EXPORT_PAGE: i64 = 2_000;
-/// Pages of an export read at once, each on its own connection.
-const EXPORT_AHEAD: usize = 2;
 /// Default and largest ListEvents page.
 const DEFAULT_PAGE: i32 = 100;
 const MAX_PAGE: i32 = 1_000;
@@ -167,8 +158,8 @@ impl AuditApi {
         let mut next = 1;
         let mut pending = checkpoints.into_iter().peekable();
         while next <= size {
-            let page = store::range(&self.pool, next, size, EXPORT_PAGE).await.map_err(to_status)?;
-            next += EXPORT_PAGE;
+            let page = store::range(&self.pool, next, size, crate::export_stream::PAGE).await.map_err(to_status)?;
+            next += crate::export_stream::PAGE;
             for event in page {
                 let sequence = event.sequence;
                 verifier.push(&ExportLine::Event(Box::new(ExportedEvent::from_stored(event))));
@@ -184,90 +175,7 @@ impl AuditApi {
     }
 }
 
-/// Page reads of an export under way: aborted when it ends before them (the client went away, or a
-/// page failed), so that they do not go on holding connections.
-struct Ahead<T>(std::collections::VecDeque<tokio::task::JoinHandle<T>>);
-
-impl<T> Drop for Ahead<T> {
-    fn drop(&mut self) {
-        self.0.iter().for_each(tokio::task::JoinHandle::abort);
-    }
-}
-
-/// A page of an export as read: events, or (in JSON lines) their lines rendered already.
-enum Page {
-    Events(Vec<StoredEvent>),
-    Rendered(crate::jsonl::RenderedPage),
-}
-
-/// An export's messages as its pages are read: items, or chunks of JSON lines.
-struct PageOut {
-    jsonl: bool,
-    items: Vec<Result<pb::ExportEventsResponse, Status>>,
-    chunks: Chunks,
-}
-
-impl PageOut {
-    fn new(jsonl: bool) -> Self {
-        Self { jsonl, items: Vec::new(), chunks: Chunks::default() }
-    }
-
-    /// The page's events, each checkpoint still `pending` after the event it ends at (a
-    /// checkpoint whose event is missing holds the later ones back to the end of the export).
-    fn page(&mut self, page: Page, pending: &mut Peekable<impl Iterator<Item = StoredCheckpoint>>) {
-        match page {
-            Page::Events(events) => {
-                for event in events {
-                    let sequence = event.sequence;
-                    self.items.push(Ok(pb::ExportEventsResponse {
-                        item: Some(pb::export_events_response::Item::Event(to_proto(event))),
-                    }));
-                    while let Some(c) = pending.next_if(|c| c.tree_size == sequence) {
-                        self.checkpoint(c);
-                    }
-                }
-            }
-            Page::Rendered(page) => {
-                let mut start = 0;
-                for &(sequence, end) in &page.ends {
-                    if pending.peek().is_some_and(|c| c.tree_size == sequence) {
-                        self.chunks.extend(&page.text[start..end]);
-                        start = end;
-                        while let Some(c) = pending.next_if(|c| c.tree_size == sequence) {
-                            self.checkpoint(c);
-                        }
-                    }
-                }
-                self.chunks.extend(&page.text[start..]);
-            }
-        }
-    }
-
-    fn checkpoint(&mut self, c: StoredCheckpoint) {
-        if self.jsonl {
-            self.chunks.push(&ExportLine::Checkpoint { signed_note: c.signed_note });
-        } else {
-            self.items.push(Ok(checkpoint_item(c)));
-        }
-    }
-
-    /// The messages ready to send: every item and the completed chunks (with `all`, the last too).
-    fn take(&mut self, all: bool) -> Vec<Result<pb::ExportEventsResponse, Status>> {
-        let mut out = std::mem::take(&mut self.items);
-        out.extend(
-            self.chunks.take(all).into_iter().map(|chunk| {
-                Ok(pb::ExportEventsResponse { item: Some(pb::export_events_response::Item::Jsonl(chunk)) })
-            }),
-        );
-        out
-    }
-}
-
-fn checkpoint_item(c: StoredCheckpoint) -> pb::ExportEventsResponse {
-    pb::ExportEventsResponse { item: Some(pb::export_events_response::Item::Checkpoint(checkpoint_message(c))) }
-}
-
-fn checkpoint_message(c: StoredCheckpoint) -> pb::Checkpoint {
+pub(crate) fn checkpoint_message(c: StoredCheckpoint) -> pb::Checkpoint {
     pb::Checkpoint {
         origin: c.signed_note.lines().next().unwrap_or_default().to_owned(),
         tree_size: c.tree_size,
@@ -337,7 +245,7 @@ fn to_new_event(event: pb::AuditEvent, index: usize) -> Result<NewEvent, Status>
     })
 }
 
-fn to_proto(stored: StoredEvent) -> pb::AuditEvent {
+pub(crate) fn to_proto(stored: StoredEvent) -> pb::AuditEvent {
     let StoredEvent { sequence, recorded_at, leaf_hash, chain_hash, event, appender } = stored;
     let encoding = i32::from(crate::canonical::encoding_of(appender.as_ref()));
     let (appender, receive_time) = match appender {
@@ -412,8 +320,6 @@ fn log_appended(events: &[NewEvent], appended: &[Appended]) {
         );
     }
 }
-
-type ExportStream = Pin<Box<dyn Stream<Item = Result<pb::ExportEventsResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl AuditService for AuditApi {
@@ -585,7 +491,7 @@ impl AuditService for AuditApi {
         }))
     }
 
-    type ExportEventsStream = ExportStream;
+    type ExportEventsStream = crate::export_stream::ExportStream;
 
     async fn export_events(
         &self,
@@ -606,57 +512,8 @@ impl AuditService for AuditApi {
         let head = self.export_end().await?;
         let end = if end_sequence == 0 { head } else { end_sequence.min(head) };
         let checkpoints = checkpointer::range(&self.pool, start_sequence.max(1), end).await.map_err(to_status)?;
-        let pool = self.pool.clone();
-        // Whole pages go through the channel (two at most: memory stays flat), not single items:
-        // one hand-over per page instead of one per event.
-        let (tx, rx) = mpsc::channel::<Vec<Result<pb::ExportEventsResponse, Status>>>(2);
-        tokio::spawn(async move {
-            let mut out = PageOut::new(jsonl);
-            let mut pending = checkpoints.into_iter().peekable();
-            // Keyset pages, read (and, in JSON lines, rendered) [`EXPORT_AHEAD`] at a time on their
-            // own connections while this one is sent: Postgres, the rendering and the sending overlap.
-            let fetch = |from: i64| {
-                let pool = pool.clone();
-                tokio::spawn(async move {
-                    if jsonl {
-                        store::range_rendered(&pool, from, end, EXPORT_PAGE).await.map(Page::Rendered)
-                    } else {
-                        store::range(&pool, from, end, EXPORT_PAGE).await.map(Page::Events)
-                    }
-                })
-            };
-            let mut from = start_sequence.max(1);
-            let mut ahead = Ahead(std::collections::VecDeque::new());
-            while let Some(fetching) = {
-                while ahead.0.len() < EXPORT_AHEAD && from <= end {
-                    ahead.0.push_back(fetch(from));
-                    from = from.saturating_add(EXPORT_PAGE);
-                }
-                ahead.0.pop_front()
-            } {
-                let failed = match fetching.await {
-                    Ok(Ok(page)) => {
-                        out.page(page, &mut pending);
-                        None
-                    }
-                    Ok(Err(e)) => Some(to_status(e)),
-                    Err(e) => Some(Status::internal(format!("reading an export page failed: {e}"))),
-                };
-                if let Some(status) = failed {
-                    let _ = tx.send(vec![Err(status)]).await;
-                    return;
-                }
-                if tx.send(out.take(false)).await.is_err() {
-                    return; // the client went away
-                }
-            }
-            // Checkpoints past the last event still go out: a verifier must see what was signed,
-            // even when the events it covered are gone.
-            pending.for_each(|c| out.checkpoint(c));
-            let _ = tx.send(out.take(true)).await;
-        });
-        let items = tokio_stream::wrappers::ReceiverStream::new(rx).flat_map(futures::stream::iter);
-        Ok(Response::new(Box::pin(items)))
+        let items = crate::export_stream::stream(self.pool.clone(), start_sequence.max(1), end, checkpoints, jsonl);
+        Ok(Response::new(items))
     }
 
     async fn verify(&self, request: Request<pb::VerifyRequest>) -> Result<Response<pb::VerifyResponse>, Status> {

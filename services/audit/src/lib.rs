@@ -12,6 +12,7 @@ pub mod checkpointer;
 pub mod command;
 pub mod denials;
 pub mod export;
+mod export_stream;
 pub mod frontier;
 pub mod group;
 mod grpc;
