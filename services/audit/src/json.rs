@@ -76,9 +76,11 @@ mod tests {
     #[test]
     fn metadata_read_back_from_postgres_takes_the_form_a_struct_gives_it() {
         // As jsonb returns numbers stored from floats, and a non-object.
-        let read: serde_json::Value =
-            serde_json::from_str(r#"{"big": 1700000000000000000, "neg": -100000000000000000, "small": 3, "f": 0.5, "l": [1, {"x": 2}], "s": "1"}"#)
-                .expect("json");
+        let read: serde_json::Value = serde_json::from_str(concat!(
+            r#"{"big": 1700000000000000000, "neg": -100000000000000000, "small": 3, "f": 0.5, "#,
+            r#""l": [1, {"x": 2}], "s": "1"}"#
+        ))
+        .expect("json");
         let carried = as_struct_carries(read.clone());
         assert_eq!(carried, struct_to_json(&json_to_struct(&read)));
         assert_eq!(

@@ -10,8 +10,9 @@
 //!
 //! While a group is stored, the next one is gathered from the queue, and once it is full it is
 //! planned (sequences and hashes) after the head the stored group will leave: under a steady load
-//! of full groups, Postgres does not wait for the writer's hashing between them. A plan made after a head that did not come about
-//! (the group failed, or held events stored already) is dropped, and the group planned again.
+//! of full groups, Postgres does not wait for the writer's hashing between them. A plan made after
+//! a head that did not come about (the group failed, or held events stored already) is dropped, and
+//! the group planned again.
 
 use deadpool_postgres::Pool;
 use tokio::sync::{mpsc, oneshot};
