@@ -67,6 +67,7 @@ async fn call(client: &mut AgentServiceClient<Authed>, kind: Kind) {
         Kind::Token => client.get_task(agent::GetTaskRequest { task_id: "t-none".into() }).await.err(),
         Kind::Audited => client.cancel_task(agent::CancelTaskRequest { task_id: "t-none".into() }).await.err(),
     };
+    let status_message = status.as_ref().map(|s| s.message().to_owned()).unwrap_or_default();
     let code = status.map(|s| s.code());
     assert!(
         !matches!(
@@ -80,7 +81,7 @@ async fn call(client: &mut AgentServiceClient<Authed>, kind: Kind) {
                     | tonic::Code::Unknown
             )
         ),
-        "{code:?}"
+        "{code:?} {status_message}"
     );
 }
 
@@ -267,6 +268,8 @@ async fn profile(app: &TestApp, token: &str, target: &str) {
     warm_up(&connections, kind).await;
     println!("profiling: {target} calls for {secs} s in process {}", std::process::id());
     let mut sums = Windows::default();
+    let groups = &prfix_runtime::metrics::METRICS.audit_batch_size;
+    let (groups_before, grouped_before) = (groups.get_sample_count(), groups.get_sample_sum());
     for _ in 0..secs.div_ceil(WINDOW.as_secs()) {
         throughput(&connections, kind, None, &mut sums).await;
     }
@@ -275,6 +278,12 @@ async fn profile(app: &TestApp, token: &str, target: &str) {
         sums.per_second(),
         Windows::micros_per_call(sums.bench_cpu, sums.calls)
     );
+    // The audit writer's group commits while the calls ran (audited calls' access records).
+    let commits = groups.get_sample_count() - groups_before;
+    if commits > 0 {
+        let events = groups.get_sample_sum() - grouped_before;
+        println!("audit writer: {commits} group commits, {:.1} events each", events / commits as f64);
+    }
 }
 
 /// An API key of the bootstrap admin (who holds the admin role; GetTask allows it).
