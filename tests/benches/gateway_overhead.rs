@@ -59,9 +59,10 @@ enum Kind {
     Audited,
 }
 
-/// One call of `kind`. A task that does not exist: the same one-row lookup either way; the
-/// agent's NOT_FOUND is the expected answer, while refusals by the edge or failures would measure
-/// something else.
+/// One call of `kind`, with a task id that is not a UUID: the agent answers INVALID_ARGUMENT before
+/// any lookup, so either kind costs the same at the agent and the rows measure the path to it (and,
+/// for audited calls, the access record). Refusals by the edge or failures would measure something
+/// else.
 async fn call(client: &mut AgentServiceClient<Authed>, kind: Kind) {
     let status = match kind {
         Kind::Token => client.get_task(agent::GetTaskRequest { task_id: "t-none".into() }).await.err(),
