@@ -37,7 +37,7 @@ use prfix_proto::agent::v1::agent_service_client::AgentServiceClient;
 use prfix_tests::app::{Authed, TestApp, channel_to};
 use prfix_tests::auth::{Bearer, token};
 use prfix_tests::nginx::Nginx;
-use prfix_tests::processes::cpu_time;
+use prfix_tests::processes::{cpu_time, cpu_time_of_command, machine_cpu};
 
 #[global_allocator]
 static ALLOCATOR: prfix_runtime::Allocator = prfix_runtime::Allocator;
@@ -256,7 +256,10 @@ async fn proxies(app: &TestApp, token: &str, nginx: &Result<Nginx, anyhow::Error
 /// One kind of call to one target only (`direct` or `gateway`: token calls; `audited`: audited
 /// calls through the gateway) for `PRFIX_BENCH_PROFILE_SECS` (30 by default), for a profiler
 /// attached to the bench process: `PRFIX_BENCH_PROFILE=gateway cargo bench -p prfix-tests --bench
-/// gateway_overhead`, then `perf record -p <pid>` while it says it runs.
+/// gateway_overhead`, then `perf record -p <pid>` while it says it runs. Besides the bench process's
+/// CPU per call it prints the whole machine's (busy time of all cores, from `/proc/stat`) and the
+/// share of it Postgres used, and how much of the machine stood idle: a call kind that leaves
+/// cores idle is held back by waiting (a lock, a round trip, a commit), not by work.
 async fn profile(app: &TestApp, token: &str, target: &str) {
     let (addr, kind) = match target {
         "direct" => (app.agent.addr, Kind::Token),
@@ -271,13 +274,23 @@ async fn profile(app: &TestApp, token: &str, target: &str) {
     let mut sums = Windows::default();
     let groups = &prfix_runtime::metrics::METRICS.audit_batch_size;
     let (groups_before, grouped_before) = (groups.get_sample_count(), groups.get_sample_sum());
+    let machine = || machine_cpu().expect("the machine's CPU times");
+    let ((busy_before, idle_before), postgres_before) = (machine(), cpu_time_of_command("postgres"));
     for _ in 0..secs.div_ceil(WINDOW.as_secs()) {
         throughput(&connections, kind, None, &mut sums).await;
     }
+    let ((busy, idle), postgres) = (machine(), cpu_time_of_command("postgres"));
+    let (busy, idle, postgres) = (busy - busy_before, idle - idle_before, postgres.saturating_sub(postgres_before));
     println!(
         "{target}: {:.0} calls/s, bench process {:.1} µs CPU per call",
         sums.per_second(),
         Windows::micros_per_call(sums.bench_cpu, sums.calls)
+    );
+    println!(
+        "machine: {:.1} µs CPU per call (Postgres {:.1} µs of it), {:.0}% of the cores idle",
+        Windows::micros_per_call(busy, sums.calls),
+        Windows::micros_per_call(postgres, sums.calls),
+        100.0 * idle.as_secs_f64() / (busy + idle).as_secs_f64()
     );
     // The audit writer's group commits while the calls ran (audited calls' access records).
     let commits = groups.get_sample_count() - groups_before;

@@ -159,15 +159,6 @@ impl Service {
 /// `utime + stime` of `/proc/<pid>/stat`, in clock ticks (`getconf CLK_TCK`, usually 100 a second,
 /// so 10 ms resolution); Linux.
 pub fn cpu_time(pid: &str) -> std::io::Result<Duration> {
-    static TICKS_PER_SECOND: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    let ticks_per_second = *TICKS_PER_SECOND.get_or_init(|| {
-        std::process::Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|out| String::from_utf8(out.stdout).ok()?.trim().parse().ok())
-            .unwrap_or(100)
-    });
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // After the command name (in parentheses, which may hold spaces) come fields 3 onwards;
     // utime and stime are fields 14 and 15.
@@ -180,7 +171,49 @@ pub fn cpu_time(pid: &str) -> std::io::Result<Duration> {
             format!("no utime/stime in /proc/{pid}/stat"),
         ));
     };
-    Ok(Duration::from_nanos((utime + stime) * 1_000_000_000 / ticks_per_second))
+    Ok(Duration::from_nanos((utime + stime) * 1_000_000_000 / ticks_per_second()))
+}
+
+/// Clock ticks per second of `/proc` times (`getconf CLK_TCK`, 100 when it cannot be asked).
+fn ticks_per_second() -> u64 {
+    static TICKS_PER_SECOND: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS_PER_SECOND.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|out| String::from_utf8(out.stdout).ok()?.trim().parse().ok())
+            .unwrap_or(100)
+    })
+}
+
+/// CPU time every process named `command` (`/proc/<pid>/comm`, e.g. `postgres`: its backends,
+/// WAL writer and checkpointer) has used so far; processes that ended since are not counted.
+pub fn cpu_time_of_command(command: &str) -> Duration {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Duration::ZERO };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim_end() == command))
+        .filter_map(|pid| cpu_time(&pid.to_string()).ok())
+        .sum()
+}
+
+/// The whole machine's CPU time so far, all cores together, from the first line of `/proc/stat`:
+/// (busy, idle). Busy is user, nice, system, irq and softirq; idle counts I/O wait too; time stolen
+/// by the hypervisor is in neither.
+pub fn machine_cpu() -> std::io::Result<(Duration, Duration)> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .and_then(|line| line.strip_prefix("cpu "))
+        .map(|rest| rest.split_whitespace().filter_map(|f| f.parse().ok()).collect())
+        .unwrap_or_default();
+    let [user, nice, system, idle, iowait, irq, softirq, ..] = ticks[..] else {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "no CPU totals in /proc/stat"));
+    };
+    let time = |t: u64| Duration::from_nanos(t * 1_000_000_000 / ticks_per_second());
+    Ok((time(user + nice + system + irq + softirq), time(idle + iowait)))
 }
 
 /// A port free at the time of asking.
