@@ -24,6 +24,7 @@ use prfix_proto::audit::v1 as audit;
 use prfix_proto::audit::v1::audit_service_client::AuditServiceClient;
 use prfix_tests::app::{Authed, TestApp, channel_to};
 use prfix_tests::auth::{Bearer, operator_token};
+use prfix_tests::processes::{cpu_time, cpu_time_of_command, machine_cpu};
 
 #[global_allocator]
 static ALLOCATOR: prfix_runtime::Allocator = prfix_runtime::Allocator;
@@ -197,7 +198,10 @@ async fn measure(
 /// `PRFIX_BENCH_PROFILE_CLIENTS` clients (64 by default, at most 64, as many as the reference has
 /// connections) for `PRFIX_BENCH_PROFILE_SECS` (30 by default), for a profiler attached to the bench process or
 /// to the whole machine (`perf record -a`: Postgres works for both sides): `PRFIX_BENCH_PROFILE=batch
-/// cargo bench -p prfix-tests --bench audit_throughput`.
+/// cargo bench -p prfix-tests --bench audit_throughput`. It prints the events per second, then the
+/// CPU per event of the bench process, of the whole machine (`/proc/stat`) and of Postgres, and the
+/// share of the cores left idle: a row that leaves cores idle waits (on the writer's cycle, a
+/// commit) rather than works.
 async fn profile(
     client: &AuditServiceClient<Authed>,
     connections: &[std::sync::Arc<tokio_postgres::Client>],
@@ -219,10 +223,25 @@ async fn profile(
     rate(callers().await, batch).await;
     println!("profiling: {target} at {clients} clients for {secs} s in process {}", std::process::id());
     let (mut sum, windows) = (0.0, secs.div_ceil(WINDOW.as_secs()));
+    let machine = || machine_cpu().expect("the machine's CPU times");
+    let own = || cpu_time("self").expect("the bench process's CPU time");
+    let (own_before, (busy_before, idle_before), postgres_before) = (own(), machine(), cpu_time_of_command("postgres"));
     for _ in 0..windows {
         sum += rate(callers().await, batch).await;
     }
+    let (own_after, (busy, idle), postgres) = (own(), machine(), cpu_time_of_command("postgres"));
+    let (busy, idle) = (busy - busy_before, idle - idle_before);
+    // Each window's events are its rate over its length.
+    let events = sum * WINDOW.as_secs_f64();
+    let per_event = |cpu: Duration| cpu.as_secs_f64() * 1e6 / events;
     println!("{target}: {:.0} events/s", sum / windows as f64);
+    println!(
+        "CPU per event: bench process {:.1} µs; machine {:.1} µs (Postgres {:.1} µs of it); {:.0}% of the cores idle",
+        per_event(own_after - own_before),
+        per_event(busy),
+        per_event(postgres.saturating_sub(postgres_before)),
+        100.0 * idle.as_secs_f64() / (busy + idle).as_secs_f64()
+    );
 }
 
 /// Events in the log of `app`.
