@@ -24,7 +24,7 @@ use prfix_proto::audit::v1 as audit;
 use prfix_proto::audit::v1::audit_service_client::AuditServiceClient;
 use prfix_tests::app::{Authed, TestApp, channel_to};
 use prfix_tests::auth::{Bearer, operator_token};
-use prfix_tests::processes::{cpu_time, cpu_time_of_command, machine_cpu};
+use prfix_tests::processes::{MachineCpu, cpu_time};
 
 #[global_allocator]
 static ALLOCATOR: prfix_runtime::Allocator = prfix_runtime::Allocator;
@@ -223,24 +223,22 @@ async fn profile(
     rate(callers().await, batch).await;
     println!("profiling: {target} at {clients} clients for {secs} s in process {}", std::process::id());
     let (mut sum, windows) = (0.0, secs.div_ceil(WINDOW.as_secs()));
-    let machine = || machine_cpu().expect("the machine's CPU times");
     let own = || cpu_time("self").expect("the bench process's CPU time");
-    let (own_before, (busy_before, idle_before), postgres_before) = (own(), machine(), cpu_time_of_command("postgres"));
+    let (own_before, before) = (own(), MachineCpu::now());
     for _ in 0..windows {
         sum += rate(callers().await, batch).await;
     }
-    let (own_after, (busy, idle), postgres) = (own(), machine(), cpu_time_of_command("postgres"));
-    let (busy, idle) = (busy - busy_before, idle - idle_before);
+    let (own_used, used) = (own() - own_before, MachineCpu::now().since(&before));
     // Each window's events are its rate over its length.
     let events = sum * WINDOW.as_secs_f64();
     let per_event = |cpu: Duration| cpu.as_secs_f64() * 1e6 / events;
     println!("{target}: {:.0} events/s", sum / windows as f64);
     println!(
         "CPU per event: bench process {:.1} µs; machine {:.1} µs (Postgres {:.1} µs of it); {:.0}% of the cores idle",
-        per_event(own_after - own_before),
-        per_event(busy),
-        per_event(postgres.saturating_sub(postgres_before)),
-        100.0 * idle.as_secs_f64() / (busy + idle).as_secs_f64()
+        per_event(own_used),
+        per_event(used.busy),
+        per_event(used.postgres),
+        used.idle_percent()
     );
 }
 

@@ -37,7 +37,7 @@ use prfix_proto::agent::v1::agent_service_client::AgentServiceClient;
 use prfix_tests::app::{Authed, TestApp, channel_to};
 use prfix_tests::auth::{Bearer, token};
 use prfix_tests::nginx::Nginx;
-use prfix_tests::processes::{cpu_time, cpu_time_of_command, machine_cpu};
+use prfix_tests::processes::{MachineCpu, cpu_time};
 
 #[global_allocator]
 static ALLOCATOR: prfix_runtime::Allocator = prfix_runtime::Allocator;
@@ -274,13 +274,11 @@ async fn profile(app: &TestApp, token: &str, target: &str) {
     let mut sums = Windows::default();
     let groups = &prfix_runtime::metrics::METRICS.audit_batch_size;
     let (groups_before, grouped_before) = (groups.get_sample_count(), groups.get_sample_sum());
-    let machine = || machine_cpu().expect("the machine's CPU times");
-    let ((busy_before, idle_before), postgres_before) = (machine(), cpu_time_of_command("postgres"));
+    let before = MachineCpu::now();
     for _ in 0..secs.div_ceil(WINDOW.as_secs()) {
         throughput(&connections, kind, None, &mut sums).await;
     }
-    let ((busy, idle), postgres) = (machine(), cpu_time_of_command("postgres"));
-    let (busy, idle, postgres) = (busy - busy_before, idle - idle_before, postgres.saturating_sub(postgres_before));
+    let used = MachineCpu::now().since(&before);
     println!(
         "{target}: {:.0} calls/s, bench process {:.1} µs CPU per call",
         sums.per_second(),
@@ -288,9 +286,9 @@ async fn profile(app: &TestApp, token: &str, target: &str) {
     );
     println!(
         "machine: {:.1} µs CPU per call (Postgres {:.1} µs of it), {:.0}% of the cores idle",
-        Windows::micros_per_call(busy, sums.calls),
-        Windows::micros_per_call(postgres, sums.calls),
-        100.0 * idle.as_secs_f64() / (busy + idle).as_secs_f64()
+        Windows::micros_per_call(used.busy, sums.calls),
+        Windows::micros_per_call(used.postgres, sums.calls),
+        used.idle_percent()
     );
     // The audit writer's group commits while the calls ran (audited calls' access records).
     let commits = groups.get_sample_count() - groups_before;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::processes::{cpu_time, free_port};
+use crate::processes::{cpu_time, free_port, pids};
 
 /// How long nginx gets to listen.
 const START_LIMIT: Duration = Duration::from_secs(10);
@@ -196,9 +196,7 @@ async fn apt_get(args: &[&str]) -> anyhow::Result<()> {
 
 /// The processes whose parent is `pid` (from `/proc/*/stat`; Linux).
 fn children(pid: u32) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
-    entries
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+    pids()
         .filter(|candidate| {
             let Ok(stat) = std::fs::read_to_string(format!("/proc/{candidate}/stat")) else { return false };
             // After the command name (in parentheses, which may hold spaces): state, then the parent.

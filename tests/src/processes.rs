@@ -171,7 +171,7 @@ pub fn cpu_time(pid: &str) -> std::io::Result<Duration> {
             format!("no utime/stime in /proc/{pid}/stat"),
         ));
     };
-    Ok(Duration::from_nanos((utime + stime) * 1_000_000_000 / ticks_per_second()))
+    Ok(from_ticks(utime + stime))
 }
 
 /// Clock ticks per second of `/proc` times (`getconf CLK_TCK`, 100 when it cannot be asked).
@@ -187,12 +187,23 @@ fn ticks_per_second() -> u64 {
     })
 }
 
+/// The ids of the processes running now (the numeric entries of `/proc`); Linux.
+pub fn pids() -> impl Iterator<Item = u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+}
+
+/// `count` clock ticks of `/proc` times as a duration.
+fn from_ticks(count: u64) -> Duration {
+    Duration::from_nanos(count * 1_000_000_000 / ticks_per_second())
+}
+
 /// CPU time every process named `command` (`/proc/<pid>/comm`, e.g. `postgres`: its backends,
 /// WAL writer and checkpointer) has used so far; processes that ended since are not counted.
 pub fn cpu_time_of_command(command: &str) -> Duration {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Duration::ZERO };
-    entries
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+    pids()
         .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim_end() == command))
         .filter_map(|pid| cpu_time(&pid.to_string()).ok())
         .sum()
@@ -203,17 +214,51 @@ pub fn cpu_time_of_command(command: &str) -> Duration {
 /// by the hypervisor is in neither.
 pub fn machine_cpu() -> std::io::Result<(Duration, Duration)> {
     let stat = std::fs::read_to_string("/proc/stat")?;
-    let ticks: Vec<u64> = stat
+    let counts: Vec<u64> = stat
         .lines()
         .next()
         .and_then(|line| line.strip_prefix("cpu "))
         .map(|rest| rest.split_whitespace().filter_map(|f| f.parse().ok()).collect())
         .unwrap_or_default();
-    let [user, nice, system, idle, iowait, irq, softirq, ..] = ticks[..] else {
+    let [user, nice, system, idle, iowait, irq, softirq, ..] = counts[..] else {
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "no CPU totals in /proc/stat"));
     };
-    let time = |t: u64| Duration::from_nanos(t * 1_000_000_000 / ticks_per_second());
-    Ok((time(user + nice + system + irq + softirq), time(idle + iowait)))
+    Ok((from_ticks(user + nice + system + irq + softirq), from_ticks(idle + iowait)))
+}
+
+/// The CPU time of the whole machine ([`machine_cpu`]) and of Postgres at one moment: two of them
+/// measure a stretch of work ([`MachineCpu::since`]).
+#[derive(Debug, Clone, Copy)]
+pub struct MachineCpu {
+    /// Busy time of all cores.
+    pub busy: Duration,
+    /// Idle time of all cores.
+    pub idle: Duration,
+    /// CPU time of the `postgres` processes.
+    pub postgres: Duration,
+}
+
+impl MachineCpu {
+    /// The times now.
+    pub fn now() -> Self {
+        let (busy, idle) = machine_cpu().expect("the machine's CPU times");
+        Self { busy, idle, postgres: cpu_time_of_command("postgres") }
+    }
+
+    /// What was used between `before` and `self` (a Postgres process that ended in between takes
+    /// its time with it, so Postgres's part is at least zero).
+    pub fn since(&self, before: &Self) -> Self {
+        Self {
+            busy: self.busy.saturating_sub(before.busy),
+            idle: self.idle.saturating_sub(before.idle),
+            postgres: self.postgres.saturating_sub(before.postgres),
+        }
+    }
+
+    /// The share of the cores left idle, in percent.
+    pub fn idle_percent(&self) -> f64 {
+        100.0 * self.idle.as_secs_f64() / (self.busy + self.idle).as_secs_f64()
+    }
 }
 
 /// A port free at the time of asking.
