@@ -243,44 +243,77 @@ impl Params<'_> {
 /// already in the log with their sequences) and not repeated earlier in the group: the outcome of
 /// every event, the rows to store and the head after them.
 fn plan(head: Head, events: &[Submission], stored: &HashMap<Uuid, i64>) -> Planned {
-    let mut next = head;
-    let mut planned: HashMap<Uuid, i64> = HashMap::with_capacity(events.len());
-    let mut rows = Columns::default();
-    let mut out = Vec::with_capacity(events.len());
-    for Submission { event, appender } in events {
-        if let Some(sequence) = stored.get(&event.event_id).or_else(|| planned.get(&event.event_id)) {
-            out.push(Appended { sequence: *sequence, duplicate: true });
-            continue;
-        }
-        next.sequence += 1;
-        let mut event = event.clone();
-        event.occurred_at = crate::canonical::storable(event.occurred_at);
-        let appender = Appender { received_at: crate::canonical::storable(appender.received_at), ..appender.clone() };
-        // Every new event is v2: the appender and receive time are inside its leaf.
-        let leaf = crate::canonical::leaf_hash_of(next.sequence, &event, Some(&appender));
-        next.chain = crate::canonical::chain_hash(&next.chain, &leaf);
-        planned.insert(event.event_id, next.sequence);
-        out.push(Appended { sequence: next.sequence, duplicate: false });
-        rows.push(next.sequence, event, appender, &leaf, &next.chain);
-    }
-    Planned { head, out, rows, next }
+    let mut planned = Planned::after(head);
+    planned.extend_with(events, stored);
+    planned
 }
 
 /// A group planned after a head ([`plan_group`]): what [`append_group`] stores when the log's head
 /// is still the one it was planned after. The writer plans the next group while the last one is
-/// being stored, after the head that one will leave.
+/// being stored, after the head that one will leave, a caller's events at a time as they arrive
+/// ([`Planned::extend`]).
 pub struct Planned {
     /// The head it was planned after.
     head: Head,
     out: Vec<Appended>,
     rows: Columns,
     next: Head,
+    /// The sequences given to the group's event ids, to find an id repeated later in the group.
+    ids: HashMap<Uuid, i64>,
 }
 
 impl Planned {
+    /// An empty plan after `head`, to [`extend`](Self::extend).
+    pub fn after(head: Head) -> Self {
+        Self { head, out: Vec::new(), rows: Columns::default(), next: head, ids: HashMap::new() }
+    }
+
+    /// The head it was planned after.
+    pub fn head(&self) -> Head {
+        self.head
+    }
+
     /// The head the group leaves once stored.
     pub fn next(&self) -> Head {
         self.next
+    }
+
+    /// How many events are planned: the group's first ones.
+    pub fn len(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Whether no event is planned yet.
+    pub fn is_empty(&self) -> bool {
+        self.out.is_empty()
+    }
+
+    /// Plans `events`, the group's events after those planned already; the same as planning the
+    /// whole group at once.
+    pub fn extend(&mut self, events: &[Submission]) {
+        self.extend_with(events, &HashMap::new());
+    }
+
+    fn extend_with(&mut self, events: &[Submission], stored: &HashMap<Uuid, i64>) {
+        self.out.reserve(events.len());
+        for Submission { event, appender } in events {
+            if let Some(sequence) = stored.get(&event.event_id).or_else(|| self.ids.get(&event.event_id)) {
+                self.out.push(Appended { sequence: *sequence, duplicate: true });
+                continue;
+            }
+            let next = &mut self.next;
+            next.sequence += 1;
+            let mut event = event.clone();
+            event.occurred_at = crate::canonical::storable(event.occurred_at);
+            let appender =
+                Appender { received_at: crate::canonical::storable(appender.received_at), ..appender.clone() };
+            // Every new event is v2: the appender and receive time are inside its leaf.
+            let leaf = crate::canonical::leaf_hash_of(next.sequence, &event, Some(&appender));
+            next.chain = crate::canonical::chain_hash(&next.chain, &leaf);
+            self.ids.insert(event.event_id, next.sequence);
+            self.out.push(Appended { sequence: next.sequence, duplicate: false });
+            self.rows.push(next.sequence, event, appender, &leaf, &next.chain);
+        }
     }
 }
 
@@ -434,7 +467,74 @@ pub async fn append_group(
 
 #[cfg(test)]
 mod tests {
-    use super::{MIN_SLICE, array_literal, slices};
+    use super::{Head, MIN_SLICE, Planned, array_literal, plan_group, slices};
+    use crate::store::{Appended, Appender, NewEvent, Outcome, Submission};
+
+    fn submission(id: u128, nanos: i64) -> Submission {
+        Submission {
+            event: NewEvent {
+                event_id: uuid::Uuid::from_u128(id),
+                // Nanoseconds that storing rounds to microseconds.
+                occurred_at: chrono::DateTime::from_timestamp_nanos(1_790_000_000_000_000_000 + nanos),
+                actor_subject: format!("user-{id}"),
+                actor_roles: vec!["developer".into(), format!("team-{id}")],
+                actor_ip: "10.0.0.1".into(),
+                action: "task.cancel".into(),
+                resource: format!("tasks/{id}"),
+                outcome: Outcome::Success,
+                request_id: format!("r-{id}"),
+                trace_id: String::new(),
+                metadata: serde_json::json!({"n": id as u64}),
+            },
+            appender: Appender {
+                subject: "service:gateway".into(),
+                credential: "token:4f1c".into(),
+                received_at: chrono::DateTime::from_timestamp_nanos(1_790_000_001_000_000_000 + nanos),
+            },
+        }
+    }
+
+    #[test]
+    fn planning_a_group_caller_by_caller_equals_planning_it_at_once() {
+        let head = Head { sequence: 41, chain: [7u8; 32] };
+        // Three callers; the third repeats an id of the first (a retry), and one of its own.
+        let callers = [
+            vec![submission(1, 1_499), submission(2, 2_501)],
+            vec![submission(3, 3_000)],
+            vec![submission(4, 4_000), submission(1, 5_000), submission(4, 6_000), submission(5, 7_000)],
+        ];
+        let all: Vec<Submission> = callers.iter().flatten().cloned().collect();
+        let whole = plan_group(head, &all);
+        let mut parts = Planned::after(head);
+        for caller in &callers {
+            parts.extend(caller);
+        }
+        assert_eq!(parts.head(), whole.head());
+        assert_eq!(parts.next(), whole.next());
+        assert_eq!(parts.out, whole.out);
+        assert_eq!(parts.len(), all.len());
+        assert_eq!(parts.rows.sequence, whole.rows.sequence);
+        assert_eq!(parts.rows.event_id, whole.rows.event_id);
+        assert_eq!(parts.rows.occurred_at, whole.rows.occurred_at);
+        assert_eq!(parts.rows.leaf_hash, whole.rows.leaf_hash);
+        assert_eq!(parts.rows.chain_hash, whole.rows.chain_hash);
+        // What the plan says: five new events after 41, the repeats answered with the first's place.
+        let dup = |sequence| Appended { sequence, duplicate: true };
+        let new = |sequence| Appended { sequence, duplicate: false };
+        assert_eq!(whole.out, vec![new(42), new(43), new(44), new(45), dup(42), dup(45), new(46)]);
+        assert_eq!(whole.next().sequence, 46);
+        assert_eq!(whole.rows.sequence, vec![42, 43, 44, 45, 46]);
+        // Each chain hash chains to the one before it, from the head's.
+        let mut chain = head.chain;
+        for (leaf, stored) in whole.rows.leaf_hash.iter().zip(&whole.rows.chain_hash) {
+            let leaf: crate::merkle::Hash = leaf.as_slice().try_into().expect("32 bytes");
+            chain = crate::canonical::chain_hash(&chain, &leaf);
+            assert_eq!(stored.as_slice(), chain.as_slice());
+        }
+        assert_eq!(whole.next().chain, chain);
+        // Times are planned as stored: to the microsecond.
+        assert_eq!(whole.rows.occurred_at[0].timestamp_subsec_nanos() % 1_000, 0);
+    }
 
     #[test]
     fn array_literals_quote_every_element_and_escape_quotes_and_backslashes() {
