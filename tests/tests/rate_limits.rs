@@ -118,3 +118,45 @@ async fn with_redis_down_limits_fall_back_to_local_ones_and_are_shared_again_whe
     }
     assert!(shared_again, "limits were not shared again within 10 s of Redis returning");
 }
+
+/// A limiter of the default class at `quota`, sharing its buckets through Redis under `prefix`.
+async fn shared_limiter(quota: Quota, prefix: &str) -> prfix_runtime::ratelimit::Limiter {
+    let common = prfix_runtime::settings::CommonSettings {
+        redis_url: Some(SecretString::from(
+            std::env::var("PRFIX_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned()),
+        )),
+        redis_key_prefix: prefix.to_owned(),
+        ..Default::default()
+    };
+    let redis = prfix_runtime::redis::connect(&common).await.expect("Redis answers").expect("Redis is configured");
+    let limits = prfix_runtime::ratelimit::Limits { default: quota, ..Default::default() };
+    prfix_runtime::ratelimit::Limiter::new(limits, Some(redis))
+}
+
+#[tokio::test]
+async fn a_quota_faster_than_one_call_a_millisecond_is_shared_through_redis_at_its_own_rate() {
+    use prfix_runtime::ratelimit::Class;
+    let prefix = format!("prfix-test:{}:", uuid::Uuid::new_v4().simple());
+    // One call a microsecond with a burst of 1: calls a Redis round trip apart are all admitted.
+    // Counted in whole milliseconds, as the shared bucket once was, this let one a millisecond by.
+    let fast = shared_limiter(Quota { per_minute: 60_000_000, burst: 1 }, &prefix).await;
+    let mut refused = 0;
+    for _ in 0..200 {
+        if fast.check(Class::Default, "sub:fast").await.is_err() {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 0, "a quota of 60,000,000 a minute refused {refused} of 200 back-to-back calls");
+    // 600 a minute, burst 1, on two replicas: the second replica's first call is refused by the
+    // shared bucket, told to wait what is left of the 100 ms interval (not 1,000 times more or less).
+    let slow = Quota { per_minute: 600, burst: 1 };
+    let (first, second) = (shared_limiter(slow, &prefix).await, shared_limiter(slow, &prefix).await);
+    assert!(first.check(Class::Default, "sub:slow").await.is_ok(), "the burst admits the first call");
+    let denied = second.check(Class::Default, "sub:slow").await.expect_err("the shared bucket is empty");
+    assert!(
+        denied.retry_after > std::time::Duration::from_millis(1)
+            && denied.retry_after <= std::time::Duration::from_millis(100),
+        "waits {:?}",
+        denied.retry_after
+    );
+}

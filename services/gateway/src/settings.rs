@@ -219,6 +219,12 @@ impl Settings {
     /// Checks what parsing cannot.
     pub fn validate(&self) -> Result<(), SettingsError> {
         self.common.validate()?;
+        self.gateway.limits.check([
+            "gateway.limits.default",
+            "gateway.limits.expensive",
+            "gateway.limits.strict",
+            "gateway.limits.internal",
+        ])?;
         for (key, url) in
             [("gateway.agent_url", &self.gateway.agent_url), ("gateway.audit_url", &self.gateway.audit_url)]
         {

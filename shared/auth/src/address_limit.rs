@@ -39,8 +39,12 @@ struct State {
 impl AddressLimiter {
     /// A limiter allowing `quota` failures per address, tracking at most `max_addresses` apart.
     pub fn new(quota: Quota, max_addresses: usize) -> Self {
-        let interval = Duration::from_millis((60_000 / u64::from(quota.per_minute.max(1))).max(1));
-        Self { interval, burst: quota.burst.max(1), max_addresses: max_addresses.max(1), state: Mutex::default() }
+        Self {
+            interval: quota.interval(),
+            burst: quota.burst.max(1),
+            max_addresses: max_addresses.max(1),
+            state: Mutex::default(),
+        }
     }
 
     /// Whether a call from `address` may have its credential checked now.

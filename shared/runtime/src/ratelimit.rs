@@ -21,12 +21,12 @@ use tonic::Status;
 
 mod leases;
 
-/// GCRA: the key holds the theoretical arrival time (ms, Redis clock). Takes up to ARGV[3] tokens
-/// (1 when absent), as many as the bucket holds, and returns {taken, wait_ms}: {0, wait} when not
-/// even one is there.
+/// GCRA: the key holds the theoretical arrival time (µs, Redis clock); ARGV[1] is the interval in
+/// µs. Takes up to ARGV[3] tokens (1 when absent), as many as the bucket holds, and returns
+/// {taken, wait_us}: {0, wait} when not even one is there.
 const GCRA: &str = r"
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
 local tolerance = interval * tonumber(ARGV[2])
 local wanted = tonumber(ARGV[3] or '1')
@@ -38,7 +38,7 @@ if fit < 1 then
 end
 local taken = math.min(wanted, fit)
 local new_tat = tat + taken * interval
-redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(new_tat - now) + 1000)
+redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) / 1000) + 1000)
 return {taken, 0}
 ";
 
@@ -81,10 +81,38 @@ impl Class {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Quota {
-    /// Calls per minute, sustained.
+    /// Calls per minute, sustained (1 to [`MAX_PER_MINUTE`]).
     pub per_minute: u32,
     /// Calls allowed at once.
     pub burst: u32,
+}
+
+/// The fastest sustained rate a quota may have: one call a microsecond, the resolution of the
+/// shared bucket in Redis.
+pub const MAX_PER_MINUTE: u32 = 60_000_000;
+
+impl Quota {
+    /// The time one call takes from the bucket, to the nanosecond (a rate that does not divide a
+    /// minute into whole milliseconds is kept exactly, not rounded).
+    pub fn interval(self) -> Duration {
+        Duration::from_nanos(60_000_000_000 / u64::from(self.per_minute.max(1)))
+    }
+
+    /// [`Self::interval`] in whole microseconds (at least 1), as the shared bucket counts it.
+    fn interval_us(self) -> u64 {
+        (60_000_000 / u64::from(self.per_minute.max(1))).max(1)
+    }
+
+    /// Why the quota cannot be applied as written, if it cannot.
+    pub fn problem(self) -> Option<String> {
+        if self.per_minute == 0 || self.per_minute > MAX_PER_MINUTE {
+            return Some(format!("per_minute is {}; it must be 1 to {MAX_PER_MINUTE}", self.per_minute));
+        }
+        if self.burst == 0 {
+            return Some("burst must be at least 1".to_owned());
+        }
+        None
+    }
 }
 
 /// The quotas of every class (`[gateway.limits]` at the gateway).
@@ -113,6 +141,18 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// Checks every class's quota; `keys` name the settings of the default, expensive, strict and
+    /// internal quotas, in that order, in the error.
+    pub fn check(&self, keys: [&'static str; 4]) -> Result<(), crate::settings::SettingsError> {
+        let classes = [Class::Default, Class::Expensive, Class::Strict, Class::Internal];
+        for (class, key) in classes.into_iter().zip(keys) {
+            if let Some(reason) = self.quota(class).problem() {
+                return Err(crate::settings::SettingsError::Invalid { key, reason });
+            }
+        }
+        Ok(())
+    }
+
     fn quota(&self, class: Class) -> Quota {
         match class {
             Class::Default => self.default,
@@ -171,10 +211,6 @@ pub struct Limiter {
     gcra_sha: std::sync::Mutex<Option<String>>,
 }
 
-fn interval_ms(quota: Quota) -> u64 {
-    (60_000 / u64::from(quota.per_minute.max(1))).max(1)
-}
-
 impl Limiter {
     /// A limiter with `limits`, shared through `redis` when given.
     pub fn new(limits: Limits, redis: Option<Redis>) -> Self {
@@ -193,7 +229,7 @@ impl Limiter {
         for class in [Class::Default, Class::Expensive, Class::Strict, Class::Internal] {
             let quota = limits.quota(class);
             let burst = NonZeroU32::new(quota.burst.max(1)).unwrap_or(NonZeroU32::MIN);
-            let governor_quota = GovernorQuota::with_period(Duration::from_millis(interval_ms(quota)))
+            let governor_quota = GovernorQuota::with_period(quota.interval())
                 .unwrap_or_else(|| GovernorQuota::per_second(NonZeroU32::MIN))
                 .allow_burst(burst);
             local.insert(class, RateLimiter::keyed(governor_quota));
@@ -254,16 +290,18 @@ impl Limiter {
         }
         let wanted = leases.map_or(1, |l| l.wanted(key, most, now));
         let redis_key = match self.scope {
-            Some(scope) => redis.key(&format!("ratelimit:{scope}:{}:{key}", class.name())),
-            None => redis.key(&format!("ratelimit:{}:{key}", class.name())),
+            // `us`: the bucket counts microseconds (its times in milliseconds, as kept before, would
+            // read as far in the past, and the other way round as far in the future).
+            Some(scope) => redis.key(&format!("ratelimit:us:{scope}:{}:{key}", class.name())),
+            None => redis.key(&format!("ratelimit:us:{}:{key}", class.name())),
         };
-        let args = vec![interval_ms(quota).to_string(), quota.burst.max(1).to_string(), wanted.to_string()];
+        let args = vec![quota.interval_us().to_string(), quota.burst.max(1).to_string(), wanted.to_string()];
         let call = self.gcra(redis, redis_key, args);
         // Redis failing leaves the local decision above standing: limited, never unlimited.
         match redis.call(call).await {
             Ok(answer) => match answer.as_slice() {
                 [0, wait, ..] => Err(Denied {
-                    retry_after: Duration::from_millis(u64::try_from(*wait).unwrap_or(1)),
+                    retry_after: Duration::from_micros(u64::try_from(*wait).unwrap_or(1)),
                     limit: quota.burst,
                 }),
                 [taken, ..] => {
@@ -279,5 +317,60 @@ impl Limiter {
                 Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits_with_default(default: Quota) -> Limits {
+        Limits { default, ..Limits::default() }
+    }
+
+    #[test]
+    fn a_quota_takes_its_interval_to_the_nanosecond_and_not_rounded_to_milliseconds() {
+        let interval = |per_minute| Quota { per_minute, burst: 1 }.interval();
+        assert_eq!(interval(1_200), Duration::from_millis(50));
+        assert_eq!(interval(7_000), Duration::from_nanos(8_571_428));
+        assert_eq!(interval(600_000), Duration::from_micros(100));
+        assert_eq!(interval(MAX_PER_MINUTE), Duration::from_micros(1));
+        assert_eq!(Quota { per_minute: 600_000, burst: 1 }.interval_us(), 100);
+        assert_eq!(Quota { per_minute: MAX_PER_MINUTE, burst: 1 }.interval_us(), 1);
+    }
+
+    #[test]
+    fn quotas_that_cannot_be_applied_as_written_are_named_with_the_reason() {
+        assert_eq!(Quota { per_minute: MAX_PER_MINUTE, burst: 1 }.problem(), None);
+        let too_fast = Quota { per_minute: MAX_PER_MINUTE + 1, burst: 1 }.problem().expect("refused");
+        assert!(too_fast.contains("60000001") && too_fast.contains("1 to 60000000"), "{too_fast}");
+        assert!(Quota { per_minute: 0, burst: 1 }.problem().is_some());
+        assert!(Quota { per_minute: 1, burst: 0 }.problem().expect("refused").contains("burst"));
+        let keys = ["l.default", "l.expensive", "l.strict", "l.internal"];
+        assert!(Limits::default().check(keys).is_ok());
+        let bad = Limits { strict: Quota { per_minute: 0, burst: 5 }, ..Limits::default() };
+        match bad.check(keys) {
+            Err(crate::settings::SettingsError::Invalid { key, reason }) => {
+                assert_eq!(key, "l.strict");
+                assert!(reason.contains("per_minute is 0"), "{reason}");
+            }
+            other => panic!("expected the strict quota refused, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_quota_faster_than_one_call_a_millisecond_refills_faster_than_that_in_process() {
+        // 600,000 a minute: one call every 100 µs. Rounded to whole milliseconds, it was one a
+        // millisecond, and a refusal asked to wait up to 1 ms.
+        let limiter = Limiter::new(limits_with_default(Quota { per_minute: 600_000, burst: 1 }), None);
+        let mut refusal = None;
+        for _ in 0..10_000 {
+            if let Err(denied) = limiter.check(Class::Default, "k").await {
+                refusal = Some(denied);
+                break;
+            }
+        }
+        let refusal = refusal.expect("back-to-back calls over a burst of 1 are refused");
+        assert!(refusal.retry_after <= Duration::from_micros(100), "waits {:?}", refusal.retry_after);
     }
 }

@@ -168,6 +168,15 @@ impl CommonSettings {
                 reason: "needs internal_tls_ca_file to verify client certificates".to_owned(),
             });
         }
+        self.service_limits.check([
+            "service_limits.default",
+            "service_limits.expensive",
+            "service_limits.strict",
+            "service_limits.internal",
+        ])?;
+        if let Some(reason) = self.unauthenticated_limit.problem() {
+            return Err(SettingsError::Invalid { key: "unauthenticated_limit", reason });
+        }
         if !(100..=600_000).contains(&self.auth_revocations_max_staleness_ms) {
             return Err(SettingsError::Invalid {
                 key: "auth_revocations_max_staleness_ms",
@@ -453,6 +462,20 @@ mod tests {
         let layers = layers("database_url = \"mysql://x\"\n", &[]).expect("layers");
         let err = layers.common().expect_err("must fail").to_string();
         assert!(err.contains("database_url"), "{err}");
+    }
+
+    #[test]
+    fn a_quota_faster_than_the_limiter_resolves_names_the_setting_from_a_file_or_the_environment() {
+        let file = layers("[service_limits.internal]\nper_minute = 70000000\nburst = 10\n", &[]).expect("layers");
+        let err = file.common().expect_err("must fail").to_string();
+        assert!(err.contains("service_limits.internal") && err.contains("1 to 60000000"), "{err}");
+        let env = layers(
+            "",
+            &[("PRFIX_UNAUTHENTICATED_LIMIT__PER_MINUTE", "600"), ("PRFIX_UNAUTHENTICATED_LIMIT__BURST", "0")],
+        )
+        .expect("layers");
+        let err = env.common().expect_err("must fail").to_string();
+        assert!(err.contains("unauthenticated_limit") && err.contains("burst"), "{err}");
     }
 
     #[test]
