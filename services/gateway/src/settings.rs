@@ -389,6 +389,27 @@ mod tests {
     }
 
     #[test]
+    fn limits_given_in_part_keep_the_rest_of_their_defaults_and_a_bad_one_is_named() {
+        use prfix_runtime::ratelimit::Quota;
+        let file = std::env::temp_dir().join(format!("prfix-limits-{}.toml", uuid::Uuid::new_v4()));
+        let text = "[gateway.limits.default]\nburst = 500\n[gateway.login_limits.pair]\nper_minute = 20\n\
+                    [gateway.login_limits]\nthrottle_secs = 60\n";
+        std::fs::write(&file, text).expect("a temporary file");
+        let layers = Layers::load(Some(&file));
+        let _ = std::fs::remove_file(&file);
+        let section: GatewaySettings = layers.expect("loads").section("gateway").expect("parses");
+        assert_eq!(section.limits.default, Quota { per_minute: 1_200, burst: 500 });
+        assert_eq!(section.limits.expensive, prfix_runtime::ratelimit::Limits::default().expensive);
+        assert_eq!(section.login_limits.pair, Quota { per_minute: 20, burst: 5 });
+        assert_eq!(section.login_limits.account_failures, Quota { per_minute: 2, burst: 20 });
+        assert_eq!(section.login_limits.throttle_secs, 60);
+        let mut settings = Settings::default();
+        settings.gateway.limits.expensive = Quota { per_minute: 0, burst: 10 };
+        let err = settings.validate().expect_err("refused").to_string();
+        assert!(err.contains("gateway.limits.expensive") && err.contains("per_minute is 0"), "{err}");
+    }
+
+    #[test]
     fn an_upstream_url_without_a_scheme_is_named() {
         let mut settings = Settings::default();
         settings.gateway.agent_url = "127.0.0.1:50051".to_owned();

@@ -115,9 +115,26 @@ impl Quota {
     }
 }
 
-/// The quotas of every class (`[gateway.limits]` at the gateway).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// A quota as a settings file or the environment gives it: either field may be left out, and is
+/// then the quota's default ([`GivenQuota::or`]), so that `PRFIX_..._BURST` alone changes the burst.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct GivenQuota {
+    /// Calls per minute, when given.
+    pub per_minute: Option<u32>,
+    /// The burst, when given.
+    pub burst: Option<u32>,
+}
+
+impl GivenQuota {
+    /// The quota with what was not given taken from `default`.
+    pub fn or(self, default: Quota) -> Quota {
+        Quota { per_minute: self.per_minute.unwrap_or(default.per_minute), burst: self.burst.unwrap_or(default.burst) }
+    }
+}
+
+/// The quotas of every class (`[gateway.limits]` at the gateway).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Ordinary calls.
     pub default: Quota,
@@ -137,6 +154,29 @@ impl Default for Limits {
             strict: Quota { per_minute: 10, burst: 5 },
             internal: Quota { per_minute: 60_000, burst: 1_000 },
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for Limits {
+    /// Each class, and each field of it, not given keeps its default.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(default, deny_unknown_fields)]
+        #[derive(Default)]
+        struct Given {
+            default: GivenQuota,
+            expensive: GivenQuota,
+            strict: GivenQuota,
+            internal: GivenQuota,
+        }
+        let given = Given::deserialize(deserializer)?;
+        let base = Limits::default();
+        Ok(Limits {
+            default: given.default.or(base.default),
+            expensive: given.expensive.or(base.expensive),
+            strict: given.strict.or(base.strict),
+            internal: given.internal.or(base.internal),
+        })
     }
 }
 

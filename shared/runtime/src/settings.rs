@@ -113,6 +113,7 @@ pub struct CommonSettings {
     pub service_limits: crate::ratelimit::Limits,
     /// Calls per client address that carry no credential or one that fails; over it, calls from
     /// the address are refused before any key is touched (gateway and services alike).
+    #[serde(deserialize_with = "unauthenticated_limit")]
     pub unauthenticated_limit: crate::ratelimit::Quota,
     /// Time, in milliseconds, over which repeated denials of one address are counted into one
     /// audit event (the first is audited at once).
@@ -146,11 +147,21 @@ impl Default for CommonSettings {
             otlp_endpoint: None,
             trace_sample_ratio: 1.0,
             service_limits: crate::ratelimit::Limits::default(),
-            unauthenticated_limit: crate::ratelimit::Quota { per_minute: 600, burst: 100 },
+            unauthenticated_limit: UNAUTHENTICATED_LIMIT,
             denial_audit_window_ms: 60_000,
             denial_audit_max_addresses: 10_000,
         }
     }
+}
+
+/// The default of `unauthenticated_limit`.
+const UNAUTHENTICATED_LIMIT: crate::ratelimit::Quota = crate::ratelimit::Quota { per_minute: 600, burst: 100 };
+
+/// `unauthenticated_limit` given in part: the rest is its default.
+fn unauthenticated_limit<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<crate::ratelimit::Quota, D::Error> {
+    Ok(crate::ratelimit::GivenQuota::deserialize(deserializer)?.or(UNAUTHENTICATED_LIMIT))
 }
 
 impl CommonSettings {
@@ -469,13 +480,27 @@ mod tests {
         let file = layers("[service_limits.internal]\nper_minute = 70000000\nburst = 10\n", &[]).expect("layers");
         let err = file.common().expect_err("must fail").to_string();
         assert!(err.contains("service_limits.internal") && err.contains("1 to 60000000"), "{err}");
-        let env = layers(
-            "",
-            &[("PRFIX_UNAUTHENTICATED_LIMIT__PER_MINUTE", "600"), ("PRFIX_UNAUTHENTICATED_LIMIT__BURST", "0")],
-        )
-        .expect("layers");
+        let env = layers("", &[("PRFIX_UNAUTHENTICATED_LIMIT__BURST", "0")]).expect("layers");
         let err = env.common().expect_err("must fail").to_string();
         assert!(err.contains("unauthenticated_limit") && err.contains("burst"), "{err}");
+    }
+
+    #[test]
+    fn a_quota_given_in_part_keeps_the_rest_of_its_default() {
+        use crate::ratelimit::Quota;
+        let common = layers(
+            "[service_limits.default]\nburst = 7\n[service_limits.internal]\nper_minute = 120000\n",
+            &[("PRFIX_UNAUTHENTICATED_LIMIT__BURST", "9")],
+        )
+        .expect("layers")
+        .common()
+        .expect("valid");
+        assert_eq!(common.service_limits.default, Quota { per_minute: 1_200, burst: 7 });
+        assert_eq!(common.service_limits.internal, Quota { per_minute: 120_000, burst: 1_000 });
+        assert_eq!(common.service_limits.strict, crate::ratelimit::Limits::default().strict);
+        assert_eq!(common.unauthenticated_limit, Quota { per_minute: 600, burst: 9 });
+        let err = layers("[service_limits.default]\nburts = 7\n", &[]).expect("layers").common().expect_err("typo");
+        assert!(err.to_string().contains("burts"), "{err}");
     }
 
     #[test]

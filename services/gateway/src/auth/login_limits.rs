@@ -21,13 +21,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use prfix_runtime::ratelimit::{Class, Denied, Limiter, Limits, Quota};
+use prfix_runtime::ratelimit::{Class, Denied, GivenQuota, Limiter, Limits, Quota};
 use prfix_runtime::redis::Redis;
 use serde::Deserialize;
 
-/// The login limits' settings (`[gateway.login_limits]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// The login limits' settings (`[gateway.login_limits]`); a quota given in part keeps the rest of
+/// its default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoginLimitSettings {
     /// Attempts at one user name from one address.
     pub pair: Quota,
@@ -37,6 +37,27 @@ pub struct LoginLimitSettings {
     pub throttled_pair: Quota,
     /// How long an account stays throttled after its failures overflowed, in seconds.
     pub throttle_secs: u64,
+}
+
+impl<'de> Deserialize<'de> for LoginLimitSettings {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Default, Deserialize)]
+        #[serde(default, deny_unknown_fields)]
+        struct Given {
+            pair: GivenQuota,
+            account_failures: GivenQuota,
+            throttled_pair: GivenQuota,
+            throttle_secs: Option<u64>,
+        }
+        let given = Given::deserialize(deserializer)?;
+        let base = LoginLimitSettings::default();
+        Ok(LoginLimitSettings {
+            pair: given.pair.or(base.pair),
+            account_failures: given.account_failures.or(base.account_failures),
+            throttled_pair: given.throttled_pair.or(base.throttled_pair),
+            throttle_secs: given.throttle_secs.unwrap_or(base.throttle_secs),
+        })
+    }
 }
 
 impl Default for LoginLimitSettings {
