@@ -10,7 +10,7 @@
 //!
 //! While a group is stored, the next one is gathered from the queue and planned (sequences and
 //! hashes), a caller's events at a time as they arrive, after the head the stored group will leave:
-//! under a steady load, Postgres does not wait for the writer's hashing between groups. A plan made
+//! Postgres does not wait between groups for the hashing of the callers that came while it stored. A plan made
 //! after a head that did not come about (the group failed, or held events stored already) is
 //! dropped, and the group planned again.
 

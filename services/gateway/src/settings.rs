@@ -225,6 +225,16 @@ impl Settings {
             "gateway.limits.strict",
             "gateway.limits.internal",
         ])?;
+        let login = &self.gateway.login_limits;
+        for (key, quota) in [
+            ("gateway.login_limits.pair", login.pair),
+            ("gateway.login_limits.account_failures", login.account_failures),
+            ("gateway.login_limits.throttled_pair", login.throttled_pair),
+        ] {
+            if let Some(reason) = quota.problem() {
+                return Err(SettingsError::Invalid { key, reason });
+            }
+        }
         for (key, url) in
             [("gateway.agent_url", &self.gateway.agent_url), ("gateway.audit_url", &self.gateway.audit_url)]
         {
@@ -407,6 +417,10 @@ mod tests {
         settings.gateway.limits.expensive = Quota { per_minute: 0, burst: 10 };
         let err = settings.validate().expect_err("refused").to_string();
         assert!(err.contains("gateway.limits.expensive") && err.contains("per_minute is 0"), "{err}");
+        let mut settings = Settings::default();
+        settings.gateway.login_limits.account_failures = Quota { per_minute: 2, burst: 0 };
+        let err = settings.validate().expect_err("refused").to_string();
+        assert!(err.contains("gateway.login_limits.account_failures") && err.contains("burst is 0"), "{err}");
     }
 
     #[test]

@@ -90,6 +90,9 @@ pub struct Quota {
 /// The fastest sustained rate a quota may have: one call a microsecond, the resolution of the
 /// shared bucket in Redis.
 pub const MAX_PER_MINUTE: u32 = 60_000_000;
+/// The largest burst a quota may have: the shared bucket's arithmetic (Lua doubles, in
+/// microseconds) stays exact up to it at any rate.
+pub const MAX_BURST: u32 = 100_000_000;
 
 impl Quota {
     /// The time one call takes from the bucket, to the nanosecond (a rate that does not divide a
@@ -98,9 +101,10 @@ impl Quota {
         Duration::from_nanos(60_000_000_000 / u64::from(self.per_minute.max(1)))
     }
 
-    /// [`Self::interval`] in whole microseconds (at least 1), as the shared bucket counts it.
+    /// [`Self::interval`] in whole microseconds, rounded up (the shared bucket is never looser than
+    /// the quota), as the shared bucket counts it.
     fn interval_us(self) -> u64 {
-        (60_000_000 / u64::from(self.per_minute.max(1))).max(1)
+        60_000_000u64.div_ceil(u64::from(self.per_minute.max(1)))
     }
 
     /// Why the quota cannot be applied as written, if it cannot.
@@ -108,8 +112,8 @@ impl Quota {
         if self.per_minute == 0 || self.per_minute > MAX_PER_MINUTE {
             return Some(format!("per_minute is {}; it must be 1 to {MAX_PER_MINUTE}", self.per_minute));
         }
-        if self.burst == 0 {
-            return Some("burst must be at least 1".to_owned());
+        if self.burst == 0 || self.burst > MAX_BURST {
+            return Some(format!("burst is {}; it must be 1 to {MAX_BURST}", self.burst));
         }
         None
     }
@@ -376,6 +380,9 @@ mod tests {
         assert_eq!(interval(600_000), Duration::from_micros(100));
         assert_eq!(interval(MAX_PER_MINUTE), Duration::from_micros(1));
         assert_eq!(Quota { per_minute: 600_000, burst: 1 }.interval_us(), 100);
+        // Rounded up: the shared bucket is never looser than the quota.
+        assert_eq!(Quota { per_minute: 7_000, burst: 1 }.interval_us(), 8_572);
+        assert_eq!(Quota { per_minute: 40_000_000, burst: 1 }.interval_us(), 2);
         assert_eq!(Quota { per_minute: MAX_PER_MINUTE, burst: 1 }.interval_us(), 1);
     }
 
@@ -385,7 +392,9 @@ mod tests {
         let too_fast = Quota { per_minute: MAX_PER_MINUTE + 1, burst: 1 }.problem().expect("refused");
         assert!(too_fast.contains("60000001") && too_fast.contains("1 to 60000000"), "{too_fast}");
         assert!(Quota { per_minute: 0, burst: 1 }.problem().is_some());
-        assert!(Quota { per_minute: 1, burst: 0 }.problem().expect("refused").contains("burst"));
+        assert!(Quota { per_minute: 1, burst: 0 }.problem().expect("refused").contains("burst is 0"));
+        assert!(Quota { per_minute: 1, burst: MAX_BURST + 1 }.problem().is_some());
+        assert_eq!(Quota { per_minute: 1, burst: MAX_BURST }.problem(), None);
         let keys = ["l.default", "l.expensive", "l.strict", "l.internal"];
         assert!(Limits::default().check(keys).is_ok());
         let bad = Limits { strict: Quota { per_minute: 0, burst: 5 }, ..Limits::default() };
