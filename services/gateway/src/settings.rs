@@ -231,9 +231,7 @@ impl Settings {
             ("gateway.login_limits.account_failures", login.account_failures),
             ("gateway.login_limits.throttled_pair", login.throttled_pair),
         ] {
-            if let Some(reason) = quota.problem() {
-                return Err(SettingsError::Invalid { key, reason });
-            }
+            quota.check(key)?;
         }
         for (key, url) in
             [("gateway.agent_url", &self.gateway.agent_url), ("gateway.audit_url", &self.gateway.audit_url)]

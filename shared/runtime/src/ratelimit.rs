@@ -117,6 +117,14 @@ impl Quota {
         }
         None
     }
+
+    /// [`Self::problem`] as the settings error of the quota at `key`.
+    pub fn check(self, key: &'static str) -> Result<(), crate::settings::SettingsError> {
+        match self.problem() {
+            Some(reason) => Err(crate::settings::SettingsError::Invalid { key, reason }),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A quota as a settings file or the environment gives it: either field may be left out, and is
@@ -164,9 +172,8 @@ impl Default for Limits {
 impl<'de> Deserialize<'de> for Limits {
     /// Each class, and each field of it, not given keeps its default.
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
+        #[derive(Default, Deserialize)]
         #[serde(default, deny_unknown_fields)]
-        #[derive(Default)]
         struct Given {
             default: GivenQuota,
             expensive: GivenQuota,
@@ -189,12 +196,7 @@ impl Limits {
     /// internal quotas, in that order, in the error.
     pub fn check(&self, keys: [&'static str; 4]) -> Result<(), crate::settings::SettingsError> {
         let classes = [Class::Default, Class::Expensive, Class::Strict, Class::Internal];
-        for (class, key) in classes.into_iter().zip(keys) {
-            if let Some(reason) = self.quota(class).problem() {
-                return Err(crate::settings::SettingsError::Invalid { key, reason });
-            }
-        }
-        Ok(())
+        classes.into_iter().zip(keys).try_for_each(|(class, key)| self.quota(class).check(key))
     }
 
     fn quota(&self, class: Class) -> Quota {

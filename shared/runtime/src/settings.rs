@@ -185,9 +185,7 @@ impl CommonSettings {
             "service_limits.strict",
             "service_limits.internal",
         ])?;
-        if let Some(reason) = self.unauthenticated_limit.problem() {
-            return Err(SettingsError::Invalid { key: "unauthenticated_limit", reason });
-        }
+        self.unauthenticated_limit.check("unauthenticated_limit")?;
         if !(100..=600_000).contains(&self.auth_revocations_max_staleness_ms) {
             return Err(SettingsError::Invalid {
                 key: "auth_revocations_max_staleness_ms",
