@@ -6,6 +6,10 @@
 use std::ffi::OsString;
 use std::process::ExitCode;
 
+// The services' binaries' allocator, as theirs.
+#[global_allocator]
+static ALLOCATOR: prfix_runtime::Allocator = prfix_runtime::Allocator;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let service = std::env::args_os().nth(1).and_then(|s| s.into_string().ok()).unwrap_or_default();
