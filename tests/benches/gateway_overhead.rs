@@ -15,14 +15,19 @@
 //!   connections (each its own tonic channel, so its own HTTP/2 connection) × 8 concurrent streams
 //!   each, latency p50/p99 at one stream, and the latency each proxy adds at p50 (its p50 minus the
 //!   direct p50);
-//! - CPU per forwarded call of each proxy. nginx runs as its own processes: its master's and
-//!   workers' `utime + stime` (`/proc/<pid>/stat`) over the throughput windows, divided by the
-//!   calls. The gateway runs in the bench process (with the agent, the audit service and the
-//!   clients), so its CPU is found by difference: the bench process's CPU per call in the gateway
-//!   windows minus its CPU per call in the direct windows, whose only difference is the gateway
-//!   (clients and agent do the same work per call in both). The bench process's CPU per call in
-//!   the nginx windows is printed as a check: it should match the direct one. CPU of Postgres and
-//!   Redis (the gateway's rate limits) is counted for neither proxy;
+//! - the same through the gateway as its own process (the `prfix-service` binary, the gateway's
+//!   own command line, with the same settings and limits, in front of the same agent), as nginx
+//!   is its own processes;
+//! - CPU per forwarded call of each proxy. nginx and the gateway process run as their own
+//!   processes: their `utime + stime` (`/proc/<pid>/stat`, nginx's master and workers) over the
+//!   throughput windows, divided by the calls. The in-process gateway's CPU is found by
+//!   difference: the bench process's CPU per call in its windows minus that in the direct windows.
+//!   That difference assumes the clients and the agent do the same work per call at the direct
+//!   rate as at a proxy's (about 0.4x of it); the bench process's CPU per call in the nginx and
+//!   gateway-process windows, printed beside, shows how far that holds (they do more per call at
+//!   the lower rate: fewer calls share each wake-up and each system call). The row to hold against
+//!   nginx is the gateway process's, measured as nginx's is. CPU of Postgres and Redis (the
+//!   gateway's rate limits) is counted for neither proxy;
 //! - three kinds of call through the gateway, each as a ratio of the first: the token call, an
 //!   audited call (`CancelTask`, whose access record goes to the outbox; the same one-row lookup
 //!   at the agent) and an API-key call (`GetTask` with an API key).
@@ -37,7 +42,7 @@ use prfix_proto::agent::v1::agent_service_client::AgentServiceClient;
 use prfix_tests::app::{Authed, TestApp, channel_to};
 use prfix_tests::auth::{Bearer, token};
 use prfix_tests::nginx::Nginx;
-use prfix_tests::processes::{MachineCpu, cpu_time};
+use prfix_tests::processes::{MachineCpu, Service, cpu_time};
 
 #[global_allocator]
 static ALLOCATOR: prfix_runtime::Allocator = prfix_runtime::Allocator;
@@ -52,6 +57,9 @@ const ROUNDS: usize = 5;
 const WINDOW: Duration = Duration::from_secs(2);
 /// Sequential calls on one stream per target per round, for the latency rows.
 const LATENCY_CALLS: usize = 600;
+
+/// Limits on, but high enough that the benchmark measures their cost rather than their refusals.
+const HIGH: Quota = Quota { per_minute: 60_000_000, burst: 1_000_000 };
 
 #[derive(Clone, Copy)]
 enum Kind {
@@ -93,8 +101,8 @@ struct Windows {
     elapsed: Duration,
     /// CPU time of the bench process (clients, agent, audit and the in-process gateway).
     bench_cpu: Duration,
-    /// CPU time of the nginx processes.
-    nginx_cpu: Duration,
+    /// CPU time of the proxy's own processes (nginx, the gateway process).
+    proxy_cpu: Duration,
 }
 
 impl Windows {
@@ -112,8 +120,13 @@ fn bench_cpu() -> Duration {
 }
 
 /// One window of calls of `kind` by `STREAMS` callers on each of `connections`, added to `sums`.
-async fn throughput(connections: &[AgentServiceClient<Authed>], kind: Kind, nginx: Option<&Nginx>, sums: &mut Windows) {
-    let (cpu_before, nginx_before) = (bench_cpu(), nginx.map(Nginx::cpu_time).unwrap_or_default());
+async fn throughput(
+    connections: &[AgentServiceClient<Authed>],
+    kind: Kind,
+    proxy: Option<&Proxy<'_>>,
+    sums: &mut Windows,
+) {
+    let (cpu_before, proxy_before) = (bench_cpu(), proxy.map(Proxy::cpu_time).unwrap_or_default());
     let started = Instant::now();
     let deadline = started + WINDOW;
     let workers: Vec<_> = connections
@@ -136,7 +149,7 @@ async fn throughput(connections: &[AgentServiceClient<Authed>], kind: Kind, ngin
     }
     sums.elapsed += started.elapsed();
     sums.bench_cpu += bench_cpu() - cpu_before;
-    sums.nginx_cpu += nginx.map(Nginx::cpu_time).unwrap_or_default() - nginx_before;
+    sums.proxy_cpu += proxy.map(Proxy::cpu_time).unwrap_or_default() - proxy_before;
 }
 
 /// `LATENCY_CALLS` sequential token calls on one stream, added to `samples`.
@@ -172,38 +185,98 @@ async fn warm_up(connections: &[AgentServiceClient<Authed>], kind: Kind) {
     }
 }
 
+/// A proxy that runs as its own processes, whose CPU time is read from `/proc`.
+enum Proxy<'a> {
+    Nginx(&'a Nginx),
+    Gateway(&'a Service),
+}
+
+impl Proxy<'_> {
+    fn cpu_time(&self) -> Duration {
+        match self {
+            Self::Nginx(nginx) => nginx.cpu_time(),
+            Self::Gateway(service) => {
+                let pid = service.pid().expect("the gateway process runs");
+                cpu_time(&pid.to_string()).expect("the gateway process's CPU time")
+            }
+        }
+    }
+}
+
 /// A way to reach the agent, measured in turn with the others.
-struct Target {
+struct Target<'a> {
     name: &'static str,
     connections: Vec<AgentServiceClient<Authed>>,
+    /// The proxy's own processes, when it runs apart from the bench process.
+    proxy: Option<Proxy<'a>>,
     windows: Windows,
     latencies: Vec<Duration>,
 }
 
-impl Target {
-    fn new(name: &'static str, addr: SocketAddr, credential: &str) -> Self {
-        Self { name, connections: connections(addr, credential), windows: Windows::default(), latencies: Vec::new() }
+impl<'a> Target<'a> {
+    fn new(name: &'static str, addr: SocketAddr, credential: &str, proxy: Option<Proxy<'a>>) -> Self {
+        Self {
+            name,
+            connections: connections(addr, credential),
+            proxy,
+            windows: Windows::default(),
+            latencies: Vec::new(),
+        }
+    }
+
+    fn bench_per_call(&self) -> f64 {
+        Windows::micros_per_call(self.windows.bench_cpu, self.windows.calls)
     }
 }
 
+/// The gateway as its own process (the `prfix-service` binary runs the gateway's own command
+/// line), in front of the same agent and audit service, on the same database and Redis, with the
+/// same limits as the gateway in the bench process. Its access log lines are off, as nginx's are.
+async fn gateway_process(app: &TestApp, data: &std::path::Path) -> Service {
+    use prfix_tests::auth::{ADMIN_PASSWORD, keys};
+    let redis = std::env::var("PRFIX_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let (per_minute, burst) = (HIGH.per_minute.to_string(), HIGH.burst.to_string());
+    let env = [
+        ("PRFIX_LOG_LEVEL", "info,prfix::access=warn".to_owned()),
+        ("PRFIX_DATABASE_URL", app.db.url.clone()),
+        ("PRFIX_REDIS_URL", redis),
+        ("PRFIX_REDIS_KEY_PREFIX", format!("prfix-bench:{}:", uuid::Uuid::new_v4().simple())),
+        ("PRFIX_AUTH_JWKS_FILE", keys().jwks_file.display().to_string()),
+        ("PRFIX_SIGNING_KEY_FILE", keys().pem_file.display().to_string()),
+        ("PRFIX_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD.to_owned()),
+        ("PRFIX_GATEWAY__LISTEN", "127.0.0.1:0".to_owned()),
+        ("PRFIX_GATEWAY__ADMIN_LISTEN", "127.0.0.1:0".to_owned()),
+        ("PRFIX_GATEWAY__DRAIN_DELAY_MS", "0".to_owned()),
+        ("PRFIX_GATEWAY__AGENT_URL", format!("http://{}", app.agent.addr)),
+        ("PRFIX_GATEWAY__AUDIT_URL", format!("http://{}", app.audit.addr)),
+        ("PRFIX_GATEWAY__DATA_DIR", data.display().to_string()),
+        ("PRFIX_GATEWAY__LIMITS__DEFAULT__PER_MINUTE", per_minute.clone()),
+        ("PRFIX_GATEWAY__LIMITS__DEFAULT__BURST", burst.clone()),
+        ("PRFIX_GATEWAY__LIMITS__EXPENSIVE__PER_MINUTE", per_minute),
+        ("PRFIX_GATEWAY__LIMITS__EXPENSIVE__BURST", burst),
+    ];
+    Service::start(env!("CARGO_BIN_EXE_prfix-service"), "gateway", &env).await
+}
+
 /// Direct vs gateway vs nginx for the token call.
-async fn proxies(app: &TestApp, token: &str, nginx: &Result<Nginx, anyhow::Error>) {
-    // Direct first (the reference), then the gateway, then nginx if it runs.
+async fn proxies(app: &TestApp, token: &str, nginx: &Result<Nginx, anyhow::Error>, process: &Service) {
+    // Direct first (the reference), then the gateway in this process and as its own, then nginx
+    // if it runs.
     let mut targets = vec![
-        Target::new("direct to agent", app.agent.addr, token),
-        Target::new("through gateway", app.gateway.addr, token),
+        Target::new("direct to agent", app.agent.addr, token, None),
+        Target::new("through gateway", app.gateway.addr, token, None),
+        Target::new("gateway process", process.addr, token, Some(Proxy::Gateway(process))),
     ];
     let nginx = nginx.as_ref().ok();
     if let Some(nginx) = nginx {
-        targets.push(Target::new("through nginx", nginx.addr, token));
+        targets.push(Target::new("through nginx", nginx.addr, token, Some(Proxy::Nginx(nginx))));
     }
     for target in &targets {
         warm_up(&target.connections, Kind::Token).await;
     }
     for _ in 0..ROUNDS {
-        for (i, target) in targets.iter_mut().enumerate() {
-            let through_nginx = if i == 2 { nginx } else { None };
-            throughput(&target.connections, Kind::Token, through_nginx, &mut target.windows).await;
+        for target in &mut targets {
+            throughput(&target.connections, Kind::Token, target.proxy.as_ref(), &mut target.windows).await;
             latencies(&target.connections[0], &mut target.latencies).await;
         }
     }
@@ -214,7 +287,7 @@ async fn proxies(app: &TestApp, token: &str, nginx: &Result<Nginx, anyhow::Error
     println!("token call (GetTask), {ROUNDS} interleaved rounds; auth, policy and rate limits on at the gateway");
     println!("throughput, {CONNECTIONS} connections x {STREAMS} streams, {WINDOW:?} windows");
     let direct = targets[0].windows.per_second();
-    let by_nginx = targets.get(2).map(|t| t.windows.per_second());
+    let by_nginx = targets.get(3).map(|t| t.windows.per_second());
     for target in &targets {
         let rate = target.windows.per_second();
         let vs_nginx = by_nginx.map(|n| format!("   {:>5.2}x nginx", rate / n)).unwrap_or_default();
@@ -235,21 +308,30 @@ async fn proxies(app: &TestApp, token: &str, nginx: &Result<Nginx, anyhow::Error
         );
     }
     println!("CPU per forwarded call (throughput windows)");
-    let per_call = |t: &Target| Windows::micros_per_call(t.windows.bench_cpu, t.windows.calls);
-    let bench_direct = per_call(&targets[0]);
-    let gateway = per_call(&targets[1]) - bench_direct;
+    let bench_direct = targets[0].bench_per_call();
+    let in_process = targets[1].bench_per_call() - bench_direct;
     println!(
-        "  gateway {gateway:>7.1} µs   (bench process {:.1} µs/call through it, {bench_direct:.1} µs/call direct)",
-        per_call(&targets[1])
+        "  gateway in the bench process {in_process:>6.1} µs   by difference (bench process {:.1} µs/call through it, {bench_direct:.1} µs/call direct)",
+        targets[1].bench_per_call()
     );
-    if let (Some(nginx), Some(target)) = (nginx, targets.get(2)) {
-        let own = Windows::micros_per_call(target.windows.nginx_cpu, target.windows.calls);
+    let own = |t: &Target| Windows::micros_per_call(t.windows.proxy_cpu, t.windows.calls);
+    let process = own(&targets[2]);
+    println!(
+        "  gateway process              {process:>6.1} µs   its own CPU time (bench process {:.1} µs/call through it)",
+        targets[2].bench_per_call()
+    );
+    if let (Some(nginx), Some(target)) = (nginx, targets.get(3)) {
+        let nginx_own = own(target);
         println!(
-            "  nginx   {own:>7.1} µs   ({} workers; bench process {:.1} µs/call through it)",
+            "  nginx                        {nginx_own:>6.1} µs   its own CPU time, {} workers (bench process {:.1} µs/call through it)",
             nginx.workers,
-            per_call(target)
+            target.bench_per_call()
         );
-        println!("  gateway/nginx: {:.2}x", gateway / own);
+        println!(
+            "  gateway process/nginx: {:.2}x   (in the bench process, by difference: {:.2}x)",
+            process / nginx_own,
+            in_process / nginx_own
+        );
     }
 }
 
@@ -346,9 +428,8 @@ async fn call_kinds(app: &TestApp, token: &str) {
 
 #[tokio::main]
 async fn main() {
-    // Limits on, but high enough that the benchmark measures their cost rather than their refusals.
     // The agent applies the method limits at its own port too: high there as well.
-    let high = Quota { per_minute: 60_000_000, burst: 1_000_000 };
+    let high = HIGH;
     let app = prfix_tests::app::spawn_app_shared(
         |common| {
             common.service_limits.default = high;
@@ -374,7 +455,11 @@ async fn main() {
         profile(&app, &token, &target).await;
         return;
     }
-    proxies(&app, &token, &nginx).await;
+    let data = tempfile::tempdir().expect("a data directory for the gateway process");
+    let process = gateway_process(&app, data.path()).await;
+    println!("gateway process: {} (prfix-service gateway), pid {}", process.addr, process.pid().unwrap_or_default());
+    proxies(&app, &token, &nginx, &process).await;
+    drop(process);
     call_kinds(&app, &token).await;
     drop(nginx);
 }

@@ -93,6 +93,11 @@ impl Service {
         assert!(status.success(), "kill -{signal} {pid} failed");
     }
 
+    /// Its process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Its JSON log lines so far.
     pub fn lines(&self) -> Vec<Value> {
         lock(&self.lines).clone()
