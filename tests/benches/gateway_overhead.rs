@@ -42,7 +42,7 @@ use prfix_proto::agent::v1::agent_service_client::AgentServiceClient;
 use prfix_tests::app::{Authed, TestApp, channel_to};
 use prfix_tests::auth::{Bearer, token};
 use prfix_tests::nginx::Nginx;
-use prfix_tests::processes::{MachineCpu, Service, cpu_time};
+use prfix_tests::processes::{MachineCpu, Service, common_env, cpu_time, gateway_env};
 
 #[global_allocator]
 static ALLOCATOR: prfix_runtime::Allocator = prfix_runtime::Allocator;
@@ -233,28 +233,16 @@ impl<'a> Target<'a> {
 /// line), in front of the same agent and audit service, on the same database and Redis, with the
 /// same limits as the gateway in the bench process. Its access log lines are off, as nginx's are.
 async fn gateway_process(app: &TestApp, data: &std::path::Path) -> Service {
-    use prfix_tests::auth::{ADMIN_PASSWORD, keys};
-    let redis = std::env::var("PRFIX_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
     let (per_minute, burst) = (HIGH.per_minute.to_string(), HIGH.burst.to_string());
-    let env = [
+    let mut env = common_env(&app.db.url);
+    env.extend(gateway_env(app.agent.addr, app.audit.addr, data));
+    env.extend([
         ("PRFIX_LOG_LEVEL", "info,prfix::access=warn".to_owned()),
-        ("PRFIX_DATABASE_URL", app.db.url.clone()),
-        ("PRFIX_REDIS_URL", redis),
-        ("PRFIX_REDIS_KEY_PREFIX", format!("prfix-bench:{}:", uuid::Uuid::new_v4().simple())),
-        ("PRFIX_AUTH_JWKS_FILE", keys().jwks_file.display().to_string()),
-        ("PRFIX_SIGNING_KEY_FILE", keys().pem_file.display().to_string()),
-        ("PRFIX_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD.to_owned()),
-        ("PRFIX_GATEWAY__LISTEN", "127.0.0.1:0".to_owned()),
-        ("PRFIX_GATEWAY__ADMIN_LISTEN", "127.0.0.1:0".to_owned()),
-        ("PRFIX_GATEWAY__DRAIN_DELAY_MS", "0".to_owned()),
-        ("PRFIX_GATEWAY__AGENT_URL", format!("http://{}", app.agent.addr)),
-        ("PRFIX_GATEWAY__AUDIT_URL", format!("http://{}", app.audit.addr)),
-        ("PRFIX_GATEWAY__DATA_DIR", data.display().to_string()),
         ("PRFIX_GATEWAY__LIMITS__DEFAULT__PER_MINUTE", per_minute.clone()),
         ("PRFIX_GATEWAY__LIMITS__DEFAULT__BURST", burst.clone()),
         ("PRFIX_GATEWAY__LIMITS__EXPENSIVE__PER_MINUTE", per_minute),
         ("PRFIX_GATEWAY__LIMITS__EXPENSIVE__BURST", burst),
-    ];
+    ]);
     Service::start(env!("CARGO_BIN_EXE_prfix-service"), "gateway", &env).await
 }
 
@@ -429,15 +417,14 @@ async fn call_kinds(app: &TestApp, token: &str) {
 #[tokio::main]
 async fn main() {
     // The agent applies the method limits at its own port too: high there as well.
-    let high = HIGH;
     let app = prfix_tests::app::spawn_app_shared(
         |common| {
-            common.service_limits.default = high;
-            common.service_limits.expensive = high;
+            common.service_limits.default = HIGH;
+            common.service_limits.expensive = HIGH;
         },
         |s| {
-            s.gateway.limits.default = high;
-            s.gateway.limits.expensive = high;
+            s.gateway.limits.default = HIGH;
+            s.gateway.limits.expensive = HIGH;
         },
         |_| {},
     )

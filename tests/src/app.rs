@@ -71,13 +71,16 @@ where
     Running { addr, stop, handle: Some(handle) }
 }
 
+/// The test Redis: `PRFIX_TEST_REDIS_URL`, `redis://127.0.0.1:6379` by default.
+pub fn redis_url() -> String {
+    std::env::var("PRFIX_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
 /// Settings shared by the services of one test.
 pub fn common_settings(db: &TestDatabase, redis_prefix: &str, ollama_url: &str) -> CommonSettings {
     CommonSettings {
         database_url: db.secret_url(),
-        redis_url: Some(SecretString::from(
-            std::env::var("PRFIX_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned()),
-        )),
+        redis_url: Some(SecretString::from(redis_url())),
         redis_key_prefix: redis_prefix.to_owned(),
         ollama_url: ollama_url.to_owned(),
         log_format: LogFormat::Pretty,

@@ -276,6 +276,33 @@ pub fn channel(addr: SocketAddr) -> tonic::transport::Channel {
     tonic::transport::Channel::from_shared(format!("http://{addr}")).expect("valid URI").connect_lazy()
 }
 
+/// What every service process of a test is given: the database at `database_url`, the test Redis
+/// under a fresh key prefix, and the test keys' JWKS.
+pub fn common_env(database_url: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("PRFIX_DATABASE_URL", database_url.to_owned()),
+        ("PRFIX_REDIS_URL", crate::app::redis_url()),
+        ("PRFIX_REDIS_KEY_PREFIX", format!("prfix-test:{}:", uuid::Uuid::new_v4().simple())),
+        ("PRFIX_AUTH_JWKS_FILE", keys().jwks_file.display().to_string()),
+    ]
+}
+
+/// What a gateway process is given besides [`common_env`]: any free ports, no drain delay, the
+/// agent and audit service at `agent` and `audit`, its data in `data_dir`, the test signing key and
+/// the bootstrap admin's password.
+pub fn gateway_env(agent: SocketAddr, audit: SocketAddr, data_dir: &Path) -> Vec<(&'static str, String)> {
+    vec![
+        ("PRFIX_GATEWAY__LISTEN", "127.0.0.1:0".to_owned()),
+        ("PRFIX_GATEWAY__ADMIN_LISTEN", "127.0.0.1:0".to_owned()),
+        ("PRFIX_GATEWAY__DRAIN_DELAY_MS", "0".to_owned()),
+        ("PRFIX_GATEWAY__AGENT_URL", format!("http://{agent}")),
+        ("PRFIX_GATEWAY__AUDIT_URL", format!("http://{audit}")),
+        ("PRFIX_GATEWAY__DATA_DIR", data_dir.display().to_string()),
+        ("PRFIX_SIGNING_KEY_FILE", keys().pem_file.display().to_string()),
+        ("PRFIX_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD.to_owned()),
+    ]
+}
+
 /// The three services started in order (audit, gateway, agent with an API key the operator makes
 /// through the gateway), on a fresh database, a fresh Redis prefix and `ollama`.
 pub struct System {
@@ -294,16 +321,8 @@ impl System {
     /// `PRFIX_OTLP_ENDPOINT`) go to every service.
     pub async fn start(program: &str, ollama: &FakeOllama, data_dir: &Path, extra: &[(&str, String)]) -> Self {
         let db = TestDatabase::fresh();
-        let mut common = vec![
-            ("PRFIX_DATABASE_URL", db.url.clone()),
-            (
-                "PRFIX_REDIS_URL",
-                std::env::var("PRFIX_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned()),
-            ),
-            ("PRFIX_REDIS_KEY_PREFIX", format!("prfix-test:{}:", uuid::Uuid::new_v4().simple())),
-            ("PRFIX_OLLAMA_URL", ollama.url()),
-            ("PRFIX_AUTH_JWKS_FILE", keys().jwks_file.display().to_string()),
-        ];
+        let mut common = common_env(&db.url);
+        common.push(("PRFIX_OLLAMA_URL", ollama.url()));
         common.extend(extra.iter().cloned());
         let with = |more: &[(&'static str, String)]| common.iter().chain(more).cloned().collect::<Vec<_>>();
         let any = || "127.0.0.1:0".to_owned();
@@ -325,16 +344,7 @@ impl System {
         let gateway = Service::start(
             program,
             "gateway",
-            &with(&[
-                ("PRFIX_GATEWAY__LISTEN", any()),
-                ("PRFIX_GATEWAY__ADMIN_LISTEN", any()),
-                ("PRFIX_GATEWAY__DRAIN_DELAY_MS", "0".into()),
-                ("PRFIX_GATEWAY__AGENT_URL", format!("http://127.0.0.1:{agent_port}")),
-                ("PRFIX_GATEWAY__AUDIT_URL", format!("http://{}", audit.addr)),
-                ("PRFIX_GATEWAY__DATA_DIR", data_dir.join("gateway").display().to_string()),
-                ("PRFIX_SIGNING_KEY_FILE", keys().pem_file.display().to_string()),
-                ("PRFIX_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD.to_owned()),
-            ]),
+            &with(&gateway_env(SocketAddr::from(([127, 0, 0, 1], agent_port)), audit.addr, &data_dir.join("gateway"))),
         )
         .await;
         let admin = AuthServiceClient::with_interceptor(channel(gateway.addr), Bearer::new(&operator_token()));
