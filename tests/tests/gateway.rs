@@ -265,6 +265,24 @@ async fn a_call_for_a_stopped_agent_fails_unavailable_within_a_second_and_names_
 }
 
 #[tokio::test]
+async fn the_gateway_reconnects_to_an_agent_that_comes_back_on_its_address() {
+    let mut app = spawn_app().await;
+    let list = || prfix_proto::agent::v1::ListTasksRequest::default();
+    // The first call opens the gateway's connection to the agent, which every later call shares.
+    app.agent_client().list_tasks(list()).await.expect("the agent answers");
+    let addr = app.agent.addr;
+    app.agent.stop().await;
+    let status = app.agent_client().list_tasks(list()).await.expect_err("the agent is down");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("upstream agent"), "{}", status.message());
+
+    app.agent = app.spawn_agent(|s| s.agent.listen = addr).await;
+    for _ in 0..3 {
+        app.agent_client().list_tasks(list()).await.expect("the gateway reached the agent again on a new connection");
+    }
+}
+
+#[tokio::test]
 async fn an_unknown_service_is_unimplemented_at_the_gateway() {
     let app = spawn_app().await;
     let mut grpc = tonic::client::Grpc::new(app.channel.clone());

@@ -7,15 +7,17 @@
 //! service.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
 use http::{Request, Response, Uri, Version};
+use hyper::client::conn::http2::{self, SendRequest};
 use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tonic::Status;
+use tower::ServiceExt;
 
 /// One service behind the gateway.
 #[derive(Clone)]
@@ -24,7 +26,64 @@ pub struct Upstream {
     pub name: &'static str,
     /// Base URL (scheme and authority).
     pub base: Uri,
-    client: Client<HttpsConnector<HttpConnector>, Body>,
+    connection: Arc<Connection>,
+}
+
+/// The one HTTP/2 connection to an upstream that every forwarded call shares (HTTP/2 multiplexes
+/// them), made when the first call needs it and made again when it closed. A call takes a handle
+/// of it without waiting (a clone under a lock held for no await); only a call that finds it
+/// missing or closed connects, the others that do wait for that connection instead of making
+/// their own.
+struct Connection {
+    connector: HttpsConnector<HttpConnector>,
+    sender: Mutex<Option<SendRequest<Body>>>,
+    connecting: tokio::sync::Mutex<()>,
+}
+
+/// Why an upstream could not be reached.
+type ConnectError = Box<dyn std::error::Error + Send + Sync>;
+
+impl Connection {
+    /// The open connection's handle, if there is one.
+    fn open(&self) -> Option<SendRequest<Body>> {
+        let sender = self.sender.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        sender.as_ref().filter(|s| !s.is_closed()).cloned()
+    }
+
+    /// The open connection's handle, connecting to `base` first when there is none.
+    async fn sender(&self, base: &Uri) -> Result<SendRequest<Body>, ConnectError> {
+        if let Some(sender) = self.open() {
+            return Ok(sender);
+        }
+        let _one_at_a_time = self.connecting.lock().await;
+        // Another call may have connected while this one waited.
+        if let Some(sender) = self.open() {
+            return Ok(sender);
+        }
+        let io = self.connector.clone().oneshot(base.clone()).await?;
+        let (sender, connection) = http2::Builder::new(TokioExecutor::new()).handshake(io).await?;
+        let upstream = base.clone();
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%upstream, error = %prfix_runtime::error::chain(&error), "upstream connection ended");
+            }
+        });
+        *self.sender.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(sender.clone());
+        Ok(sender)
+    }
+
+    /// Sends `request` on the shared connection. A request the connection never took (it closed
+    /// in between) is sent once more, on a new connection.
+    async fn send(&self, base: &Uri, request: Request<Body>) -> Result<Response<hyper::body::Incoming>, ConnectError> {
+        let mut sender = self.sender(base).await?;
+        match sender.try_send_request(request).await {
+            Ok(response) => Ok(response),
+            Err(mut error) => match error.take_message() {
+                Some(request) => Ok(self.sender(base).await?.send_request(request).await?),
+                None => Err(error.into_error().into()),
+            },
+        }
+    }
 }
 
 impl Upstream {
@@ -40,8 +99,9 @@ impl Upstream {
             .https_or_http()
             .enable_http2()
             .wrap_connector(connector);
-        let client = Client::builder(TokioExecutor::new()).http2_only(true).build(connector);
-        Self { name, base, client }
+        let connection =
+            Arc::new(Connection { connector, sender: Mutex::new(None), connecting: tokio::sync::Mutex::new(()) });
+        Self { name, base, connection }
     }
 
     /// Sends `request` upstream and returns its response, or UNAVAILABLE naming the upstream.
@@ -57,10 +117,10 @@ impl Upstream {
         parts.version = Version::HTTP_2;
         // HTTP/2 carries the authority in the URI; a client's Host header must not leak upstream.
         parts.headers.remove(http::header::HOST);
-        match self.client.request(Request::from_parts(parts, body)).await {
+        match self.connection.send(&self.base, Request::from_parts(parts, body)).await {
             Ok(response) => response.map(Body::new),
             Err(error) => {
-                let reason = prfix_runtime::error::chain(&error);
+                let reason = prfix_runtime::error::chain(&*error);
                 tracing::warn!(upstream = self.name, base = %self.base, error = %reason, "upstream call failed");
                 Status::unavailable(format!("upstream {} ({}) is unavailable: {reason}", self.name, self.base))
                     .into_http()
