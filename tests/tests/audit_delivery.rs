@@ -8,7 +8,7 @@ use prfix_proto::agent::v1 as agent;
 use prfix_proto::audit::v1 as audit;
 use prfix_tests::app::{audit_settings, run};
 use prfix_tests::auth::token;
-use prfix_tests::spawn_app;
+use prfix_tests::{spawn_app, spawn_app_with};
 
 /// An access record of `action` at `time`, with a fresh event id, as an outbox would hold it.
 fn record(action: &str, time: chrono::DateTime<chrono::Utc>) -> audit::AuditEvent {
@@ -62,6 +62,14 @@ async fn events_of(
     }
 }
 
+/// Starts the audit service of `app` again on `addr`, where it listened before it was stopped.
+async fn restart_audit(app: &mut prfix_tests::TestApp, addr: std::net::SocketAddr) {
+    let mut settings = audit_settings(&app.common);
+    settings.audit.listen = addr;
+    let restarted = prfix_audit::Application::build(settings).await.expect("audit restarts");
+    app.audit = run(restarted.local_addr(), |stop| restarted.run_until_stopped(stop));
+}
+
 #[tokio::test]
 async fn access_records_made_while_audit_is_down_are_delivered_when_it_returns() {
     let mut app = spawn_app().await;
@@ -83,10 +91,7 @@ async fn access_records_made_while_audit_is_down_are_delivered_when_it_returns()
     assert!(pending >= 5, "the records wait in the outbox ({pending})");
 
     // The audit service comes back on the same address.
-    let mut settings = audit_settings(&app.common);
-    settings.audit.listen = audit_addr;
-    let restarted = prfix_audit::Application::build(settings).await.expect("audit restarts");
-    app.audit = run(restarted.local_addr(), |stop| restarted.run_until_stopped(stop));
+    restart_audit(&mut app, audit_addr).await;
 
     let delivered = events_of(&app, "/prfix.agent.v1.AgentService/CancelTask", 6, Duration::from_secs(20)).await;
     assert_eq!(delivered.len(), 6, "one record per audited call, none lost, none twice");
@@ -212,4 +217,113 @@ async fn a_lone_malformed_record_waits_and_is_dropped_once_sent_beside_one_the_s
     assert_eq!(found[0].event_id, good.event_id);
     let left = left_in_outbox(&pg, &unfit, Duration::from_secs(10)).await;
     assert_eq!(left, 0, "the malformed record was never dropped");
+}
+
+/// The request ids of `calls` audited calls made at once by `developer`, each with its own id.
+async fn audited_burst(app: &prfix_tests::TestApp, developer: &str, calls: usize, tag: &str) -> Vec<String> {
+    let ids: Vec<String> = (0..calls).map(|i| format!("{tag}-{i}")).collect();
+    let answers = futures::future::join_all(ids.iter().map(|id| {
+        let mut client = app.agent_client_as(developer);
+        let mut request = tonic::Request::new(agent::CancelTaskRequest { task_id: "t-none".into() });
+        request.metadata_mut().insert("x-request-id", id.parse().expect("an ASCII request id"));
+        async move { client.cancel_task(request).await }
+    }))
+    .await;
+    for answer in &answers {
+        // The agent's own answer (no such task): neither the edge nor the outbox refused the call.
+        let code = answer.as_ref().err().map(tonic::Status::code);
+        assert_eq!(code, Some(tonic::Code::InvalidArgument), "{answer:?}");
+    }
+    ids
+}
+
+#[tokio::test]
+async fn every_record_of_a_burst_of_concurrent_audited_calls_reaches_the_log_once() {
+    let app = spawn_app().await;
+    let developer = token("dana", &[Role::Developer]);
+    // Concurrent callers' records are committed in groups, several groups at once.
+    let ids = audited_burst(&app, &developer, 60, "burst").await;
+    let action = "/prfix.agent.v1.AgentService/CancelTask";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let logged = loop {
+        let mut logged = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let page = app
+                .audit_client()
+                .list_events(audit::ListEventsRequest {
+                    action: action.into(),
+                    page_size: 1_000,
+                    page_token: page_token.clone(),
+                    ..Default::default()
+                })
+                .await
+                .expect("list events")
+                .into_inner();
+            logged.extend(page.events.into_iter().map(|e| e.request_id));
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            page_token = page.next_page_token;
+        }
+        if logged.len() >= ids.len() || Instant::now() > deadline {
+            break logged;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mut logged_sorted = logged.clone();
+    logged_sorted.sort();
+    logged_sorted.dedup();
+    assert_eq!(logged_sorted.len(), logged.len(), "no record twice");
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(logged_sorted, expected, "one record per call, each with its call's request id");
+}
+
+#[tokio::test]
+async fn the_outbox_keeps_at_most_its_maximum_while_concurrent_calls_overflow_it() {
+    let max = 20;
+    let mut app = spawn_app_with(|s| s.gateway.access_outbox_max = max).await;
+    let developer = token("dana", &[Role::Developer]);
+    app.audit.stop().await;
+    // More calls than the outbox holds, at once: their groups are inserted side by side, and the
+    // calls beyond the bound are answered all the same (their records are dropped, loudly).
+    audited_burst(&app, &developer, 3 * usize::try_from(max).expect("small"), "over").await;
+    let pg = app.db.connect().await;
+    let stored: i64 = pg.query_one("SELECT count(*) FROM gateway.access_outbox", &[]).await.expect("count").get(0);
+    assert_eq!(stored, max, "the outbox is filled to its maximum and not past it");
+    let audit_addr = app.audit.addr;
+    restart_audit(&mut app, audit_addr).await;
+    let delivered = events_of(&app, "/prfix.agent.v1.AgentService/CancelTask", 20, Duration::from_secs(20)).await;
+    assert_eq!(delivered.len(), 20, "the records the outbox took are delivered");
+    assert!(delivered.iter().all(|e| e.request_id.starts_with("over-")));
+}
+
+#[tokio::test]
+async fn an_audited_calls_record_is_in_the_log_when_the_call_answers_and_skips_the_outbox() {
+    let app = spawn_app().await;
+    let developer = token("dana", &[Role::Developer]);
+    let ids = audited_burst(&app, &developer, 3, "direct").await;
+    // Asked once, right after the answers: no relay has to run first.
+    let logged = app
+        .audit_client()
+        .list_events(audit::ListEventsRequest {
+            action: "/prfix.agent.v1.AgentService/CancelTask".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("list events")
+        .into_inner()
+        .events;
+    let mut logged: Vec<String> = logged.into_iter().map(|e| e.request_id).collect();
+    logged.sort();
+    assert_eq!(logged, ids, "each call's record is committed in the log before the call is answered");
+    let pg = app.db.connect().await;
+    // The outbox's id sequence was never drawn from (a delivered row is deleted, its id is not).
+    let drawn: bool = pg
+        .query_one("SELECT is_called FROM gateway.access_outbox_id_seq", &[])
+        .await
+        .expect("the outbox's id sequence")
+        .get(0);
+    assert!(!drawn, "no record went through the outbox");
 }
