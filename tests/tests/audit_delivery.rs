@@ -327,3 +327,28 @@ async fn an_audited_calls_record_is_in_the_log_when_the_call_answers_and_skips_t
         .get(0);
     assert!(!drawn, "no record went through the outbox");
 }
+
+#[tokio::test]
+async fn a_caller_chosen_request_id_the_audit_log_would_refuse_is_replaced_and_the_call_is_still_recorded() {
+    let app = spawn_app().await;
+    let developer = token("dana", &[Role::Developer]);
+    let mut answered = Vec::new();
+    // Longer than the log's 1,024-character fields, and one with a character no id holds: each
+    // would have made the log refuse the call's record. The longest id a caller may choose is kept.
+    for id in ["x".repeat(5_000), "a\tb".to_owned(), "k".repeat(200)] {
+        let mut request = tonic::Request::new(agent::CancelTaskRequest { task_id: "t-none".into() });
+        request.metadata_mut().insert("x-request-id", id.parse().expect("a header value"));
+        let status = app.agent_client_as(&developer).cancel_task(request).await.expect_err("no such task");
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+        let given = status.metadata().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        answered.push(given.to_owned());
+    }
+    assert!(uuid::Uuid::parse_str(&answered[0]).is_ok(), "a new id, not the caller's: {}", &answered[0]);
+    assert!(uuid::Uuid::parse_str(&answered[1]).is_ok(), "a new id, not the caller's: {}", &answered[1]);
+    assert_eq!(answered[2], "k".repeat(200));
+    let logged = events_of(&app, "/prfix.agent.v1.AgentService/CancelTask", 3, Duration::from_secs(10)).await;
+    let mut logged: Vec<String> = logged.into_iter().map(|e| e.request_id).collect();
+    logged.sort();
+    answered.sort();
+    assert_eq!(logged, answered, "every call's record is in the log under the id its answer carried");
+}

@@ -144,8 +144,9 @@ pub(crate) fn build(
     router = router.layer(axum::middleware::from_fn_with_state(Arc::new(limits), crate::oversize::refuse));
     router = secured(router);
     let outer = ServiceBuilder::new()
-        // Outermost: every request gets an id (the caller's `x-request-id` or a new UUID) before
-        // anything logs or is forwarded; upstreams receive it and the response carries it back.
+        // Outermost: every request gets an id (the caller's fitting `x-request-id` or a new UUID)
+        // before anything logs or is forwarded; upstreams receive it and the response carries it back.
+        .layer(tower::util::MapRequestLayer::new(prfix_runtime::grpc::without_unfit_request_id))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(PropagateRequestIdLayer::x_request_id())
         // Then a span per request with method, request id and the W3C trace context (the caller's

@@ -138,8 +138,9 @@ pub async fn serve(
         builder = builder.tls_config(tls)?;
     }
     let server = builder
-        // Outermost: every request gets an id (the caller's `x-request-id` or a new UUID) before
-        // anything logs, and the id goes back in the response headers.
+        // Outermost: every request gets an id (the caller's fitting `x-request-id` or a new UUID)
+        // before anything logs, and the id goes back in the response headers.
+        .layer(tower::util::MapRequestLayer::new(without_unfit_request_id))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(PropagateRequestIdLayer::x_request_id())
         // Then a span per request carrying method, request id and the W3C trace context, which it
@@ -148,6 +149,23 @@ pub async fn serve(
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, signal);
     with_grace(server, shutdown, drain).await.unwrap_or(Ok(()))
+}
+
+/// The longest `x-request-id` a caller may choose.
+pub const MAX_REQUEST_ID: usize = 200;
+
+/// `request` without its `x-request-id` when the caller's is longer than [`MAX_REQUEST_ID`] or
+/// holds anything but visible ASCII, so that the request-id layer gives it a new one. The id goes
+/// into logs and into audit records, whose fields the audit service bounds: an id it would refuse
+/// must not cost a call its access record.
+pub fn without_unfit_request_id<B>(mut request: http::Request<B>) -> http::Request<B> {
+    let fits = |id: &http::HeaderValue| {
+        id.len() <= MAX_REQUEST_ID && !id.is_empty() && id.as_bytes().iter().all(|b| b.is_ascii_graphic())
+    };
+    if request.headers().get("x-request-id").is_some_and(|id| !fits(id)) {
+        request.headers_mut().remove("x-request-id");
+    }
+    request
 }
 
 /// Runs `server` to its end, or until `drain.delay + drain.grace` after `shutdown`, whichever
