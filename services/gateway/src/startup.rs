@@ -252,11 +252,9 @@ impl Application {
             refresh_ttl: Duration::from_secs(settings.gateway.refresh_token_ttl_secs),
         };
         let jwks = issuer.jwks();
-        let security_audit = auth.audit.clone();
-        // Access records go straight to the audit log when it answers, else to the outbox.
         let access =
-            prfix_runtime::outbox::Outbox::new(pool.clone(), "access_outbox", settings.gateway.access_outbox_max)
-                .appending_directly(audit_channel.clone(), Arc::new(security_audit.clone()));
+            prfix_runtime::outbox::Outbox::new(pool.clone(), "access_outbox", settings.gateway.access_outbox_max);
+        let security_audit = auth.audit.clone();
         let common = &settings.common;
         let denials = prfix_auth::denials::Denials::start(
             Arc::new(security_audit.clone()),

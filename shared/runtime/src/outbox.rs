@@ -25,7 +25,7 @@ use prfix_proto::prost::Message;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
-use crate::outbox_group::{Committer, Direct, Pending, Queued};
+use crate::outbox_group::{Committer, Pending, Queued};
 
 /// Records per AppendBatch.
 const BATCH: i64 = 500;
@@ -72,8 +72,6 @@ pub struct Outbox {
     pending: Arc<Pending>,
     /// Inserts records in groups; started on first use (inside the runtime).
     committer: Arc<std::sync::OnceLock<Committer>>,
-    /// The audit service groups are appended to first, when set.
-    direct: Option<Direct>,
     /// Counters.
     pub stats: Arc<OutboxStats>,
 }
@@ -87,29 +85,18 @@ impl Outbox {
             max_pending,
             pending: Arc::default(),
             committer: Arc::default(),
-            direct: None,
             stats: Arc::new(OutboxStats::default()),
         }
     }
 
-    /// The outbox, appending each group of records straight to the audit service through `channel`
-    /// with tokens from `tokens` first, and keeping in the table only what that does not take
-    /// (`crate::outbox_group`). Set before the first record is queued.
-    #[must_use]
-    pub fn appending_directly(mut self, channel: Channel, tokens: Arc<dyn TokenSource>) -> Self {
-        self.direct = Some(Direct { channel, tokens });
-        self
-    }
-
-    /// Queues `event` and returns once it is committed, together with the records of concurrent
-    /// callers: in the audit log when the outbox appends directly and the log takes it, else in one
-    /// INSERT into the table (`crate::outbox_group`). When the outbox is full the record is refused
+    /// Queues `event` and returns once it is committed, in one INSERT with the records of
+    /// concurrent callers (`crate::outbox_group`). When the outbox is full the record is refused
     /// with an error log and a count; a database failure is logged with the record's content.
     pub async fn enqueue(&self, event: &pb::AuditEvent) {
-        let committer = self.committer.get_or_init(|| {
-            Committer::start(self.pool.clone(), self.table, self.max_pending, self.pending.clone(), self.direct.clone())
-        });
-        match committer.queue(event.encode_to_vec().into()).await {
+        let committer = self
+            .committer
+            .get_or_init(|| Committer::start(self.pool.clone(), self.table, self.max_pending, self.pending.clone()));
+        match committer.queue(event.encode_to_vec()).await {
             Queued::Stored => {}
             Queued::Full => {
                 self.stats.dropped_full.fetch_add(1, Ordering::Relaxed);
