@@ -243,34 +243,9 @@ async fn every_record_of_a_burst_of_concurrent_audited_calls_reaches_the_log_onc
     let developer = token("dana", &[Role::Developer]);
     // Concurrent callers' records are committed in groups.
     let ids = audited_burst(&app, &developer, 60, "burst").await;
-    let action = "/prfix.agent.v1.AgentService/CancelTask";
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let logged = loop {
-        let mut logged = Vec::new();
-        let mut page_token = String::new();
-        loop {
-            let page = app
-                .audit_client()
-                .list_events(audit::ListEventsRequest {
-                    action: action.into(),
-                    page_size: 1_000,
-                    page_token: page_token.clone(),
-                    ..Default::default()
-                })
-                .await
-                .expect("list events")
-                .into_inner();
-            logged.extend(page.events.into_iter().map(|e| e.request_id));
-            if page.next_page_token.is_empty() {
-                break;
-            }
-            page_token = page.next_page_token;
-        }
-        if logged.len() >= ids.len() || Instant::now() > deadline {
-            break logged;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    // One page holds them all (60 of ListEvents' default 100).
+    let logged = events_of(&app, "/prfix.agent.v1.AgentService/CancelTask", ids.len(), Duration::from_secs(30)).await;
+    let logged: Vec<String> = logged.into_iter().map(|e| e.request_id).collect();
     let mut logged_sorted = logged.clone();
     logged_sorted.sort();
     logged_sorted.dedup();
